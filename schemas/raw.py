@@ -1,0 +1,147 @@
+"""Contracts of the raw deliveries a statistics office receives.
+
+Each model describes one source after parsing: English column names, the header each column has in the
+delivered file (``metadata["header"]``), types, allowed codes, ranges and key uniqueness. The loader
+(``social_monitor.ingest``) reads a file with DuckDB, parses it into these columns and validates it with
+the polars backend of Pandera, so an extract is never copied into pandas.
+
+Every model carries the lineage columns ``source_file`` and ``source_line`` (the line in the delivered
+file, header = line 1, or the row number + 1 in a Parquet file) so that every failure can be named by
+file, row and column, and ``report_cycle`` / ``reference_date`` of the delivery.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandera.polars as pa
+import polars as pl
+
+from schemas.reference import unterbezirk_codes
+
+SEX_CODES = ["m", "w", "d", "o"]  # männlich, weiblich, divers, ohne Angabe
+NATIONALITY_GROUPS = ["deutsch", "EU", "Drittstaat", "staatenlos/ungeklärt"]
+RESIDENCE_TYPES = ["H", "N"]  # Hauptwohnung, Nebenwohnung
+SGB12_KINDS = ["HLU", "GSI"]  # Hilfe zum Lebensunterhalt (3. Kap.), Grundsicherung im Alter/bei EM (4. Kap.)
+MAX_AGE = 120
+
+
+def column(header: str, *, personal: bool = False, **checks) -> object:
+    """A contract column: ``header`` is its name in the delivered file.
+
+    ``personal`` marks columns whose values must never appear in messages, logs or metadata.
+    """
+    return pa.Field(metadata={"header": header, "personal": personal}, **checks)
+
+
+def _lineage(**checks) -> object:
+    return pa.Field(metadata={"header": None, "personal": False}, **checks)
+
+
+class RawDelivery(pa.DataFrameModel):
+    """Columns every parsed delivery carries besides its own."""
+
+    source_file: str = _lineage()
+    source_line: pl.Int64 = _lineage(ge=1)
+    report_cycle: pl.Int32 = _lineage(in_range={"min_value": 1990, "max_value": 2100})
+    reference_date: dt.date = _lineage()
+
+    class Config:
+        strict = True
+        coerce = False
+
+    @pa.dataframe_check(error="reference_date must be 31 December of the report cycle")
+    def reference_date_is_end_of_cycle(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        ref = pl.col("reference_date")
+        return data.lazyframe.select(
+            (ref.dt.year() == pl.col("report_cycle")) & (ref.dt.month() == 12) & (ref.dt.day() == 31)
+        )
+
+
+class _BornBeforeReference(RawDelivery):
+    """Sources with a date of birth: born on or before the reference date and at most 120 years old."""
+
+    @pa.dataframe_check(error="birth_date must lie on or before the reference date and at most 120 years before")
+    def birth_date_plausible(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        birth, ref = pl.col("birth_date"), pl.col("reference_date")
+        return data.lazyframe.select(
+            (birth <= ref) & (birth > ref.dt.offset_by(f"-{MAX_AGE + 1}y"))
+        )
+
+
+class RegisterPersons(_BornBeforeReference):
+    """Bevölkerungsbestand: one row per registered person at the reference date (Melderegister)."""
+
+    person_key: str = column("Personen_ID", personal=True, str_length={"min_value": 1, "max_value": 64})
+    birth_date: dt.date = column("Geburtsdatum", personal=True)
+    sex: str = column("Geschlecht", isin=SEX_CODES)
+    nationality_group: str = column("Staatsangehörigkeit", isin=NATIONALITY_GROUPS)
+    residence_type: str = column("Wohnungsstatus", isin=RESIDENCE_TYPES)
+    move_in_date: dt.date = column("Zuzugsdatum", personal=True, nullable=True)
+    unterbezirk_id: str = column("Unterbezirk", isin=unterbezirk_codes())
+    street_key: str = column("Straßenschlüssel", personal=True, str_matches=r"^\d{5}$")
+    house_number: str = column("Hausnummer", personal=True, str_length={"min_value": 1, "max_value": 8})
+
+    class Config:
+        unique = ["person_key"]
+
+    @pa.dataframe_check(error="move_in_date must lie between birth_date and the reference date")
+    def move_in_after_birth(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        move_in = pl.col("move_in_date")
+        return data.lazyframe.select(
+            move_in.is_null() | ((move_in >= pl.col("birth_date")) & (move_in <= pl.col("reference_date")))
+        )
+
+
+class Sgb2Recipients(RawDelivery):
+    """SGB II (Grundsicherung für Arbeitsuchende), Bundesagentur für Arbeit: one row per
+    Leistungsberechtigte(r) at the reference date, with the Bedarfsgemeinschaft."""
+
+    person_key: str = column("Personen_ID", personal=True, str_length={"min_value": 1, "max_value": 64})
+    household_key: str = column("BG_Nummer", personal=True, str_length={"min_value": 1, "max_value": 64})
+    age: pl.Int16 = column("Alter", in_range={"min_value": 0, "max_value": 67})
+    unterbezirk_id: str = column("Unterbezirk", isin=unterbezirk_codes())
+
+    class Config:
+        unique = ["person_key"]
+
+
+class Sgb12Recipients(_BornBeforeReference):
+    """SGB XII (Sozialhilfe), Sozialamt: Hilfe zum Lebensunterhalt (HLU) and Grundsicherung im Alter
+    und bei Erwerbsminderung (GSI), one row per recipient at the reference date."""
+
+    person_key: str = column("Personen_ID", personal=True, str_length={"min_value": 1, "max_value": 64})
+    benefit_kind: str = column("Leistungsart", isin=SGB12_KINDS)
+    birth_date: dt.date = column("Geburtsdatum", personal=True)
+    unterbezirk_id: str = column("Unterbezirk", isin=unterbezirk_codes())
+
+    class Config:
+        unique = ["person_key"]
+
+
+class AsylblgRecipients(_BornBeforeReference):
+    """Asylbewerberleistungsgesetz (AsylbLG), Sozialamt: one row per recipient at the reference date."""
+
+    person_key: str = column("Personen_ID", personal=True, str_length={"min_value": 1, "max_value": 64})
+    birth_date: dt.date = column("Geburtsdatum", personal=True)
+    sex: str = column("Geschlecht", isin=SEX_CODES)
+    unterbezirk_id: str = column("Unterbezirk", isin=unterbezirk_codes())
+
+    class Config:
+        unique = ["person_key"]
+
+
+def file_columns(model: type[RawDelivery]) -> dict[str, str]:
+    """``{header in the file: column name}`` for the columns a delivered file must have, in order."""
+    schema = model.to_schema()
+    return {
+        col.metadata["header"]: name
+        for name, col in schema.columns.items()
+        if col.metadata and col.metadata.get("header")
+    }
+
+
+def personal_columns(model: type[RawDelivery]) -> set[str]:
+    """Columns whose values must never be shown."""
+    schema = model.to_schema()
+    return {name for name, col in schema.columns.items() if col.metadata and col.metadata.get("personal")}

@@ -1,0 +1,1 @@
+"""Domain logic of the social monitoring pipeline: plain Python, no Dagster inside."""
