@@ -5,8 +5,8 @@ delivered file (``metadata["header"]``), types, allowed codes, ranges and key un
 (``social_monitor.ingest``) reads a file with DuckDB, parses it into these columns and validates it with
 the polars backend of Pandera, so an extract is never copied into pandas.
 
-Every model carries the lineage columns ``source_file`` and ``source_line`` (the line in the delivered
-file, header = line 1, or the row number + 1 in a Parquet file) so that every failure can be named by
+Every model carries the lineage columns ``source_file`` and ``source_line`` (the line in a delivered text
+file, header = line 1, or the 1-based row number in a Parquet file) so that every failure can be named by
 file, row and column, and ``report_cycle`` / ``reference_date`` of the delivery.
 """
 

@@ -1,0 +1,57 @@
+-- Counts per report cycle and Unterbezirk, the lowest level: every other level adds these up.
+-- Every Unterbezirk of the reference geography has a row in every complete cycle (zero where empty).
+{% set bound = var('sgb2_age_bound') %}
+with residents as (
+    select
+        report_cycle,
+        unterbezirk_id,
+        count(*) as residents,
+        count(*) filter (where age_years < 15) as residents_age_0_14,
+        count(*) filter (where age_years between 15 and 64) as residents_age_15_64,
+        count(*) filter (where age_years >= 65) as residents_age_65_plus,
+        count(*) filter (where age_years < 18) as residents_age_0_17,
+        count(*) filter (where age_years < {{ bound }}) as residents_below_sgb2_age_bound,
+        count(*) filter (where is_non_german) as residents_non_german
+    from {{ ref('stg_register__persons') }}
+    where is_main_residence
+    group by report_cycle, unterbezirk_id
+),
+
+recipients as (
+    select
+        report_cycle,
+        unterbezirk_id,
+        count(*) as recipients_transfer,
+        count(*) filter (where age_years < 15) as recipients_transfer_age_0_14,
+        count(*) filter (where age_years >= 65) as recipients_transfer_age_65_plus,
+        count(*) filter (where scheme = 'sgb2') as recipients_sgb2,
+        count(*) filter (where scheme = 'sgb12_hlu') as recipients_sgb12_hlu,
+        count(*) filter (where scheme = 'sgb12_gsi') as recipients_sgb12_gsi,
+        count(*) filter (where scheme = 'asylblg') as recipients_asylblg
+    from {{ ref('int_transfer_recipients') }}
+    group by report_cycle, unterbezirk_id
+)
+
+select
+    cycles.report_cycle,
+    areas.unterbezirk_id,
+    coalesce(residents.residents, 0) as residents,
+    coalesce(residents.residents_age_0_14, 0) as residents_age_0_14,
+    coalesce(residents.residents_age_15_64, 0) as residents_age_15_64,
+    coalesce(residents.residents_age_65_plus, 0) as residents_age_65_plus,
+    coalesce(residents.residents_age_0_17, 0) as residents_age_0_17,
+    coalesce(residents.residents_below_sgb2_age_bound, 0) as residents_below_sgb2_age_bound,
+    coalesce(residents.residents_non_german, 0) as residents_non_german,
+    coalesce(recipients.recipients_transfer, 0) as recipients_transfer,
+    coalesce(recipients.recipients_transfer_age_0_14, 0) as recipients_transfer_age_0_14,
+    coalesce(recipients.recipients_transfer_age_65_plus, 0) as recipients_transfer_age_65_plus,
+    coalesce(recipients.recipients_sgb2, 0) as recipients_sgb2,
+    coalesce(recipients.recipients_sgb12_hlu, 0) as recipients_sgb12_hlu,
+    coalesce(recipients.recipients_sgb12_gsi, 0) as recipients_sgb12_gsi,
+    coalesce(recipients.recipients_asylblg, 0) as recipients_asylblg
+from {{ ref('int_report_cycles') }} as cycles
+cross join {{ ref('int_area_hierarchy') }} as areas
+left join residents
+    on cycles.report_cycle = residents.report_cycle and areas.unterbezirk_id = residents.unterbezirk_id
+left join recipients
+    on cycles.report_cycle = recipients.report_cycle and areas.unterbezirk_id = recipients.unterbezirk_id

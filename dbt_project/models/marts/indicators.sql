@@ -1,0 +1,13 @@
+-- The indicator catalogue: what every indicator in area_indicators means and how it is computed.
+select
+    indicator_id,
+    sort_order,
+    name_de,
+    description_de,
+    numerator_measure,
+    denominator_measure,
+    unit,
+    scale,
+    direction,
+    topic_field
+from {{ ref('indicator_catalogue') }}

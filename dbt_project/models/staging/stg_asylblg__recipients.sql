@@ -1,0 +1,12 @@
+-- AsylbLG Leistungsberechtigte.
+with source as (
+    select * from {{ source('raw', 'asylblg') }}
+)
+
+select
+    report_cycle,
+    reference_date,
+    person_key,
+    unterbezirk_id,
+    {{ age_at('birth_date', 'reference_date') }} as age_years
+from source

@@ -1,0 +1,18 @@
+-- One row per registered person and report cycle, with the age at the reference date.
+with source as (
+    select * from {{ source('raw', 'register') }}
+)
+
+select
+    report_cycle,
+    reference_date,
+    person_key,
+    unterbezirk_id,
+    sex,
+    nationality_group,
+    nationality_group <> 'deutsch' as is_non_german,
+    residence_type = 'H' as is_main_residence,
+    birth_date,
+    move_in_date,
+    {{ age_at('birth_date', 'reference_date') }} as age_years
+from source

@@ -1,0 +1,13 @@
+-- SGB II Leistungsberechtigte; the Bundesagentur delivers the age at the reference date.
+with source as (
+    select * from {{ source('raw', 'sgb2') }}
+)
+
+select
+    report_cycle,
+    reference_date,
+    person_key,
+    household_key,
+    unterbezirk_id,
+    cast(age as integer) as age_years
+from source

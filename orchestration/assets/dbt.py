@@ -1,0 +1,31 @@
+"""The dbt models (staging → intermediate → marts) and the reference seeds as Dagster assets.
+
+The models are rebuilt over every loaded report cycle in one `dbt build`; dbt tests become asset checks.
+"""
+
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+
+from orchestration.dbt_project import dbt_project
+
+
+class Translator(DagsterDbtTranslator):
+    """Groups by layer (reference, staging, intermediate, marts); marts keep their plain names."""
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["resource_type"] == "seed":
+            return "reference"
+        fqn = dbt_resource_props.get("fqn", [])
+        return fqn[1] if len(fqn) > 2 else "marts"
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]):
+        return ["team:social-planning"]
+
+
+@dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=Translator())
+def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    yield from dbt.cli(["build"], context=context).stream()

@@ -1,0 +1,35 @@
+"""The published marts: the separate DuckDB file BI tools open read-only, swapped in atomically."""
+
+
+from pathlib import Path
+
+import dagster as dg
+
+from orchestration.resources import PipelineSettings, WarehouseResource
+from social_monitor.publish import publish
+from social_monitor.settings import CityConfig
+
+
+@dg.asset(
+    key=["published", "marts"],
+    group_name="publish",
+    deps=[dg.AssetKey(["classification", "action_areas"]), dg.AssetKey(["marts", "area_indicators"]),
+          dg.AssetKey(["marts", "indicators"]), dg.AssetKey(["marts", "areas"])],
+    kinds={"duckdb"},
+    owners=["team:social-planning"],
+    description=(
+        "The published file (default data/published/marts.duckdb) with only aggregated tables: areas, "
+        "indicators, area_indicators, action_areas, action_area_indicators, action_area_quartiere and "
+        "publication. Built beside the target, validated against schemas/published.py and swapped in "
+        "with an atomic rename, so BI readers never see a half-written file."
+    ),
+)
+def published_marts(context: dg.AssetExecutionContext, warehouse: WarehouseResource, pipeline: PipelineSettings):
+    config = CityConfig.from_file(Path(pipeline.config_path))
+    counts = publish(Path(warehouse.path), Path(pipeline.published_path), city_name=config.city_name)
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(pipeline.published_path),
+            **{f"rows_{table}": rows for table, rows in counts.items()},
+        }
+    )

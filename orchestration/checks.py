@@ -1,0 +1,89 @@
+"""Asset checks that show in the UI beside the dbt tests."""
+
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from orchestration.resources import PipelineSettings, WarehouseResource
+from schemas.published import PUBLISHED_TABLES
+from social_monitor.deliveries import SOURCES
+
+
+def build_row_balance_check(source_name: str) -> dg.AssetChecksDefinition:
+    table = SOURCES[source_name].table
+
+    @dg.asset_check(
+        asset=dg.AssetKey(["raw", source_name]),
+        name="rows_in_equal_accepted_plus_rejected",
+        description="For every loaded delivery: rows in = rows accepted + rows rejected, and the raw table "
+        "holds exactly the accepted rows of each report cycle.",
+    )
+    def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        with warehouse.connect() as con:
+            rows = con.execute(
+                f"""
+                select d.report_cycle, d.rows_in, d.rows_accepted, d.rows_rejected, coalesce(t.n, 0) as in_table
+                from raw.deliveries d
+                left join (select report_cycle, count(*) as n from raw.{table} group by 1) t using (report_cycle)
+                where d.source = ?
+                order by d.report_cycle
+                """,
+                [source_name],
+            ).fetchall()
+        broken = [r for r in rows if r[1] != r[2] + r[3] or r[2] != r[4]]
+        return dg.AssetCheckResult(
+            passed=bool(rows) and not broken,
+            metadata={
+                "cycles_checked": len(rows),
+                "unbalanced_cycles": ", ".join(str(r[0]) for r in broken) or "none",
+                "rows_rejected": sum(r[3] for r in rows),
+            },
+        )
+
+    return _check
+
+
+@dg.asset_check(
+    asset=dg.AssetKey(["published", "marts"]),
+    name="only_aggregated_tables",
+    description="The published file holds exactly the contract's tables (schemas/published.py) and no "
+    "column that could carry a person: no person key, birth date, address or household key.",
+)
+def only_aggregated_tables(pipeline: PipelineSettings) -> dg.AssetCheckResult:
+    with duckdb.connect(str(Path(pipeline.published_path)), read_only=True) as con:
+        tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+        columns = [r[0] for r in con.execute("select column_name from information_schema.columns").fetchall()]
+    expected = set(PUBLISHED_TABLES) | {"publication"}
+    personal = [c for c in columns if any(w in c for w in ("person", "birth", "street", "house", "household"))]
+    return dg.AssetCheckResult(
+        passed=tables == expected and not personal,
+        metadata={"tables": ", ".join(sorted(tables)), "unexpected_tables": ", ".join(sorted(tables - expected)),
+                  "suspicious_columns": ", ".join(personal) or "none"},
+    )
+
+
+@dg.asset_check(
+    asset=dg.AssetKey(["classification", "action_areas"]),
+    name="every_area_classified_in_every_cycle",
+    description="Every Sozialraum of the reference geography has exactly one classification per cycle.",
+)
+def every_area_classified(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.connect() as con:
+        rows = con.execute(
+            """
+            select c.report_cycle, count(a.area_id) as classified,
+                   (select count(*) from marts.areas where area_level = 'sozialraum') as expected
+            from intermediate.int_report_cycles c
+            left join classification.action_areas a using (report_cycle)
+            group by c.report_cycle order by 1
+            """
+        ).fetchall()
+    return dg.AssetCheckResult(
+        passed=bool(rows) and all(r[1] == r[2] for r in rows),
+        metadata={str(r[0]): f"{r[1]} of {r[2]}" for r in rows},
+    )
+
+
+checks = [build_row_balance_check(name) for name in SOURCES] + [only_aggregated_tables, every_area_classified]

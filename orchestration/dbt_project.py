@@ -1,0 +1,20 @@
+"""The dbt project as Dagster sees it. dagster-dbt prepares the manifest (``dbt parse``); it is never
+committed."""
+
+from __future__ import annotations
+
+import os
+
+from dagster_dbt import DbtProject
+
+from social_monitor.settings import DBT_PROJECT_DIR, load_settings
+
+# dbt's profile reads the warehouse path from this variable; point it at the same file the assets use.
+os.environ.setdefault("SOCIAL_MONITOR_WAREHOUSE", str(load_settings().warehouse_path))
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+if not dbt_project.manifest_path.exists():
+    # Outside `dagster dev` (tests, `dagster asset materialize`) nothing else prepares the manifest.
+    dbt_project.preparer.prepare(dbt_project)
+else:
+    dbt_project.prepare_if_dev()

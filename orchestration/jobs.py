@@ -1,0 +1,68 @@
+"""Jobs, the nightly schedule and the sensor that picks up new deliveries."""
+
+
+import json
+from pathlib import Path
+
+import dagster as dg
+
+from orchestration.partitions import REPORT_CYCLES, report_cycle_partitions
+from social_monitor.deliveries import find_manifests
+from social_monitor.settings import load_settings
+
+RAW = dg.AssetSelection.groups("raw")
+
+ingest_job = dg.define_asset_job(
+    "ingest_deliveries",
+    selection=RAW,
+    partitions_def=report_cycle_partitions,
+    description="Load and validate the deliveries of one report cycle into the warehouse's raw schema.",
+)
+
+build_marts_job = dg.define_asset_job(
+    "build_marts",
+    selection=dg.AssetSelection.all() - RAW,
+    description="Rebuild the dbt models over every loaded cycle, classify the action areas, publish.",
+)
+
+nightly_schedule = dg.ScheduleDefinition(
+    name="nightly_build_marts",
+    job=build_marts_job,
+    cron_schedule="0 2 * * *",
+    execution_timezone="Europe/Berlin",
+    description="Every night at 02:00: rebuild marts, classification and the published file.",
+)
+
+
+@dg.sensor(
+    job=ingest_job,
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Watches the landing folder for delivery manifests (<source>_<YYYY-12-31>.manifest.json). A new "
+    "or changed delivery of a configured report cycle starts an ingest run for that source and cycle; the "
+    "nightly schedule then rebuilds the marts. A delivery for a cycle not in config/city.yml is skipped with "
+    "a message.",
+)
+def new_delivery_sensor(context: dg.SensorEvaluationContext):
+    landing = load_settings().landing_dir
+    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    requests, skipped = [], []
+    for manifest in find_manifests(Path(landing)) if landing.exists() else []:
+        key = manifest.path.name
+        if seen.get(key) == manifest.sha256:
+            continue
+        if manifest.report_cycle not in REPORT_CYCLES:
+            skipped.append(f"{key}: report cycle {manifest.report_cycle} is not in config/city.yml")
+            continue
+        seen[key] = manifest.sha256
+        requests.append(
+            dg.RunRequest(
+                run_key=f"{key}:{manifest.sha256}",
+                partition_key=str(manifest.report_cycle),
+                asset_selection=[dg.AssetKey(["raw", manifest.source])],
+            )
+        )
+    context.update_cursor(json.dumps(seen, sort_keys=True))
+    if not requests:
+        return dg.SkipReason("; ".join(skipped) or f"no new delivery in {landing}")
+    return requests

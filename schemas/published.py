@@ -1,0 +1,128 @@
+"""Contracts of the published marts: the only tables BI tools see.
+
+Every published table must match its model exactly (``strict``): a column that is not in the contract
+(a person key, say) fails the publication before the file is swapped in. All tables are aggregates.
+"""
+
+from __future__ import annotations
+
+import pandera.polars as pa
+import polars as pl
+
+AREA_LEVELS = ["city", "stadtbezirk", "statistischer_bezirk", "sozialraum", "unterbezirk"]
+CHANGES = ["first_cycle", "kept", "new", "released", "not_action_area"]
+
+
+class _Published(pa.DataFrameModel):
+    class Config:
+        strict = True
+        coerce = False
+
+
+class Areas(_Published):
+    """Die Gebietsgliederung: every area of every level."""
+
+    area_level: str = pa.Field(isin=AREA_LEVELS)
+    area_id: str
+    area_name: str
+    stadtbezirk_id: str = pa.Field(nullable=True)
+    bezirk_id: str = pa.Field(nullable=True)
+    sozialraum_id: str = pa.Field(nullable=True)
+    name_status: str = pa.Field(isin=["published", "assumed"])
+
+    class Config:
+        unique = ["area_level", "area_id"]
+
+
+class Indicators(_Published):
+    """Der Indikatorenkatalog."""
+
+    indicator_id: str = pa.Field(unique=True)
+    sort_order: pl.Int32
+    name_de: str
+    description_de: str = pa.Field(nullable=True)
+    numerator_measure: str
+    denominator_measure: str = pa.Field(nullable=True)
+    unit: str
+    scale: pl.Int32
+    direction: str = pa.Field(isin=["higher_is_worse", "higher_is_better", "neutral"])
+    topic_field: str = pa.Field(nullable=True)
+
+
+class AreaIndicators(_Published):
+    """Indikatoren je Gebiet und Berichtsjahr."""
+
+    report_cycle: pl.Int32
+    area_level: str = pa.Field(isin=AREA_LEVELS)
+    area_id: str
+    indicator_id: str
+    numerator: pl.Int64 = pa.Field(nullable=True)
+    denominator: pl.Int64 = pa.Field(nullable=True, ge=0)
+    value: pl.Float64 = pa.Field(nullable=True)
+    city_value: pl.Float64 = pa.Field(nullable=True)
+
+    class Config:
+        unique = ["report_cycle", "area_level", "area_id", "indicator_id"]
+
+
+class ActionAreas(_Published):
+    """Aktionsräume je Berichtsjahr: one row per cycle and area of the classified level."""
+
+    report_cycle: pl.Int32
+    area_level: str
+    area_id: str
+    area_name: str = pa.Field(nullable=True)
+    is_action_area: bool
+    change_since_previous: str = pa.Field(isin=CHANGES)
+    indicators_worse_count: pl.Int32 = pa.Field(ge=0)
+    min_indicators_worse: pl.Int32 = pa.Field(ge=1)
+    indicators_worse: str = pa.Field(nullable=True)
+    reasons: str = pa.Field(nullable=True)
+
+    class Config:
+        unique = ["report_cycle", "area_id"]
+
+
+class ActionAreaIndicators(_Published):
+    """The values behind each classification: the area's value and the city value per rule indicator."""
+
+    report_cycle: pl.Int32
+    area_id: str
+    indicator_id: str
+    value: pl.Float64 = pa.Field(nullable=True)
+    city_value: pl.Float64 = pa.Field(nullable=True)
+    is_worse: bool
+
+
+class ActionAreaQuartiere(_Published):
+    """The Quartiere (Unterbezirke) inside each action area, and whether each is still worse than the city."""
+
+    report_cycle: pl.Int32
+    area_id: str
+    unterbezirk_id: str
+    unterbezirk_name: str = pa.Field(nullable=True)
+    indicator_id: str
+    value: pl.Float64 = pa.Field(nullable=True)
+    city_value: pl.Float64 = pa.Field(nullable=True)
+    is_worse_than_city: bool
+
+
+class Publication(_Published):
+    """One row per published table: when, what and how many rows."""
+
+    table_name: str
+    row_count: pl.Int64 = pa.Field(ge=0)
+    published_at: pl.Datetime
+    report_cycles: str
+    city_name: str
+
+
+# published table name -> (source table in the warehouse, contract)
+PUBLISHED_TABLES: dict[str, tuple[str, type[_Published]]] = {
+    "areas": ("marts.areas", Areas),
+    "indicators": ("marts.indicators", Indicators),
+    "area_indicators": ("marts.area_indicators", AreaIndicators),
+    "action_areas": ("classification.action_areas", ActionAreas),
+    "action_area_indicators": ("classification.action_area_indicators", ActionAreaIndicators),
+    "action_area_quartiere": ("classification.action_area_quartiere", ActionAreaQuartiere),
+}

@@ -1,0 +1,217 @@
+"""Aktionsräume (action areas): areas whose social situation is below the city average, per report cycle.
+
+The Dortmund rule, as configuration: an area is an action area in a cycle when at least
+``min_indicators_worse`` of the rule's ``indicators`` are worse than the city value of that cycle, "worse"
+following each indicator's direction in the catalogue (``higher_is_worse`` or ``higher_is_better``).
+For every area the result records the values, the city values and which indicators put it in; each cycle
+is compared with the previous one (kept, new, released); and inside each action area the Quartiere
+(Unterbezirke) still worse than the city on ``quartier_indicator`` are named.
+
+Plain Python on polars frames, no Dagster: the engine of issue 3 grows from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import polars as pl
+
+DIRECTIONS = ("higher_is_worse", "higher_is_better")
+
+
+class RuleError(ValueError):
+    """A classification rule that cannot be applied to the given indicators."""
+
+
+@dataclass(frozen=True)
+class ActionAreaRule:
+    indicators: tuple[str, ...]
+    min_indicators_worse: int
+    area_level: str = "sozialraum"
+    quartier_indicator: str | None = "transfer_rate"
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, object]) -> ActionAreaRule:
+        known = {"indicators", "min_indicators_worse", "area_level", "quartier_indicator"}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise RuleError(f"unknown key(s) in the action-area rule: {', '.join(unknown)}")
+        indicators = tuple(config.get("indicators") or ())
+        if not indicators:
+            raise RuleError("the action-area rule names no indicators")
+        minimum = int(config.get("min_indicators_worse", len(indicators)))
+        if not 1 <= minimum <= len(indicators):
+            raise RuleError(f"min_indicators_worse must lie between 1 and {len(indicators)}, not {minimum}")
+        return cls(
+            indicators=indicators,
+            min_indicators_worse=minimum,
+            area_level=str(config.get("area_level", "sozialraum")),
+            quartier_indicator=config.get("quartier_indicator", "transfer_rate"),
+        )
+
+
+@dataclass(frozen=True)
+class ActionAreaResult:
+    areas: pl.DataFrame  # one row per cycle and area
+    indicators: pl.DataFrame  # one row per cycle, area and rule indicator: value, city value, is worse
+    quartiere: pl.DataFrame  # one row per cycle and Unterbezirk inside an action area
+
+
+def classify_action_areas(
+    area_indicators: pl.DataFrame,
+    catalogue: pl.DataFrame,
+    rule: ActionAreaRule,
+    *,
+    area_names: Mapping[str, str] | None = None,
+    quartier_indicators: pl.DataFrame | None = None,
+    quartier_areas: Mapping[str, str] | None = None,
+    quartier_names: Mapping[str, str] | None = None,
+) -> ActionAreaResult:
+    """Classify the areas of ``area_indicators``.
+
+    ``area_indicators``: report_cycle, area_id, indicator_id, value, city_value (one area level).
+    ``catalogue``: indicator_id, name_de, unit, direction.
+    ``quartier_indicators``: the same columns for the Unterbezirke, and ``quartier_areas`` maps each
+    Unterbezirk to its area; both optional.
+    """
+    directions = _directions(catalogue, rule)
+    names = dict(zip(catalogue["indicator_id"], catalogue["name_de"], strict=True))
+    units = dict(zip(catalogue["indicator_id"], catalogue["unit"], strict=True))
+    details = _indicator_details(area_indicators, rule, directions)
+
+    areas = (
+        details.group_by("report_cycle", "area_id")
+        .agg(
+            pl.col("is_worse").sum().cast(pl.Int32).alias("indicators_worse_count"),
+            pl.col("indicator_id").filter(pl.col("is_worse")).sort().alias("worse"),
+        )
+        .with_columns(
+            (pl.col("indicators_worse_count") >= rule.min_indicators_worse).alias("is_action_area"),
+            pl.col("worse").list.join(", ").alias("indicators_worse"),
+        )
+        .sort("area_id", "report_cycle")
+    )
+    areas = _compare_with_previous(areas)
+    reasons = _reasons(details, names, units)
+    areas = (
+        areas.join(reasons, on=["report_cycle", "area_id"], how="left")
+        .with_columns(
+            pl.col("area_id").replace_strict(area_names or {}, default=None).alias("area_name"),
+            pl.lit(rule.area_level).alias("area_level"),
+            pl.lit(rule.min_indicators_worse).cast(pl.Int32).alias("min_indicators_worse"),
+        )
+        .select(
+            "report_cycle", "area_level", "area_id", "area_name", "is_action_area", "change_since_previous",
+            "indicators_worse_count", "min_indicators_worse", "indicators_worse", "reasons",
+        )
+        .sort("report_cycle", "area_id")
+    )
+
+    quartiere = _quartiere(areas, quartier_indicators, quartier_areas, quartier_names, rule, directions)
+    return ActionAreaResult(areas=areas, indicators=details.sort("report_cycle", "area_id", "indicator_id"),
+                            quartiere=quartiere)
+
+
+def _directions(catalogue: pl.DataFrame, rule: ActionAreaRule) -> dict[str, str]:
+    known = dict(zip(catalogue["indicator_id"], catalogue["direction"], strict=True))
+    wanted = list(rule.indicators) + ([rule.quartier_indicator] if rule.quartier_indicator else [])
+    for indicator in wanted:
+        if indicator not in known:
+            raise RuleError(f"indicator {indicator!r} of the action-area rule is not in the indicator catalogue")
+        if known[indicator] not in DIRECTIONS:
+            raise RuleError(f"indicator {indicator!r} has direction {known[indicator]!r}; a rule needs "
+                            f"{' or '.join(DIRECTIONS)}")
+    return {indicator: known[indicator] for indicator in wanted}
+
+
+def _worse_expr(directions: Mapping[str, str]) -> pl.Expr:
+    higher_is_worse = [i for i, d in directions.items() if d == "higher_is_worse"]
+    return (
+        pl.when(pl.col("value").is_null() | pl.col("city_value").is_null())
+        .then(False)
+        .when(pl.col("indicator_id").is_in(higher_is_worse))
+        .then(pl.col("value") > pl.col("city_value"))
+        .otherwise(pl.col("value") < pl.col("city_value"))
+    )
+
+
+def _indicator_details(area_indicators: pl.DataFrame, rule: ActionAreaRule, directions: Mapping[str, str]):
+    required = {"report_cycle", "area_id", "indicator_id", "value", "city_value"}
+    missing = required - set(area_indicators.columns)
+    if missing:
+        raise RuleError(f"the indicator table lacks column(s) {', '.join(sorted(missing))}")
+    present = set(area_indicators["indicator_id"].unique().to_list())
+    absent = [i for i in rule.indicators if i not in present]
+    if absent:
+        raise RuleError(f"the indicator table has no values for {', '.join(absent)}")
+    return (
+        area_indicators.filter(pl.col("indicator_id").is_in(list(rule.indicators)))
+        .select("report_cycle", "area_id", "indicator_id", "value", "city_value")
+        .with_columns(_worse_expr(directions).alias("is_worse"))
+    )
+
+
+def _compare_with_previous(areas: pl.DataFrame) -> pl.DataFrame:
+    previous = pl.col("is_action_area").shift(1).over("area_id", order_by="report_cycle")
+    return areas.with_columns(
+        pl.when(previous.is_null())
+        .then(pl.lit("first_cycle"))
+        .when(pl.col("is_action_area") & previous)
+        .then(pl.lit("kept"))
+        .when(pl.col("is_action_area"))
+        .then(pl.lit("new"))
+        .when(previous)
+        .then(pl.lit("released"))
+        .otherwise(pl.lit("not_action_area"))
+        .alias("change_since_previous")
+    )
+
+
+def _format_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "–"
+    text = f"{value:,.1f}".replace(",", "X").replace(".", ",").replace("X", ".")
+    return f"{text} {unit}".strip()
+
+
+def _reasons(details: pl.DataFrame, names: Mapping[str, str], units: Mapping[str, str]) -> pl.DataFrame:
+    """German text per area and cycle: the indicators worse than the city, with both values."""
+    rows = []
+    for (cycle, area), group in details.filter(pl.col("is_worse")).group_by("report_cycle", "area_id"):
+        parts = [
+            f"{names[r['indicator_id']]} {_format_value(r['value'], units[r['indicator_id']])} "
+            f"(Stadt {_format_value(r['city_value'], units[r['indicator_id']])})"
+            for r in group.sort("indicator_id").iter_rows(named=True)
+        ]
+        rows.append({"report_cycle": cycle, "area_id": area, "reasons": "; ".join(parts)})
+    schema = {"report_cycle": details.schema["report_cycle"], "area_id": pl.Utf8, "reasons": pl.Utf8}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def _quartiere(areas, quartier_indicators, quartier_areas, quartier_names, rule, directions) -> pl.DataFrame:
+    schema = {
+        "report_cycle": areas.schema["report_cycle"], "area_id": pl.Utf8, "unterbezirk_id": pl.Utf8,
+        "unterbezirk_name": pl.Utf8, "indicator_id": pl.Utf8, "value": pl.Float64, "city_value": pl.Float64,
+        "is_worse_than_city": pl.Boolean,
+    }
+    if quartier_indicators is None or not rule.quartier_indicator or not quartier_areas:
+        return pl.DataFrame(schema=schema)
+    mapping = pl.DataFrame(
+        {"unterbezirk_id": list(quartier_areas), "area_id": list(quartier_areas.values())},
+        schema={"unterbezirk_id": pl.Utf8, "area_id": pl.Utf8},
+    )
+    action = areas.filter("is_action_area").select("report_cycle", "area_id")
+    return (
+        quartier_indicators.filter(pl.col("indicator_id") == rule.quartier_indicator)
+        .rename({"area_id": "unterbezirk_id"})
+        .join(mapping, on="unterbezirk_id", how="inner")
+        .join(action, on=["report_cycle", "area_id"], how="inner")
+        .with_columns(
+            _worse_expr(directions).alias("is_worse_than_city"),
+            pl.col("unterbezirk_id").replace_strict(quartier_names or {}, default=None).alias("unterbezirk_name"),
+        )
+        .select(list(schema))
+        .cast(schema)
+        .sort("report_cycle", "area_id", "unterbezirk_id")
+    )

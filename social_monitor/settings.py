@@ -1,0 +1,70 @@
+"""Where the pipeline reads and writes, and the city's configuration.
+
+Every path has a default inside the project folder and can be moved by an environment variable:
+
+- ``SOCIAL_MONITOR_DATA_DIR``: the data folder (default ``<project>/data``)
+- ``SOCIAL_MONITOR_LANDING_DIR``: where deliveries arrive (default ``<data>/landing``)
+- ``SOCIAL_MONITOR_WAREHOUSE``: the private DuckDB warehouse (default ``<data>/warehouse/warehouse.duckdb``)
+- ``SOCIAL_MONITOR_PUBLISHED``: the published file BI tools read (default ``<data>/published/marts.duckdb``)
+- ``SOCIAL_MONITOR_CONFIG``: the city configuration (default ``<project>/config/city.yml``)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    landing_dir: Path
+    warehouse_path: Path
+    published_path: Path
+    config_path: Path
+
+    def config(self) -> CityConfig:
+        return CityConfig.from_file(self.config_path)
+
+
+@dataclass(frozen=True)
+class CityConfig:
+    city_name: str
+    report_cycles: tuple[int, ...]
+    ingest_policy: str
+    action_areas: Mapping[str, object]
+
+    @classmethod
+    def from_file(cls, path: Path) -> CityConfig:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        missing = [key for key in ("report_cycles", "action_areas") if key not in raw]
+        if missing:
+            raise ValueError(f"{path}: missing {', '.join(missing)}")
+        cycles = tuple(sorted(int(c) for c in raw["report_cycles"]))
+        if len(set(cycles)) != len(cycles) or not cycles:
+            raise ValueError(f"{path}: report_cycles must be distinct years, got {raw['report_cycles']}")
+        return cls(
+            city_name=str(raw.get("city_name", "")),
+            report_cycles=cycles,
+            ingest_policy=str(raw.get("ingest_policy", "fail")),
+            action_areas=raw["action_areas"],
+        )
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    data_dir = Path(env.get("SOCIAL_MONITOR_DATA_DIR", PROJECT_DIR / "data")).resolve()
+    return Settings(
+        data_dir=data_dir,
+        landing_dir=Path(env.get("SOCIAL_MONITOR_LANDING_DIR", data_dir / "landing")).resolve(),
+        warehouse_path=Path(env.get("SOCIAL_MONITOR_WAREHOUSE", data_dir / "warehouse" / "warehouse.duckdb")).resolve(),
+        published_path=Path(env.get("SOCIAL_MONITOR_PUBLISHED", data_dir / "published" / "marts.duckdb")).resolve(),
+        config_path=Path(env.get("SOCIAL_MONITOR_CONFIG", PROJECT_DIR / "config" / "city.yml")).resolve(),
+    )

@@ -1,0 +1,47 @@
+"""Small hand-made deliveries for tests: rows by German header, written in the source's real format."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from schemas.raw import file_columns
+from social_monitor.deliveries import SOURCES, reference_date_of, write_manifest
+
+
+def write_delivery(folder: Path, source_name: str, cycle: int, rows: list[dict[str, object]],
+                   *, text: str | None = None) -> Path:
+    """Write one delivery and its manifest; ``text`` replaces the generated CSV body (for bad files)."""
+    source = SOURCES[source_name]
+    folder.mkdir(parents=True, exist_ok=True)
+    ref = reference_date_of(cycle)
+    path = folder / source.file_name(ref)
+    headers = list(file_columns(source.contract))
+    if source.file_format == "parquet":
+        columns = {h: [row.get(h) for row in rows] for h in headers}
+        types = {h: (pa.int16() if h == "Alter" else pa.string()) for h in headers}
+        pq.write_table(pa.table({h: pa.array(v, type=types[h]) for h, v in columns.items()}), path)
+    else:
+        if text is None:
+            lines = [";".join(headers)] + [";".join(_cell(row.get(h)) for h in headers) for row in rows]
+            text = "\n".join(lines) + "\n"
+        path.write_bytes(text.encode(source.encoding))
+    write_manifest(path, source, ref, len(rows))
+    return path
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.date):
+        return value.strftime("%d.%m.%Y")
+    return str(value)
+
+
+def person(key: str, born: str, ub: str, *, sex="w", nationality="deutsch", residence="H", moved=None) -> dict:
+    return {"Personen_ID": key, "Geburtsdatum": born, "Geschlecht": sex, "Staatsangehörigkeit": nationality,
+            "Wohnungsstatus": residence, "Zuzugsdatum": moved or born, "Unterbezirk": ub,
+            "Straßenschlüssel": "04711", "Hausnummer": "12a"}
