@@ -231,8 +231,13 @@ def _text_view(con: duckdb.DuckDBPyConnection, source: Source, manifest: Manifes
     encoding = manifest.encoding.lower().replace("_", "-")
     delimiter = manifest.delimiter or ";"
     with _as_utf8(path, encoding) as utf8_path:
-        with open(utf8_path, encoding="utf-8", newline="") as handle:
-            header_line = handle.readline().rstrip("\r\n")
+        with open(utf8_path, "rb") as handle:
+            raw_header = handle.readline().rstrip(b"\r\n")
+        try:
+            header_line = raw_header.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DeliveryError(f"{name}, line 1: the header is not valid {encoding}; the file is not in the "
+                                "encoding its manifest states") from None
         if not header_line:
             raise DeliveryError(f"{name}, line 1: the header line is empty")
         if delimiter not in header_line and len(columns) > 1:

@@ -4,6 +4,7 @@
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 
 from orchestration.resources import PipelineSettings, WarehouseResource
 from social_monitor.classification import ActionAreaRule, classify_in_warehouse
@@ -33,9 +34,9 @@ def action_areas(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     summary = (
         areas.group_by("report_cycle")
         .agg(
-            areas["is_action_area"].sum().alias("action_areas"),
-            (areas["change_since_previous"] == "new").sum().alias("new"),
-            (areas["change_since_previous"] == "released").sum().alias("released"),
+            pl.col("is_action_area").sum().alias("action_areas"),
+            (pl.col("change_since_previous") == "new").sum().alias("new"),
+            (pl.col("change_since_previous") == "released").sum().alias("released"),
         )
         .sort("report_cycle")
     )

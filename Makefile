@@ -1,0 +1,81 @@
+# Quick start:  make run   (install, generate the sample city, materialise every asset, print the action areas)
+#               make test  (install, run the whole test suite)
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_PYTHON_DOWNLOADS := never
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+DAGSTER := $(BIN)/dagster
+MODULE := -m orchestration.definitions
+
+.PHONY: help install sample prepare run ingest build-marts action-areas dev test lint docs clean
+
+help:
+	@echo "make run          install, generate the sample city, materialise every asset for every cycle"
+	@echo "make test         install and run the whole test suite"
+	@echo "make dev          open the Dagster UI (dagster dev) on http://127.0.0.1:3000"
+	@echo "make sample       (re)generate the sample city's deliveries into data/landing"
+	@echo "make action-areas print the action areas per report cycle from the published file"
+	@echo "make docs         regenerate docs/indicators.md from the indicator catalogue"
+	@echo "make lint         ruff"
+	@echo "make clean        remove data/, the Dagster home and dbt's target/"
+
+# The project's own files install everything: uv (pinned) in .tools, the locked environment in .venv.
+$(TOOLS)/bin/uv:
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.installed: pyproject.toml uv.lock | $(TOOLS)/bin/uv
+	$(TOOLS)/bin/uv sync --frozen --extra dev --python $(PYTHON)
+	touch $@
+
+install: $(VENV)/.installed
+
+$(DAGSTER_HOME)/dagster.yaml:
+	mkdir -p $(DAGSTER_HOME)
+	printf 'telemetry:\n  enabled: false\n' > $@
+
+# dagster-dbt prepares dbt's manifest (dbt parse); it is never committed.
+prepare: install
+	cd dbt_project && ../$(BIN)/dbt parse --quiet --profiles-dir .
+
+data/landing/.sample-city: | $(VENV)/.installed
+	$(BIN)/social-monitor generate --out data/landing
+	touch $@
+
+sample: install
+	rm -f data/landing/.sample-city
+	$(MAKE) data/landing/.sample-city
+
+CYCLES = $(shell $(BIN)/python -c "from social_monitor.settings import load_settings; c = load_settings().config().report_cycles; print(f'{c[0]}...{c[-1]}')")
+
+ingest: install prepare $(DAGSTER_HOME)/dagster.yaml
+	$(DAGSTER) asset materialize $(MODULE) --select 'group:raw' --partition-range $(CYCLES)
+
+build-marts: install prepare $(DAGSTER_HOME)/dagster.yaml
+	$(DAGSTER) job execute $(MODULE) -j build_marts
+
+action-areas: install
+	$(BIN)/social-monitor action-areas
+
+run: install data/landing/.sample-city
+	$(MAKE) --no-print-directory ingest build-marts 2>&1 | grep -E 'RUN_SUCCESS|RUN_FAILURE|STEP_FAILURE|ASSET_CHECK_EVALUATION.*failed|Error' ; test $${PIPESTATUS[0]} -eq 0
+	$(BIN)/social-monitor action-areas
+
+dev: install prepare $(DAGSTER_HOME)/dagster.yaml
+	$(DAGSTER) dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+
+docs: install
+	$(BIN)/social-monitor catalogue-docs --out docs/indicators.md
+
+clean:
+	rm -rf data $(DAGSTER_HOME) dbt_project/target dbt_project/logs
