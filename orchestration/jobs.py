@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.partitions import REPORT_CYCLES, report_cycle_partitions
+from orchestration.partitions import REPORT_CYCLES
 from social_monitor.deliveries import find_manifests
 from social_monitor.settings import load_settings
 
@@ -15,7 +15,6 @@ RAW = dg.AssetSelection.groups("raw")
 ingest_job = dg.define_asset_job(
     "ingest_deliveries",
     selection=RAW,
-    partitions_def=report_cycle_partitions,
     description="Load and validate the deliveries of one report cycle into the warehouse's raw schema.",
 )
 

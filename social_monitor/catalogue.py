@@ -1,0 +1,57 @@
+"""The indicator catalogue (dbt_project/seeds/catalogue/indicator_catalogue.csv) and its documentation.
+
+``social-monitor catalogue-docs`` writes docs/indicators.md from the catalogue; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+from social_monitor.settings import DBT_PROJECT_DIR, PROJECT_DIR
+
+CATALOGUE_PATH = DBT_PROJECT_DIR / "seeds" / "catalogue" / "indicator_catalogue.csv"
+DOCS_PATH = PROJECT_DIR / "docs" / "indicators.md"
+DESCRIPTION = "Write the indicator documentation (Markdown, German) from the indicator catalogue."
+DIRECTION_DE = {"higher_is_worse": "höher ist ungünstiger", "higher_is_better": "höher ist günstiger",
+                "neutral": "neutral"}
+
+
+def read_catalogue(path: Path = CATALOGUE_PATH) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return sorted(csv.DictReader(handle), key=lambda row: int(row["sort_order"]))
+
+
+def render_markdown(rows: list[dict[str, str]]) -> str:
+    lines = [
+        "# Indikatorenkatalog",
+        "",
+        "Generated from `dbt_project/seeds/catalogue/indicator_catalogue.csv` by `make docs`; do not edit by hand.",
+        "Every value in the published table `area_indicators` is `scale × numerator / denominator` (or the count",
+        "itself where there is no denominator), computed from counts per Unterbezirk added up to each level.",
+        "",
+    ]
+    for topic in dict.fromkeys(row["topic_field"] for row in rows):
+        lines += [f"## {topic}", "", "| id | Indikator | Definition | Zähler | Nenner | Einheit | Richtung |",
+                  "|---|---|---|---|---|---|---|"]
+        for row in (r for r in rows if r["topic_field"] == topic):
+            denominator = f"`{row['denominator_measure']}`" if row["denominator_measure"] else "–"
+            lines.append(
+                f"| `{row['indicator_id']}` | {row['name_de']} | {row['description_de']} | "
+                f"`{row['numerator_measure']}` | {denominator} | "
+                f"{row['unit']} | {DIRECTION_DE.get(row['direction'], row['direction'])} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=DOCS_PATH, help=f"target file (default: {DOCS_PATH})")
+
+
+def run(args: argparse.Namespace) -> int:
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(render_markdown(read_catalogue()), encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,43 @@
+"""``social-monitor``: the project's command line, one subcommand per module.
+
+Each subcommand's module defines ``add_arguments(parser)`` (its options) and ``run(args)`` (returns the
+exit code); this program only wires them into subparsers.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from types import ModuleType
+
+from social_monitor import action_areas_report, catalogue
+from social_monitor.sample_city import cli as sample_city_cli
+
+# subcommand -> (module with add_arguments/run, one-line help)
+SUBCOMMANDS: dict[str, tuple[ModuleType, str]] = {
+    "generate": (sample_city_cli, "write the sample city's raw extracts and manifests"),
+    "action-areas": (action_areas_report, "print the action areas per report cycle from the published file"),
+    "catalogue-docs": (catalogue, "write docs/indicators.md from the indicator catalogue"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="social-monitor", description="Municipal social monitoring: indicators and action areas per report cycle."
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        description = getattr(module, "DESCRIPTION", help_text)
+        sub = subparsers.add_parser(name, help=help_text, description=description)
+        module.add_arguments(sub)
+        sub.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,87 @@
+"""Command line of the sample-city generator (also the ``generate`` subcommand of ``social-monitor``)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from social_monitor.sample_city.generator import DEFAULT_CYCLES, DEFAULT_SEED, generate_cycle
+
+DEFAULT_OUT = Path("data/landing")
+DESCRIPTION = (
+    "Write the raw extracts of the synthetic sample city (register, SGB II, SGB XII, AsylbLG) with a "
+    "manifest each, one set per report cycle (reference date 31 December). Deterministic: the same seed "
+    "and scale give byte-identical files. Prints one summary line per file, never person-level rows."
+)
+
+
+def _scale(text: str) -> float:
+    value = float(text)
+    if value < 0.05:
+        raise argparse.ArgumentTypeError("the scale must be at least 0.05")
+    return value
+
+
+def _seed(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("the seed must not be negative")
+    return value
+
+
+def _cycle(text: str) -> int:
+    value = int(text)
+    if not 2000 <= value <= 2100:
+        raise argparse.ArgumentTypeError("a report cycle is a year from 2000 to 2100")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The generator's options (shared by ``python -m social_monitor.sample_city`` and ``social-monitor generate``)."""
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help=f"folder the files and manifests are written to, flat (default: {DEFAULT_OUT})",
+    )
+    parser.add_argument(
+        "--cycles",
+        type=_cycle,
+        nargs="+",
+        default=list(DEFAULT_CYCLES),
+        metavar="YEAR",
+        help="report cycles to write, any year from 2000 (default: %(default)s)",
+    )
+    parser.add_argument("--seed", type=_seed, default=DEFAULT_SEED, help="random seed (default: %(default)s)")
+    parser.add_argument(
+        "--scale",
+        type=_scale,
+        default=1.0,
+        help="multiplies every area's population; 1.0 is the size of the city, at least 0.05 (default: %(default)s)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Generate the files described by parsed arguments and print one line per file."""
+    started = time.perf_counter()
+    total = 0
+    for cycle in args.cycles:
+        for path, rows in generate_cycle(args.out, cycle, seed=args.seed, scale=args.scale):
+            print(f"{path.name}: {rows} rows")
+            total += rows
+    print(f"{total} rows in {time.perf_counter() - started:.1f} s, written to {args.out}")
+    return 0
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
+    add_arguments(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser("python -m social_monitor.sample_city").parse_args(argv)
+    return run(args)

@@ -1,0 +1,436 @@
+"""Write the raw extracts of the sample city, Unterbezirk by Unterbezirk, in bounded memory.
+
+For each report cycle the generator writes, flat into one folder, the four deliveries of
+``social_monitor.deliveries.SOURCES`` with a manifest each:
+
+- ``bevoelkerung_<date>.csv`` (Melderegister, cp1252): the residents with main residence (Wohnungsstatus
+  H) plus persons with a secondary residence only (N);
+- ``sgb2_<date>.parquet`` (Bundesagentur für Arbeit): SGB II recipients with their Bedarfsgemeinschaft;
+- ``sgb12_<date>.csv`` (Sozialamt): HLU and GSI recipients;
+- ``asylblg_<date>.csv`` (Sozialamt): AsylbLG recipients.
+
+All counts come from the cycle's plan (:mod:`.calibration`); the generator only decides *who*: it draws
+the recipients of each Unterbezirk and age band without replacement from the register persons, so every
+recipient is a main resident of that cycle's register with the same person key and Unterbezirk, and a
+person receives at most one benefit. Randomness comes from one generator per (seed, cycle, Unterbezirk),
+so the output depends only on seed and scale: the same seed and scale give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from schemas.raw import NATIONALITY_GROUPS, SEX_CODES, file_columns
+from social_monitor.deliveries import SOURCES, Source, reference_date_of, write_manifest
+from social_monitor.sample_city.calibration import (
+    AGES,
+    ASYLBLG,
+    BAND_OF_AGE,
+    BANDS,
+    GSI,
+    HLU,
+    SGB2,
+    CyclePlan,
+    plan_cycle,
+)
+
+DEFAULT_CYCLES = (2007, 2012, 2018, 2025)
+DEFAULT_SEED = 20071231
+FLUSH_ROWS = 250_000  # rows buffered per file before they are written
+SLICE_ROWS = 200_000  # persons whose attributes are drawn and formatted at a time
+STREET_KEY_BASE = 10_000
+STREETS_PER_UNTERBEZIRK = 450  # key space of street keys per Unterbezirk
+CSV_DATE_FORMAT = "%d.%m.%Y"
+_EPOCH = dt.date(1970, 1, 1)
+_MASK64 = (1 << 64) - 1
+_HEX_LOWER = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_HEX_UPPER = np.frombuffer(b"0123456789ABCDEF", dtype=np.uint8)
+_HOUSE_SUFFIXES = ["", "a", "b", "c"]
+_RESIDENCE_TYPES = ["H", "N"]
+
+
+# --- pseudonymous keys -----------------------------------------------------------------------------
+
+
+def _mix64(values: np.ndarray) -> np.ndarray:
+    """The SplitMix64 finaliser: a bijection of 64-bit integers (distinct inputs, distinct outputs)."""
+    z = values.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def _salt(seed: int, cycle: int, stream: int) -> int:
+    """A 64-bit offset per seed, cycle and key stream (persons, households)."""
+    value = np.array([(seed * 1_000_003 + cycle * 7_919 + stream) & _MASK64], dtype=np.uint64)
+    return int(_mix64(value)[0])
+
+
+def _hex_keys(counters: np.ndarray, salt: int, upper: bool = False) -> pl.Series:
+    """16 hex characters per counter: a bijective mix of ``counter + salt``, so unique per stream."""
+    values = _mix64(counters.astype(np.uint64) + np.uint64(salt))
+    octets = values.astype(">u8").view(np.uint8).reshape(-1, 8)
+    nibbles = np.empty((values.size, 16), dtype=np.uint8)
+    nibbles[:, 0::2] = octets >> 4
+    nibbles[:, 1::2] = octets & 15
+    text = (_HEX_UPPER if upper else _HEX_LOWER)[nibbles]
+    return pl.Series(text.view("S16").ravel()).cast(pl.String)
+
+
+# --- random helpers --------------------------------------------------------------------------------
+
+
+def _weighted_sample(rng: np.random.Generator, weights: np.ndarray, k: int) -> np.ndarray:
+    """``k`` distinct positions drawn with probability proportional to ``weights`` (Efraimidis-Spirakis)."""
+    n = weights.size
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    if k >= n:
+        return np.arange(n)
+    keys = rng.exponential(size=n) / weights
+    return np.sort(np.argpartition(keys, k - 1)[:k])
+
+
+def _codes(labels: list[str], index: np.ndarray) -> pl.Series:
+    return pl.Series(labels).gather(pl.Series(index.astype(np.uint32)))
+
+
+def _dates(days: np.ndarray) -> pl.Series:
+    return pl.Series(days.astype(np.int32)).cast(pl.Date)
+
+
+# --- one Unterbezirk -------------------------------------------------------------------------------
+
+
+def _unterbezirk_rows(
+    plan: CyclePlan, u: int, rng: np.random.Generator, first_person: int, first_household: int, seed: int
+) -> Iterator[tuple[str, pl.DataFrame]]:
+    """Rows of one Unterbezirk as ``(source name, frame with English columns)``, in slices.
+
+    Phase 1 decides for the whole Unterbezirk, on small integer arrays, who is who: age, residence type,
+    nationality, benefit scheme, Bedarfsgemeinschaft and the row order. Phase 2 draws the remaining
+    attributes (sex, dates, address) and formats the rows slice by slice, so memory stays bounded by
+    SLICE_ROWS however large the Unterbezirk is.
+    """
+    p = plan.params
+    cycle = plan.cycle
+    unterbezirk = plan.unterbezirk_ids[u]
+    person_salt = _salt(seed, cycle, 1)
+
+    # Main residents, sorted by age (so each age band is a contiguous range), then secondary residents.
+    age_main = np.repeat(AGES, plan.residents[u]).astype(np.int16)
+    n_main = age_main.size
+    n_sec = int(plan.secondary[u])
+    sec_ages = np.arange(18, 65)
+    sec_weight = np.exp(-(((sec_ages - 24) / 8.0) ** 2) / 2) + 0.1
+    age_sec = rng.choice(sec_ages, size=n_sec, p=sec_weight / sec_weight.sum()).astype(np.int16)
+    age = np.concatenate([age_main, age_sec])
+    n = age.size
+    residence = np.concatenate([np.zeros(n_main, np.int8), np.ones(n_sec, np.int8)])
+
+    # Nationality: an exact number of non-German main residents, fewer among the old.
+    nat = np.zeros(n, dtype=np.int8)  # 0 deutsch, 1 EU, 2 Drittstaat, 3 staatenlos/ungeklärt
+    nat_weight = np.where(
+        age_main >= 65,
+        p["non_german_weight_65plus"],
+        np.where((age_main >= 18) & (age_main <= 44), p["non_german_weight_18_44"], 1.0),
+    )
+    foreign = _weighted_sample(rng, nat_weight, int(plan.non_german[u]))
+    del nat_weight
+    kind_p = np.array([p["non_german_eu_share"], 0.0, p["non_german_stateless_share"]])
+    kind_p[1] = 1 - kind_p[0] - kind_p[2]
+    nat[foreign] = 1 + rng.choice(3, size=foreign.size, p=kind_p)
+    sec_foreign = rng.random(n_sec) < plan.non_german[u] / max(n_main, 1)
+    nat[n_main:][sec_foreign] = 1 + rng.choice(3, size=int(sec_foreign.sum()), p=kind_p)
+
+    # Benefit recipients: per age band exactly the planned number, drawn without replacement.
+    scheme = np.full(n, -1, dtype=np.int8)
+    bounds = np.searchsorted(BAND_OF_AGE[age_main], np.arange(len(BANDS) + 1), side="left")
+    bounds[-1] = n_main
+    for b in range(len(BANDS)):
+        lo, hi = int(bounds[b]), int(bounds[b + 1])
+        counts = plan.recipients[u, b]
+        weight = np.where(nat[lo:hi] > 0, p["recipient_weight_non_german"], 1.0)
+        chosen = lo + _weighted_sample(rng, weight, int(counts.sum()))
+        # AsylbLG goes first to third-country and stateless nationals, then EU, then Germans.
+        rank = np.select([nat[chosen] >= 2, nat[chosen] == 1], [0, 1], 2) + rng.random(chosen.size)
+        chosen = chosen[np.argsort(rank, kind="stable")]
+        n_asyl = int(counts[ASYLBLG])
+        scheme[chosen[:n_asyl]] = ASYLBLG
+        rest = rng.permutation(chosen[n_asyl:])
+        start = 0
+        for s in (HLU, GSI, SGB2):
+            scheme[rest[start : start + int(counts[s])]] = s
+            start += int(counts[s])
+
+    # Row order of the extract: shuffled; a person's key follows from its row (running number in the file).
+    perm = rng.permutation(n)
+    age, residence, nat, scheme = age[perm], residence[perm], nat[perm], scheme[perm]
+    del perm
+
+    # SGB II Bedarfsgemeinschaften: one head of household (adults first) each, the others join at random.
+    sgb2_pos = np.flatnonzero(scheme == SGB2)
+    n_households = min(max(int(plan.households[u]), 1), sgb2_pos.size)
+    household = np.empty(sgb2_pos.size, dtype=np.int64)
+    if sgb2_pos.size:
+        adult = age[sgb2_pos] >= 18
+        order = np.concatenate([rng.permutation(np.flatnonzero(adult)), rng.permutation(np.flatnonzero(~adult))])
+        household[order[:n_households]] = np.arange(n_households)
+        household[order[n_households:]] = rng.integers(0, n_households, size=order.size - n_households)
+    by_household = np.lexsort((-age[sgb2_pos], household))
+    sgb2_pos, household = sgb2_pos[by_household], household[by_household]
+    yield (
+        "sgb2",
+        pl.DataFrame(
+            {
+                "person_key": _hex_keys(first_person + sgb2_pos.astype(np.uint64), person_salt),
+                "household_key": "BG" + _hex_keys(first_household + household, _salt(seed, cycle, 2), upper=True),
+                "age": pl.Series(age[sgb2_pos], dtype=pl.Int16),
+                "unterbezirk_id": pl.repeat(unterbezirk, sgb2_pos.size, eager=True, dtype=pl.String),
+            }
+        ),
+    )
+    del sgb2_pos, household
+
+    ref_days = (reference_date_of(cycle) - _EPOCH).days
+    for lo in range(0, n, SLICE_ROWS):
+        hi = min(lo + SLICE_ROWS, n)
+        yield from _attribute_slice(
+            rng, p, cycle, ref_days, unterbezirk, int(plan.streets[u]), u,
+            age[lo:hi], residence[lo:hi], nat[lo:hi], scheme[lo:hi],
+            first_person + lo, person_salt,
+        )  # fmt: skip
+
+
+def _attribute_slice(
+    rng: np.random.Generator,
+    p: dict[str, float],
+    cycle: int,
+    ref_days: int,
+    unterbezirk: str,
+    n_streets: int,
+    u: int,
+    age: np.ndarray,
+    residence: np.ndarray,
+    nat: np.ndarray,
+    scheme: np.ndarray,
+    first_counter: int,
+    person_salt: int,
+) -> Iterator[tuple[str, pl.DataFrame]]:
+    """Register, SGB XII and AsylbLG rows of a slice of an Unterbezirk's (shuffled) persons.
+
+    The recipients' keys are computed afresh rather than gathered from the register's keys: a gathered
+    polars string column would share (and keep alive) the buffer of the whole slice while it waits in a
+    sink's buffer.
+    """
+    n = age.size
+    counters = first_counter + np.arange(n, dtype=np.uint64)
+
+    female_p = np.where(age >= 65, p["female_share_65plus"], p["female_share_under65"])
+    draw = rng.random(n)
+    sex = np.where(draw < p["diverse_share"], 2, np.where(draw < p["diverse_share"] + female_p, 1, 0))
+
+    # Dates: age is complete years at 31 December, so the birth date lies anywhere in the birth year.
+    birth_year = cycle - age.astype(np.int64)
+    jan1 = (birth_year - 1970).astype("datetime64[Y]").astype("datetime64[D]").astype(np.int64)
+    next_jan1 = (birth_year - 1969).astype("datetime64[Y]").astype("datetime64[D]").astype(np.int64)
+    birth = jan1 + np.floor(rng.random(n) * (next_jan1 - jan1)).astype(np.int64)
+    since = np.floor(rng.exponential(p["move_in_mean_years"] * 365.25, size=n)).astype(np.int64)
+    move_in = ref_days - np.minimum(since, ref_days - birth)
+    move_in_missing = (rng.random(n) < p["move_in_missing_share"]) & (residence == 0)
+
+    # Address: street key of the Unterbezirk, house number with an occasional letter.
+    street = STREET_KEY_BASE + u * STREETS_PER_UNTERBEZIRK + rng.integers(0, n_streets, size=n)
+    house = 1 + np.minimum(np.floor(rng.exponential(18.0, size=n)), 198).astype(np.int64)
+    suffix = np.where(rng.random(n) < 0.07, 1 + rng.integers(0, 3, size=n), 0)
+
+    yield (
+        "register",
+        pl.DataFrame(
+            {
+                "person_key": _hex_keys(counters, person_salt),
+                "birth_date": _dates(birth),
+                "sex": _codes(SEX_CODES, sex),
+                "nationality_group": _codes(NATIONALITY_GROUPS, nat),
+                "residence_type": _codes(_RESIDENCE_TYPES, residence),
+                "move_in_date": _dates(move_in),
+                "unterbezirk_id": pl.repeat(unterbezirk, n, eager=True, dtype=pl.String),
+                "street_key": pl.Series(street).cast(pl.String),
+                "house_number": pl.Series(house).cast(pl.String) + _codes(_HOUSE_SUFFIXES, suffix),
+            }
+        ).with_columns(
+            pl.when(pl.Series(move_in_missing)).then(None).otherwise(pl.col("move_in_date")).alias("move_in_date")
+        ),
+    )
+
+    rows = np.flatnonzero((scheme == HLU) | (scheme == GSI))
+    yield (
+        "sgb12",
+        pl.DataFrame(
+            {
+                "person_key": _hex_keys(counters[rows], person_salt),
+                "benefit_kind": _codes(["HLU", "GSI"], (scheme[rows] == GSI).astype(np.int8)),
+                "birth_date": _dates(birth[rows]),
+                "unterbezirk_id": pl.repeat(unterbezirk, rows.size, eager=True, dtype=pl.String),
+            }
+        ),
+    )
+
+    rows = np.flatnonzero(scheme == ASYLBLG)
+    yield (
+        "asylblg",
+        pl.DataFrame(
+            {
+                "person_key": _hex_keys(counters[rows], person_salt),
+                "birth_date": _dates(birth[rows]),
+                "sex": _codes(SEX_CODES, sex[rows]),
+                "unterbezirk_id": pl.repeat(unterbezirk, rows.size, eager=True, dtype=pl.String),
+            }
+        ),
+    )
+
+
+# --- writers ---------------------------------------------------------------------------------------
+
+
+class _Sink:
+    """A delivery file being written: buffers up to FLUSH_ROWS rows, renames columns to the file headers."""
+
+    def __init__(self, source: Source, path: Path):
+        self.source = source
+        self.path = path
+        self.rows = 0
+        self._headers = file_columns(source.contract)  # {German header: English column}, file order
+        self._buffer: list[pl.DataFrame] = []
+        self._buffered = 0
+
+    def _to_file_columns(self, frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.select([pl.col(column).alias(header) for header, column in self._headers.items()])
+
+    def add(self, frame: pl.DataFrame) -> None:
+        if frame.height:
+            self._buffer.append(frame)
+            self._buffered += frame.height
+            self.rows += frame.height
+        if self._buffered >= FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._buffer:
+            self._write(self._to_file_columns(pl.concat(self._buffer)))
+        self._buffer, self._buffered = [], 0
+
+    def _write(self, frame: pl.DataFrame) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.flush()
+
+
+class _CsvSink(_Sink):
+    def __init__(self, source: Source, path: Path):
+        super().__init__(source, path)
+        self._handle = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self._handle.write((";".join(self._headers) + "\n").encode(source.encoding))
+
+    def _write(self, frame: pl.DataFrame) -> None:
+        text = frame.write_csv(
+            None,
+            include_header=False,
+            separator=";",
+            line_terminator="\n",
+            quote_style="never",
+            date_format=CSV_DATE_FORMAT,
+            null_value="",
+        )
+        self._handle.write(text.encode(self.source.encoding))
+
+    def close(self) -> None:
+        super().close()
+        self._handle.close()
+
+
+class _ParquetSink(_Sink):
+    def __init__(self, source: Source, path: Path):
+        super().__init__(source, path)
+        contract_types = {"person_key": pa.string(), "household_key": pa.string(), "age": pa.int16()}
+        self._schema = pa.schema(
+            [(header, contract_types.get(column, pa.string())) for header, column in self._headers.items()]
+        )
+        self._writer = pq.ParquetWriter(path, self._schema)
+
+    def _write(self, frame: pl.DataFrame) -> None:
+        self._writer.write_table(frame.to_arrow().cast(self._schema))
+
+    def close(self) -> None:
+        super().close()
+        self._writer.close()
+
+
+def _open_sink(source: Source, path: Path) -> _Sink:
+    return _ParquetSink(source, path) if source.file_format == "parquet" else _CsvSink(source, path)
+
+
+# --- the public entry point ------------------------------------------------------------------------
+
+
+def generate_cycle(out_dir: Path, cycle: int, seed: int = DEFAULT_SEED, scale: float = 1.0) -> list[tuple[Path, int]]:
+    """Write the four deliveries of one report cycle; returns ``(data file, rows)`` per delivery."""
+    plan = plan_cycle(cycle, scale)
+    if int(plan.streets.max()) > STREETS_PER_UNTERBEZIRK:
+        raise ValueError("too many streets for the street key space of an Unterbezirk")
+    reference_date = reference_date_of(cycle)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sinks: dict[str, _Sink] = {}
+    for name, source in SOURCES.items():
+        # A stale manifest must never describe a file being rewritten.
+        (out_dir / source.manifest_name(reference_date)).unlink(missing_ok=True)
+        sinks[name] = _open_sink(source, out_dir / source.file_name(reference_date))
+    try:
+        next_person = 0
+        next_household = 0
+        for u in range(len(plan.unterbezirk_ids)):
+            rng = np.random.default_rng(np.random.SeedSequence([seed, cycle, u]))
+            for name, frame in _unterbezirk_rows(plan, u, rng, next_person, next_household, seed):
+                sinks[name].add(frame)
+            next_person += int(plan.residents[u].sum() + plan.secondary[u])
+            sgb2_persons = int(plan.recipients[u, :, SGB2].sum())
+            next_household += min(max(int(plan.households[u]), 1), sgb2_persons)
+    finally:
+        for sink in sinks.values():
+            sink.close()
+    written = []
+    for name, sink in sinks.items():
+        write_manifest(sink.path, SOURCES[name], reference_date, sink.rows)
+        written.append((sink.path, sink.rows))
+    return written
+
+
+def generate(
+    out_dir: Path | str,
+    cycles: tuple[int, ...] | list[int] = DEFAULT_CYCLES,
+    seed: int = DEFAULT_SEED,
+    scale: float = 1.0,
+) -> list[Path]:
+    """Write the raw extracts of the sample city for each report cycle into ``out_dir``.
+
+    Deterministic: the same seed and scale give byte-identical files. ``scale`` multiplies every area's
+    population (0.05 or more keeps the calibration within rounding). Returns the data files written (the
+    manifests lie beside them).
+    """
+    if seed < 0:
+        raise ValueError(f"seed {seed} is negative")
+    if scale < 0.05:
+        raise ValueError(f"scale {scale} is below 0.05: the calibration would drown in rounding")
+    return [path for cycle in cycles for path, _ in generate_cycle(Path(out_dir), int(cycle), seed, scale)]
+
+
+__all__ = ["DEFAULT_CYCLES", "DEFAULT_SEED", "generate", "generate_cycle"]

@@ -1,0 +1,173 @@
+"""A full materialisation of every asset for every cycle, as `make run` does it: the real sample-city
+generator, real Dagster runs (CLI, in-process executor, a temporary DAGSTER_HOME), real dbt builds into a
+real DuckDB file, and the published file. Then the outputs are checked."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import DagsterEventType, DagsterInstance
+
+from social_monitor.settings import PROJECT_DIR
+
+BIN = Path(sys.executable).parent
+SCALE = "0.1"
+AKTIONSRAEUME_2007 = {
+    "Bodelschwingh/Westerfilde", "Dorstfelder Brücke", "Eving/Kemminghausen", "Eving/Lindenhorst", "Hörde",
+    "Marten", "Nette", "Hafen", "Borsigplatz", "Nordmarkt", "Scharnhorst-Ost", "Alt-Scharnhorst", "Wickede",
+}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    env = {
+        **os.environ,
+        "SOCIAL_MONITOR_DATA_DIR": str(root / "data"),
+        "DAGSTER_HOME": str(root / "dagster_home"),
+    }
+    env.pop("SOCIAL_MONITOR_WAREHOUSE", None)
+    (root / "dagster_home").mkdir()
+
+    def sh(*args: str) -> str:
+        done = subprocess.run(args, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        return done.stdout + done.stderr
+
+    sh(str(BIN / "social-monitor"), "generate", "--out", str(root / "data" / "landing"), "--scale", SCALE)
+    logs = sh(str(BIN / "dagster"), "asset", "materialize", "-m", "orchestration.definitions",
+              "--select", "group:raw", "--partition-range", "2007...2025")
+    logs += sh(str(BIN / "dagster"), "job", "execute", "-m", "orchestration.definitions", "-j", "build_marts")
+    printed = sh(str(BIN / "social-monitor"), "action-areas")
+    return {"root": root, "env": env, "logs": logs, "printed": printed,
+            "published": root / "data" / "published" / "marts.duckdb",
+            "warehouse": root / "data" / "warehouse" / "warehouse.duckdb"}
+
+
+def _instance(run) -> DagsterInstance:
+    return DagsterInstance.from_config(str(run["root"] / "dagster_home"))
+
+
+def test_every_asset_is_materialised(run):
+    with _instance(run) as instance:
+        keys = instance.get_asset_keys()
+        names = {"/".join(key.path) for key in keys}
+        for expected in ("raw/register", "raw/sgb2", "raw/sgb12", "raw/asylblg", "marts/area_indicators",
+                         "marts/areas", "marts/indicators", "classification/action_areas", "published/marts"):
+            assert expected in names
+            assert instance.get_latest_materialization_event(next(k for k in keys if "/".join(k.path) == expected))
+        raw = next(k for k in keys if k.path == ["raw", "register"])
+        partitions = instance.get_materialized_partitions(raw)
+        assert partitions == {"2007", "2012", "2018", "2025"}
+
+
+def test_every_asset_check_passed(run):
+    with _instance(run) as instance:
+        evaluations = _check_evaluations(instance)
+    assert len(evaluations) > 30  # dbt tests and our own checks
+    failed = [e.check_name for e in evaluations if not e.passed]
+    assert failed == []
+    names = {e.check_name for e in evaluations}
+    assert {"rows_in_equal_accepted_plus_rejected", "only_aggregated_tables",
+            "every_area_classified_in_every_cycle", "assert_every_level_adds_up_to_the_city"} <= names
+
+
+def _check_evaluations(instance: DagsterInstance):
+    evaluations = []
+    for run_record in instance.get_run_records():
+        for entry in instance.all_logs(run_record.dagster_run.run_id,
+                                       of_type=DagsterEventType.ASSET_CHECK_EVALUATION):
+            evaluations.append(entry.dagster_event.event_specific_data)
+    return evaluations
+
+
+def test_action_areas_per_cycle(run):
+    with duckdb.connect(str(run["published"]), read_only=True) as con:
+        found = {
+            cycle: set(names)
+            for cycle, names in con.execute(
+                "select report_cycle, list(area_name) from action_areas where is_action_area group by 1"
+            ).fetchall()
+        }
+        changes = dict(con.execute(
+            "select area_name, change_since_previous from action_areas where report_cycle = 2012").fetchall())
+    assert found[2007] == AKTIONSRAEUME_2007
+    assert found[2018] == AKTIONSRAEUME_2007 | {"Dorstfeld", "Bövinghausen/Westrich"}
+    assert changes["Nordmarkt"] == "kept" and changes["City"] == "not_action_area"
+    assert "Berichtsjahr 2018: 15 Aktionsräume" in run["printed"]
+
+
+def test_only_one_quartier_still_high_in_alt_scharnhorst_and_wickede_2018(run):
+    with duckdb.connect(str(run["published"]), read_only=True) as con:
+        rows = con.execute(
+            """
+            select a.area_name, list(q.unterbezirk_name order by q.unterbezirk_id)
+            from action_area_quartiere q join action_areas a using (report_cycle, area_id)
+            where q.report_cycle = 2018 and q.is_worse_than_city group by 1
+            """
+        ).fetchall()
+    high = dict(rows)
+    assert high["Alt-Scharnhorst"] == ["Wambeler Heide"]
+    assert high["Wickede"] == ["Meylantviertel"]
+
+
+def test_counts_add_up_and_rates_come_from_counts(run):
+    with duckdb.connect(str(run["published"]), read_only=True) as con:
+        mismatches = con.execute(
+            """
+            with levels as (
+                select report_cycle, area_level, indicator_id, sum(numerator) as total
+                from area_indicators
+                where indicator_id in ('residents', 'recipients_transfer', 'residents_age_0_14',
+                                       'recipients_sgb2')
+                group by all
+            )
+            select l.*, c.numerator
+            from levels l join area_indicators c
+              on c.area_level = 'city' and c.report_cycle = l.report_cycle and c.indicator_id = l.indicator_id
+            where l.total <> c.numerator
+            """
+        ).fetchall()
+        wrong_rates = con.execute(
+            "select count(*) from area_indicators ai join indicators i using (indicator_id) "
+            "where ai.denominator > 0 and abs(ai.value - i.scale * ai.numerator / ai.denominator) > 1e-9"
+        ).fetchone()[0]
+        levels = dict(con.execute(
+            "select area_level, count(distinct area_id) from area_indicators group by 1").fetchall())
+        city_rate = con.execute(
+            "select value from area_indicators where area_level = 'city' and indicator_id = 'transfer_rate' "
+            "and report_cycle = 2007").fetchone()[0]
+    assert mismatches == []
+    assert wrong_rates == 0
+    assert levels == {"city": 1, "stadtbezirk": 12, "statistischer_bezirk": 62, "sozialraum": 39,
+                      "unterbezirk": 170}
+    assert 15.5 < city_rate < 17.0
+
+
+def test_published_file_holds_only_aggregates_and_opens_read_only(run):
+    with duckdb.connect(str(run["published"]), read_only=True) as con:
+        tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+        columns = {r[0] for r in con.execute("select column_name from information_schema.columns").fetchall()}
+    assert tables == {"areas", "indicators", "area_indicators", "action_areas", "action_area_indicators",
+                      "action_area_quartiere", "publication"}
+    assert not any("person" in c or "birth" in c for c in columns)
+    assert not Path(str(run["published"]) + ".tmp").exists()
+
+
+def test_raw_rows_match_the_deliveries(run):
+    with duckdb.connect(str(run["warehouse"]), read_only=True) as con:
+        balance = con.execute(
+            "select source, report_cycle, rows_in, rows_accepted, rows_rejected from raw.deliveries").fetchall()
+    assert len(balance) == 16
+    assert all(rows_in == accepted + rejected and rejected == 0 for _, _, rows_in, accepted, rejected in balance)
+
+
+def test_no_person_level_rows_in_logs(run):
+    with duckdb.connect(str(run["warehouse"]), read_only=True) as con:
+        keys = [r[0] for r in con.execute("select person_key from raw.register using sample 200 rows").fetchall()]
+    assert keys and not any(key in run["logs"] for key in keys)

@@ -1,0 +1,627 @@
+"""Tests of the sample-city generator: determinism, manifests, file formats, contracts and calibration.
+
+The calibration tests compute every figure from the generated files with DuckDB SQL (joined to the
+reference geography), one test per published fact; each docstring states the figure and the tolerance.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+from pandera.config import ValidationDepth, config_context
+
+from schemas.raw import file_columns
+from schemas.reference import REFERENCE_DIR
+from social_monitor.deliveries import SOURCES, Source, reference_date_of
+from social_monitor.sample_city import generate
+from social_monitor.sample_city.calibration import plan_cycle
+from social_monitor.sample_city.cli import main as sample_city_main
+
+CYCLES = (2007, 2012, 2018, 2025)
+SMALL_CYCLES = (2007, 2018)
+AKTIONSRAEUME_2007 = {
+    "Bodelschwingh/Westerfilde",
+    "Dorstfelder Brücke",
+    "Eving/Kemminghausen",
+    "Eving/Lindenhorst",
+    "Hörde",
+    "Marten",
+    "Nette",
+    "Hafen",
+    "Borsigplatz",
+    "Nordmarkt",
+    "Scharnhorst-Ost",
+    "Alt-Scharnhorst",
+    "Wickede",
+}
+ADDED_2018 = {"Dorstfeld", "Bövinghausen/Westrich"}
+
+
+# --- fixtures ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def full_city(tmp_path_factory) -> Path:
+    """The default sample city: scale 1.0, the four default report cycles."""
+    out = tmp_path_factory.mktemp("full_city")
+    generate(out, cycles=CYCLES, scale=1.0)
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_city(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("small_city")
+    generate(out, cycles=SMALL_CYCLES, scale=0.05)
+    return out
+
+
+def _load(directory: Path, cycles: tuple[int, ...]) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the generated files of ``cycles`` and one row per Unterbezirk and cycle."""
+    con = duckdb.connect()
+    con.execute(f"create table ub as select * from read_csv('{REFERENCE_DIR / 'unterbezirke.csv'}', all_varchar=true)")
+    con.execute(
+        f"create table sb as select * from read_csv('{REFERENCE_DIR / 'statistische_bezirke.csv'}', all_varchar=true)"
+    )
+    con.execute(f"create table sr as select * from read_csv('{REFERENCE_DIR / 'sozialraeume.csv'}', all_varchar=true)")
+    selects = {"register": [], "recipients": []}
+    for cycle in cycles:
+        ref = reference_date_of(cycle)
+        path = {name: directory / source.file_name(ref) for name, source in SOURCES.items()}
+        selects["register"].append(f"""
+            select {cycle} as cycle, Personen_ID as person_key,
+                   strptime(Geburtsdatum, '%d.%m.%Y')::date as birth_date,
+                   {cycle} - year(strptime(Geburtsdatum, '%d.%m.%Y')) as age,
+                   Wohnungsstatus as residence_type, Unterbezirk as unterbezirk_id,
+                   "Staatsangehörigkeit" as nationality_group
+            from read_csv('{path["register"]}', delim=';', header=true, encoding='latin-1', all_varchar=true)""")
+        selects["recipients"].append(f"""
+            select {cycle} as cycle, Personen_ID as person_key, 'sgb2' as scheme, 'SGB II' as kind,
+                   Unterbezirk as unterbezirk_id, Alter::integer as age, null::date as birth_date,
+                   BG_Nummer as household_key
+            from read_parquet('{path["sgb2"]}')
+            union all
+            select {cycle}, Personen_ID, 'sgb12', Leistungsart, Unterbezirk,
+                   {cycle} - year(strptime(Geburtsdatum, '%d.%m.%Y')), strptime(Geburtsdatum, '%d.%m.%Y')::date, null
+            from read_csv('{path["sgb12"]}', delim=';', header=true, all_varchar=true)
+            union all
+            select {cycle}, Personen_ID, 'asylblg', 'AsylbLG', Unterbezirk,
+                   {cycle} - year(strptime(Geburtsdatum, '%d.%m.%Y')), strptime(Geburtsdatum, '%d.%m.%Y')::date, null
+            from read_csv('{path["asylblg"]}', delim=';', header=true, all_varchar=true)""")
+    for table, parts in selects.items():
+        con.execute(f"create table {table} as " + " union all ".join(parts))
+    con.execute("""
+        create table area as
+        select r.cycle, r.unterbezirk_id, ub.bezirk_id, ub.sozialraum_id, sr.sozialraum_name, sb.stadtbezirk_id,
+               count(*) as pop,
+               count(*) filter (where r.age < 15) as pop_u15,
+               count(*) filter (where r.age < 65) as pop_u65,
+               count(*) filter (where r.age >= 65) as pop_65,
+               count(*) filter (where r.nationality_group <> 'deutsch') as non_german,
+               count(t.person_key) as rec,
+               count(t.person_key) filter (where r.age < 15) as rec_u15,
+               count(t.person_key) filter (where r.age >= 65) as rec_65,
+               count(t.person_key) filter (where t.scheme = 'sgb2') as sgb2
+        from register r
+        left join recipients t on t.cycle = r.cycle and t.person_key = r.person_key
+        join ub on ub.unterbezirk_id = r.unterbezirk_id
+        join sb on sb.bezirk_id = ub.bezirk_id
+        join sr on sr.sozialraum_id = ub.sozialraum_id
+        where r.residence_type = 'H'
+        group by all
+    """)
+    return con
+
+
+@pytest.fixture(scope="module")
+def db(full_city) -> duckdb.DuckDBPyConnection:
+    return _load(full_city, CYCLES)
+
+
+@pytest.fixture(scope="module")
+def small_db(small_city) -> duckdb.DuckDBPyConnection:
+    return _load(small_city, SMALL_CYCLES)
+
+
+RATES = """
+    100.0 * sum(rec) / sum(pop) as rate,
+    100.0 * sum(rec_u15) / sum(pop_u15) as rate_u15,
+    100.0 * sum(sgb2) / sum(pop_u65) as sgb2_quote,
+    100.0 * sum(rec_65) / sum(pop_65) as rate_65,
+    sum(pop) as pop
+"""
+
+
+def city(con, cycle: int) -> dict[str, float]:
+    row = con.execute(f"select {RATES} from area where cycle = ?", [cycle]).fetchone()
+    return dict(zip(("rate", "rate_u15", "sgb2_quote", "rate_65", "pop"), row, strict=True))
+
+
+def by_area(con, level: str, cycle: int) -> dict[str, dict[str, float]]:
+    rows = con.execute(f"select {level}, {RATES} from area where cycle = ? group by 1 order by 1", [cycle]).fetchall()
+    return {r[0]: dict(zip(("rate", "rate_u15", "sgb2_quote", "rate_65", "pop"), r[1:], strict=True)) for r in rows}
+
+
+# --- parsing into the contracts (test-local; the production loader lives in social_monitor.ingest) -----
+
+
+def parse_delivery(path: Path, source: Source, cycle: int) -> pl.DataFrame:
+    """The delivered file as the contract's English columns plus the lineage columns."""
+    headers = file_columns(source.contract)
+    if source.file_format == "parquet":
+        frame = pl.read_parquet(path)
+    else:
+        text = path.read_bytes().decode(source.encoding)
+        frame = pl.read_csv(io.StringIO(text), separator=";", infer_schema=False)
+    assert frame.columns == list(headers), f"{path.name}: header"
+    frame = frame.rename(headers)
+    casts = []
+    for column in frame.columns:
+        if column.endswith("_date"):
+            casts.append(pl.col(column).str.to_date("%d.%m.%Y", strict=True))
+        elif column == "age":
+            casts.append(pl.col(column).cast(pl.Int16))
+    return frame.with_columns(casts).with_columns(
+        pl.lit(path.name).alias("source_file"),
+        (pl.int_range(pl.len(), dtype=pl.Int64) + 2).alias("source_line"),
+        pl.lit(cycle, dtype=pl.Int32).alias("report_cycle"),
+        pl.lit(reference_date_of(cycle)).alias("reference_date"),
+    )
+
+
+# --- determinism, manifests, formats ------------------------------------------------------------------
+
+
+def _digests(directory: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
+
+
+def test_same_seed_and_scale_give_identical_bytes(small_city, tmp_path):
+    paths = generate(tmp_path, cycles=SMALL_CYCLES, scale=0.05)
+    assert [p.name for p in paths] == [
+        s.file_name(reference_date_of(c)) for c in SMALL_CYCLES for s in SOURCES.values()
+    ]
+    assert _digests(tmp_path) == _digests(small_city)
+    assert len(_digests(tmp_path)) == 2 * len(SMALL_CYCLES) * len(SOURCES)  # data files + manifests
+
+
+def test_another_seed_gives_other_persons(small_city, tmp_path):
+    generate(tmp_path, cycles=(2018,), scale=0.05, seed=1)
+    name = SOURCES["register"].file_name(reference_date_of(2018))
+    assert (tmp_path / name).read_bytes() != (small_city / name).read_bytes()
+
+
+def test_manifests_match_the_files(small_city):
+    for cycle in SMALL_CYCLES:
+        ref = reference_date_of(cycle)
+        for source in SOURCES.values():
+            data = small_city / source.file_name(ref)
+            manifest = json.loads((small_city / source.manifest_name(ref)).read_text(encoding="utf-8"))
+            assert manifest["sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
+            assert manifest["file"] == data.name and manifest["source"] == source.name
+            assert manifest["reference_date"] == ref.isoformat()
+            if source.file_format == "parquet":
+                rows = pq.ParquetFile(data).metadata.num_rows
+            else:
+                rows = data.read_bytes().count(b"\n") - 1
+            assert manifest["rows"] == rows > 0
+
+
+def test_csv_headers_encoding_and_layout(small_city):
+    """Register cp1252 (its header has ö and ß), the others UTF-8; semicolons, \\n, DD.MM.YYYY, no quotes."""
+    ref = reference_date_of(2018)
+    for source in SOURCES.values():
+        if source.file_format != "csv":
+            continue
+        raw = (small_city / source.file_name(ref)).read_bytes()
+        assert b"\r" not in raw and b'"' not in raw
+        text = raw.decode(source.encoding)
+        header, first = text.split("\n")[:2]
+        assert header.split(";") == list(file_columns(source.contract))
+        assert len(first.split(";")) == len(header.split(";"))
+        if source.name == "register":
+            assert "Straßenschlüssel" in header and "Staatsangehörigkeit" in header
+            with pytest.raises(UnicodeDecodeError):
+                raw.decode("utf-8")
+            assert "ungeklärt".encode("cp1252") in raw  # a nationality code with an umlaut
+        else:
+            assert source.encoding == "utf-8"
+        dates = [f for f in first.split(";") if f.count(".") == 2]
+        assert dates and all(dt.datetime.strptime(d, "%d.%m.%Y") for d in dates)
+
+
+def test_parquet_layout(small_city):
+    schema = pq.read_schema(small_city / SOURCES["sgb2"].file_name(reference_date_of(2018)))
+    assert schema.names == list(file_columns(SOURCES["sgb2"].contract))
+    assert [str(t) for t in schema.types] == ["string", "string", "int16", "string"]
+
+
+def test_person_keys_are_pseudonymous_hex(small_db):
+    bad = small_db.execute(
+        "select count(*) from register where not regexp_full_match(person_key, '[0-9a-f]{16}')"
+    ).fetchone()[0]
+    assert bad == 0
+    addresses = small_db.execute("select count(*) from register where unterbezirk_id is null").fetchone()[0]
+    assert addresses == 0
+
+
+@pytest.mark.parametrize("source_name", list(SOURCES))
+@pytest.mark.parametrize("cycle", SMALL_CYCLES)
+def test_files_satisfy_their_contracts(small_city, source_name, cycle):
+    source = SOURCES[source_name]
+    frame = parse_delivery(small_city / source.file_name(reference_date_of(cycle)), source, cycle)
+    with config_context(validation_depth=ValidationDepth.SCHEMA_AND_DATA):
+        source.contract.validate(frame, lazy=True)
+
+
+@pytest.mark.parametrize("source_name", list(SOURCES))
+def test_full_scale_files_satisfy_their_contracts(full_city, source_name):
+    source = SOURCES[source_name]
+    frame = parse_delivery(full_city / source.file_name(reference_date_of(2025)), source, 2025)
+    with config_context(validation_depth=ValidationDepth.SCHEMA_AND_DATA):
+        source.contract.validate(frame, lazy=True)
+
+
+def test_recipients_are_register_residents(db):
+    """Each recipient is a main resident of that cycle's register: same key, Unterbezirk, age and birth
+    date; at most one benefit per person; persons with a secondary residence (≈ 1.5 %) get none."""
+    orphans, moved, other_age, other_birth = db.execute("""
+        select count(*) filter (where r.person_key is null),
+               count(*) filter (where r.unterbezirk_id <> t.unterbezirk_id or r.residence_type <> 'H'),
+               count(*) filter (where r.age <> t.age),
+               count(*) filter (where t.birth_date is not null and t.birth_date <> r.birth_date)
+        from recipients t left join register r using (cycle, person_key)
+    """).fetchone()
+    assert (orphans, moved, other_age, other_birth) == (0, 0, 0, 0)
+    twice = db.execute(
+        "select count(*) from (select cycle, person_key from recipients group by all having count(*) > 1)"
+    )
+    assert twice.fetchone()[0] == 0
+    for cycle, main, secondary in db.execute(
+        "select cycle, count(*) filter (where residence_type = 'H'), count(*) filter (where residence_type = 'N') "
+        "from register group by 1"
+    ).fetchall():
+        assert secondary / main == pytest.approx(0.015, abs=0.0005), cycle
+
+
+# --- calibration: population ---------------------------------------------------------------------------
+
+
+def test_city_population_per_cycle(db):
+    """Main residents: ≈ 586,000 (2007), ≈ 578,000 (2012, above the published 2010 low of 576,705),
+    603,000–608,000 (2018), ≈ 612,000 (2025; published ≈ 612,000 in 2023). Tolerance ±1,000."""
+    pop = {c: city(db, c)["pop"] for c in CYCLES}
+    assert pop[2007] == pytest.approx(586_000, abs=1_000)
+    assert pop[2012] == pytest.approx(578_000, abs=1_000) and pop[2012] > 576_705
+    assert 603_000 <= pop[2018] <= 608_000
+    assert pop[2025] == pytest.approx(612_000, abs=1_000)
+
+
+def test_published_bezirk_population_2018(db):
+    """Published statistische Bezirke (2015–2023), used as 2018 main residents: exact up to one person
+    (Westfalenhalle: published ≈ 16,000)."""
+    published = {
+        "00": 9_782,
+        "01": 16_000,
+        "02": 12_323,
+        "03": 14_528,
+        "05": 27_996,
+        "04": 18_502,
+        "07": 26_460,
+        "26": 8_517,
+        "27": 13_065,
+        "71": 5_795,
+        "76": 2_491,
+        "83": 6_688,
+        "96": 6_985,
+    }
+    got = {k: v["pop"] for k, v in by_area(db, "bezirk_id", 2018).items()}
+    for bezirk, figure in published.items():
+        assert abs(got[bezirk] - figure) <= 1, bezirk
+
+
+def test_stadtbezirk_population_2018(db):
+    """Published Stadtbezirke: Innenstadt-Nord ≈ 61,000, Innenstadt-Ost ≈ 58,500, Hombruch ≈ 57,400,
+    Hörde ≈ 56,500, Lütgendortmund ≈ 48,800 (±300 each), Scharnhorst 46,400–47,200, Huckarde
+    ≈ 36,600 (±300) and the smallest of the 12."""
+    pop = {k: v["pop"] for k, v in by_area(db, "stadtbezirk_id", 2018).items()}
+    assert len(pop) == 12
+    for stadtbezirk, figure in {
+        "02": 61_000,
+        "03": 58_500,
+        "09": 57_400,
+        "08": 56_500,
+        "10": 48_800,
+        "11": 36_600,
+    }.items():
+        assert pop[stadtbezirk] == pytest.approx(figure, abs=300), stadtbezirk
+    assert 46_400 <= pop["05"] <= 47_200
+    assert min(pop, key=pop.get) == "11"
+
+
+def test_age_structure(db):
+    """City-wide: under 15 ≈ 13 %, 15–64 ≈ 66 %, 65+ ≈ 21 % (±1 pp each cycle); the poorer inner city
+    (Innenstadt-Nord) is younger: more under-15s and fewer 65+ than the city."""
+    for cycle in CYCLES:
+        u15, u65, pop = db.execute(
+            "select sum(pop_u15), sum(pop_u65), sum(pop) from area where cycle = ?", [cycle]
+        ).fetchone()
+        assert 100 * u15 / pop == pytest.approx(13, abs=1)
+        assert 100 * (u65 - u15) / pop == pytest.approx(66, abs=1)
+        assert 100 * (pop - u65) / pop == pytest.approx(21, abs=1)
+        nord_u15, nord_65, city_u15, city_65 = db.execute(
+            """
+            select sum(pop_u15) filter (where stadtbezirk_id = '02') / sum(pop) filter (where stadtbezirk_id = '02'),
+                   sum(pop_65) filter (where stadtbezirk_id = '02') / sum(pop) filter (where stadtbezirk_id = '02'),
+                   sum(pop_u15) / sum(pop), sum(pop_65) / sum(pop)
+            from area where cycle = ?""",
+            [cycle],
+        ).fetchone()
+        assert nord_u15 > city_u15 + 0.01 and nord_65 < city_65 - 0.02
+
+
+def test_non_german_share(db):
+    """Non-German nationals ≈ 12 % in 2007 rising to ≈ 20 % in 2025 (±0.5 pp), rising every cycle,
+    higher in the Aktionsräume (poorer areas) than in the other Sozialräume."""
+    share = {}
+    for cycle in CYCLES:
+        share[cycle], in_ar, elsewhere = db.execute(
+            f"""
+            select 100.0 * sum(non_german) / sum(pop),
+                   sum(non_german) filter (where sozialraum_name in {tuple(AKTIONSRAEUME_2007)})
+                     / sum(pop) filter (where sozialraum_name in {tuple(AKTIONSRAEUME_2007)}),
+                   sum(non_german) filter (where sozialraum_name not in {tuple(AKTIONSRAEUME_2007)})
+                     / sum(pop) filter (where sozialraum_name not in {tuple(AKTIONSRAEUME_2007)})
+            from area where cycle = ?""",
+            [cycle],
+        ).fetchone()
+        assert in_ar > 1.5 * elsewhere
+    assert share[2007] == pytest.approx(12, abs=0.5) and share[2025] == pytest.approx(20, abs=0.5)
+    assert share[2007] < share[2012] < share[2018] < share[2025]
+
+
+# --- calibration: the city's rates -------------------------------------------------------------------
+
+
+def test_city_transfer_rate(db):
+    """Transferleistungsquote (SGB II + SGB XII + AsylbLG per main resident): 16.0 % (2007, published
+    16.2 % at the end of 2006), 16.5 % (2012), 16.7 % (2018, 2019 published: about 1 in 6), 16.8 % (2025);
+    ±0.02 pp, always within 16–17 %."""
+    for cycle, target in zip(CYCLES, (16.0, 16.5, 16.7, 16.8), strict=True):
+        rate = city(db, cycle)["rate"]
+        assert rate == pytest.approx(target, abs=0.02)
+        assert 16.0 - 0.02 <= rate <= 17.0
+
+
+def test_children_rate(db):
+    """Children under 15: ≈ 30 % in 2007 (published 2006: about 3 in 10 in SGB II; ±0.05 pp), about twice
+    the city rate (1.8–2.1 ×) in every cycle, and higher in 2018 than in 2007 (published)."""
+    rates = {c: city(db, c) for c in CYCLES}
+    assert rates[2007]["rate_u15"] == pytest.approx(30.0, abs=0.05)
+    assert rates[2018]["rate_u15"] > rates[2007]["rate_u15"] + 1
+    for cycle, r in rates.items():
+        assert 1.8 <= r["rate_u15"] / r["rate"] <= 2.1, cycle
+
+
+def test_older_people_rate_rises(db):
+    """People 65+: rising every cycle (published: more often in 2018 than 2007), 3.5 / 4.5 / 6 / 7 %
+    (assumed, ±0.05 pp)."""
+    rates = [city(db, c)["rate_65"] for c in CYCLES]
+    assert rates == pytest.approx([3.5, 4.5, 6.0, 7.0], abs=0.05)
+    assert rates == sorted(rates) and len(set(rates)) == len(rates)
+
+
+def test_recipients_by_scheme(db):
+    """SGB II ≈ 90 % of recipients in 2007 (published 2006: 85,600 of 94,700; 88–92 %); 2018 (published
+    2019): ≈ 83,000 SGB II (±2,000), over 13,000 GSI, ≈ 3,000 AsylbLG (2,500–3,500), AsylbLG higher
+    than in 2012; SGB II only under 65; GSI from 18, mostly 65+."""
+    counts = {
+        (cycle, kind): n
+        for cycle, kind, n in db.execute("select cycle, kind, count(*) from recipients group by all").fetchall()
+    }
+    total_2007 = sum(n for (c, _), n in counts.items() if c == 2007)
+    assert 0.88 <= counts[2007, "SGB II"] / total_2007 <= 0.92
+    assert counts[2018, "SGB II"] == pytest.approx(83_000, abs=2_000)
+    assert counts[2018, "GSI"] > 13_000
+    assert 2_500 <= counts[2018, "AsylbLG"] <= 3_500
+    assert counts[2018, "AsylbLG"] > counts[2012, "AsylbLG"]
+    too_old, gsi_young, gsi_65, gsi = db.execute("""
+        select count(*) filter (where kind = 'SGB II' and age >= 65),
+               count(*) filter (where kind = 'GSI' and age < 18),
+               count(*) filter (where kind = 'GSI' and age >= 65),
+               count(*) filter (where kind = 'GSI')
+        from recipients""").fetchone()
+    assert too_old == 0 and gsi_young == 0 and gsi_65 / gsi > 0.5
+
+
+def test_sgb2_households(db):
+    """Bedarfsgemeinschaften: about 2 persons each (published 2006: 85,600 persons in 43,322 BGs = 1.98;
+    ±0.05); every BG has a unique key and lives in one Unterbezirk."""
+    for cycle, persons, households, areas in db.execute("""
+        select cycle, count(*), count(distinct household_key), max(n_areas)
+        from recipients join (
+            select cycle, household_key, count(distinct unterbezirk_id) as n_areas
+            from recipients where scheme = 'sgb2' group by all
+        ) using (cycle, household_key)
+        where scheme = 'sgb2' group by cycle""").fetchall():
+        assert persons / households == pytest.approx(85_600 / 43_322, abs=0.05), cycle
+        assert areas == 1
+
+
+# --- calibration: the Aktionsräume -------------------------------------------------------------------
+
+
+def _classification(con, cycle: int):
+    return city(con, cycle), by_area(con, "sozialraum_name", cycle)
+
+
+@pytest.mark.parametrize("cycle", [2007, 2018])
+def test_aktionsraeume_above_the_city(db, cycle):
+    """The 13 Aktionsräume of 2007 lie above the city value of the transfer rate (by ≥ 2 pp), the child
+    transfer rate and the SGB-II-Quote (SGB II per resident under 65), in 2007 and in 2018."""
+    city_value, areas = _classification(db, cycle)
+    assert AKTIONSRAEUME_2007 <= set(areas) and len(areas) == 39
+    for name in AKTIONSRAEUME_2007:
+        a = areas[name]
+        assert a["rate"] >= city_value["rate"] + 2, name
+        assert a["rate_u15"] > city_value["rate_u15"], name
+        assert a["sgb2_quote"] > city_value["sgb2_quote"], name
+
+
+def test_other_sozialraeume_below_the_city_2007(db):
+    """In 2007 the 26 other Sozialräume lie below the city value on all three indicators (transfer rate
+    by ≥ 1.5 pp)."""
+    city_value, areas = _classification(db, 2007)
+    others = set(areas) - AKTIONSRAEUME_2007
+    assert len(others) == 26
+    for name in others:
+        a = areas[name]
+        assert a["rate"] <= city_value["rate"] - 1.5, name
+        assert a["rate_u15"] < city_value["rate_u15"], name
+        assert a["sgb2_quote"] < city_value["sgb2_quote"], name
+
+
+@pytest.mark.parametrize("cycle", [2018, 2025])
+def test_other_sozialraeume_2018(db, cycle):
+    """In 2018 (and 2025, same classification) the other Sozialräume stay below the city value on all
+    three indicators, except Dorstfeld and Bövinghausen/Westrich, which rise above 20 % (published)."""
+    city_value, areas = _classification(db, cycle)
+    for name in set(areas) - AKTIONSRAEUME_2007 - ADDED_2018:
+        a = areas[name]
+        assert a["rate"] < city_value["rate"] and a["rate_u15"] < city_value["rate_u15"], name
+        assert a["sgb2_quote"] < city_value["sgb2_quote"], name
+    for name in ADDED_2018:
+        assert areas[name]["rate"] > 20, name
+    if cycle == 2025:
+        for name in AKTIONSRAEUME_2007:
+            assert areas[name]["rate"] >= city_value["rate"] + 2, name
+
+
+def test_dorstfeld_and_boevinghausen_westrich(db):
+    """Dorstfeld and Bövinghausen/Westrich: below the city value in 2007 (all three indicators), above
+    20 % in 2018 (published: both above 20 %, to be added as Aktionsräume)."""
+    city_2007, areas_2007 = _classification(db, 2007)
+    _, areas_2018 = _classification(db, 2018)
+    for name in ADDED_2018:
+        assert areas_2007[name]["rate"] < city_2007["rate"]
+        assert areas_2007[name]["rate_u15"] < city_2007["rate_u15"]
+        assert areas_2007[name]["sgb2_quote"] < city_2007["sgb2_quote"]
+        assert areas_2018[name]["rate"] > 20
+
+
+def test_bezirke_above_20_percent_2018(db):
+    """Published 2018: the statistische Bezirke Bodelschwingh (91), Westerfilde (96), Kirchlinde (84),
+    Bövinghausen (71) and Dorstfeld (03) above 20 %; yet the Sozialraum Huckarde, which contains
+    Kirchlinde, stays below the city value."""
+    bezirke = by_area(db, "bezirk_id", 2018)
+    for bezirk in ("91", "96", "84", "71", "03"):
+        assert bezirke[bezirk]["rate"] > 20, bezirk
+    city_value, areas = _classification(db, 2018)
+    assert areas["Huckarde"]["rate"] < city_value["rate"]
+
+
+def test_nette_has_the_largest_rise(db):
+    """Published: Nette had the largest rise of the transfer rate 2007 → 2018 of all 39 Sozialräume."""
+    before = by_area(db, "sozialraum_name", 2007)
+    after = by_area(db, "sozialraum_name", 2018)
+    rise = {name: after[name]["rate"] - before[name]["rate"] for name in before}
+    assert max(rise, key=rise.get) == "Nette"
+
+
+@pytest.mark.parametrize(("sozialraum", "quartier"), [("Alt-Scharnhorst", "261"), ("Wickede", "341")])
+def test_one_quartier_left(db, sozialraum, quartier):
+    """Published 2018: in Alt-Scharnhorst only the Quartier Wambeler Heide (261) and in Wickede only the
+    Meylantviertel (341) still have difficult conditions: that Unterbezirk alone lies above the city
+    transfer rate (in 2007 at least two did), while the Sozialraum stays above the city value (≥ 2 pp)."""
+    for cycle in (2007, 2018):
+        city_rate = city(db, cycle)["rate"]
+        above = {
+            ub
+            for ub, rate in db.execute(
+                "select unterbezirk_id, 100.0 * sum(rec) / sum(pop) from area "
+                "where cycle = ? and sozialraum_name = ? group by 1",
+                [cycle, sozialraum],
+            ).fetchall()
+            if rate > city_rate
+        }
+        if cycle == 2018:
+            assert above == {quartier}
+        else:
+            assert len(above) >= 2 and quartier in above
+        assert by_area(db, "sozialraum_name", cycle)[sozialraum]["rate"] >= city_rate + 2
+
+
+# --- scale and other years ---------------------------------------------------------------------------
+
+
+def test_calibration_holds_at_the_smallest_scale(small_db):
+    """At scale 0.05 the city rates match their targets within rounding (±0.1 pp; children ±0.3 pp) and
+    the Aktionsraum classification of 2007 and 2018 is unchanged."""
+    for cycle, rate, child in ((2007, 16.0, 30.0), (2018, 16.7, 33.0)):
+        city_value, areas = _classification(small_db, cycle)
+        assert city_value["rate"] == pytest.approx(rate, abs=0.1)
+        assert city_value["rate_u15"] == pytest.approx(child, abs=0.3)
+        for name, a in areas.items():
+            if name in AKTIONSRAEUME_2007:
+                assert a["rate"] > city_value["rate"] and a["rate_u15"] > city_value["rate_u15"], (cycle, name)
+            elif cycle == 2007 or name not in ADDED_2018:
+                assert a["rate"] < city_value["rate"] and a["rate_u15"] < city_value["rate_u15"], (cycle, name)
+
+
+def test_any_year_from_2000_is_planned_smoothly():
+    """Any report cycle from 2000 works; the city transfer rate stays within 16–17 % and the population
+    changes smoothly (no jump above 2.5 % a year)."""
+    previous = None
+    for year in range(2000, 2041):
+        plan = plan_cycle(year, 0.05)
+        pop = plan.residents.sum()
+        rate = plan.recipients.sum() / pop
+        assert 0.159 <= rate <= 0.17, year
+        if previous is not None:
+            assert abs(pop / previous - 1) < 0.025, year
+        previous = pop
+
+
+def test_cli_writes_an_odd_cycle_and_prints_a_summary(tmp_path, capsys):
+    assert sample_city_main(["--out", str(tmp_path), "--cycles", "2010", "--scale", "0.05"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 5  # one line per file and a total
+    assert lines[0].startswith("bevoelkerung_2010-12-31.csv: ")
+    rows = int(lines[0].split(": ")[1].split()[0])
+    assert rows == pytest.approx(576_705 * 0.05 * 1.015, abs=5)
+    frame = parse_delivery(tmp_path / "bevoelkerung_2010-12-31.csv", SOURCES["register"], 2010)
+    with config_context(validation_depth=ValidationDepth.SCHEMA_AND_DATA):
+        SOURCES["register"].contract.validate(frame, lazy=True)
+
+
+def test_scale_below_minimum_is_refused(tmp_path):
+    with pytest.raises(ValueError):
+        generate(tmp_path, cycles=(2018,), scale=0.01)
+    with pytest.raises(SystemExit):
+        sample_city_main(["--out", str(tmp_path), "--scale", "0.01"])
+
+
+def test_console_script_help():
+    """``social-monitor generate --help`` documents the options."""
+    script = Path(sys.executable).parent / "social-monitor"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "social_monitor.cli"]
+    result = subprocess.run([*command, "generate", "--help"], capture_output=True, text=True, check=True)
+    for option in ("--out", "--cycles", "--seed", "--scale"):
+        assert option in result.stdout
+
+
+def test_scale_multiplies_population():
+    """``scale`` multiplies every area's population (scale 2 → twice the residents of each Unterbezirk,
+    within rounding)."""
+    one, two = plan_cycle(2018, 1.0), plan_cycle(2018, 2.0)
+    assert np.abs(two.residents.sum(axis=1) - 2 * one.residents.sum(axis=1)).max() <= 2
