@@ -4,11 +4,15 @@ committed."""
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 from dagster_dbt import DbtProject
 
 from social_monitor.settings import DBT_PROJECT_DIR, load_settings
 
+# dbt runs from this environment even when its bin folder is not on PATH (a bare `.venv/bin/dagster …`).
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 # dbt's profile reads the warehouse path from this variable; point it at the same file the assets use.
 os.environ.setdefault("SOCIAL_MONITOR_WAREHOUSE", str(load_settings().warehouse_path))
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,13 +46,6 @@ def build_resources() -> dict[str, object]:
             published_path=str(settings.published_path),
             config_path=str(settings.config_path),
         ),
-        "dbt": DbtCliResource(
-            project_dir=dbt_project, profiles_dir=str(dbt_project.project_dir), dbt_executable=dbt_executable()
-        ),
+        "dbt": DbtCliResource(project_dir=dbt_project, profiles_dir=str(dbt_project.project_dir)),
     }
 
-
-def dbt_executable() -> str:
-    """dbt from this environment, even when its bin folder is not on PATH."""
-    beside_python = Path(sys.executable).parent / "dbt"
-    return str(beside_python) if beside_python.exists() else (shutil.which("dbt") or "dbt")
