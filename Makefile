@@ -7,6 +7,9 @@ TOOLS := .tools
 VENV := .venv
 BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
+# Use the machine's CA certificates (company proxies, mirrors).
+export UV_NATIVE_TLS := 1
+export UV_SYSTEM_CERTS := 1
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 DAGSTER := $(BIN)/dagster
 MODULE := -m orchestration.definitions
