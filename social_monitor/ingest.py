@@ -146,6 +146,8 @@ def load_delivery(
                 "one announced"
             )
         unparsed = _parse_problems(con, source.contract, name)
+        for header in file_columns(source.contract):  # the text was kept only to find unparseable values
+            con.execute(f"alter table _typed drop column {_quote('_text_' + header)}")
         problems = unparsed + _contract_problems(con, source.contract, name, unparsed)
         rejected_lines = sorted({p.line for p in problems if p.line is not None})
         whole_file = [p for p in problems if p.line is None]
@@ -355,8 +357,6 @@ def _parse_problems(con: duckdb.DuckDBPyConnection, contract: type[RawDelivery],
             f"and nullif(trim({_quote('_text_' + header)}), '') is not null order by source_line"
         ).fetchall()
         problems += [Problem(name, line, header, "parse", f"value is not {expected}") for (line,) in rows]
-    for header in file_columns(contract):
-        con.execute(f"alter table _typed drop column {_quote('_text_' + header)}")
     return problems
 
 
