@@ -11,12 +11,14 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from social_monitor import action_areas_report, catalogue
+from social_monitor.classification import cli as classify_cli
 from social_monitor.sample_city import cli as sample_city_cli
 
 # subcommand -> (module with add_arguments/run, one-line help)
 SUBCOMMANDS: dict[str, tuple[ModuleType, str]] = {
     "generate": (sample_city_cli, "write the sample city's raw extracts and manifests"),
     "action-areas": (action_areas_report, "print the action areas per report cycle from the published file"),
+    "classify": (classify_cli, "classify any indicator table by a method (Berlin MSS, Hamburg RISE, Dortmund, custom)"),
     "catalogue-docs": (catalogue, "write docs/indicators.md from the indicator catalogue"),
 }
 

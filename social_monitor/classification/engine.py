@@ -1,0 +1,431 @@
+"""The classification engine: an indicator table and a method in, classes, index values and reasons out.
+
+Plain Python on polars frames, no Dagster. ``classify`` takes a long indicator table with the columns
+
+- ``report_cycle`` (int), ``area_id`` (text), ``indicator_id`` (text), ``value`` (number), and optionally
+- ``population`` (residents, for ``min_population``), ``is_valid`` (false leaves the area out),
+  ``city_value`` (for ``deviation_from_city`` and ``worse_than_city``) and ``area_name``,
+
+and a :class:`~social_monitor.classification.methods.Method`. It returns a :class:`Classification` with
+three tables: one row per cycle and area (included or the reason it is not, the combined class, the flag
+and its change since the previous cycle, fragility, the reasons in German), one row per cycle, area and
+dimension (index, class, previous class, distance to the nearest class border), and one row per cycle,
+area and indicator (value, mean, SD, standardised value, weight, contribution), so every class can be
+traced back to its inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import polars as pl
+
+from social_monitor.classification.methods import Dimension, IndicatorSpec, Method, MethodError
+
+REQUIRED = {"report_cycle": pl.Int32, "area_id": pl.Utf8, "indicator_id": pl.Utf8, "value": pl.Float64}
+OPTIONAL = {"population": pl.Float64, "is_valid": pl.Boolean, "city_value": pl.Float64, "area_name": pl.Utf8}
+FLAG_CHANGES = ("first_cycle", "kept", "new", "released", "not_flagged")
+CLASS_CHANGES = ("no_previous", "same", "better", "worse")
+MAX_LISTED = 5
+# dimension column -> suffix of its column in the wide form (``status_index``, ``status_class`` …)
+WIDE_COLUMNS = {"index_value": "index", "class_code": "class", "class_label": "label",
+                "previous_class_code": "previous_class", "class_change": "change",
+                "distance_to_border": "distance_to_border", "is_fragile": "is_fragile"}
+
+
+@dataclass(frozen=True)
+class Classification:
+    method: Method
+    areas: pl.DataFrame  # one row per report cycle and area
+    dimensions: pl.DataFrame  # one row per report cycle, area and dimension (included areas)
+    indicators: pl.DataFrame  # one row per report cycle, area, dimension and indicator (included areas)
+    notes: tuple[str, ...] = ()  # what the engine left out, e.g. an indicator without values in a cycle
+
+    def wide(self) -> pl.DataFrame:
+        """One row per cycle and area with ``<dimension>_index``, ``_class``, ``_label`` … side by side."""
+        wide = self.areas
+        for dimension in self.method.dimensions:
+            columns = self.dimensions.filter(pl.col("dimension_id") == dimension.id).select(
+                "report_cycle", "area_id",
+                *[pl.col(source).alias(f"{dimension.id}_{target}") for source, target in WIDE_COLUMNS.items()])
+            wide = wide.join(columns, on=["report_cycle", "area_id"], how="left")
+        return wide.sort("report_cycle", "area_id")
+
+
+def classify(table: pl.DataFrame, method: Method, *,
+             indicator_names: Mapping[str, tuple[str, str]] | None = None) -> Classification:
+    """Classify every area of every report cycle in ``table`` by ``method``.
+
+    ``indicator_names`` maps indicator ids to (German name, unit) for the reasons, where the method does not
+    name them itself (the pipeline passes its indicator catalogue).
+    """
+    table = _prepare(table)
+    cycles = sorted(table["report_cycle"].unique().to_list())
+    present = set(table["indicator_id"].unique().to_list())
+    unknown = [i for i in method.indicator_ids if i not in present]
+    if unknown:
+        raise MethodError(
+            f"method {method.id!r} names indicator(s) {', '.join(unknown)}, which the table does not hold "
+            f"(it holds: {', '.join(sorted(present)) or 'nothing'})")
+    if method.min_population > 0 and table["population"].is_null().all():
+        raise MethodError(f"method {method.id!r} leaves out areas under {method.min_population:g} residents, but "
+                          "the table has no population; give the population column or set min_population: 0")
+
+    notes: list[str] = []
+    areas = _areas(table, method)
+    observations = _observations(table, method, cycles)
+    observations, areas = _check_values(observations, areas, method, notes)
+    included = areas.filter("is_included").select("report_cycle", "area_id")
+    observations = observations.join(included, on=["report_cycle", "area_id"], how="semi")
+
+    indicators = pl.concat([_standardise(observations.filter(pl.col("dimension_id") == d.id), d, method)
+                            for d in method.dimensions], how="vertical")
+    dimensions = pl.concat([_dimension_classes(indicators.filter(pl.col("dimension_id") == d.id), d, method)
+                            for d in method.dimensions], how="vertical")
+    areas = _flag(areas, dimensions, method, cycles)
+    areas = areas.join(_reasons(dimensions, indicators, method, indicator_names or {}),
+                       on=["report_cycle", "area_id"], how="left")
+    areas = areas.select(
+        pl.lit(method.id).alias("method_id"), "report_cycle", "area_id", "area_name", "population", "is_included",
+        "exclusion_reason", "combined_class", "is_flagged", "change_since_previous", "is_fragile", "reasons",
+    ).sort("report_cycle", "area_id")
+    return Classification(
+        method=method,
+        areas=areas,
+        dimensions=dimensions.select(pl.lit(method.id).alias("method_id"), pl.all()).sort(
+            "report_cycle", "area_id", "dimension_id"),
+        indicators=indicators.select(
+            pl.lit(method.id).alias("method_id"), "report_cycle", "area_id", "dimension_id", "indicator_id",
+            "value", "city_value", "mean", "sd", "standardised", "weight", "contribution",
+        ).sort("report_cycle", "area_id", "dimension_id", "indicator_id"),
+        notes=tuple(notes),
+    )
+
+
+def _prepare(table: pl.DataFrame) -> pl.DataFrame:
+    missing = [c for c in REQUIRED if c not in table.columns]
+    if missing:
+        raise MethodError(f"the indicator table lacks column(s) {', '.join(missing)}")
+    try:
+        table = table.with_columns(*[pl.col(c).cast(t) for c, t in REQUIRED.items()],
+                                   *[(pl.col(c) if c in table.columns else pl.lit(None)).cast(t).alias(c)
+                                     for c, t in OPTIONAL.items()])
+    except pl.exceptions.PolarsError as error:
+        raise MethodError(f"the indicator table has a column of the wrong type: {error}") from error
+    for column in ("report_cycle", "area_id", "indicator_id"):
+        if table[column].null_count():
+            raise MethodError(f"the indicator table has {table[column].null_count()} row(s) without {column}")
+    duplicates = table.filter(pl.struct("report_cycle", "area_id", "indicator_id").is_duplicated())
+    if duplicates.height:
+        first = duplicates.row(0, named=True)
+        raise MethodError(f"the indicator table holds {duplicates.height} rows for repeated (cycle, area, "
+                          f"indicator), e.g. {first['report_cycle']}, {first['area_id']}, {first['indicator_id']}")
+    return table.select(*REQUIRED, *OPTIONAL)
+
+
+def _areas(table: pl.DataFrame, method: Method) -> pl.DataFrame:
+    """One row per cycle and area: included, or the reason it is left out (in German)."""
+    areas = table.group_by("report_cycle", "area_id").agg(
+        pl.col("area_name").drop_nulls().first(),
+        pl.col("population").drop_nulls().first(),
+        (pl.col("is_valid") == False).any().alias("marked_invalid"),  # noqa: E712 - null means valid
+    )
+    reason = (
+        pl.when(pl.col("marked_invalid")).then(pl.lit("in den Eingangsdaten als ungültig markiert"))
+        .when(pl.col("area_id").is_in(list(method.exclude_areas)))
+        .then(pl.lit("in der Methode ausgeschlossen (exclude_areas)"))
+    )
+    if method.min_population > 0:
+        reason = (reason.when(pl.col("population").is_null()).then(pl.lit("Einwohnerzahl fehlt"))
+                  .when(pl.col("population") < method.min_population)
+                  .then(pl.lit(f"weniger als {method.min_population:g} Einwohner")))
+    return (areas.with_columns(reason.otherwise(None).alias("exclusion_reason"))
+            .with_columns(pl.col("exclusion_reason").is_null().alias("is_included"))
+            .drop("marked_invalid"))
+
+
+def _observations(table: pl.DataFrame, method: Method, cycles: list[int]) -> pl.DataFrame:
+    """Long frame: one row per dimension, indicator, cycle and area, derived (change) indicators computed."""
+    grid = table.select("report_cycle", "area_id").unique()
+    frames = []
+    for dimension in method.dimensions:
+        for spec in dimension.indicators:
+            values = _indicator_values(table, spec, cycles)
+            frames.append(
+                grid.join(values, on=["report_cycle", "area_id"], how="left").with_columns(
+                    pl.lit(dimension.id).alias("dimension_id"),
+                    pl.lit(spec.id).alias("indicator_id"),
+                    pl.lit(spec.weight).alias("weight"),
+                    pl.lit(spec.direction).alias("direction"),
+                    pl.lit(values.height > 0 or spec.change_of is None).alias("has_base_cycle"),
+                )
+            )
+    return pl.concat(frames, how="vertical").select(
+        "dimension_id", "indicator_id", "report_cycle", "area_id", "value", "city_value", "weight", "direction",
+        "has_base_cycle")
+
+
+def _indicator_values(table: pl.DataFrame, spec: IndicatorSpec, cycles: list[int]) -> pl.DataFrame:
+    source = table.filter(pl.col("indicator_id") == spec.source).select(
+        "report_cycle", "area_id", "value", "city_value")
+    if spec.change_of is None:
+        return source
+    base_of = {}
+    for position, cycle in enumerate(cycles):
+        base = cycle - spec.change_years if spec.change_years else (cycles[position - 1] if position else None)
+        if base in cycles:
+            base_of[cycle] = base
+    if not base_of:
+        return source.clear()
+    bases = pl.DataFrame({"report_cycle": list(base_of), "base_cycle": list(base_of.values())},
+                         schema={"report_cycle": pl.Int32, "base_cycle": pl.Int32})
+    return (
+        source.join(bases, on="report_cycle", how="inner")
+        .join(source.rename({"report_cycle": "base_cycle", "value": "base_value", "city_value": "base_city_value"}),
+              on=["base_cycle", "area_id"], how="left")
+        .select("report_cycle", "area_id", (pl.col("value") - pl.col("base_value")).alias("value"),
+                (pl.col("city_value") - pl.col("base_city_value")).alias("city_value"))
+    )
+
+
+def _check_values(observations: pl.DataFrame, areas: pl.DataFrame, method: Method, notes: list[str]
+                  ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Leave out indicators without any value in a cycle (where allowed); refuse or exclude missing values."""
+    included = areas.filter("is_included").select("report_cycle", "area_id")
+    seen = observations.join(included, on=["report_cycle", "area_id"], how="semi")
+    coverage = seen.group_by("dimension_id", "indicator_id", "report_cycle", "has_base_cycle").agg(
+        pl.col("value").is_not_null().sum().alias("with_value"), pl.len().alias("areas"))
+    policy = {d.id: d.absent_indicators for d in method.dimensions}
+    absent = coverage.filter(pl.col("with_value") == 0).sort("report_cycle", "dimension_id", "indicator_id")
+    for row in absent.iter_rows(named=True):
+        where = f"{row['report_cycle']}, {row['dimension_id']}: {row['indicator_id']}"
+        if not row["has_base_cycle"]:
+            notes.append(f"{where} needs a cycle before {row['report_cycle']} that the table does not hold; "
+                         "left out")
+        elif policy[row["dimension_id"]] == "skip":
+            notes.append(f"{where} has no values in this cycle; left out (absent_indicators: skip)")
+        else:
+            raise MethodError(f"method {method.id!r}: indicator {row['indicator_id']} has no values in cycle "
+                              f"{row['report_cycle']} (dimension {row['dimension_id']}); supply it, or set "
+                              "absent_indicators: skip to leave it out where it is absent")
+    observations = observations.join(absent.select("dimension_id", "indicator_id", "report_cycle"),
+                                     on=["dimension_id", "indicator_id", "report_cycle"], how="anti")
+
+    gaps = (observations.join(included, on=["report_cycle", "area_id"], how="semi")
+            .filter(pl.col("value").is_null()).sort("report_cycle", "area_id", "indicator_id"))
+    if gaps.height and method.missing_values == "error":
+        listed = "; ".join(f"{r['report_cycle']} {r['area_id']} {r['indicator_id']}"
+                           for r in gaps.head(MAX_LISTED).iter_rows(named=True))
+        raise MethodError(f"method {method.id!r}: {gaps.height} missing value(s) for included areas, e.g. {listed}; "
+                          "fill them, exclude the areas, or set missing_values: exclude_area")
+    if gaps.height:
+        reasons = gaps.group_by("report_cycle", "area_id").agg(
+            pl.col("indicator_id").unique().sort().str.join(", ").alias("gap"))
+        areas = (areas.join(reasons, on=["report_cycle", "area_id"], how="left").with_columns(
+            pl.when(pl.col("is_included") & pl.col("gap").is_not_null())
+            .then(pl.lit("fehlender Wert: ") + pl.col("gap")).otherwise(pl.col("exclusion_reason"))
+            .alias("exclusion_reason"))
+            .with_columns(pl.col("exclusion_reason").is_null().alias("is_included")).drop("gap"))
+        notes.append(f"{reasons.height} area-cycle(s) left out for missing values (missing_values: exclude_area)")
+    return observations, areas
+
+
+def _zscore(column: str, by: list[str], ddof: int) -> pl.Expr:
+    return (pl.col(column) - pl.col(column).mean().over(by)) / pl.col(column).std(ddof=ddof).over(by)
+
+
+def _standardise(observations: pl.DataFrame, dimension: Dimension, method: Method) -> pl.DataFrame:
+    group = ["indicator_id", "report_cycle"]
+    sign = pl.when(pl.col("direction") == "higher_is_better").then(-1.0).otherwise(1.0)
+    frame = observations.with_columns(
+        pl.col("value").mean().over(group).alias("mean"),
+        pl.col("value").std(ddof=dimension.ddof).over(group).alias("sd"),
+    )
+    if dimension.standardisation == "z_score":
+        flat = frame.filter((pl.col("sd") == 0) | pl.col("sd").is_null()).select(group).unique().sort(group)
+        if flat.height:
+            first = flat.row(0, named=True)
+            raise MethodError(f"method {method.id!r}, dimension {dimension.id}: indicator {first['indicator_id']} "
+                              f"has zero variance in cycle {first['report_cycle']} over the included areas, so it "
+                              "cannot be z-standardised; drop it from the method or use deviation_from_city")
+        standardised = (pl.col("value") - pl.col("mean")) / pl.col("sd")
+    else:
+        no_city = frame.filter(pl.col("city_value").is_null()).select(group).unique().sort(group)
+        if no_city.height:
+            first = no_city.row(0, named=True)
+            raise MethodError(f"method {method.id!r}, dimension {dimension.id}: {dimension.standardisation} needs "
+                              f"the city value, which is missing for {first['indicator_id']} in cycle "
+                              f"{first['report_cycle']}; give the city value column")
+        standardised = pl.col("value") - pl.col("city_value")
+    if dimension.standardisation == "worse_than_city":
+        # 1 when worse than the city value by the indicator's direction, else 0
+        standardised = ((pl.col("value") - pl.col("city_value")) * sign > 0).cast(pl.Float64)
+        near = (pl.col("value") - pl.col("city_value")).abs() <= dimension.sensitivity_margin * pl.col(
+            "city_value").abs()
+        return frame.with_columns(standardised.alias("standardised"), near.alias("is_near_city")).with_columns(
+            (pl.col("standardised") * pl.col("weight")).alias("contribution"))
+    return frame.with_columns((standardised * sign).alias("standardised"), pl.lit(False).alias("is_near_city")
+                              ).with_columns((pl.col("standardised") * pl.col("weight")).alias("contribution"))
+
+
+def _class_expr(dimension: Dimension, column: str) -> pl.Expr:
+    expr = None
+    for spec in dimension.classes[:-1]:
+        condition = pl.col(column) < spec.below if spec.below is not None else pl.col(column) <= spec.up_to
+        expr = (pl.when(condition) if expr is None else expr.when(condition)).then(pl.lit(spec.code))
+    return expr.otherwise(pl.lit(dimension.classes[-1].code)).cast(pl.Int32)
+
+
+def _dimension_classes(indicators: pl.DataFrame, dimension: Dimension, method: Method) -> pl.DataFrame:
+    combined = pl.col("contribution").sum()
+    if dimension.combine == "mean":
+        combined = combined / pl.col("weight").sum()
+    frame = indicators.group_by("report_cycle", "area_id").agg(
+        combined.alias("raw_index"),
+        pl.len().cast(pl.Int32).alias("indicator_count"),
+        (pl.col("weight") * (pl.col("is_near_city") & (pl.col("standardised") > 0))).sum().alias("near_worse"),
+        (pl.col("weight") * (pl.col("is_near_city") & (pl.col("standardised") <= 0))).sum().alias("near_better"),
+    )
+    if dimension.restandardise:
+        flat = frame.group_by("report_cycle").agg(pl.col("raw_index").std(ddof=dimension.ddof).alias("sd")).filter(
+            (pl.col("sd") == 0) | pl.col("sd").is_null())
+        if flat.height:
+            raise MethodError(f"method {method.id!r}, dimension {dimension.id}: the combined index has zero variance "
+                              f"in cycle {flat['report_cycle'][0]}, so it cannot be z-standardised again")
+        frame = frame.with_columns(_zscore("raw_index", ["report_cycle"], dimension.ddof).alias("index_value"))
+    else:
+        frame = frame.with_columns(pl.col("raw_index").alias("index_value"))
+
+    margin = dimension.sensitivity_margin
+    if dimension.standardisation == "worse_than_city":
+        low, high = pl.col("index_value") - pl.col("near_worse"), pl.col("index_value") + pl.col("near_better")
+    else:
+        low, high = pl.col("index_value") - margin, pl.col("index_value") + margin
+    bounds = [c.bound for c in dimension.classes[:-1]]
+    labels = {c.code: c.label for c in dimension.classes}
+    frame = frame.with_columns(low.alias("low"), high.alias("high")).with_columns(
+        _class_expr(dimension, "index_value").alias("class_code"),
+        _class_expr(dimension, "low").alias("class_low"),
+        _class_expr(dimension, "high").alias("class_high"),
+        pl.min_horizontal(*[(pl.col("index_value") - b).abs() for b in bounds]).alias("distance_to_border"),
+    ).with_columns(
+        pl.col("class_code").replace_strict(labels, return_dtype=pl.Utf8).alias("class_label"),
+        ((pl.col("class_low") != pl.col("class_code")) | (pl.col("class_high") != pl.col("class_code")))
+        .alias("is_fragile"),
+        pl.when(pl.col("class_high") != pl.col("class_code")).then(pl.col("class_high"))
+        .when(pl.col("class_low") != pl.col("class_code")).then(pl.col("class_low"))
+        .alias("alternative_class_code"),
+    )
+    # the previous cycle in which this dimension was computed, and the area's class there
+    computed = sorted(frame["report_cycle"].unique().to_list())
+    previous = pl.DataFrame({"report_cycle": computed[1:], "previous_cycle": computed[:-1]},
+                            schema={"report_cycle": pl.Int32, "previous_cycle": pl.Int32})
+    before = frame.select(pl.col("report_cycle").alias("previous_cycle"), "area_id",
+                          pl.col("class_code").alias("previous_class_code"))
+    frame = (frame.join(previous, on="report_cycle", how="left")
+             .join(before, on=["previous_cycle", "area_id"], how="left")
+             .with_columns(
+                 pl.when(pl.col("previous_class_code").is_null()).then(pl.lit("no_previous"))
+                 .when(pl.col("class_code") == pl.col("previous_class_code")).then(pl.lit("same"))
+                 .when(pl.col("class_code") < pl.col("previous_class_code")).then(pl.lit("better"))
+                 .otherwise(pl.lit("worse")).alias("class_change")))
+    return frame.select(
+        "report_cycle", "area_id", pl.lit(dimension.id).alias("dimension_id"), "indicator_count", "raw_index",
+        "index_value", "class_code", "class_label", "previous_cycle", "previous_class_code", "class_change",
+        "distance_to_border", "is_fragile", "alternative_class_code",
+    )
+
+
+def _flag(areas: pl.DataFrame, dimensions: pl.DataFrame, method: Method, cycles: list[int]) -> pl.DataFrame:
+    wide = dimensions.pivot(on="dimension_id", index=["report_cycle", "area_id"], values="class_code")
+    for dimension in method.dimensions:
+        if dimension.id not in wide.columns:
+            wide = wide.with_columns(pl.lit(None, dtype=pl.Int32).alias(dimension.id))
+    shorts = {d.id: {c.code: c.short for c in d.classes} for d in method.dimensions}
+    combined = pl.concat_str(
+        [pl.col(d.id).replace_strict(shorts[d.id], default=None, return_dtype=pl.Utf8).fill_null("")
+         for d in method.dimensions])
+    fragile = dimensions.group_by("report_cycle", "area_id").agg(pl.col("is_fragile").any())
+    wide = wide.with_columns(pl.when(combined != "").then(combined).alias("combined_class"))
+    if method.flag_any_of:
+        flag = pl.any_horizontal(*[
+            pl.all_horizontal(*[pl.col(dimension_id).is_in(list(codes)).fill_null(False)
+                                for dimension_id, codes in condition.items()])
+            for condition in method.flag_any_of])
+        wide = wide.with_columns(flag.alias("is_flagged"))
+    else:
+        wide = wide.with_columns(pl.lit(None, dtype=pl.Boolean).alias("is_flagged"))
+    areas = (areas.join(wide.select("report_cycle", "area_id", "combined_class", "is_flagged"),
+                        on=["report_cycle", "area_id"], how="left")
+             .join(fragile, on=["report_cycle", "area_id"], how="left"))
+    previous = pl.DataFrame({"report_cycle": cycles[1:], "previous_cycle": cycles[:-1]},
+                            schema={"report_cycle": pl.Int32, "previous_cycle": pl.Int32})
+    before = areas.select(pl.col("report_cycle").alias("previous_cycle"), "area_id",
+                          pl.col("is_flagged").alias("was_flagged"))
+    return (areas.join(previous, on="report_cycle", how="left")
+            .join(before, on=["previous_cycle", "area_id"], how="left")
+            .with_columns(
+                pl.when(pl.col("is_flagged").is_null()).then(pl.lit(None, dtype=pl.Utf8))
+                .when(pl.col("was_flagged").is_null()).then(pl.lit("first_cycle"))
+                .when(pl.col("is_flagged") & pl.col("was_flagged")).then(pl.lit("kept"))
+                .when(pl.col("is_flagged")).then(pl.lit("new"))
+                .when(pl.col("was_flagged")).then(pl.lit("released"))
+                .otherwise(pl.lit("not_flagged")).alias("change_since_previous"))
+            .drop("previous_cycle", "was_flagged"))
+
+
+def format_number(value: float | None, unit: str = "", digits: int = 1, signed: bool = False) -> str:
+    """German number format: 1.234,5 %."""
+    if value is None:
+        return "–"
+    text = f"{value:{'+' if signed else ''},.{digits}f}".replace(",", "X").replace(".", ",").replace("X", ".")
+    return f"{text} {unit}".strip()
+
+
+def _reasons(dimensions: pl.DataFrame, indicators: pl.DataFrame, method: Method,
+             indicator_names: Mapping[str, tuple[str, str]]) -> pl.DataFrame:
+    """German text per cycle and area: the class of each dimension and the indicators that put it there."""
+    specs = {(d.id, i.id): i for d in method.dimensions for i in d.indicators}
+    by_id = {d.id: d for d in method.dimensions}
+    details: dict[tuple[int, str, str], list[dict]] = {}
+    for row in indicators.filter(pl.col("contribution") > 0).sort("contribution", descending=True).iter_rows(
+            named=True):
+        details.setdefault((row["report_cycle"], row["area_id"], row["dimension_id"]), []).append(row)
+
+    def name_unit(dimension_id: str, indicator_id: str) -> tuple[str, str]:
+        spec = specs[(dimension_id, indicator_id)]
+        fallback = indicator_names.get(spec.source, (spec.source, ""))
+        name = spec.name_de or (f"Veränderung {fallback[0]}" if spec.change_of else fallback[0])
+        unit = spec.unit or ("%-Punkte" if spec.change_of and fallback[1] == "%" else fallback[1])
+        return name, unit
+
+    texts: dict[tuple[int, str], list[str]] = {}
+    order = {d.id: position for position, d in enumerate(method.dimensions)}
+    ordered = dimensions.with_columns(pl.col("dimension_id").replace_strict(order, return_dtype=pl.Int32)
+                                      .alias("position")).sort("report_cycle", "area_id", "position")
+    for row in ordered.iter_rows(named=True):
+        dimension = by_id[row["dimension_id"]]
+        rows = details.get((row["report_cycle"], row["area_id"], dimension.id), [])
+        if dimension.standardisation == "worse_than_city":
+            parts = []
+            for r in sorted(rows, key=lambda r: r["indicator_id"]):
+                n, u = name_unit(dimension.id, r["indicator_id"])
+                parts.append(f"{n} {format_number(r['value'], u)} (Stadt {format_number(r['city_value'], u)})")
+            head = row["class_label"]
+        else:
+            parts = []
+            for r in rows[:3]:
+                n, u = name_unit(dimension.id, r["indicator_id"])
+                versus = (f"z {format_number(r['standardised'], digits=2, signed=True)}"
+                          if dimension.standardisation == "z_score"
+                          else f"Stadt {format_number(r['city_value'], u)}")
+                parts.append(f"{n} {format_number(r['value'], u)} ({versus})")
+            head = (f"{dimension.name_de} {row['class_label']} "
+                    f"({format_number(row['index_value'], digits=2, signed=True)})")
+        texts.setdefault((row["report_cycle"], row["area_id"]), []).append(
+            head + (": " + "; ".join(parts) if parts else ""))
+    return pl.DataFrame(
+        {"report_cycle": [k[0] for k in texts], "area_id": [k[1] for k in texts],
+         "reasons": [" | ".join(v) for v in texts.values()]},
+        schema={"report_cycle": pl.Int32, "area_id": pl.Utf8, "reasons": pl.Utf8})

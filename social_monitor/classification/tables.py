@@ -1,0 +1,179 @@
+"""Read any indicator table (CSV or Parquet, long or wide) into the engine's form, and write results.
+
+Long form: one row per area, cycle and indicator (columns for the indicator id and its value). Wide form:
+one row per area and cycle, one column per indicator. The column names are mapped by :class:`Columns`.
+Errors name the file, the column and, for bad values, the line of the CSV file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from social_monitor.classification.methods import MethodError
+
+TRUE = {"true", "1", "yes", "ja", "wahr", "t", "y", "j"}
+FALSE = {"false", "0", "no", "nein", "falsch", "f", "n"}
+
+
+class TableError(ValueError):
+    """An input table that cannot be read as an indicator table."""
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which column of the file holds what; ``None`` for an optional column means: use it if present."""
+
+    area: str = "area_id"
+    cycle: str = "report_cycle"
+    population: str | None = None
+    valid: str | None = None
+    name: str | None = None
+    indicator: str = "indicator_id"  # long form
+    value: str = "value"  # long form
+    city_value: str | None = None  # long form
+    city_area: str | None = None  # the area id whose rows hold the city values (both forms)
+
+
+DEFAULT_OPTIONAL = {"population": "population", "valid": "is_valid", "name": "area_name", "city_value": "city_value"}
+
+
+def read_table(path: Path, *, separator: str = ",") -> pl.DataFrame:
+    """A CSV or Parquet file, every CSV column read as text (types are checked column by column later)."""
+    path = Path(path)
+    if not path.exists():
+        raise TableError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            return pl.read_parquet(path)
+        if suffix in (".csv", ".txt", ".tsv"):
+            return pl.read_csv(path, separator="\t" if suffix == ".tsv" else separator, infer_schema=False,
+                               encoding="utf8-lossy")
+    except (pl.exceptions.PolarsError, OSError) as error:
+        raise TableError(f"{path}: cannot read the file: {error}") from error
+    raise TableError(f"{path}: unknown file type {suffix!r}; use .csv, .tsv or .parquet")
+
+
+def to_indicator_table(frame: pl.DataFrame, *, source: str, columns: Columns, layout: str = "auto",
+                       indicators: Sequence[str] | None = None, decimal_comma: bool = False) -> pl.DataFrame:
+    """The engine's long table from ``frame`` (read from ``source``, named in errors)."""
+    available = frame.columns
+
+    def need(column: str, option: str) -> str:
+        if column not in available:
+            raise TableError(f"{source}: no column {column!r} (set it with {option}); the file has: "
+                             f"{', '.join(available)}")
+        return column
+
+    def optional(column: str | None, key: str, option: str) -> str | None:
+        if column is not None:
+            return need(column, option)
+        return DEFAULT_OPTIONAL[key] if DEFAULT_OPTIONAL[key] in available else None
+
+    if layout == "auto":
+        layout = "long" if columns.indicator in available and columns.value in available else "wide"
+    area, cycle = need(columns.area, "--area-column"), need(columns.cycle, "--cycle-column")
+    population = optional(columns.population, "population", "--population-column")
+    valid = optional(columns.valid, "valid", "--valid-column")
+    name = optional(columns.name, "name", "--name-column")
+    keys = [pl.col(area).cast(pl.Utf8).str.strip_chars().alias("area_id"),
+            _integer(frame, cycle, source).alias("report_cycle")]
+    extra = []
+    if population:
+        extra.append(_number(frame, population, source, decimal_comma).alias("population"))
+    if valid:
+        extra.append(_boolean(frame, valid, source).alias("is_valid"))
+    if name:
+        extra.append(pl.col(name).cast(pl.Utf8).alias("area_name"))
+
+    if layout == "long":
+        indicator = need(columns.indicator, "--indicator-column")
+        value = need(columns.value, "--value-column")
+        city_value = optional(columns.city_value, "city_value", "--city-value-column")
+        table = frame.select(
+            *keys, *extra, pl.col(indicator).cast(pl.Utf8).str.strip_chars().alias("indicator_id"),
+            _number(frame, value, source, decimal_comma).alias("value"),
+            *([_number(frame, city_value, source, decimal_comma).alias("city_value")] if city_value else []),
+        )
+        if indicators:
+            table = table.filter(pl.col("indicator_id").is_in(list(indicators)))
+    elif layout == "wide":
+        wanted = list(indicators) if indicators else [c for c in available if c not in
+                                                      {area, cycle, population, valid, name}]
+        for column in wanted:
+            need(column, "--indicators")
+        table = frame.select(*keys, *extra, *[_number(frame, c, source, decimal_comma).alias(c) for c in wanted])
+        table = table.unpivot(index=["area_id", "report_cycle", *[e.meta.output_name() for e in extra]],
+                              on=wanted, variable_name="indicator_id", value_name="value")
+    else:
+        raise TableError(f"layout must be auto, long or wide, not {layout!r}")
+
+    if columns.city_area is not None:
+        city = table.filter(pl.col("area_id") == columns.city_area)
+        if city.is_empty():
+            raise TableError(f"{source}: no rows for the city area {columns.city_area!r} (--city-area)")
+        table = table.filter(pl.col("area_id") != columns.city_area).drop("city_value", strict=False).join(
+            city.select("report_cycle", "indicator_id", pl.col("value").alias("city_value")),
+            on=["report_cycle", "indicator_id"], how="left")
+    return table
+
+
+def _row(mask: pl.Series) -> str:
+    """Where the first row with ``mask`` is: its data row, and its line in a CSV file (the header is line 1)."""
+    index = int(mask.arg_true()[0])
+    return f"row {index + 1} (line {index + 2})"
+
+
+def _number(frame: pl.DataFrame, column: str, source: str, decimal_comma: bool) -> pl.Expr:
+    series = frame[column]
+    if series.dtype.is_numeric():
+        return pl.col(column).cast(pl.Float64)
+    text = series.cast(pl.Utf8).str.strip_chars()
+    if decimal_comma:
+        text = text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
+    parsed = text.cast(pl.Float64, strict=False)
+    bad = text.is_not_null() & (text != "") & parsed.is_null()
+    if bad.any():
+        raise TableError(f"{source}, {_row(bad)}, column {column}: {series[int(bad.arg_true()[0])]!r} "
+                         "is not a number" + ("" if decimal_comma else " (decimal comma? use --decimal-comma)"))
+    return pl.lit(parsed).alias(column)
+
+
+def _integer(frame: pl.DataFrame, column: str, source: str) -> pl.Expr:
+    series = frame[column]
+    parsed = series.cast(pl.Utf8).str.strip_chars().cast(pl.Float64, strict=False)
+    bad = parsed.is_null() | (parsed != parsed.round(0))
+    if bad.any():
+        raise TableError(f"{source}, {_row(bad)}, column {column}: {series[int(bad.arg_true()[0])]!r} "
+                         "is not a report year")
+    return pl.lit(parsed.cast(pl.Int32)).alias(column)
+
+
+def _boolean(frame: pl.DataFrame, column: str, source: str) -> pl.Expr:
+    series = frame[column]
+    if series.dtype == pl.Boolean:
+        return pl.col(column)
+    text = series.cast(pl.Utf8).str.strip_chars().str.to_lowercase()
+    parsed = text.replace_strict({**dict.fromkeys(TRUE, True), **dict.fromkeys(FALSE, False)}, default=None,
+                                 return_dtype=pl.Boolean)
+    bad = text.is_not_null() & (text != "") & parsed.is_null()
+    if bad.any():
+        raise TableError(f"{source}, {_row(bad)}, column {column}: {series[int(bad.arg_true()[0])]!r} "
+                         "is neither true nor false")
+    return pl.lit(parsed).alias(column)
+
+
+def write_table(frame: pl.DataFrame, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        frame.write_parquet(path)
+    elif suffix == ".csv":
+        frame.write_csv(path)
+    else:
+        raise MethodError(f"{path}: unknown output type {suffix!r}; use .csv or .parquet")
