@@ -86,4 +86,47 @@ def every_area_classified(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     )
 
 
-checks = [build_row_balance_check(name) for name in SOURCES] + [only_aggregated_tables, every_area_classified]
+@dg.asset_check(
+    asset=dg.AssetKey(["classification", "area_classifications"]),
+    name="every_method_classifies_every_cycle",
+    description="Every method has a row for every report cycle and area of its level, and every included area "
+    "has a class in each dimension computed for that cycle; left-out areas carry a reason.",
+)
+def every_method_classifies_every_cycle(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.connect() as con:
+        rows = con.execute(
+            """
+            with expected as (
+                select m.method_id, c.report_cycle, count(a.area_id) as areas
+                from classification.classification_methods m
+                cross join intermediate.int_report_cycles c
+                join marts.areas a on a.area_level = m.area_level
+                group by all
+            ), got as (
+                select method_id, report_cycle, count(*) as areas,
+                       count(*) filter (where not is_included and exclusion_reason is null) as unexplained,
+                       count(*) filter (where is_included) as included
+                from classification.area_classifications group by all
+            ), classed as (
+                select method_id, report_cycle, dimension_id, count(*) as classified
+                from classification.area_classification_dimensions group by all
+            )
+            select e.method_id, e.report_cycle, e.areas, coalesce(g.areas, 0), coalesce(g.unexplained, 0),
+                   coalesce(g.included, 0),
+                   coalesce(bool_and(k.classified = g.included), true) as dimensions_complete
+            from expected e
+            left join got g using (method_id, report_cycle)
+            left join classed k using (method_id, report_cycle)
+            group by all order by 1, 2
+            """
+        ).fetchall()
+    broken = [r for r in rows if r[2] != r[3] or r[4] or not r[6]]
+    return dg.AssetCheckResult(
+        passed=bool(rows) and not broken,
+        metadata={"method_cycles_checked": len(rows),
+                  "broken": ", ".join(f"{r[0]} {r[1]}" for r in broken) or "none"},
+    )
+
+
+checks = [build_row_balance_check(name) for name in SOURCES] + [
+    only_aggregated_tables, every_area_classified, every_method_classifies_every_cycle]

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from orchestration.assets.classification import action_areas
+from orchestration.assets.classification import action_areas, area_classifications
 from orchestration.assets.dbt import dbt_models
 from orchestration.assets.publish import published_marts
 from orchestration.assets.raw import raw_assets
@@ -11,7 +11,7 @@ from orchestration.jobs import build_marts_job, ingest_job, new_delivery_sensor,
 from orchestration.resources import build_resources
 
 defs = dg.Definitions(
-    assets=[*raw_assets, dbt_models, action_areas, published_marts],
+    assets=[*raw_assets, dbt_models, action_areas, area_classifications, published_marts],
     asset_checks=checks,
     jobs=[ingest_job, build_marts_job],
     schedules=[nightly_schedule],

@@ -11,6 +11,8 @@ import polars as pl
 
 AREA_LEVELS = ["city", "stadtbezirk", "statistischer_bezirk", "sozialraum", "unterbezirk"]
 CHANGES = ["first_cycle", "kept", "new", "released", "not_action_area"]
+FLAG_CHANGES = ["first_cycle", "kept", "new", "released", "not_flagged"]
+CLASS_CHANGES = ["no_previous", "same", "better", "worse"]
 
 
 class _Published(pa.DataFrameModel):
@@ -107,6 +109,84 @@ class ActionAreaQuartiere(_Published):
     is_worse_than_city: bool
 
 
+class ClassificationMethods(_Published):
+    """Die Klassifikationsverfahren: one row per method, with its full definition (YAML) for traceability."""
+
+    method_id: str = pa.Field(unique=True)
+    name_de: str
+    area_level: str = pa.Field(isin=AREA_LEVELS)
+    description: str
+    source: str
+    dimensions: str
+    flag_label: str = pa.Field(nullable=True)
+    min_population: pl.Float64 = pa.Field(ge=0)
+    definition_yaml: str
+    notes: str = pa.Field(nullable=True)
+
+
+class AreaClassifications(_Published):
+    """Gebietsklassifikation je Verfahren, Berichtsjahr und Gebiet: combined class, flag, change, reasons."""
+
+    method_id: str
+    report_cycle: pl.Int32
+    area_id: str
+    area_name: str = pa.Field(nullable=True)
+    population: pl.Float64 = pa.Field(nullable=True, ge=0)
+    is_included: bool
+    exclusion_reason: str = pa.Field(nullable=True)
+    combined_class: str = pa.Field(nullable=True)
+    is_flagged: bool = pa.Field(nullable=True)
+    change_since_previous: str = pa.Field(nullable=True, isin=FLAG_CHANGES)
+    is_fragile: bool = pa.Field(nullable=True)
+    reasons: str = pa.Field(nullable=True)
+
+    class Config:
+        unique = ["method_id", "report_cycle", "area_id"]
+
+
+class AreaClassificationDimensions(_Published):
+    """Index and class of each dimension (Status, Dynamik …), the previous class and the distance to a border."""
+
+    method_id: str
+    report_cycle: pl.Int32
+    area_id: str
+    dimension_id: str
+    indicator_count: pl.Int32 = pa.Field(ge=1)
+    raw_index: pl.Float64
+    index_value: pl.Float64
+    class_code: pl.Int32
+    class_label: str
+    previous_cycle: pl.Int32 = pa.Field(nullable=True)
+    previous_class_code: pl.Int32 = pa.Field(nullable=True)
+    class_change: str = pa.Field(isin=CLASS_CHANGES)
+    distance_to_border: pl.Float64 = pa.Field(ge=0)
+    is_fragile: bool
+    alternative_class_code: pl.Int32 = pa.Field(nullable=True)
+
+    class Config:
+        unique = ["method_id", "report_cycle", "area_id", "dimension_id"]
+
+
+class AreaClassificationIndicators(_Published):
+    """The inputs of every index: value, mean, SD, standardised value, weight and contribution per indicator."""
+
+    method_id: str
+    report_cycle: pl.Int32
+    area_id: str
+    dimension_id: str
+    indicator_id: str
+    value: pl.Float64
+    city_value: pl.Float64 = pa.Field(nullable=True)
+    mean: pl.Float64
+    sd: pl.Float64 = pa.Field(nullable=True)
+    standardised: pl.Float64
+    weight: pl.Float64 = pa.Field(gt=0)
+    contribution: pl.Float64
+
+    class Config:
+        unique = ["method_id", "report_cycle", "area_id", "dimension_id", "indicator_id"]
+
+
 class Publication(_Published):
     """One row per published table: when, what and how many rows."""
 
@@ -125,4 +205,10 @@ PUBLISHED_TABLES: dict[str, tuple[str, type[_Published]]] = {
     "action_areas": ("classification.action_areas", ActionAreas),
     "action_area_indicators": ("classification.action_area_indicators", ActionAreaIndicators),
     "action_area_quartiere": ("classification.action_area_quartiere", ActionAreaQuartiere),
+    "classification_methods": ("classification.classification_methods", ClassificationMethods),
+    "area_classifications": ("classification.area_classifications", AreaClassifications),
+    "area_classification_dimensions": ("classification.area_classification_dimensions",
+                                       AreaClassificationDimensions),
+    "area_classification_indicators": ("classification.area_classification_indicators",
+                                       AreaClassificationIndicators),
 }

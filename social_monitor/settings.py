@@ -40,6 +40,10 @@ class CityConfig:
     report_cycles: tuple[int, ...]
     ingest_policy: str
     action_areas: Mapping[str, object]
+    # further classification methods run on the marts: shipped names, YAML paths (relative to the config
+    # file) or inline mappings; see social_monitor/classification/methods.py
+    classification_methods: tuple[object, ...] = ()
+    config_dir: Path = PROJECT_DIR / "config"
 
     @classmethod
     def from_file(cls, path: Path) -> CityConfig:
@@ -55,7 +59,23 @@ class CityConfig:
             report_cycles=cycles,
             ingest_policy=str(raw.get("ingest_policy", "fail")),
             action_areas=raw["action_areas"],
+            classification_methods=tuple(raw.get("classification_methods") or ()),
+            config_dir=Path(path).resolve().parent,
         )
+
+    def methods(self) -> list:
+        """The configured classification methods, loaded and checked (paths resolved beside the config)."""
+        from social_monitor.classification.methods import load_method
+
+        methods = []
+        for entry in self.classification_methods:
+            if isinstance(entry, str) and (entry.endswith((".yml", ".yaml")) or "/" in entry):
+                entry = self.config_dir / entry
+            methods.append(load_method(entry))
+        ids = [m.id for m in methods]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"classification_methods: method ids repeat: {', '.join(ids)}")
+        return methods
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:

@@ -58,7 +58,8 @@ def test_every_asset_is_materialised(run):
         keys = instance.get_asset_keys()
         names = {"/".join(key.path) for key in keys}
         for expected in ("raw/register", "raw/sgb2", "raw/sgb12", "raw/asylblg", "marts/area_indicators",
-                         "marts/areas", "marts/indicators", "classification/action_areas", "published/marts"):
+                         "marts/areas", "marts/indicators", "classification/action_areas",
+                         "classification/area_classifications", "published/marts"):
             assert expected in names
             assert instance.get_latest_materialization_event(next(k for k in keys if "/".join(k.path) == expected))
         raw = next(k for k in keys if k.path == ["raw", "register"])
@@ -74,7 +75,8 @@ def test_every_asset_check_passed(run):
     assert failed == []
     names = {e.check_name for e in evaluations}
     assert {"rows_in_equal_accepted_plus_rejected", "only_aggregated_tables",
-            "every_area_classified_in_every_cycle", "assert_every_level_adds_up_to_the_city"} <= names
+            "every_area_classified_in_every_cycle", "every_method_classifies_every_cycle",
+            "assert_every_level_adds_up_to_the_city"} <= names
 
 
 def _check_evaluations(instance: DagsterInstance):
@@ -154,9 +156,45 @@ def test_published_file_holds_only_aggregates_and_opens_read_only(run):
         tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
         columns = {r[0] for r in con.execute("select column_name from information_schema.columns").fetchall()}
     assert tables == {"areas", "indicators", "area_indicators", "action_areas", "action_area_indicators",
-                      "action_area_quartiere", "publication"}
+                      "action_area_quartiere", "classification_methods", "area_classifications",
+                      "area_classification_dimensions", "area_classification_indicators", "publication"}
     assert not any("person" in c or "birth" in c for c in columns)
     assert not Path(str(run["published"]) + ".tmp").exists()
+
+
+def test_every_configured_method_is_published_for_every_cycle(run):
+    with duckdb.connect(str(run["published"]), read_only=True) as con:
+        methods = dict(con.execute("select method_id, area_level from classification_methods").fetchall())
+        per_cycle = con.execute(
+            "select method_id, report_cycle, count(*), count(*) filter (where is_included) "
+            "from area_classifications group by all order by all").fetchall()
+        dimensions = dict(((m, d), cycles) for m, d, cycles in con.execute(
+            "select method_id, dimension_id, list(distinct report_cycle order by report_cycle) "
+            "from area_classification_dimensions group by all").fetchall())
+        # the Dortmund rule through the engine names exactly the action areas of the report
+        disagree = con.execute(
+            "select count(*) from area_classifications c join action_areas a using (report_cycle, area_id) "
+            "where c.method_id = 'dortmund_action_areas' and c.is_flagged <> a.is_action_area").fetchone()[0]
+        # every index is the sum (or weighted mean) of its contributions, re-standardised where configured
+        unexplained = con.execute(
+            """
+            select count(*) from area_classification_dimensions d
+            join (select method_id, report_cycle, area_id, dimension_id, sum(contribution) as total,
+                         sum(weight) as weights
+                  from area_classification_indicators group by all) i
+              using (method_id, report_cycle, area_id, dimension_id)
+            where abs(d.raw_index - case when d.method_id = 'transfer_deviation' then i.total / i.weights
+                                         else i.total end) > 1e-9
+            """).fetchone()[0]
+    assert methods == {"dortmund_action_areas": "sozialraum", "mss_style": "unterbezirk",
+                       "transfer_deviation": "sozialraum"}
+    expected_areas = {"dortmund_action_areas": 39, "mss_style": 170, "transfer_deviation": 39}
+    assert [(m, c) for m, c, _, _ in per_cycle] == [(m, c) for m in sorted(methods) for c in (2007, 2012, 2018, 2025)]
+    assert all(areas == expected_areas[m] and included > 1 for m, _, areas, included in per_cycle)
+    assert dimensions[("mss_style", "status")] == [2007, 2012, 2018, 2025]
+    assert dimensions[("mss_style", "dynamics")] == [2012, 2018, 2025]  # no cycle before 2007
+    assert disagree == 0
+    assert unexplained == 0
 
 
 def test_raw_rows_match_the_deliveries(run):

@@ -1,4 +1,7 @@
-"""Aktionsräume per report cycle, classified from the indicator marts by the configured rule."""
+"""Classification assets: the Aktionsräume, and every method the city configures, on the indicator marts.
+
+Both only wire: the work is done by social_monitor.classification (engine and warehouse), without Dagster.
+"""
 
 
 from pathlib import Path
@@ -8,6 +11,7 @@ import polars as pl
 
 from orchestration.resources import PipelineSettings, WarehouseResource
 from social_monitor.classification import ActionAreaRule, classify_in_warehouse
+from social_monitor.classification.warehouse import classify_methods_in_warehouse
 from social_monitor.settings import CityConfig
 
 
@@ -54,5 +58,50 @@ def action_areas(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         metadata={
             "action_areas_per_cycle": dg.MetadataValue.md(table + "\n\n" + listing),
             "dagster/row_count": areas.height,
+        }
+    )
+
+
+@dg.asset(
+    key=["classification", "area_classifications"],
+    group_name="classification",
+    deps=[dg.AssetKey(["marts", "area_indicators"]), dg.AssetKey(["marts", "indicators"]),
+          dg.AssetKey(["marts", "areas"])],
+    kinds={"python", "duckdb"},
+    owners=["team:social-planning"],
+    description=(
+        "Gebietsklassifikation by every method: the action-area rule (dortmund_action_areas) and each entry of "
+        "classification_methods in config/city.yml (sample city: mss_style, the Berlin MSS procedure on the "
+        "Unterbezirke, and the custom transfer_deviation). Per method, cycle and area: index values, classes, "
+        "previous class, flag (kept/new/released), fragility near a class border and reasons. Tables "
+        "classification.classification_methods, area_classifications, area_classification_dimensions, "
+        "area_classification_indicators."
+    ),
+)
+def area_classifications(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                         pipeline: PipelineSettings):
+    config = CityConfig.from_file(Path(pipeline.config_path))
+    rule = ActionAreaRule.from_config(config.action_areas)
+    with warehouse.connect() as con:
+        results = classify_methods_in_warehouse(con, rule, config.methods())
+    lines = ["| Verfahren | Berichtsjahr | Gebiete | einbezogen | markiert | neu | entlassen | knapp |",
+             "|---|---|---|---|---|---|---|---|"]
+    for result in results:
+        summary = result.areas.group_by("report_cycle").agg(
+            pl.len().alias("areas"), pl.col("is_included").sum().alias("included"),
+            pl.col("is_flagged").sum().alias("flagged"),
+            (pl.col("change_since_previous") == "new").sum().alias("new"),
+            (pl.col("change_since_previous") == "released").sum().alias("released"),
+            pl.col("is_fragile").sum().alias("fragile"),
+        ).sort("report_cycle")
+        lines += [f"| {result.method.id} | {r['report_cycle']} | {r['areas']} | {r['included']} | {r['flagged']} | "
+                  f"{r['new']} | {r['released']} | {r['fragile']} |" for r in summary.iter_rows(named=True)]
+        for note in result.notes:
+            context.log.info(f"{result.method.id}: {note}")
+    return dg.MaterializeResult(
+        metadata={
+            "methods": ", ".join(r.method.id for r in results),
+            "classes_per_method_and_cycle": dg.MetadataValue.md("\n".join(lines)),
+            "dagster/row_count": sum(r.areas.height for r in results),
         }
     )

@@ -13,15 +13,17 @@ from social_monitor.settings import CityConfig
 @dg.asset(
     key=["published", "marts"],
     group_name="publish",
-    deps=[dg.AssetKey(["classification", "action_areas"]), dg.AssetKey(["marts", "area_indicators"]),
+    deps=[dg.AssetKey(["classification", "action_areas"]), dg.AssetKey(["classification", "area_classifications"]),
+          dg.AssetKey(["marts", "area_indicators"]),
           dg.AssetKey(["marts", "indicators"]), dg.AssetKey(["marts", "areas"])],
     kinds={"duckdb"},
     owners=["team:social-planning"],
     description=(
         "The published file (default data/published/marts.duckdb) with only aggregated tables: areas, "
-        "indicators, area_indicators, action_areas, action_area_indicators, action_area_quartiere and "
-        "publication. Built beside the target, validated against schemas/published.py and swapped in "
-        "with an atomic rename, so BI readers never see a half-written file."
+        "indicators, area_indicators, action_areas, action_area_indicators, action_area_quartiere, "
+        "classification_methods, area_classifications, area_classification_dimensions, "
+        "area_classification_indicators and publication. Built beside the target, validated against "
+        "schemas/published.py and swapped in with an atomic rename, so BI readers never see a half-written file."
     ),
 )
 def published_marts(context: dg.AssetExecutionContext, warehouse: WarehouseResource, pipeline: PipelineSettings):

@@ -7,7 +7,9 @@ For every area the result records the values, the city values and which indicato
 is compared with the previous one (kept, new, released); and inside each action area the Quartiere
 (Unterbezirke) still worse than the city on ``quartier_indicator`` are named.
 
-Plain Python on polars frames, no Dagster: the engine of issue 3 grows from here.
+The decision itself runs through the classification engine (``ActionAreaRule.to_method`` is the rule as a
+``worse_than_city`` method), so the action areas here and the method ``dortmund_action_areas`` in the
+published ``area_classifications`` cannot disagree. Plain Python on polars frames, no Dagster.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from social_monitor.classification.engine import Classification, classify, format_number
+from social_monitor.classification.methods import Method, parse_method
+
+METHOD_ID = "dortmund_action_areas"
 DIRECTIONS = ("higher_is_worse", "higher_is_better")
 
 
@@ -50,12 +56,34 @@ class ActionAreaRule:
             quartier_indicator=config.get("quartier_indicator", "transfer_rate"),
         )
 
+    def to_method(self, directions: Mapping[str, str]) -> Method:
+        """The rule as an engine method: 1 point per indicator worse than the city; flagged from the minimum."""
+        return parse_method({
+            "id": METHOD_ID,
+            "name_de": "Aktionsräume (Dortmund, Bericht zur sozialen Lage)",
+            "source": "config/city.yml: action_areas",
+            "description": f"Aktionsraum, wenn mindestens {self.min_indicators_worse} von {len(self.indicators)} "
+                           "Indikatoren schlechter als der Stadtwert sind.",
+            "area_level": self.area_level,
+            "missing_values": "exclude_area",
+            "dimensions": [{
+                "id": "action_area", "name_de": "Aktionsraum", "standardisation": "worse_than_city",
+                "combine": "sum", "sensitivity_margin": 0.05,
+                "indicators": [{"id": i, "direction": directions[i]} for i in self.indicators],
+                "classes": [{"code": 0, "label": "kein Aktionsraum", "short": "-",
+                             "below": self.min_indicators_worse},
+                            {"code": 1, "label": "Aktionsraum", "short": "A"}],
+            }],
+            "flag": {"label": "Aktionsraum", "any_of": [{"action_area": [1]}]},
+        }, where="action_areas in config/city.yml")
+
 
 @dataclass(frozen=True)
 class ActionAreaResult:
     areas: pl.DataFrame  # one row per cycle and area
     indicators: pl.DataFrame  # one row per cycle, area and rule indicator: value, city value, is worse
     quartiere: pl.DataFrame  # one row per cycle and Unterbezirk inside an action area
+    classification: Classification  # the engine's result of the same rule, for area_classifications
 
 
 def classify_action_areas(
@@ -75,24 +103,35 @@ def classify_action_areas(
     ``quartier_indicators``: the same columns for the Unterbezirke, and ``quartier_areas`` maps each
     Unterbezirk to its area; both optional.
     """
-    directions = _directions(catalogue, rule)
+    directions = rule_directions(catalogue, rule)
     names = dict(zip(catalogue["indicator_id"], catalogue["name_de"], strict=True))
     units = dict(zip(catalogue["indicator_id"], catalogue["unit"], strict=True))
-    details = _indicator_details(area_indicators, rule, directions)
+    _check_table(area_indicators, rule)
+    table = area_indicators.select("report_cycle", "area_id", "indicator_id", "value", "city_value")
+    if area_names:
+        table = table.with_columns(
+            pl.col("area_id").replace_strict(area_names, default=None, return_dtype=pl.Utf8).alias("area_name"))
+    classification = classify(table, rule.to_method(directions),
+                              indicator_names={i: (names[i], units[i]) for i in names})
+    details = classification.indicators.select(
+        pl.col("report_cycle").cast(area_indicators.schema["report_cycle"]), "area_id", "indicator_id", "value",
+        "city_value", (pl.col("standardised") > 0).alias("is_worse"))
+    decisions = classification.areas.join(
+        classification.dimensions.select("report_cycle", "area_id", "raw_index"), on=["report_cycle", "area_id"],
+        how="left")
 
     areas = (
-        details.group_by("report_cycle", "area_id")
-        .agg(
-            pl.col("is_worse").sum().cast(pl.Int32).alias("indicators_worse_count"),
-            pl.col("indicator_id").filter(pl.col("is_worse")).sort().alias("worse"),
+        decisions.select(
+            pl.col("report_cycle").cast(area_indicators.schema["report_cycle"]), "area_id",
+            pl.col("raw_index").fill_null(0).cast(pl.Int32).alias("indicators_worse_count"),
+            pl.col("is_flagged").fill_null(False).alias("is_action_area"),
+            pl.col("change_since_previous").replace({"not_flagged": "not_action_area"})
+            .fill_null("not_action_area").alias("change_since_previous"),
         )
-        .with_columns(
-            (pl.col("indicators_worse_count") >= rule.min_indicators_worse).alias("is_action_area"),
-            pl.col("worse").list.join(", ").alias("indicators_worse"),
-        )
-        .sort("area_id", "report_cycle")
+        .join(details.filter("is_worse").group_by("report_cycle", "area_id").agg(
+            pl.col("indicator_id").sort().str.join(", ").alias("indicators_worse")),
+            on=["report_cycle", "area_id"], how="left")
     )
-    areas = _compare_with_previous(areas)
     reasons = _reasons(details, names, units)
     areas = (
         areas.join(reasons, on=["report_cycle", "area_id"], how="left")
@@ -110,10 +149,10 @@ def classify_action_areas(
 
     quartiere = _quartiere(areas, quartier_indicators, quartier_areas, quartier_names, rule, directions)
     return ActionAreaResult(areas=areas, indicators=details.sort("report_cycle", "area_id", "indicator_id"),
-                            quartiere=quartiere)
+                            quartiere=quartiere, classification=classification)
 
 
-def _directions(catalogue: pl.DataFrame, rule: ActionAreaRule) -> dict[str, str]:
+def rule_directions(catalogue: pl.DataFrame, rule: ActionAreaRule) -> dict[str, str]:
     known = dict(zip(catalogue["indicator_id"], catalogue["direction"], strict=True))
     wanted = list(rule.indicators) + ([rule.quartier_indicator] if rule.quartier_indicator else [])
     for indicator in wanted:
@@ -136,7 +175,7 @@ def _worse_expr(directions: Mapping[str, str]) -> pl.Expr:
     )
 
 
-def _indicator_details(area_indicators: pl.DataFrame, rule: ActionAreaRule, directions: Mapping[str, str]):
+def _check_table(area_indicators: pl.DataFrame, rule: ActionAreaRule) -> None:
     required = {"report_cycle", "area_id", "indicator_id", "value", "city_value"}
     missing = required - set(area_indicators.columns)
     if missing:
@@ -145,34 +184,6 @@ def _indicator_details(area_indicators: pl.DataFrame, rule: ActionAreaRule, dire
     absent = [i for i in rule.indicators if i not in present]
     if absent:
         raise RuleError(f"the indicator table has no values for {', '.join(absent)}")
-    return (
-        area_indicators.filter(pl.col("indicator_id").is_in(list(rule.indicators)))
-        .select("report_cycle", "area_id", "indicator_id", "value", "city_value")
-        .with_columns(_worse_expr(directions).alias("is_worse"))
-    )
-
-
-def _compare_with_previous(areas: pl.DataFrame) -> pl.DataFrame:
-    previous = pl.col("is_action_area").shift(1).over("area_id", order_by="report_cycle")
-    return areas.with_columns(
-        pl.when(previous.is_null())
-        .then(pl.lit("first_cycle"))
-        .when(pl.col("is_action_area") & previous)
-        .then(pl.lit("kept"))
-        .when(pl.col("is_action_area"))
-        .then(pl.lit("new"))
-        .when(previous)
-        .then(pl.lit("released"))
-        .otherwise(pl.lit("not_action_area"))
-        .alias("change_since_previous")
-    )
-
-
-def _format_value(value: float | None, unit: str) -> str:
-    if value is None:
-        return "–"
-    text = f"{value:,.1f}".replace(",", "X").replace(".", ",").replace("X", ".")
-    return f"{text} {unit}".strip()
 
 
 def _reasons(details: pl.DataFrame, names: Mapping[str, str], units: Mapping[str, str]) -> pl.DataFrame:
@@ -180,8 +191,8 @@ def _reasons(details: pl.DataFrame, names: Mapping[str, str], units: Mapping[str
     rows = []
     for (cycle, area), group in details.filter(pl.col("is_worse")).group_by("report_cycle", "area_id"):
         parts = [
-            f"{names[r['indicator_id']]} {_format_value(r['value'], units[r['indicator_id']])} "
-            f"(Stadt {_format_value(r['city_value'], units[r['indicator_id']])})"
+            f"{names[r['indicator_id']]} {format_number(r['value'], units[r['indicator_id']])} "
+            f"(Stadt {format_number(r['city_value'], units[r['indicator_id']])})"
             for r in group.sort("indicator_id").iter_rows(named=True)
         ]
         rows.append({"report_cycle": cycle, "area_id": area, "reasons": "; ".join(parts)})

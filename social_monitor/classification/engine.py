@@ -151,14 +151,15 @@ def _observations(table: pl.DataFrame, method: Method, cycles: list[int]) -> pl.
     frames = []
     for dimension in method.dimensions:
         for spec in dimension.indicators:
-            values = _indicator_values(table, spec, cycles)
+            values, base_of = _indicator_values(table, spec, cycles)
             frames.append(
                 grid.join(values, on=["report_cycle", "area_id"], how="left").with_columns(
                     pl.lit(dimension.id).alias("dimension_id"),
                     pl.lit(spec.id).alias("indicator_id"),
                     pl.lit(spec.weight).alias("weight"),
                     pl.lit(spec.direction).alias("direction"),
-                    pl.lit(values.height > 0 or spec.change_of is None).alias("has_base_cycle"),
+                    (pl.lit(True) if base_of is None else pl.col("report_cycle").is_in(list(base_of)))
+                    .alias("has_base_cycle"),
                 )
             )
     return pl.concat(frames, how="vertical").select(
@@ -166,27 +167,28 @@ def _observations(table: pl.DataFrame, method: Method, cycles: list[int]) -> pl.
         "has_base_cycle")
 
 
-def _indicator_values(table: pl.DataFrame, spec: IndicatorSpec, cycles: list[int]) -> pl.DataFrame:
+def _indicator_values(table: pl.DataFrame, spec: IndicatorSpec, cycles: list[int]
+                      ) -> tuple[pl.DataFrame, dict[int, int] | None]:
+    """The indicator's values per cycle and area; for a change, also which base cycle each cycle uses."""
     source = table.filter(pl.col("indicator_id") == spec.source).select(
         "report_cycle", "area_id", "value", "city_value")
     if spec.change_of is None:
-        return source
+        return source, None
     base_of = {}
     for position, cycle in enumerate(cycles):
         base = cycle - spec.change_years if spec.change_years else (cycles[position - 1] if position else None)
         if base in cycles:
             base_of[cycle] = base
-    if not base_of:
-        return source.clear()
     bases = pl.DataFrame({"report_cycle": list(base_of), "base_cycle": list(base_of.values())},
                          schema={"report_cycle": pl.Int32, "base_cycle": pl.Int32})
-    return (
+    changes = (
         source.join(bases, on="report_cycle", how="inner")
         .join(source.rename({"report_cycle": "base_cycle", "value": "base_value", "city_value": "base_city_value"}),
               on=["base_cycle", "area_id"], how="left")
         .select("report_cycle", "area_id", (pl.col("value") - pl.col("base_value")).alias("value"),
                 (pl.col("city_value") - pl.col("base_city_value")).alias("city_value"))
     )
+    return changes, base_of
 
 
 def _check_values(observations: pl.DataFrame, areas: pl.DataFrame, method: Method, notes: list[str]

@@ -1,13 +1,34 @@
-"""Run the action-area classification on the warehouse's marts and store the result beside them."""
+"""Run the classification on the warehouse's marts and store the results beside them.
+
+- ``classify_in_warehouse``: Dortmund's action areas (the rule in config/city.yml) with their Quartiere,
+  tables ``classification.action_areas``, ``action_area_indicators``, ``action_area_quartiere``;
+- ``classify_methods_in_warehouse``: every method, the action-area rule included, through the engine,
+  tables ``classification.classification_methods``, ``area_classifications``,
+  ``area_classification_dimensions`` and ``area_classification_indicators``.
+"""
 
 from __future__ import annotations
 
-import duckdb
+from collections.abc import Sequence
 
-from social_monitor.classification.action_areas import ActionAreaResult, ActionAreaRule, classify_action_areas
+import duckdb
+import polars as pl
+
+from social_monitor.classification.action_areas import (
+    METHOD_ID,
+    ActionAreaResult,
+    ActionAreaRule,
+    classify_action_areas,
+    rule_directions,
+)
+from social_monitor.classification.engine import Classification, classify
+from social_monitor.classification.methods import Method, MethodError
 
 SCHEMA = "classification"
 TABLES = {"areas": "action_areas", "indicators": "action_area_indicators", "quartiere": "action_area_quartiere"}
+METHOD_TABLES = ("classification_methods", "area_classifications", "area_classification_dimensions",
+                 "area_classification_indicators")
+POPULATION_INDICATOR = "residents"
 
 
 def classify_in_warehouse(con: duckdb.DuckDBPyConnection, rule: ActionAreaRule) -> ActionAreaResult:
@@ -19,7 +40,7 @@ def classify_in_warehouse(con: duckdb.DuckDBPyConnection, rule: ActionAreaRule) 
         f"where area_level in (?, 'unterbezirk') and indicator_id in ({placeholders})",
         [rule.area_level, *indicators],
     ).pl()
-    catalogue = con.execute("select indicator_id, name_de, unit, direction from marts.indicators").pl()
+    catalogue = _catalogue(con)
     areas = con.execute("select area_level, area_id, area_name, sozialraum_id from marts.areas").pl()
     level_names = areas.filter(areas["area_level"] == rule.area_level)
     unterbezirke = areas.filter(areas["area_level"] == "unterbezirk")
@@ -40,3 +61,62 @@ def classify_in_warehouse(con: duckdb.DuckDBPyConnection, rule: ActionAreaRule) 
         frame = getattr(result, attribute)  # noqa: F841 - read by DuckDB's replacement scan
         con.execute(f"create or replace table {SCHEMA}.{table} as select * from frame")
     return result
+
+
+def _catalogue(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    return con.execute("select indicator_id, name_de, unit, direction from marts.indicators").pl()
+
+
+def indicator_table(con: duckdb.DuckDBPyConnection, method: Method) -> pl.DataFrame:
+    """The engine's input from the marts: the method's indicators at its area level, with population and names."""
+    level = method.area_level
+    if not level:
+        raise MethodError(f"method {method.id!r} has no area_level; the pipeline needs one to pick its marts")
+    levels = {row[0] for row in con.execute("select distinct area_level from marts.areas").fetchall()}
+    if level not in levels:
+        raise MethodError(f"method {method.id!r}: area_level {level!r} is not one of {', '.join(sorted(levels))}")
+    placeholders = ", ".join("?" for _ in method.indicator_ids)
+    return con.execute(
+        f"""
+        select v.report_cycle, v.area_id, a.area_name, v.indicator_id, v.value, v.city_value, p.value as population
+        from marts.area_indicators v
+        join marts.areas a using (area_level, area_id)
+        left join marts.area_indicators p
+          on p.report_cycle = v.report_cycle and p.area_level = v.area_level and p.area_id = v.area_id
+         and p.indicator_id = ?
+        where v.area_level = ? and v.indicator_id in ({placeholders})
+        """,
+        [POPULATION_INDICATOR, level, *method.indicator_ids],
+    ).pl()
+
+
+def classify_methods_in_warehouse(con: duckdb.DuckDBPyConnection, rule: ActionAreaRule,
+                                  methods: Sequence[Method]) -> list[Classification]:
+    """Run the action-area rule and every configured method through the engine; write the four tables."""
+    catalogue = _catalogue(con)
+    if any(m.id == METHOD_ID for m in methods):
+        raise MethodError(f"method id {METHOD_ID!r} is kept for the action-area rule of config/city.yml")
+    names = {r["indicator_id"]: (r["name_de"], r["unit"]) for r in catalogue.iter_rows(named=True)}
+    all_methods = [rule.to_method(rule_directions(catalogue, rule)), *methods]
+    results = [classify(indicator_table(con, method), method, indicator_names=names) for method in all_methods]
+
+    method_rows = pl.DataFrame(
+        [{"method_id": r.method.id, "name_de": r.method.name_de, "area_level": r.method.area_level,
+          "description": r.method.description, "source": r.method.source,
+          "dimensions": ", ".join(d.id for d in r.method.dimensions), "flag_label": r.method.flag_label,
+          "min_population": r.method.min_population, "definition_yaml": r.method.definition_yaml(),
+          "notes": "\n".join(r.notes) or None} for r in results],
+        schema={"method_id": pl.Utf8, "name_de": pl.Utf8, "area_level": pl.Utf8, "description": pl.Utf8,
+                "source": pl.Utf8, "dimensions": pl.Utf8, "flag_label": pl.Utf8, "min_population": pl.Float64,
+                "definition_yaml": pl.Utf8, "notes": pl.Utf8})
+    frames = {
+        "classification_methods": method_rows,
+        "area_classifications": pl.concat([r.areas for r in results], how="vertical"),
+        "area_classification_dimensions": pl.concat([r.dimensions for r in results], how="vertical"),
+        "area_classification_indicators": pl.concat([r.indicators for r in results], how="vertical"),
+    }
+    con.execute(f"create schema if not exists {SCHEMA}")
+    for table in METHOD_TABLES:
+        frame = frames[table]  # noqa: F841 - read by DuckDB's replacement scan
+        con.execute(f"create or replace table {SCHEMA}.{table} as select * from frame")
+    return results
