@@ -31,7 +31,8 @@ examples:
 
   # A long table from Excel (semicolon, decimal comma), the city in rows with area id "city":
   social-monitor classify --method my_method.yml --input indikatoren.csv --separator ';' --decimal-comma \\
-      --layout long --indicator-column indikator --value-column wert --city-area city --output klassen.parquet
+      --encoding cp1252 --layout long --indicator-column indikator --value-column wert --city-area city \\
+      --output klassen.parquet
 """
 
 
@@ -72,6 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "other columns (wide) or all ids (long)")
     layout.add_argument("--separator", default=",", help="CSV field separator (default: ,)")
     layout.add_argument("--decimal-comma", action="store_true", help="numbers are written 1.234,5")
+    layout.add_argument("--encoding", default="utf-8-sig",
+                        help="CSV text encoding (default: UTF-8, with or without BOM; e.g. cp1252)")
     overrides = parser.add_argument_group("method overrides")
     overrides.add_argument("--min-population", type=float, default=None,
                            help="leave out areas with fewer residents (overrides the method)")
@@ -93,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
             area=args.area_column, cycle=args.cycle_column, population=args.population_column,
             valid=args.valid_column, name=args.name_column, indicator=args.indicator_column,
             value=args.value_column, city_value=args.city_value_column, city_area=args.city_area)
-        frame = read_table(args.input, separator=args.separator)
+        frame = read_table(args.input, separator=args.separator, encoding=args.encoding)
         layout = args.layout
         if layout == "auto":
             layout = "long" if {args.indicator_column, args.value_column} <= set(frame.columns) else "wide"
@@ -129,8 +132,10 @@ def summary(areas: pl.DataFrame, flag_label: str | None) -> str:
         pl.col("is_fragile").sum().alias("fragile"),
     ).sort("report_cycle")
     lines = [f"{'cycle':>6} {'areas':>6} {'included':>8} {'flagged':>8} {'new':>5} {'released':>8} {'fragile':>7}"]
-    lines += [f"{r['report_cycle']:>6} {r['areas']:>6} {r['included']:>8} {r['flagged']:>8} {r['new']:>5} "
-              f"{r['released']:>8} {r['fragile']:>7}" for r in rows.iter_rows(named=True)]
+    for r in rows.iter_rows(named=True):
+        flagged, new, released = (r["flagged"], r["new"], r["released"]) if flag_label else ("-", "-", "-")
+        lines.append(f"{r['report_cycle']:>6} {r['areas']:>6} {r['included']:>8} {flagged:>8} {new:>5} "
+                     f"{released:>8} {r['fragile']:>7}")
     if flag_label:
         lines.append(f"flagged = {flag_label}; fragile = a class within the method's sensitivity margin of a border")
     return "\n".join(lines)

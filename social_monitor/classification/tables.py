@@ -7,6 +7,7 @@ Errors name the file, the column and, for bad values, the line of the CSV file.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,21 +42,34 @@ class Columns:
 DEFAULT_OPTIONAL = {"population": "population", "valid": "is_valid", "name": "area_name", "city_value": "city_value"}
 
 
-def read_table(path: Path, *, separator: str = ",") -> pl.DataFrame:
-    """A CSV or Parquet file, every CSV column read as text (types are checked column by column later)."""
+def read_table(path: Path, *, separator: str = ",", encoding: str = "utf-8-sig") -> pl.DataFrame:
+    """A CSV or Parquet file, every CSV column read as text (types are checked column by column later).
+
+    CSV text is decoded strictly (default UTF-8, with or without the BOM Excel writes); a byte that is not
+    valid in ``encoding`` is an error naming the line, never a silent replacement.
+    """
     path = Path(path)
     if not path.exists():
         raise TableError(f"{path}: no such file")
     suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".csv", ".txt", ".tsv"):
+        raise TableError(f"{path}: unknown file type {suffix!r}; use .csv, .tsv or .parquet")
     try:
         if suffix == ".parquet":
             return pl.read_parquet(path)
-        if suffix in (".csv", ".txt", ".tsv"):
-            return pl.read_csv(path, separator="\t" if suffix == ".tsv" else separator, infer_schema=False,
-                               encoding="utf8-lossy")
+        data = path.read_bytes()
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError as error:
+            line = data[: error.start].count(b"\n") + 1
+            raise TableError(f"{path}, line {line}: not valid {encoding} text; give the file's encoding with "
+                             "--encoding (e.g. cp1252 for Excel's 'CSV (Trennzeichen-getrennt)')") from error
+        except LookupError as error:
+            raise TableError(f"unknown encoding {encoding!r}") from error
+        return pl.read_csv(io.BytesIO(text.encode("utf-8")), separator="\t" if suffix == ".tsv" else separator,
+                           infer_schema=False)
     except (pl.exceptions.PolarsError, OSError) as error:
         raise TableError(f"{path}: cannot read the file: {error}") from error
-    raise TableError(f"{path}: unknown file type {suffix!r}; use .csv, .tsv or .parquet")
 
 
 def to_indicator_table(frame: pl.DataFrame, *, source: str, columns: Columns, layout: str = "auto",
