@@ -139,7 +139,7 @@ def _areas(table: pl.DataFrame, method: Method) -> pl.DataFrame:
     if method.min_population > 0:
         reason = (reason.when(pl.col("population").is_null()).then(pl.lit("Einwohnerzahl fehlt"))
                   .when(pl.col("population") < method.min_population)
-                  .then(pl.lit(f"weniger als {method.min_population:g} Einwohner")))
+                  .then(pl.lit(f"weniger als {format_number(method.min_population, digits=0)} Einwohner")))
     return (areas.with_columns(reason.otherwise(None).alias("exclusion_reason"))
             .with_columns(pl.col("exclusion_reason").is_null().alias("is_included"))
             .drop("marked_invalid"))

@@ -19,7 +19,8 @@ cycle on it (kept, new, released). Areas below ``min_population``, marked invali
 in ``exclude_areas`` are left out and counted with their reason.
 
 Shipped methods live beside this module in ``methods/``; ``extends`` builds a method on a shipped one and
-replaces only the keys it names (dimensions are merged by ``id``).
+replaces only the keys it names: a dimension named by ``id`` is merged into the shipped one, the others are
+kept, a new ``id`` is added; any other list (indicators, classes) is replaced whole.
 """
 
 from __future__ import annotations
@@ -167,15 +168,21 @@ def _merge(base: dict, override: Mapping[str, object]) -> dict:
     merged = copy.deepcopy(base)
     for key, value in override.items():
         if key == "dimensions" and isinstance(value, list) and isinstance(merged.get(key), list):
-            by_id = {d.get("id"): d for d in merged[key] if isinstance(d, dict)}
-            merged[key] = [
-                _merge(by_id[d["id"]], d) if isinstance(d, dict) and d.get("id") in by_id else d for d in value
-            ]
+            # by id: a named dimension is merged into the base's, others are kept, new ones appended
+            given = {d.get("id"): d for d in value if isinstance(d, dict)}
+            base_ids = {d.get("id") for d in merged[key] if isinstance(d, dict)}
+            merged[key] = [_merge(d, given[d["id"]]) if isinstance(d, dict) and d.get("id") in given else d
+                           for d in merged[key]]
+            merged[key] += [d for d in value if not isinstance(d, dict) or d.get("id") not in base_ids]
         elif isinstance(value, Mapping) and isinstance(merged.get(key), dict):
             merged[key] = _merge(merged[key], value)
         else:
             merged[key] = copy.deepcopy(value)
     return merged
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _keys(raw: Mapping, known: set[str], where: str) -> None:
@@ -232,7 +239,7 @@ def parse_method(raw: Mapping[str, object], *, where: str = "method") -> Method:
         raise MethodError(f"{where}: flag.any_of is empty")
 
     min_population = raw.get("min_population", 0) or 0
-    if not isinstance(min_population, int | float) or min_population < 0:
+    if not _number(min_population) or min_population < 0:
         raise MethodError(f"{where}: min_population must be a number >= 0, not {min_population!r}")
     exclude = raw.get("exclude_areas") or []
     if not isinstance(exclude, list):
@@ -271,7 +278,7 @@ def _dimension(raw: object, where: str) -> Dimension:
         raise MethodError(f"{where}: indicators repeat: {', '.join(ids)}")
     classes = _classes(raw.get("classes"), where)
     margin = raw.get("sensitivity_margin", DEFAULT_MARGINS[standardisation])
-    if not isinstance(margin, int | float) or margin < 0:
+    if not _number(margin) or margin < 0:
         raise MethodError(f"{where}: sensitivity_margin must be a number >= 0")
     return Dimension(
         id=str(raw["id"]),
@@ -295,7 +302,7 @@ def _indicator(raw: object, where: str) -> IndicatorSpec:
         raise MethodError(f"{where}: an indicator is an id or a mapping with `id`")
     _keys(raw, {"id", "direction", "weight", "name_de", "unit", "change_of", "change_years"}, where)
     weight = raw.get("weight", 1.0)
-    if not isinstance(weight, int | float) or isinstance(weight, bool) or weight <= 0:
+    if not _number(weight) or weight <= 0:
         raise MethodError(f"{where} ({raw['id']}): weight must be a number > 0, not {weight!r}")
     change_years = raw.get("change_years")
     if change_years is not None and (not isinstance(change_years, int) or change_years <= 0):
@@ -322,7 +329,7 @@ def _classes(raw: object, where: str) -> tuple[ClassSpec, ...]:
         if not isinstance(item, Mapping):
             raise MethodError(f"{here}: a class is a mapping with code, label and a bound")
         _keys(item, {"code", "label", "short", "below", "up_to"}, here)
-        if not isinstance(item.get("code"), int) or not item.get("label"):
+        if not isinstance(item.get("code"), int) or isinstance(item.get("code"), bool) or not item.get("label"):
             raise MethodError(f"{here}: a class needs an integer `code` and a `label`")
         last = i == len(raw) - 1
         bounds = [key for key in ("below", "up_to") if item.get(key) is not None]
@@ -332,7 +339,7 @@ def _classes(raw: object, where: str) -> tuple[ClassSpec, ...]:
             raise MethodError(f"{here}: give exactly one of `below` (x < bound) or `up_to` (x <= bound)")
         spec = ClassSpec(code=item["code"], label=str(item["label"]), short=str(item.get("short", item["code"])),
                          below=item.get("below"), up_to=item.get("up_to"))
-        if spec.bound is not None and not isinstance(spec.bound, int | float):
+        if spec.bound is not None and not _number(spec.bound):
             raise MethodError(f"{here}: the bound must be a number")
         classes.append(spec)
     bounds = [c.bound for c in classes[:-1]]

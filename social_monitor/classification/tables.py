@@ -16,6 +16,7 @@ import polars as pl
 
 from social_monitor.classification.methods import MethodError
 
+DECIMAL_COMMA = r"^[+-]?(\d+|\d{1,3}(\.\d{3})+)(,\d+)?$"
 TRUE = {"true", "1", "yes", "ja", "wahr", "t", "y", "j"}
 FALSE = {"false", "0", "no", "nein", "falsch", "f", "n"}
 
@@ -147,13 +148,17 @@ def _number(frame: pl.DataFrame, column: str, source: str, decimal_comma: bool) 
     if series.dtype.is_numeric():
         return pl.col(column).cast(pl.Float64)
     text = series.cast(pl.Utf8).str.strip_chars()
+    malformed = pl.Series([False] * len(text))
     if decimal_comma:
+        # 1.234,5 or 1234,5; a point anywhere else ("1.5") is not read as 15 but refused
+        malformed = text.is_not_null() & (text != "") & ~text.str.contains(DECIMAL_COMMA)
         text = text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
     parsed = text.cast(pl.Float64, strict=False)
-    bad = text.is_not_null() & (text != "") & parsed.is_null()
+    bad = (text.is_not_null() & (text != "") & parsed.is_null()) | malformed
     if bad.any():
+        hint = " written 1.234,5" if decimal_comma else " (decimal comma? use --decimal-comma)"
         raise TableError(f"{source}, {_row(bad)}, column {column}: {series[int(bad.arg_true()[0])]!r} "
-                         "is not a number" + ("" if decimal_comma else " (decimal comma? use --decimal-comma)"))
+                         f"is not a number{hint}")
     return pl.lit(parsed).alias(column)
 
 
