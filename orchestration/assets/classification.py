@@ -14,12 +14,13 @@ from social_monitor.classification import ActionAreaRule, classify_in_warehouse
 from social_monitor.classification.warehouse import classify_methods_in_warehouse
 from social_monitor.settings import CityConfig
 
+MARTS = [dg.AssetKey(["marts", name]) for name in ("area_indicators", "indicators", "areas")]
+
 
 @dg.asset(
     key=["classification", "action_areas"],
     group_name="classification",
-    deps=[dg.AssetKey(["marts", "area_indicators"]), dg.AssetKey(["marts", "indicators"]),
-          dg.AssetKey(["marts", "areas"])],
+    deps=MARTS,
     kinds={"python", "duckdb"},
     owners=["team:social-planning"],
     description=(
@@ -65,8 +66,7 @@ def action_areas(context: dg.AssetExecutionContext, warehouse: WarehouseResource
 @dg.asset(
     key=["classification", "area_classifications"],
     group_name="classification",
-    deps=[dg.AssetKey(["marts", "area_indicators"]), dg.AssetKey(["marts", "indicators"]),
-          dg.AssetKey(["marts", "areas"])],
+    deps=MARTS,
     kinds={"python", "duckdb"},
     owners=["team:social-planning"],
     description=(
@@ -87,13 +87,7 @@ def area_classifications(context: dg.AssetExecutionContext, warehouse: Warehouse
     lines = ["| Verfahren | Berichtsjahr | Gebiete | einbezogen | markiert | neu | entlassen | knapp |",
              "|---|---|---|---|---|---|---|---|"]
     for result in results:
-        summary = result.areas.group_by("report_cycle").agg(
-            pl.len().alias("areas"), pl.col("is_included").sum().alias("included"),
-            pl.col("is_flagged").sum().alias("flagged"),
-            (pl.col("change_since_previous") == "new").sum().alias("new"),
-            (pl.col("change_since_previous") == "released").sum().alias("released"),
-            pl.col("is_fragile").sum().alias("fragile"),
-        ).sort("report_cycle")
+        summary = result.summary()
         lines += [f"| {result.method.id} | {r['report_cycle']} | {r['areas']} | {r['included']} | {r['flagged']} | "
                   f"{r['new']} | {r['released']} | {r['fragile']} |" for r in summary.iter_rows(named=True)]
         for note in result.notes:

@@ -6,9 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import polars as pl
-
-from social_monitor.classification.engine import classify
+from social_monitor.classification.engine import Classification, classify
 from social_monitor.classification.methods import MethodError, load_method, shipped_methods
 from social_monitor.classification.tables import Columns, TableError, read_table, to_indicator_table, write_table
 
@@ -117,20 +115,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
-    print(summary(result.areas, method.flag_label))
+    print(summary(result))
     print(f"written: {args.output}")
     return 0
 
 
-def summary(areas: pl.DataFrame, flag_label: str | None) -> str:
+def summary(result: Classification) -> str:
     """Per cycle: areas included and left out, and flagged (kept/new/released)."""
-    rows = areas.group_by("report_cycle").agg(
-        pl.len().alias("areas"), pl.col("is_included").sum().alias("included"),
-        pl.col("is_flagged").sum().alias("flagged"),
-        (pl.col("change_since_previous") == "new").sum().alias("new"),
-        (pl.col("change_since_previous") == "released").sum().alias("released"),
-        pl.col("is_fragile").sum().alias("fragile"),
-    ).sort("report_cycle")
+    flag_label = result.method.flag_label
+    rows = result.summary()
     lines = [f"{'cycle':>6} {'areas':>6} {'included':>8} {'flagged':>8} {'new':>5} {'released':>8} {'fragile':>7}"]
     for r in rows.iter_rows(named=True):
         flagged, new, released = (r["flagged"], r["new"], r["released"]) if flag_label else ("-", "-", "-")

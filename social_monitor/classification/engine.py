@@ -42,6 +42,16 @@ class Classification:
     indicators: pl.DataFrame  # one row per report cycle, area, dimension and indicator (included areas)
     notes: tuple[str, ...] = ()  # what the engine left out, e.g. an indicator without values in a cycle
 
+    def summary(self) -> pl.DataFrame:
+        """Per cycle: areas, included, flagged, new, released and fragile."""
+        return self.areas.group_by("report_cycle").agg(
+            pl.len().alias("areas"), pl.col("is_included").sum().alias("included"),
+            pl.col("is_flagged").sum().alias("flagged"),
+            (pl.col("change_since_previous") == "new").sum().alias("new"),
+            (pl.col("change_since_previous") == "released").sum().alias("released"),
+            pl.col("is_fragile").sum().alias("fragile"),
+        ).sort("report_cycle")
+
     def wide(self) -> pl.DataFrame:
         """One row per cycle and area with ``<dimension>_index``, ``_class``, ``_label`` … side by side."""
         wide = self.areas
