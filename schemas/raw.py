@@ -26,12 +26,14 @@ SGB12_KINDS = ["HLU", "GSI"]  # Hilfe zum Lebensunterhalt (3. Kap.), Grundsicher
 MAX_AGE = 120
 
 
-def column(header: str, *, personal: bool = False, **checks) -> object:
+def column(header: str, *, personal: bool = False, pseudonymise: bool = False, **checks) -> object:
     """A contract column: ``header`` is its name in the delivered file.
 
-    ``personal`` marks columns whose values must never appear in messages, logs or metadata.
+    ``personal`` marks columns whose values must never appear in messages, logs or metadata;
+    ``pseudonymise`` marks identifiers that are stored only as keyed-hash pseudonyms.
     """
-    return pa.Field(metadata={"header": header, "personal": personal}, **checks)
+    return pa.Field(metadata={"header": header, "personal": personal or pseudonymise, "pseudonymise": pseudonymise},
+                    **checks)
 
 
 def _lineage(**checks) -> object:
@@ -72,7 +74,7 @@ class _BornBeforeReference(RawDelivery):
 class RegisterPersons(_BornBeforeReference):
     """Bevölkerungsbestand: one row per registered person at the reference date (Melderegister)."""
 
-    person_key: str = column("Personen_ID", personal=True, str_length={"min_value": 1, "max_value": 64})
+    person_key: str = column("Personen_ID", pseudonymise=True, str_length={"min_value": 1, "max_value": 64})
     birth_date: dt.date = column("Geburtsdatum", personal=True)
     sex: str = column("Geschlecht", isin=SEX_CODES)
     nationality_group: str = column("Staatsangehörigkeit", isin=NATIONALITY_GROUPS)
@@ -97,8 +99,8 @@ class Sgb2Recipients(RawDelivery):
     """SGB II (Grundsicherung für Arbeitsuchende), Bundesagentur für Arbeit: one row per
     Leistungsberechtigte(r) at the reference date, with the Bedarfsgemeinschaft."""
 
-    person_key: str = column("Personen_ID", personal=True, str_length={"min_value": 1, "max_value": 64})
-    household_key: str = column("BG_Nummer", personal=True, str_length={"min_value": 1, "max_value": 64})
+    person_key: str = column("Personen_ID", pseudonymise=True, str_length={"min_value": 1, "max_value": 64})
+    household_key: str = column("BG_Nummer", pseudonymise=True, str_length={"min_value": 1, "max_value": 64})
     age: pl.Int16 = column("Alter", in_range={"min_value": 0, "max_value": 67})
     unterbezirk_id: str = column("Unterbezirk", isin=unterbezirk_codes())
 
@@ -110,7 +112,7 @@ class Sgb12Recipients(_BornBeforeReference):
     """SGB XII (Sozialhilfe), Sozialamt: Hilfe zum Lebensunterhalt (HLU) and Grundsicherung im Alter
     und bei Erwerbsminderung (GSI), one row per recipient at the reference date."""
 
-    person_key: str = column("Personen_ID", personal=True, str_length={"min_value": 1, "max_value": 64})
+    person_key: str = column("Personen_ID", pseudonymise=True, str_length={"min_value": 1, "max_value": 64})
     benefit_kind: str = column("Leistungsart", isin=SGB12_KINDS)
     birth_date: dt.date = column("Geburtsdatum", personal=True)
     unterbezirk_id: str = column("Unterbezirk", isin=unterbezirk_codes())
@@ -122,7 +124,7 @@ class Sgb12Recipients(_BornBeforeReference):
 class AsylblgRecipients(_BornBeforeReference):
     """Asylbewerberleistungsgesetz (AsylbLG), Sozialamt: one row per recipient at the reference date."""
 
-    person_key: str = column("Personen_ID", personal=True, str_length={"min_value": 1, "max_value": 64})
+    person_key: str = column("Personen_ID", pseudonymise=True, str_length={"min_value": 1, "max_value": 64})
     birth_date: dt.date = column("Geburtsdatum", personal=True)
     sex: str = column("Geschlecht", isin=SEX_CODES)
     unterbezirk_id: str = column("Unterbezirk", isin=unterbezirk_codes())
@@ -145,3 +147,10 @@ def personal_columns(model: type[RawDelivery]) -> set[str]:
     """Columns whose values must never be shown."""
     schema = model.to_schema()
     return {name for name, col in schema.columns.items() if col.metadata and col.metadata.get("personal")}
+
+
+def pseudonymised_columns(model_or_source: object) -> list[str]:
+    """Identifier columns stored only as keyed-hash pseudonyms (of a contract, or of a source's contract)."""
+    model = getattr(model_or_source, "contract", model_or_source)
+    schema = model.to_schema()
+    return [name for name, col in schema.columns.items() if col.metadata and col.metadata.get("pseudonymise")]

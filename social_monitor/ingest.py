@@ -9,12 +9,15 @@ The path of a delivery:
    parse is a row-level problem named by file, line and column.
 4. Pandera (polars backend, data checks on) validates the typed rows: allowed codes, ranges, key
    uniqueness, date plausibility. Failures are mapped back to file lines.
-5. The accepted rows replace the delivery's report cycle in ``raw.<source>`` in one transaction, and the
+5. Person and household keys are replaced by keyed-hash pseudonyms (HMAC-SHA256), and the accepted rows
+   replace the delivery's report cycle in ``raw.<source>`` in one transaction, and the
    delivery is recorded in ``raw.deliveries``; rejected rows go to ``raw.rejected_rows`` with the reason.
 
 Whether a problem refuses the whole delivery or quarantines the rows is the ``policy``: ``"fail"``
-(default) refuses the delivery on any problem; ``"quarantine"`` loads the valid rows and counts the rest.
-Problems with the file as a whole (checksum, header, row count, reference date) always refuse it.
+(default) refuses the delivery on any problem; ``"quarantine"`` loads the valid rows and counts the rest,
+unless the rejected share exceeds ``max_rejected_share``. Problems with the file as a whole (checksum,
+header, row count, reference date, no data rows) always refuse it. The catalogue of every kind of bad
+delivery and what happens to it: docs/bad-input.md.
 Rows in = rows accepted + rows rejected, always. No message ever shows the value of a personal column.
 """
 
@@ -33,8 +36,9 @@ import duckdb
 import pandera.polars as pa
 from pandera.config import ValidationDepth, config_context
 
-from schemas.raw import RawDelivery, file_columns, personal_columns
+from schemas.raw import RawDelivery, file_columns, personal_columns, pseudonymised_columns
 from social_monitor.deliveries import SOURCES, Manifest, Source, sha256_of
+from social_monitor.pseudonyms import PseudonymKey
 
 POLICIES = ("fail", "quarantine")
 MAX_LISTED_PROBLEMS = 10
@@ -122,11 +126,21 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def load_delivery(
-    con: duckdb.DuckDBPyConnection, manifest: Manifest, *, policy: str = "fail"
+    con: duckdb.DuckDBPyConnection, manifest: Manifest, *, policy: str = "fail", max_rejected_share: float = 1.0,
+    key: PseudonymKey | None = None,
 ) -> LoadResult:
-    """Load the delivery a manifest describes into ``raw.<source>``, replacing its report cycle."""
+    """Load the delivery a manifest describes into ``raw.<source>``, replacing its report cycle.
+
+    Under the quarantine policy a delivery whose rejected rows exceed ``max_rejected_share`` of its rows is
+    refused as a whole: so many bad rows mean a broken extract, not a few bad records. Person and household
+    keys are validated as delivered and stored as keyed-hash pseudonyms (``social_monitor.pseudonyms``;
+    ``key`` defaults to the one from the environment).
+    """
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {POLICIES}, not {policy!r}")
+    key = key or PseudonymKey.from_env()
+    if not 0 <= max_rejected_share <= 1:
+        raise ValueError(f"max_rejected_share must lie between 0 and 1, not {max_rejected_share!r}")
     started = time.perf_counter()
     source = SOURCES[manifest.source]
     path = manifest.data_path
@@ -136,7 +150,10 @@ def load_delivery(
 
     with _text_view(con, source, manifest) as text_view:
         typed = _typed_select(source.contract, text_view, manifest)
-        con.execute(f"create or replace temp table _typed as {typed}")
+        try:
+            con.execute(f"create or replace temp table _typed as {typed}")
+        finally:
+            con.execute("drop view if exists _text")  # a view of the delivered file: not kept in the session
     try:
         rows_in = con.execute("select count(*) from _typed").fetchone()[0]
         if rows_in != manifest.rows:
@@ -145,6 +162,9 @@ def load_delivery(
                 f"{manifest.path.name} announces {manifest.rows}; the delivery is incomplete or not the "
                 "one announced"
             )
+        if rows_in == 0:
+            raise DeliveryError(f"{name}: the file holds a header but no data rows; a delivery for report cycle "
+                                f"{manifest.report_cycle} cannot be empty")
         unparsed = _parse_problems(con, source.contract, name)
         for header in file_columns(source.contract):  # the text was kept only to find unparseable values
             con.execute(f"alter table _typed drop column {_quote('_text_' + header)}")
@@ -154,6 +174,12 @@ def load_delivery(
         _record_rejections(con, source, manifest, problems)
         if whole_file or (problems and policy == "fail"):
             raise DeliveryError(_refusal_message(name, problems, len(rejected_lines), rows_in), problems)
+        if len(rejected_lines) > max_rejected_share * rows_in:
+            raise DeliveryError(
+                f"{name}: delivery refused, {len(rejected_lines)} of {rows_in} rows "
+                f"({len(rejected_lines) / rows_in:.1%}) would be quarantined, more than the threshold of "
+                f"{max_rejected_share:.1%} (quarantine_max_share in config/city.yml); the problems are in "
+                "raw.rejected_rows.\n" + _refusal_message(name, problems, len(rejected_lines), rows_in), problems)
 
         con.execute("begin transaction")
         try:
@@ -161,8 +187,9 @@ def load_delivery(
             if rejected_lines:
                 con.executemany("insert into _rejected_lines values (?)", [(line,) for line in rejected_lines])
             con.execute(f"delete from raw.{source.table} where report_cycle = ?", [manifest.report_cycle])
+            pseudonymised = ", ".join(f"{key.sql(column)} as {column}" for column in pseudonymised_columns(source))
             con.execute(
-                f"insert into raw.{source.table} select * from _typed "
+                f"insert into raw.{source.table} select * replace ({pseudonymised}) from _typed "
                 "where source_line not in (select source_line from _rejected_lines)"
             )
             accepted = rows_in - len(rejected_lines)

@@ -43,6 +43,8 @@ class CityConfig:
     # further classification methods run on the marts: shipped names, YAML paths (relative to the config
     # file) or inline mappings; see social_monitor/classification/methods.py
     classification_methods: tuple[object, ...] = ()
+    # under the quarantine policy: the largest share of a delivery's rows that may be quarantined
+    quarantine_max_share: float = 0.01
     config_dir: Path = PROJECT_DIR / "config"
 
     @classmethod
@@ -60,6 +62,7 @@ class CityConfig:
             ingest_policy=str(raw.get("ingest_policy", "fail")),
             action_areas=raw["action_areas"],
             classification_methods=tuple(raw.get("classification_methods") or ()),
+            quarantine_max_share=float(raw.get("quarantine_max_share", 0.01)),
             config_dir=Path(path).resolve().parent,
         )
 

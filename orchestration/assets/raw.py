@@ -10,6 +10,7 @@ from orchestration.partitions import report_cycle_partitions
 from orchestration.resources import PipelineSettings, WarehouseResource
 from social_monitor.deliveries import SOURCES, Source, find_manifest, reference_date_of
 from social_monitor.ingest import DeliveryError, load_delivery
+from social_monitor.pseudonyms import PseudonymKey
 from social_monitor.settings import CityConfig
 
 
@@ -28,7 +29,10 @@ def build_raw_asset(source: Source) -> dg.AssetsDefinition:
         ),
     )
     def _raw(context: dg.AssetExecutionContext, warehouse: WarehouseResource, pipeline: PipelineSettings):
-        policy = CityConfig.from_file(Path(pipeline.config_path)).ingest_policy
+        config = CityConfig.from_file(Path(pipeline.config_path))
+        pseudonym_key = PseudonymKey.from_env()
+        if pseudonym_key.is_development:
+            context.log.warning(f"Person keys are pseudonymised with the {pseudonym_key.description}.")
         results = []
         with warehouse.connect() as con:
             for key in context.partition_keys:
@@ -39,7 +43,8 @@ def build_raw_asset(source: Source) -> dg.AssetsDefinition:
                         f"{source.manifest_name(reference_date_of(int(key)))} in {pipeline.landing_dir}"
                     )
                 try:
-                    result = load_delivery(con, manifest, policy=policy)
+                    result = load_delivery(con, manifest, policy=config.ingest_policy,
+                                           max_rejected_share=config.quarantine_max_share, key=pseudonym_key)
                 except DeliveryError as exc:
                     raise dg.Failure(description=str(exc)) from None
                 context.log.info(
@@ -53,10 +58,25 @@ def build_raw_asset(source: Source) -> dg.AssetsDefinition:
             "rows_rejected": sum(r.rows_rejected for r in results),
             "files": ", ".join(r.source_file for r in results),
             "dagster/row_count": sum(r.rows_accepted for r in results),
+            "quarantine": dg.MetadataValue.md(_quarantine_table(results)),
+            "pseudonym_key": pseudonym_key.description,
         }
         return dg.MaterializeResult(metadata=metadata)
 
     return _raw
+
+
+def _quarantine_table(results: list) -> str:
+    """Quarantined rows per file, column and check: counts only, never a value."""
+    counts: dict[tuple[str, str, str], int] = {}
+    for result in results:
+        for problem in result.problems:
+            key = (result.source_file, problem.column or "(row)", problem.check)
+            counts[key] = counts.get(key, 0) + 1
+    if not counts:
+        return "No row quarantined."
+    rows = "\n".join(f"| {f} | {c} | {k} | {n} |" for (f, c, k), n in sorted(counts.items()))
+    return "| file | column | check | rows |\n|---|---|---|---|\n" + rows + "\n\nDetails: raw.rejected_rows"
 
 
 raw_assets = [build_raw_asset(source) for source in SOURCES.values()]

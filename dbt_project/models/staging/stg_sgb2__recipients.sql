@@ -7,7 +7,6 @@ select
     report_cycle,
     reference_date,
     person_key,
-    household_key,
     unterbezirk_id,
     cast(age as integer) as age_years
 from source
