@@ -62,9 +62,22 @@ class AreaIndicators(_Published):
     denominator: pl.Int64 = pa.Field(nullable=True, ge=0)
     value: pl.Float64 = pa.Field(nullable=True)
     city_value: pl.Float64 = pa.Field(nullable=True)
+    suppression: str = pa.Field(nullable=True, isin=["small_count", "small_population", "secondary"])
 
     class Config:
         unique = ["report_cycle", "area_level", "area_id", "indicator_id"]
+
+    @pa.dataframe_check(error="a suppressed cell must have no numerator, denominator or value")
+    def suppressed_cells_are_empty(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        hidden = pl.col("suppression").is_not_null()
+        return data.lazyframe.select(
+            ~hidden | (pl.col("numerator").is_null() & pl.col("denominator").is_null() & pl.col("value").is_null()))
+
+    @pa.dataframe_check(error="no published count may lie between 1 and 2 (statistische Geheimhaltung)")
+    def no_small_counts(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            ~pl.col("numerator").is_between(1, 2).fill_null(False) & ~pl.col("denominator").is_between(1, 2)
+            .fill_null(False))
 
 
 class ActionAreas(_Published):
@@ -94,6 +107,7 @@ class ActionAreaIndicators(_Published):
     value: pl.Float64 = pa.Field(nullable=True)
     city_value: pl.Float64 = pa.Field(nullable=True)
     is_worse: bool
+    is_suppressed: bool
 
 
 class ActionAreaQuartiere(_Published):
@@ -107,6 +121,7 @@ class ActionAreaQuartiere(_Published):
     value: pl.Float64 = pa.Field(nullable=True)
     city_value: pl.Float64 = pa.Field(nullable=True)
     is_worse_than_city: bool
+    is_suppressed: bool
 
 
 class ClassificationMethods(_Published):
@@ -175,13 +190,15 @@ class AreaClassificationIndicators(_Published):
     area_id: str
     dimension_id: str
     indicator_id: str
-    value: pl.Float64
+    source_indicator_id: str
+    value: pl.Float64 = pa.Field(nullable=True)
     city_value: pl.Float64 = pa.Field(nullable=True)
     mean: pl.Float64
     sd: pl.Float64 = pa.Field(nullable=True)
-    standardised: pl.Float64
+    standardised: pl.Float64 = pa.Field(nullable=True)
     weight: pl.Float64 = pa.Field(gt=0)
-    contribution: pl.Float64
+    contribution: pl.Float64 = pa.Field(nullable=True)
+    is_suppressed: bool
 
     class Config:
         unique = ["method_id", "report_cycle", "area_id", "dimension_id", "indicator_id"]

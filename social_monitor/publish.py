@@ -16,10 +16,78 @@ import duckdb
 from pandera.config import ValidationDepth, config_context
 
 from schemas.published import PUBLISHED_TABLES
+from social_monitor.disclosure import DisclosureRule
+from social_monitor.disclosure import apply as disclosure_apply
+
+SUPPRESSED_TEXT = "Werte unterdrückt (statistische Geheimhaltung)"
+
+# published table -> the select that fills it from the attached warehouse, where it differs from select *.
+# ``main.area_indicators`` (already suppressed) is there when these run: every value that rests on a
+# suppressed cell is emptied and flagged, and a reason text that would quote it is replaced.
+SELECTS = {
+    "action_areas": f"""
+        select a.* replace (case when exists (
+                   select 1 from warehouse.classification.action_area_indicators i
+                   join main.area_indicators s on s.report_cycle = i.report_cycle and s.area_level = a.area_level
+                    and s.area_id = i.area_id and s.indicator_id = i.indicator_id and s.suppression is not null
+                   where i.report_cycle = a.report_cycle and i.area_id = a.area_id)
+               then '{SUPPRESSED_TEXT}' else a.reasons end as reasons)
+        from warehouse.classification.action_areas a""",
+    "action_area_indicators": """
+        select i.* replace (case when s.suppression is null then i.value end as value),
+               s.suppression is not null as is_suppressed
+        from warehouse.classification.action_area_indicators i
+        left join main.area_indicators s
+          on s.report_cycle = i.report_cycle and s.area_id = i.area_id and s.indicator_id = i.indicator_id
+         and s.area_level = (select any_value(area_level) from warehouse.classification.action_areas)""",
+    "action_area_quartiere": """
+        select q.* replace (case when s.suppression is null then q.value end as value),
+               s.suppression is not null as is_suppressed
+        from warehouse.classification.action_area_quartiere q
+        left join main.area_indicators s
+          on s.report_cycle = q.report_cycle and s.area_level = 'unterbezirk' and s.area_id = q.unterbezirk_id
+         and s.indicator_id = q.indicator_id""",
+    # an index input is hidden when its cell is suppressed in that cycle, or, for a change between cycles,
+    # in any cycle; then all inputs of that dimension are hidden, or the index would give the missing one
+    "area_classification_indicators": """
+        with hidden as (
+            select distinct i.method_id, i.report_cycle, i.area_id, i.dimension_id
+            from warehouse.classification.area_classification_indicators i
+            join warehouse.classification.classification_methods m using (method_id)
+            join main.area_indicators s
+              on s.area_level = m.area_level and s.area_id = i.area_id and s.indicator_id = i.source_indicator_id
+             and s.suppression is not null
+             and (s.report_cycle = i.report_cycle or i.indicator_id <> i.source_indicator_id)
+        )
+        select i.* replace (case when h.area_id is null then i.value end as value,
+                            case when h.area_id is null then i.standardised end as standardised,
+                            case when h.area_id is null then i.contribution end as contribution),
+               h.area_id is not null as is_suppressed
+        from warehouse.classification.area_classification_indicators i
+        left join hidden h using (method_id, report_cycle, area_id, dimension_id)""",
+    "area_classifications": f"""
+        select c.* replace (
+                   case when exists (select 1 from main.area_classification_indicators i
+                                     where i.method_id = c.method_id and i.report_cycle = c.report_cycle
+                                       and i.area_id = c.area_id and i.is_suppressed)
+                        then '{SUPPRESSED_TEXT}' else c.reasons end as reasons,
+                   case when p.suppression is null then c.population end as population)
+        from warehouse.classification.area_classifications c
+        join warehouse.classification.classification_methods m using (method_id)
+        left join main.area_indicators p
+          on p.report_cycle = c.report_cycle and p.area_level = m.area_level and p.area_id = c.area_id
+         and p.indicator_id = 'residents'""",
+}
 
 
-def publish(warehouse_path: Path, published_path: Path, *, city_name: str = "") -> dict[str, int]:
-    """Copy the published tables from the warehouse into ``published_path``; returns rows per table."""
+def publish(warehouse_path: Path, published_path: Path, *, city_name: str = "",
+            disclosure: DisclosureRule | None = None) -> dict[str, int]:
+    """Copy the published tables from the warehouse into ``published_path``; returns rows per table.
+
+    ``area_indicators`` passes the disclosure control first (``social_monitor.disclosure``), and every
+    other table hides what rests on a suppressed cell.
+    """
+    disclosure = disclosure or DisclosureRule()
     published_path = Path(published_path)
     published_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = published_path.with_name(published_path.name + ".tmp")
@@ -30,8 +98,16 @@ def publish(warehouse_path: Path, published_path: Path, *, city_name: str = "") 
     con = duckdb.connect(str(tmp))
     try:
         con.execute(f"attach '{Path(warehouse_path).as_posix()}' as warehouse (read_only)")
-        for table, (source, _contract) in PUBLISHED_TABLES.items():
-            con.execute(f"create table main.{table} as select * from warehouse.{source}")
+        cells = con.execute("select * from warehouse.marts.area_indicators").pl()
+        areas = con.execute("select * from warehouse.marts.areas").pl()
+        area_indicators = disclosure_apply(cells, areas, disclosure)  # noqa: F841 - read by DuckDB
+        con.execute("create table main.area_indicators as select * from area_indicators")
+        order = ["area_indicators", "area_classification_indicators"]
+        for table in order + [t for t in PUBLISHED_TABLES if t not in order]:
+            if table == "area_indicators":
+                continue
+            select = SELECTS.get(table, f"select * from warehouse.{PUBLISHED_TABLES[table][0]}")
+            con.execute(f"create table main.{table} as {select}")
         con.execute("detach warehouse")
         cycles = [row[0] for row in con.execute(
             "select distinct report_cycle from main.area_indicators order by 1").fetchall()]

@@ -45,6 +45,8 @@ class CityConfig:
     classification_methods: tuple[object, ...] = ()
     # under the quarantine policy: the largest share of a delivery's rows that may be quarantined
     quarantine_max_share: float = 0.01
+    # statistical disclosure control of the published file (social_monitor/disclosure.py)
+    publication: Mapping[str, object] | None = None
     config_dir: Path = PROJECT_DIR / "config"
 
     @classmethod
@@ -63,6 +65,7 @@ class CityConfig:
             action_areas=raw["action_areas"],
             classification_methods=tuple(raw.get("classification_methods") or ()),
             quarantine_max_share=float(raw.get("quarantine_max_share", 0.01)),
+            publication=raw.get("publication"),
             config_dir=Path(path).resolve().parent,
         )
 

@@ -4,8 +4,10 @@
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
 from orchestration.resources import PipelineSettings, WarehouseResource
+from social_monitor.disclosure import REASONS, DisclosureRule
 from social_monitor.publish import publish
 from social_monitor.settings import CityConfig
 
@@ -28,10 +30,16 @@ from social_monitor.settings import CityConfig
 )
 def published_marts(context: dg.AssetExecutionContext, warehouse: WarehouseResource, pipeline: PipelineSettings):
     config = CityConfig.from_file(Path(pipeline.config_path))
-    counts = publish(Path(warehouse.path), Path(pipeline.published_path), city_name=config.city_name)
+    rule = DisclosureRule.from_config(config.publication)
+    counts = publish(Path(warehouse.path), Path(pipeline.published_path), city_name=config.city_name,
+                     disclosure=rule)
+    with duckdb.connect(str(pipeline.published_path), read_only=True) as con:
+        suppressed = dict(con.execute("select suppression, count(*) from area_indicators "
+                                      "where suppression is not null group by 1").fetchall())
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(pipeline.published_path),
             **{f"rows_{table}": rows for table, rows in counts.items()},
+            **{f"suppressed_{reason}": suppressed.get(reason, 0) for reason in REASONS},
         }
     )

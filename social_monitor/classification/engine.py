@@ -107,7 +107,7 @@ def classify(table: pl.DataFrame, method: Method, *,
             "report_cycle", "area_id", "dimension_id"),
         indicators=indicators.select(
             pl.lit(method.id).alias("method_id"), "report_cycle", "area_id", "dimension_id", "indicator_id",
-            "value", "city_value", "mean", "sd", "standardised", "weight", "contribution",
+            "source_indicator_id", "value", "city_value", "mean", "sd", "standardised", "weight", "contribution",
         ).sort("report_cycle", "area_id", "dimension_id", "indicator_id"),
         notes=tuple(notes),
     )
@@ -166,6 +166,7 @@ def _observations(table: pl.DataFrame, method: Method, cycles: list[int]) -> pl.
                 grid.join(values, on=["report_cycle", "area_id"], how="left").with_columns(
                     pl.lit(dimension.id).alias("dimension_id"),
                     pl.lit(spec.id).alias("indicator_id"),
+                    pl.lit(spec.source).alias("source_indicator_id"),
                     pl.lit(spec.weight).alias("weight"),
                     pl.lit(spec.direction).alias("direction"),
                     (pl.lit(True) if base_of is None else pl.col("report_cycle").is_in(list(base_of)))
@@ -173,8 +174,8 @@ def _observations(table: pl.DataFrame, method: Method, cycles: list[int]) -> pl.
                 )
             )
     return pl.concat(frames, how="vertical").select(
-        "dimension_id", "indicator_id", "report_cycle", "area_id", "value", "city_value", "weight", "direction",
-        "has_base_cycle")
+        "dimension_id", "indicator_id", "source_indicator_id", "report_cycle", "area_id", "value", "city_value",
+        "weight", "direction", "has_base_cycle")
 
 
 def _indicator_values(table: pl.DataFrame, spec: IndicatorSpec, cycles: list[int]
