@@ -7,6 +7,7 @@ must match the published ones (2013-2019) to 1e-4.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,12 +15,18 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-MSS = Path(__file__).resolve().parents[2] / "shared" / "validation" / "berlin-mss" / "mss_berlin_2013_2021.csv"
+RELATIVE = Path("validation") / "berlin-mss" / "mss_berlin_2013_2021.csv"
+# ../shared beside the project (DEVELOPERS.md), or $SOCIAL_MONITOR_SHARED_DIR, or this machine's /work/shared
+CANDIDATES = [Path(os.environ["SOCIAL_MONITOR_SHARED_DIR"]) / RELATIVE] if os.environ.get(
+    "SOCIAL_MONITOR_SHARED_DIR") else []
+CANDIDATES += [Path(__file__).resolve().parents[2] / "shared" / RELATIVE, Path("/work/shared") / RELATIVE]
+MSS = next((path for path in CANDIDATES if path.exists()), CANDIDATES[0])
 CLI = Path(sys.executable).with_name("social-monitor")
 COLUMNS = ["--area-column", "plr_id", "--cycle-column", "edition", "--population-column", "residents",
            "--name-column", "plr_name"]
 
-pytestmark = pytest.mark.skipif(not MSS.exists(), reason=f"{MSS} is not on this machine")
+pytestmark = pytest.mark.skipif(not MSS.exists(), reason=f"THE BERLIN PROOF DID NOT RUN: no {RELATIVE} in "
+                                f"{', '.join(str(c.parents[2]) for c in CANDIDATES)}; set SOCIAL_MONITOR_SHARED_DIR")
 
 
 def _classify(tmp_path: Path, *options: str) -> tuple[pl.DataFrame, subprocess.CompletedProcess]:

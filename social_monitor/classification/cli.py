@@ -67,8 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     layout.add_argument("--city-area", default=None,
                         help="area id of the rows holding the city values (they are not classified)")
     layout.add_argument("--indicators", default=None,
-                        help="comma-separated indicator columns (wide) or ids (long) to read; default: all "
-                             "other columns (wide) or all ids (long)")
+                        help="comma-separated indicator columns (wide) or ids (long) to read; default: the "
+                             "method's indicators")
     layout.add_argument("--separator", default=",", help="CSV field separator (default: ,)")
     layout.add_argument("--decimal-comma", action="store_true", help="numbers are written 1.234,5")
     layout.add_argument("--encoding", default="utf-8-sig",
@@ -82,6 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        for path in (args.output, args.details):
+            if path is not None and path.suffix.lower() not in (".csv", ".parquet"):
+                raise TableError(f"{path}: unknown output type {path.suffix!r}; use .csv or .parquet")
         method = load_method(args.method)
         overrides = {}
         if args.min_population is not None:
@@ -102,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
             wanted = [i.strip() for i in args.indicators.split(",")]
         elif layout == "wide":  # the method's indicators; one it needs but the file lacks is reported by classify
             wanted = [i for i in method.indicator_ids if i in frame.columns]
+            if not wanted:
+                raise TableError(f"{args.input}: none of the method's indicators ({', '.join(method.indicator_ids)}) "
+                                 f"is a column of the file; it has: {', '.join(frame.columns)}")
         else:
             wanted = None
         table = to_indicator_table(frame, source=str(args.input), columns=columns, layout=layout,

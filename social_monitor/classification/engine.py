@@ -94,6 +94,11 @@ def classify(table: pl.DataFrame, method: Method, *,
     dimensions = pl.concat([_dimension_classes(indicators.filter(pl.col("dimension_id") == d.id), d, method)
                             for d in method.dimensions], how="vertical")
     areas = _flag(areas, dimensions, method, cycles)
+    for previous, cycle in zip(cycles, cycles[1:], strict=False):
+        ids = [set(table.filter(pl.col("report_cycle") == c)["area_id"].to_list()) for c in (previous, cycle)]
+        if not ids[0] & ids[1]:
+            notes.append(f"{cycle}: no area id of {previous} recurs (a new geography?); every area counts as "
+                         "first_cycle, with no previous class")
     areas = areas.join(_reasons(dimensions, indicators, method, indicator_names or {}),
                        on=["report_cycle", "area_id"], how="left")
     areas = areas.select(

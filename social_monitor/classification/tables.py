@@ -8,6 +8,7 @@ Errors name the file, the column and, for bad values, the line of the CSV file.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,8 +81,11 @@ def to_indicator_table(frame: pl.DataFrame, *, source: str, columns: Columns, la
 
     def need(column: str, option: str) -> str:
         if column not in available:
+            hint = ""
+            if len(available) == 1 and any(mark in available[0] for mark in (",", ";", "\t")):
+                hint = " (one column only: is the separator right? see --separator)"
             raise TableError(f"{source}: no column {column!r} (set it with {option}); the file has: "
-                             f"{', '.join(available)}")
+                             f"{', '.join(available)}{hint}")
         return column
 
     def optional(column: str | None, key: str, option: str) -> str | None:
@@ -156,7 +160,11 @@ def _number(frame: pl.DataFrame, column: str, source: str, decimal_comma: bool) 
     parsed = text.cast(pl.Float64, strict=False)
     bad = (text.is_not_null() & (text != "") & parsed.is_null()) | malformed
     if bad.any():
-        hint = " written 1.234,5" if decimal_comma else " (decimal comma? use --decimal-comma)"
+        value = str(series[int(bad.arg_true()[0])])
+        looks_german = bool(re.fullmatch(r"[+-]?[\d.]*\d,\d+", value.strip()))
+        hint = " (decimal comma? use --decimal-comma)" if looks_german else ""
+        if decimal_comma:
+            hint = " written 1.234,5"
         raise TableError(f"{source}, {_row(bad)}, column {column}: {series[int(bad.arg_true()[0])]!r} "
                          f"is not a number{hint}")
     return pl.lit(parsed).alias(column)
