@@ -17,7 +17,20 @@ os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.envir
 os.environ.setdefault("SOCIAL_MONITOR_WAREHOUSE", str(load_settings().warehouse_path))
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-if not dbt_project.manifest_path.exists():
+
+
+def _manifest_is_stale() -> bool:
+    """No manifest yet, or a model, test, seed, macro or the project file changed after it was written."""
+    if not dbt_project.manifest_path.exists():
+        return True
+    written = dbt_project.manifest_path.stat().st_mtime
+    sources = [DBT_PROJECT_DIR / "dbt_project.yml", *[
+        path for folder in ("models", "tests", "seeds", "macros") for path in (DBT_PROJECT_DIR / folder).rglob("*")
+        if path.is_file()]]
+    return any(path.stat().st_mtime > written for path in sources)
+
+
+if _manifest_is_stale():
     # Outside `dagster dev` (tests, `dagster asset materialize`) nothing else prepares the manifest.
     dbt_project.preparer.prepare(dbt_project)
 else:

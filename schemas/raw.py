@@ -133,6 +133,21 @@ class AsylblgRecipients(_BornBeforeReference):
         unique = ["person_key"]
 
 
+# checks across columns (by the start of their name or error) -> the column a problem they find is
+# reported under, by its header in the file
+CHECK_COLUMNS = {
+    "birth_date must": "birth_date",
+    "move_in_date must": "move_in_date",
+    "multiple_fields_uniqueness": "person_key",
+    "field_uniqueness": "person_key",
+}
+
+
+def check_column(check: str) -> str | None:
+    """The column a check across columns is reported under, or None."""
+    return next((column for start, column in CHECK_COLUMNS.items() if check.startswith(start)), None)
+
+
 def file_columns(model: type[RawDelivery]) -> dict[str, str]:
     """``{header in the file: column name}`` for the columns a delivered file must have, in order."""
     schema = model.to_schema()

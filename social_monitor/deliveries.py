@@ -142,6 +142,11 @@ def read_manifest(path: Path) -> Manifest:
         reference_date = dt.date.fromisoformat(raw["reference_date"])
     except ValueError as exc:
         raise ManifestError(f"{path}: reference_date {raw['reference_date']!r} is not YYYY-MM-DD") from exc
+    rows = raw["rows"]
+    if isinstance(rows, bool) or not isinstance(rows, int | str) or not str(rows).strip().isdigit():
+        raise ManifestError(f"{path}: rows {rows!r} is not a whole number of data rows")
+    if not isinstance(raw["sha256"], str) or not re.fullmatch(r"[0-9a-fA-F]{64}", raw["sha256"]):
+        raise ManifestError(f"{path}: sha256 must be 64 hexadecimal characters")
     return Manifest(
         source=raw["source"],
         reference_date=reference_date,
@@ -149,8 +154,8 @@ def read_manifest(path: Path) -> Manifest:
         file_format=raw["format"],
         encoding=raw["encoding"],
         delimiter=raw.get("delimiter"),
-        rows=int(raw["rows"]),
-        sha256=raw["sha256"],
+        rows=int(rows),
+        sha256=raw["sha256"].lower(),  # PowerShell's Get-FileHash writes upper case
         sender=raw.get("sender", ""),
         path=Path(path),
     )

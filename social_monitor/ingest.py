@@ -36,7 +36,7 @@ import duckdb
 import pandera.polars as pa
 from pandera.config import ValidationDepth, config_context
 
-from schemas.raw import RawDelivery, file_columns, personal_columns, pseudonymised_columns
+from schemas.raw import RawDelivery, check_column, file_columns, personal_columns, pseudonymised_columns
 from social_monitor.deliveries import SOURCES, Manifest, Source, sha256_of
 from social_monitor.pseudonyms import PseudonymKey
 
@@ -67,6 +67,9 @@ create table if not exists raw.rejected_rows (
     check_name varchar not null,
     reason varchar not null
 );
+-- 'quarantined' (rows held back from a loaded delivery) or 'refused' (problems of a refused delivery; the
+-- cycle keeps its earlier load and that load's quarantined rows)
+alter table raw.rejected_rows add column if not exists delivery_outcome varchar;
 """
 
 
@@ -147,6 +150,7 @@ def load_delivery(
     name = path.name
     ensure_raw_schema(con)
     _check_file(manifest, source)
+    _check_not_another_cycles_file(con, manifest, source)
 
     with _text_view(con, source, manifest) as text_view:
         typed = _typed_select(source.contract, text_view, manifest)
@@ -171,10 +175,11 @@ def load_delivery(
         problems = unparsed + _contract_problems(con, source.contract, name, unparsed)
         rejected_lines = sorted({p.line for p in problems if p.line is not None})
         whole_file = [p for p in problems if p.line is None]
-        _record_rejections(con, source, manifest, problems)
         if whole_file or (problems and policy == "fail"):
+            _record_rejections(con, source, manifest, problems, "refused")
             raise DeliveryError(_refusal_message(name, problems, len(rejected_lines), rows_in), problems)
         if len(rejected_lines) > max_rejected_share * rows_in:
+            _record_rejections(con, source, manifest, problems, "refused")
             raise DeliveryError(
                 f"{name}: delivery refused, {len(rejected_lines)} of {rows_in} rows "
                 f"({len(rejected_lines) / rows_in:.1%}) would be quarantined, more than the threshold of "
@@ -186,6 +191,7 @@ def load_delivery(
             con.execute("create or replace temp table _rejected_lines (source_line bigint)")
             if rejected_lines:
                 con.executemany("insert into _rejected_lines values (?)", [(line,) for line in rejected_lines])
+            _record_rejections(con, source, manifest, problems, "quarantined")
             con.execute(f"delete from raw.{source.table} where report_cycle = ?", [manifest.report_cycle])
             pseudonymised = ", ".join(f"{key.sql(column)} as {column}" for column in pseudonymised_columns(source))
             con.execute(
@@ -229,6 +235,9 @@ def _check_file(manifest: Manifest, source: Source) -> None:
     if name != expected_name:
         raise DeliveryError(f"{name}: expected the file of {source.name} for {manifest.reference_date} to be "
                             f"named {expected_name}")
+    if (manifest.reference_date.month, manifest.reference_date.day) != (12, 31):
+        raise DeliveryError(f"{name}: reference date {manifest.reference_date} in manifest {manifest.path.name} is "
+                            "not 31 December; a report cycle's deliveries are taken on 31.12.")
     if manifest.file_format != source.file_format:
         raise DeliveryError(f"{name}: manifest says format {manifest.file_format!r}, the contract of "
                             f"{source.name} expects {source.file_format!r}")
@@ -240,14 +249,27 @@ def _check_file(manifest: Manifest, source: Source) -> None:
         raise DeliveryError(f"{name}: the file is empty (expected at least a header line)")
 
 
+def _check_not_another_cycles_file(con: duckdb.DuckDBPyConnection, manifest: Manifest, source: Source) -> None:
+    """The very file of another report cycle, sent again under this cycle's name, is refused."""
+    other = con.execute(
+        "select report_cycle, source_file from raw.deliveries where source = ? and sha256 = ? and report_cycle <> ?",
+        [source.name, manifest.sha256, manifest.report_cycle]).fetchone()
+    if other:
+        raise DeliveryError(f"{manifest.data_path.name}: the file is byte for byte the delivery of report cycle "
+                            f"{other[0]} ({other[1]}); a new cycle needs its own extract")
+
+
 @contextmanager
 def _text_view(con: duckdb.DuckDBPyConnection, source: Source, manifest: Manifest) -> Iterator[str]:
     """A temp view of the file with every contract column as text plus ``source_line``."""
     columns = file_columns(source.contract)
     path, name = manifest.data_path, manifest.data_path.name
     if source.file_format == "parquet":
-        present = [row[0] for row in con.execute("select name from parquet_schema(?) where name <> 'schema'",
-                                                 [str(path)]).fetchall()]
+        try:
+            present = [row[0] for row in con.execute("select name from parquet_schema(?) where name <> 'schema'",
+                                                     [str(path)]).fetchall()]
+        except duckdb.Error:
+            raise DeliveryError(f"{name}: not a readable Parquet file (damaged or cut off in transfer?)") from None
         _check_header(name, present, list(columns), line_word="column list")
         selected = ", ".join(f'cast("{h}" as varchar) as "{h}"' for h in columns)
         con.execute(
@@ -362,8 +384,9 @@ def _parse_expr(dtype: object, text: str) -> str:
     kind = str(dtype)
     if kind == "Date":
         return f"cast(try_strptime({value}, '%d.%m.%Y') as date)"
-    if kind.startswith("Int"):
-        return f"try_cast({value} as {_duckdb_type(dtype)})"
+    if kind.startswith("Int"):  # "6.5" is not a whole number (a plain cast would round it to 7)
+        return (f"case when regexp_full_match({value}, '[+-]?[0-9]+([.]0+)?') "
+                f"then try_cast(try_cast({value} as double) as {_duckdb_type(dtype)}) end")
     return value
 
 
@@ -404,15 +427,19 @@ def _contract_problems(
     unparsed = {(p.line, p.column) for p in already_reported}
     problems = []
     for case in cases.iter_rows(named=True):
+        check = _short_check(str(case["check"]))
         column = case["column"] if case["column"] in headers else None
+        if column is None and check_column(check) in headers:
+            column = check_column(check)
         index = case["index"]
         line = int(lines[index]) if index is not None else None
-        check = _short_check(str(case["check"]))
         if (line, headers.get(column)) in unparsed:
             continue  # a value that did not parse is null here; it is reported once, as unparseable
-        if column is None and check in ("multiple_fields_uniqueness", "field_uniqueness"):
+        if check in ("multiple_fields_uniqueness", "field_uniqueness"):
             reason = "duplicate key " + ", ".join(headers.get(c, c) for c in contract.to_schema().unique or [])
         elif column is None:
+            reason = f"fails {check}"
+        elif check_column(check):
             reason = f"fails {check}"
         elif column in personal or case["failure_case"] is None:
             reason = f"value fails {check}"
@@ -434,14 +461,18 @@ def _short_check(check: str) -> str:
 
 
 def _record_rejections(
-    con: duckdb.DuckDBPyConnection, source: Source, manifest: Manifest, problems: list[Problem]
+    con: duckdb.DuckDBPyConnection, source: Source, manifest: Manifest, problems: list[Problem], outcome: str
 ) -> None:
-    con.execute("delete from raw.rejected_rows where source = ? and report_cycle = ?",
+    """Record a delivery's problems: a loaded delivery replaces every record of its cycle; a refused one only
+    the records of earlier refusals, so the quarantined rows of the load that stays are kept."""
+    only_refused = "and delivery_outcome = 'refused'" if outcome == "refused" else ""
+    con.execute(f"delete from raw.rejected_rows where source = ? and report_cycle = ? {only_refused}",
                 [source.name, manifest.report_cycle])
     if problems:
         con.executemany(
-            "insert into raw.rejected_rows values (?, ?, ?, ?, ?, ?, ?)",
-            [(source.name, manifest.report_cycle, p.file, p.line, p.column, p.check, p.reason) for p in problems],
+            "insert into raw.rejected_rows values (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(source.name, manifest.report_cycle, p.file, p.line, p.column, p.check, p.reason, outcome)
+             for p in problems],
         )
 
 

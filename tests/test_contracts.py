@@ -84,12 +84,13 @@ def test_unparseable_date_and_duplicate_key_are_named(tmp_path, con):
         _load(con, tmp_path, "register")
     message = str(refused.value)
     assert "line 2, column Geburtsdatum: value is not a date DD.MM.YYYY" in message
-    assert "line 3: duplicate key Personen_ID" in message
+    assert "line 3, column Personen_ID: duplicate key Personen_ID" in message
 
 
 def test_born_after_reference_date_is_refused(tmp_path, con):
     write_delivery(tmp_path, "register", CYCLE, [person("p1", "01.06.2019", "001")])
-    with pytest.raises(DeliveryError, match="line 2: fails birth_date must lie on or before the reference date"):
+    with pytest.raises(DeliveryError, match="line 2, column Geburtsdatum: fails birth_date must lie on or before "
+                                            "the reference date"):
         _load(con, tmp_path, "register")
 
 

@@ -76,7 +76,7 @@ def test_every_asset_check_passed(run):
     names = {e.check_name for e in evaluations}
     assert {"rows_in_equal_accepted_plus_rejected", "only_aggregated_tables",
             "every_area_classified_in_every_cycle", "every_method_classifies_every_cycle",
-            "assert_every_level_adds_up_to_the_city"} <= names
+            "assert_every_level_adds_up_to_the_city", "assert_no_person_draws_sgb2_and_asylblg"} <= names
 
 
 def _check_evaluations(instance: DagsterInstance):

@@ -8,7 +8,7 @@ import dagster as dg
 
 from orchestration.partitions import report_cycle_partitions
 from orchestration.resources import PipelineSettings, WarehouseResource
-from social_monitor.deliveries import SOURCES, Source, find_manifest, reference_date_of
+from social_monitor.deliveries import SOURCES, ManifestError, Source, find_manifest, reference_date_of
 from social_monitor.ingest import DeliveryError, load_delivery
 from social_monitor.pseudonyms import PseudonymKey
 from social_monitor.settings import CityConfig
@@ -36,7 +36,10 @@ def build_raw_asset(source: Source) -> dg.AssetsDefinition:
         results = []
         with warehouse.connect() as con:
             for key in context.partition_keys:
-                manifest = find_manifest(Path(pipeline.landing_dir), source, int(key))
+                try:
+                    manifest = find_manifest(Path(pipeline.landing_dir), source, int(key))
+                except ManifestError as exc:
+                    raise dg.Failure(description=str(exc)) from None
                 if manifest is None:
                     raise dg.Failure(
                         description=f"No delivery of {source.name} for report cycle {key}: expected "
