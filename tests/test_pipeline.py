@@ -1,22 +1,16 @@
-"""A full materialisation of every asset for every cycle, as `make run` does it: the real sample-city
-generator, real Dagster runs (CLI, in-process executor, a temporary DAGSTER_HOME), real dbt builds into a
-real DuckDB file, and the published file. Then the outputs are checked."""
+"""A full materialisation of every asset for every cycle, as `make run` does it (tests/pipeline_env.py),
+and then its outputs are checked."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 from dagster import DagsterEventType, DagsterInstance
 
-from social_monitor.settings import PROJECT_DIR
+from tests.pipeline_env import build
 
-BIN = Path(sys.executable).parent
-SCALE = "0.1"
 AKTIONSRAEUME_2007 = {
     "Bodelschwingh/Westerfilde", "Dorstfelder Brücke", "Eving/Kemminghausen", "Eving/Lindenhorst", "Hörde",
     "Marten", "Nette", "Hafen", "Borsigplatz", "Nordmarkt", "Scharnhorst-Ost", "Alt-Scharnhorst", "Wickede",
@@ -25,28 +19,7 @@ AKTIONSRAEUME_2007 = {
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pipeline")
-    env = {
-        **os.environ,
-        "SOCIAL_MONITOR_DATA_DIR": str(root / "data"),
-        "DAGSTER_HOME": str(root / "dagster_home"),
-    }
-    env.pop("SOCIAL_MONITOR_WAREHOUSE", None)
-    (root / "dagster_home").mkdir()
-
-    def sh(*args: str) -> str:
-        done = subprocess.run(args, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-        return done.stdout + done.stderr
-
-    sh(str(BIN / "social-monitor"), "generate", "--out", str(root / "data" / "landing"), "--scale", SCALE)
-    logs = sh(str(BIN / "dagster"), "asset", "materialize", "-m", "orchestration.definitions",
-              "--select", "group:raw", "--partition-range", "2007...2025")
-    logs += sh(str(BIN / "dagster"), "job", "execute", "-m", "orchestration.definitions", "-j", "build_marts")
-    printed = sh(str(BIN / "social-monitor"), "action-areas")
-    return {"root": root, "env": env, "logs": logs, "printed": printed,
-            "published": root / "data" / "published" / "marts.duckdb",
-            "warehouse": root / "data" / "warehouse" / "warehouse.duckdb"}
+    return build(tmp_path_factory.mktemp("pipeline"))
 
 
 def _instance(run) -> DagsterInstance:

@@ -136,12 +136,14 @@ def _prepare(table: pl.DataFrame) -> pl.DataFrame:
         first = duplicates.row(0, named=True)
         raise MethodError(f"the indicator table holds {duplicates.height} rows for repeated (cycle, area, "
                           f"indicator), e.g. {first['report_cycle']}, {first['area_id']}, {first['indicator_id']}")
-    return table.select(*REQUIRED, *OPTIONAL)
+    # a fixed row order: sums and standard deviations of floats then come out bit for bit the same on
+    # every run, whatever order the rows were read in (DuckDB's parallel scans have none)
+    return table.select(*REQUIRED, *OPTIONAL).sort("report_cycle", "area_id", "indicator_id")
 
 
 def _areas(table: pl.DataFrame, method: Method) -> pl.DataFrame:
     """One row per cycle and area: included, or the reason it is left out (in German)."""
-    areas = table.group_by("report_cycle", "area_id").agg(
+    areas = table.group_by("report_cycle", "area_id", maintain_order=True).agg(
         pl.col("area_name").drop_nulls().first(),
         pl.col("population").drop_nulls().first(),
         (pl.col("is_valid") == False).any().alias("marked_invalid"),  # noqa: E712 - null means valid
@@ -162,7 +164,7 @@ def _areas(table: pl.DataFrame, method: Method) -> pl.DataFrame:
 
 def _observations(table: pl.DataFrame, method: Method, cycles: list[int]) -> pl.DataFrame:
     """Long frame: one row per dimension, indicator, cycle and area, derived (change) indicators computed."""
-    grid = table.select("report_cycle", "area_id").unique()
+    grid = table.select("report_cycle", "area_id").unique(maintain_order=True)
     frames = []
     for dimension in method.dimensions:
         for spec in dimension.indicators:
@@ -180,7 +182,7 @@ def _observations(table: pl.DataFrame, method: Method, cycles: list[int]) -> pl.
             )
     return pl.concat(frames, how="vertical").select(
         "dimension_id", "indicator_id", "source_indicator_id", "report_cycle", "area_id", "value", "city_value",
-        "weight", "direction", "has_base_cycle")
+        "weight", "direction", "has_base_cycle").sort("dimension_id", "indicator_id", "report_cycle", "area_id")
 
 
 def _indicator_values(table: pl.DataFrame, spec: IndicatorSpec, cycles: list[int]
@@ -299,7 +301,7 @@ def _dimension_classes(indicators: pl.DataFrame, dimension: Dimension, method: M
     combined = pl.col("contribution").sum()
     if dimension.combine == "mean":
         combined = combined / pl.col("weight").sum()
-    frame = indicators.group_by("report_cycle", "area_id").agg(
+    frame = indicators.group_by("report_cycle", "area_id", maintain_order=True).agg(
         combined.alias("raw_index"),
         pl.len().cast(pl.Int32).alias("indicator_count"),
         (pl.col("weight") * (pl.col("is_near_city") & (pl.col("standardised") > 0))).sum().alias("near_worse"),

@@ -1,0 +1,174 @@
+"""Faults: readers during publishing, runs killed with SIGKILL, reruns, and a quarantine above its threshold.
+
+All on a real sample city (tests/pipeline_env.py): the real publish step, real Dagster runs killed as a
+whole process group (Dagster and its dbt child), and read-only DuckDB readers in separate processes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from social_monitor.deliveries import SOURCES, reference_date_of, write_manifest
+from social_monitor.publish import publish
+from social_monitor.settings import PROJECT_DIR
+from tests.pipeline_env import BUILD_MARTS, INGEST, build, environment, sh
+
+READERS = 4
+PUBLICATIONS = 8
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory):
+    return build(tmp_path_factory.mktemp("faults"))
+
+
+def checksums(path: Path) -> dict[str, str]:
+    """An MD5 of every published table's sorted rows (publication without its timestamp)."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        tables = [r[0] for r in con.execute("select table_name from information_schema.tables order by 1").fetchall()]
+        result = {}
+        for table in tables:
+            rows = f"(select * exclude (published_at) from {table})" if table == "publication" else table
+            result[table] = con.execute(
+                f"select md5(coalesce(string_agg(cast(t as varchar), '|' order by cast(t as varchar)), '')) "
+                f"from {rows} t").fetchone()[0]
+    return result
+
+
+def _reader(path: str, stop, results) -> None:
+    """Open the published file read-only in a loop, as a BI tool does, and check each file is whole."""
+    ok = failed = mixed = 0
+    errors: list[str] = []
+    while not stop.is_set():
+        try:
+            with duckdb.connect(path, read_only=True) as con:
+                rows, announced, cities = con.execute(
+                    "select (select count(*) from area_indicators), "
+                    "(select row_count from publication where table_name = 'area_indicators'), "
+                    "(select count(distinct city_name) from publication)").fetchone()
+                con.execute("select report_cycle, count(*) from area_classifications group by 1").fetchall()
+            if rows == announced and cities == 1:
+                ok += 1
+            else:
+                mixed += 1
+        except Exception as error:  # noqa: BLE001 - every failed read is counted, whatever the cause
+            failed += 1
+            errors.append(f"{type(error).__name__}: {error}"[:200])
+    results.put((ok, failed, mixed, errors[:3]))
+
+
+def test_concurrent_readers_never_fail_while_runs_publish(city, tmp_path):
+    target = tmp_path / "published" / "marts.duckdb"
+    publish(city["warehouse"], target, city_name="Lauf 0")
+    context = multiprocessing.get_context("spawn")
+    stop, results = context.Event(), context.Queue()
+    readers = [context.Process(target=_reader, args=(str(target), stop, results)) for _ in range(READERS)]
+    for reader in readers:
+        reader.start()
+    time.sleep(2)  # let every reader start reading
+    started = time.perf_counter()
+    for run in range(1, PUBLICATIONS + 1):
+        publish(city["warehouse"], target, city_name=f"Lauf {run}")
+    seconds = time.perf_counter() - started
+    time.sleep(0.5)
+    stop.set()
+    counts = [results.get(timeout=60) for _ in readers]
+    for reader in readers:
+        reader.join(timeout=30)
+    ok, failed, mixed = (sum(c[i] for c in counts) for i in range(3))
+    print(f"\n{READERS} readers, {PUBLICATIONS} publications in {seconds:.1f} s: {ok} reads ok, {failed} failed, "
+          f"{mixed} mixed")
+    assert failed == 0, [c[3] for c in counts]
+    assert mixed == 0
+    assert ok > READERS * PUBLICATIONS  # the readers really read while the file was replaced
+    with duckdb.connect(str(target), read_only=True) as con:
+        assert con.execute("select any_value(city_name) from publication").fetchone()[0] == f"Lauf {PUBLICATIONS}"
+    assert not target.with_name(target.name + ".tmp").exists()
+
+
+def _killed_run(env: dict[str, str], marker: str, delay: float) -> bool:
+    """Start build_marts; SIGKILL its whole process group ``delay`` seconds after a log line with ``marker``."""
+    process = subprocess.Popen(BUILD_MARTS, cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    killed = False
+    for line in process.stdout:
+        if marker in line and "STEP_START" in line:
+            time.sleep(delay)
+            os.killpg(process.pid, signal.SIGKILL)
+            killed = True
+            break
+    process.stdout.close()
+    process.wait(timeout=120)
+    return killed
+
+
+# (the step at whose start the run is killed, seconds after its start)
+KILL_POINTS = [("dbt_models", 4.0), ("classification__area_classifications", 0.0), ("published__marts", 0.3)]
+
+
+def test_a_killed_run_leaves_the_last_good_file_and_the_next_run_repairs_nothing(city, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(city["root"] / "data", root / "data")
+    env = environment(root)
+    published = root / "data" / "published" / "marts.duckdb"
+    good = checksums(published)
+    for marker, delay in KILL_POINTS:
+        assert _killed_run(env, marker, delay), f"the run never reached {marker}"
+        assert checksums(published) == good, f"killed at {marker} + {delay} s: the published file changed"
+    # the next runs complete without any manual repair: ingest one cycle again, rebuild, publish
+    sh(env, *INGEST, "--partition", "2018")
+    sh(env, *BUILD_MARTS)
+    # and, with the same deliveries, give identical tables (idempotent)
+    assert checksums(published) == good
+    assert not published.with_name(published.name + ".tmp").exists()
+
+
+def test_a_rerun_of_the_same_cycle_gives_identical_tables(city):
+    before = checksums(city["published"])
+    sh(city["env"], *INGEST, "--partition", "2018")
+    sh(city["env"], *BUILD_MARTS)
+    after = checksums(city["published"])
+    assert len(after) == 11
+    assert after == before
+
+
+def test_a_quarantine_above_its_threshold_fails_the_run_and_publishes_nothing_of_it(city, tmp_path):
+    root = tmp_path / "bad"
+    shutil.copytree(city["root"] / "data", root / "data")
+    published = root / "data" / "published" / "marts.duckdb"
+    good = checksums(published)
+    config = (PROJECT_DIR / "config" / "city.yml").read_text(encoding="utf-8")
+    config = config.replace("ingest_policy: fail", "ingest_policy: quarantine")
+    (root / "city.yml").write_text(config.replace("quarantine_max_share: 0.01", "quarantine_max_share: 0.001"),
+                                   encoding="utf-8")
+    env = {**environment(root), "SOCIAL_MONITOR_CONFIG": str(root / "city.yml")}
+    # a corrected 2018 register in which every 100th person has an Unterbezirk that does not exist: 1 % of
+    # the rows, above the threshold of 0.1 %
+    register = root / "data" / "landing" / SOURCES["register"].file_name(reference_date_of(2018))
+    header, *body = [line for line in register.read_bytes().split(b"\n") if line]
+    bad = [b";".join([*line.split(b";")[:6], b"999", *line.split(b";")[7:]]) if i % 100 == 0 else line
+           for i, line in enumerate(body)]
+    register.write_bytes(b"\n".join([header, *bad]) + b"\n")
+    write_manifest(register, SOURCES["register"], reference_date_of(2018), len(bad))
+
+    done = subprocess.run([*INGEST, "--partition", "2018"], cwd=PROJECT_DIR, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode != 0
+    assert "would be quarantined, more than the threshold of 0.1%" in done.stdout + done.stderr
+    with duckdb.connect(str(root / "data" / "warehouse" / "warehouse.duckdb"), read_only=True) as con:
+        refused = con.execute("select count(distinct source_line) from raw.rejected_rows where source = 'register' "
+                              "and delivery_outcome = 'refused' and column_name = 'Unterbezirk'").fetchone()[0]
+        kept = con.execute("select rows_rejected, sha256 from raw.deliveries where source = 'register' "
+                           "and report_cycle = 2018").fetchone()
+    assert refused == len(range(0, len(body), 100))  # counted and named, by line
+    assert kept[0] == 0 and kept[1] != write_manifest.__name__  # the earlier, good delivery stays loaded
+    assert checksums(published) == good  # nothing of the refused delivery is published
