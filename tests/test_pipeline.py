@@ -3,6 +3,7 @@ and then its outputs are checked."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
@@ -216,7 +217,37 @@ def test_raw_rows_match_the_deliveries(run):
     assert all(rows_in == accepted + rejected and rejected == 0 for _, _, rows_in, accepted, rejected in balance)
 
 
-def test_no_person_level_rows_in_logs(run):
-    with duckdb.connect(str(run["warehouse"]), read_only=True) as con:
-        keys = [r[0] for r in con.execute("select person_key from raw.register using sample 200 rows").fetchall()]
-    assert keys and not any(key in run["logs"] for key in keys)
+def _delivered_identifiers(landing: Path) -> set[str]:
+    """Every person key and household key of the delivered files, as delivered (before pseudonymisation)."""
+    keys: set[str] = set()
+    with duckdb.connect() as con:
+        for path in landing.glob("*.csv"):
+            keys |= {r[0] for r in con.execute(
+                "select Personen_ID from read_csv(?, delim=';', header=true, all_varchar=true, encoding='latin-1')",
+                [str(path)]).fetchall()}
+        for path in landing.glob("*.parquet"):
+            keys |= {value for r in con.execute("select Personen_ID, BG_Nummer from read_parquet(?)",
+                                                [str(path)]).fetchall() for value in r}
+    return keys
+
+
+def test_no_delivered_identifier_in_logs_dagster_storage_models_or_the_published_file(run):
+    keys = _delivered_identifiers(run["root"] / "data" / "landing")
+    assert len(keys) > 10_000
+    # the CLI output of every run, and every file Dagster keeps (event logs with all metadata, run storage)
+    token = re.compile(rb"(?<![0-9A-Za-z])(?:BG)?[0-9a-fA-F]{16}(?![0-9A-Za-z])")
+    found = {m.decode() for m in token.findall(run["logs"].encode())}
+    for path in (run["root"] / "dagster_home").rglob("*"):
+        if path.is_file():
+            found |= {m.decode() for m in token.findall(path.read_bytes())}
+    assert not found & keys
+    # the warehouse keeps only pseudonyms, from raw on; the published file not even those
+    for database in (run["warehouse"], run["published"]):
+        with duckdb.connect(str(database), read_only=True) as con:
+            con.execute("create temp table _keys (key varchar)")
+            con.executemany("insert into _keys values (?)", [(k,) for k in keys])
+            columns = con.execute("select table_schema, table_name, column_name from information_schema.columns "
+                                  "where data_type = 'VARCHAR' and table_catalog <> 'temp'").fetchall()
+            hits = [(schema, table, column) for schema, table, column in columns if con.execute(
+                f'select count(*) from "{schema}"."{table}" where "{column}" in (select key from _keys)').fetchone()[0]]
+        assert hits == [], database
