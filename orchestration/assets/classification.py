@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from orchestration.partitions import SINGLE_RUN
 from orchestration.resources import PipelineSettings, WarehouseResource
 from social_monitor.classification import ActionAreaRule, classify_in_warehouse
 from social_monitor.classification.warehouse import classify_methods_in_warehouse
@@ -20,6 +21,7 @@ MARTS = [dg.AssetKey(["marts", name]) for name in ("area_indicators", "indicator
 @dg.asset(
     key=["classification", "action_areas"],
     group_name="classification",
+    backfill_policy=SINGLE_RUN,
     deps=MARTS,
     kinds={"python", "duckdb"},
     owners=["team:social-planning"],
@@ -66,6 +68,7 @@ def action_areas(context: dg.AssetExecutionContext, warehouse: WarehouseResource
 @dg.asset(
     key=["classification", "area_classifications"],
     group_name="classification",
+    backfill_policy=SINGLE_RUN,
     deps=MARTS,
     kinds={"python", "duckdb"},
     owners=["team:social-planning"],

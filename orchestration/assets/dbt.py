@@ -11,6 +11,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from orchestration.dbt_project import dbt_project
+from orchestration.partitions import SINGLE_RUN
 
 
 class Translator(DagsterDbtTranslator):
@@ -26,6 +27,7 @@ class Translator(DagsterDbtTranslator):
         return ["team:social-planning"]
 
 
-@dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=Translator())
+@dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=Translator(),
+            backfill_policy=SINGLE_RUN)
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     yield from dbt.cli(["build"], context=context).stream()

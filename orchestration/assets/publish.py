@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from orchestration.partitions import SINGLE_RUN
 from orchestration.resources import PipelineSettings, WarehouseResource
 from social_monitor.disclosure import REASONS, DisclosureRule
 from social_monitor.publish import publish
@@ -15,6 +16,7 @@ from social_monitor.settings import CityConfig
 @dg.asset(
     key=["published", "marts"],
     group_name="publish",
+    backfill_policy=SINGLE_RUN,
     deps=[dg.AssetKey(["classification", "action_areas"]), dg.AssetKey(["classification", "area_classifications"]),
           dg.AssetKey(["marts", "area_indicators"]),
           dg.AssetKey(["marts", "indicators"]), dg.AssetKey(["marts", "areas"])],

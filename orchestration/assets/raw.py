@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.partitions import report_cycle_partitions
+from orchestration.partitions import SINGLE_RUN, report_cycle_partitions
 from orchestration.resources import PipelineSettings, WarehouseResource
 from social_monitor.deliveries import SOURCES, ManifestError, Source, find_manifest, reference_date_of
 from social_monitor.ingest import DeliveryError, load_delivery
@@ -19,7 +19,7 @@ def build_raw_asset(source: Source) -> dg.AssetsDefinition:
         key=["raw", source.name],
         group_name="raw",
         partitions_def=report_cycle_partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=SINGLE_RUN,
         kinds={"duckdb", "pandera"},
         owners=["team:statistics-office"],
         description=(

@@ -1,0 +1,3 @@
+from benchmark.run import main
+
+raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""The benchmark harness: a small-scale smoke run of the real benchmark (generator, the DuckDB script, the
+pandas script and the real pipeline, compared number for number), and the parts that could silently lie:
+the measurement of a process tree, the memory ceiling, the equality check. No timed assertions here: speed
+is measured by `make benchmark`, not by tests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+
+from benchmark.baselines.compare import compare_area_indicators
+from benchmark.measure import run_measured
+from benchmark.run import step_seconds
+from social_monitor.settings import PROJECT_DIR
+
+
+def test_smoke_run_of_the_benchmark(tmp_path):
+    report = tmp_path / "report.md"
+    done = subprocess.run([sys.executable, "-m", "benchmark", "--workloads", "smoke", "--workdir", str(tmp_path / "w"),
+                           "--report", str(report)], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    figures = json.loads(report.with_suffix(".json").read_text())
+    smoke = figures["workloads"]["smoke"]
+    for contender in ("duckdb", "pandas", "pipeline"):
+        result = smoke["results"][contender]
+        assert result["finished"] and result["seconds"] > 0 and result["peak_gib"] > 0.05, contender
+    # the three agreed on every row of the indicator mart (4 area levels + city, 25 indicators, one cycle)
+    assert smoke["same_numbers_rows"]["duckdb"] == smoke["same_numbers_rows"]["pandas"] > 4000
+    assert smoke["input_rows"]["register"] > 50_000
+    steps = smoke["results"]["pipeline"]["steps"]
+    assert steps["ingest"] > 0 and steps["dbt"] > 0
+    text = report.read_text()
+    assert "| smoke (" in text and "pipeline / DuckDB" in text and figures["machine"]["cores"] >= 1
+
+
+def test_the_equality_check_finds_a_changed_number(tmp_path):
+    rows = [(2025, "city", "city", "transfer_rate", 100, 1000, 10.0, 10.0),
+            (2025, "sozialraum", "01", "transfer_rate", 20, 100, 20.0, 10.0)]
+    with duckdb.connect() as con:
+        con.execute("create table t (report_cycle integer, area_level varchar, area_id varchar, indicator_id varchar, "
+                    "numerator bigint, denominator bigint, value double, city_value double)")
+        con.executemany("insert into t values (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        con.execute(f"copy t to '{tmp_path / 'expected.parquet'}' (format parquet)")
+        con.execute("update t set numerator = 21 where area_id = '01'")
+        con.execute(f"copy t to '{tmp_path / 'changed.parquet'}' (format parquet)")
+        con.execute("delete from t where area_id = '01'")
+        con.execute(f"copy t to '{tmp_path / 'missing.parquet'}' (format parquet)")
+    assert compare_area_indicators(tmp_path / "expected.parquet", tmp_path / "expected.parquet") == []
+    assert compare_area_indicators(tmp_path / "expected.parquet", tmp_path / "changed.parquet")
+    assert compare_area_indicators(tmp_path / "expected.parquet", tmp_path / "missing.parquet")
+
+
+def test_peak_memory_counts_the_whole_process_tree_and_the_ceiling_stops_it(tmp_path):
+    # a parent that starts a child holding 300 MB: the tree's peak includes the child
+    child = "import time; b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(1.5)"
+    parent = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {child!r}])"
+    measured = run_measured([sys.executable, "-c", parent])
+    assert measured.ok and measured.peak_rss_bytes > 300 * 2**20
+    stopped = run_measured([sys.executable, "-c", parent], memory_ceiling_bytes=200 * 2**20)
+    assert not stopped.ok and "memory ceiling" in stopped.stopped
+
+
+def test_step_seconds_sorts_dagster_steps_by_kind(tmp_path):
+    log = tmp_path / "run.log"
+    log.write_text(
+        'x - STEP_SUCCESS - Finished execution of step "raw__register" in 2.5s.\n'
+        'x - STEP_SUCCESS - Finished execution of step "raw__register_rows_in_equal_accepted_plus_rejected" in 40ms.\n'
+        'x - STEP_SUCCESS - Finished execution of step "dbt_models" in 1m.\n'
+        'x - STEP_SUCCESS - Finished execution of step "published__marts" in 300ms.\n')
+    assert step_seconds(log) == {"ingest": 2.5, "dbt": 60.0, "classification": 0.0, "publish": 0.3, "checks": 0.0}
+
+
+def test_the_benchmark_is_in_the_makefile_and_the_readme():
+    assert "python -m benchmark" in (PROJECT_DIR / "Makefile").read_text()
+    assert "make benchmark" in (PROJECT_DIR / "README.md").read_text()
