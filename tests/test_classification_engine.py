@@ -447,6 +447,28 @@ def test_deviation_from_city_needs_city_values():
         classify(THREE_AREAS, method(dimension(["x"], standardisation="deviation_from_city")))
 
 
+def test_a_cycle_with_every_area_left_out_is_refused_with_the_reasons():
+    rows = long_rows(2021, {"A": {"x": 1.0}, "B": {"x": 2.0}, "NAMED": {"x": 3.0}},
+                     population={"A": 299.0, "B": 12.0, "NAMED": 5000.0})
+    with pytest.raises(MethodError, match=re.escape(
+            "method 'test', cycle 2021: no area left to classify, all 3 areas are left out (2 weniger als 300 "
+            "Einwohner; 1 in der Methode ausgeschlossen (exclude_areas)); check min_population (300), "
+            "exclude_areas against the table")):
+        classify(table(rows), method(dimension(["x"]), min_population=300, exclude_areas=["NAMED"]))
+
+
+def test_one_cycle_without_areas_is_refused_even_when_others_have_some():
+    # 2021 has three areas of 1000 residents; in 2022 both areas fall under 300
+    rows = long_rows(2021, {"A": {"x": 1.0}, "B": {"x": 2.0}, "C": {"x": 4.0}})
+    rows += long_rows(2022, {"A": {"x": 1.0}, "B": {"x": 2.0}}, population=100.0)
+    chosen = method(dimension(["x"]), min_population=300)
+    assert classify(table(rows[:3]), chosen).areas["is_included"].all()  # 2021 alone classifies
+    with pytest.raises(MethodError, match=r"^method 'test', cycle 2022: no area left to classify, all 2 areas are "
+                                          r"left out \(2 weniger als 300 Einwohner\); check min_population \(300\)"
+                                          r" against the table$"):
+        classify(table(rows), chosen)
+
+
 def test_min_population_needs_a_population_column():
     with pytest.raises(MethodError, match="leaves out areas under 300 residents, but the table has no population"):
         classify(THREE_AREAS, method(dimension(["x"]), min_population=300))

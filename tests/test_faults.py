@@ -17,12 +17,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from social_monitor.deliveries import SOURCES, reference_date_of, write_manifest
+from social_monitor.deliveries import SOURCES, reference_date_of, sha256_of, write_manifest
 from social_monitor.publish import publish
 from social_monitor.settings import PROJECT_DIR
 from tests.pipeline_env import BUILD_MARTS, INGEST, build, environment, sh
 
-READERS = 4
+READERS = 8
 PUBLICATIONS = 8
 
 
@@ -66,7 +66,7 @@ def _reader(path: str, stop, results) -> None:
     results.put((ok, failed, mixed, errors[:3]))
 
 
-def test_concurrent_readers_never_fail_while_runs_publish(city, tmp_path):
+def test_concurrent_readers_never_fail_while_runs_publish(city, tmp_path, record_property):
     target = tmp_path / "published" / "marts.duckdb"
     publish(city["warehouse"], target, city_name="Lauf 0")
     context = multiprocessing.get_context("spawn")
@@ -87,6 +87,9 @@ def test_concurrent_readers_never_fail_while_runs_publish(city, tmp_path):
     ok, failed, mixed = (sum(c[i] for c in counts) for i in range(3))
     print(f"\n{READERS} readers, {PUBLICATIONS} publications in {seconds:.1f} s: {ok} reads ok, {failed} failed, "
           f"{mixed} mixed")
+    for name, figure in [("readers", READERS), ("publications", PUBLICATIONS), ("publish_seconds", round(seconds, 1)),
+                         ("reads_ok", ok), ("reads_failed", failed), ("reads_mixed", mixed)]:
+        record_property(name, figure)  # in the JUnit XML too (--junitxml), where -s output is not kept
     assert failed == 0, [c[3] for c in counts]
     assert mixed == 0
     assert ok > READERS * PUBLICATIONS  # the readers really read while the file was replaced
@@ -154,11 +157,14 @@ def test_a_quarantine_above_its_threshold_fails_the_run_and_publishes_nothing_of
     # a corrected 2018 register in which every 100th person has an Unterbezirk that does not exist: 1 % of
     # the rows, above the threshold of 0.1 %
     register = root / "data" / "landing" / SOURCES["register"].file_name(reference_date_of(2018))
+    earlier = sha256_of(register)  # the delivery loaded by the good run
     header, *body = [line for line in register.read_bytes().split(b"\n") if line]
     bad = [b";".join([*line.split(b";")[:6], b"999", *line.split(b";")[7:]]) if i % 100 == 0 else line
            for i, line in enumerate(body)]
     register.write_bytes(b"\n".join([header, *bad]) + b"\n")
     write_manifest(register, SOURCES["register"], reference_date_of(2018), len(bad))
+    refused_sha256 = sha256_of(register)
+    assert refused_sha256 != earlier
 
     done = subprocess.run([*INGEST, "--partition", "2018"], cwd=PROJECT_DIR, env=env, capture_output=True,
                           text=True, timeout=600)
@@ -167,8 +173,14 @@ def test_a_quarantine_above_its_threshold_fails_the_run_and_publishes_nothing_of
     with duckdb.connect(str(root / "data" / "warehouse" / "warehouse.duckdb"), read_only=True) as con:
         refused = con.execute("select count(distinct source_line) from raw.rejected_rows where source = 'register' "
                               "and delivery_outcome = 'refused' and column_name = 'Unterbezirk'").fetchone()[0]
-        kept = con.execute("select rows_rejected, sha256 from raw.deliveries where source = 'register' "
-                           "and report_cycle = 2018").fetchone()
+        kept = con.execute("select rows_in, rows_rejected, sha256 from raw.deliveries where source = 'register' "
+                           "and report_cycle = 2018").fetchall()
+        logged = {r[0] for r in con.execute("select sha256 from raw.deliveries").fetchall()}
+        loaded = con.execute("select count(*), count(*) filter (where unterbezirk_id = '999') from raw.register "
+                             "where report_cycle = 2018").fetchone()
     assert refused == len(range(0, len(body), 100))  # counted and named, by line
-    assert kept[0] == 0 and kept[1] != write_manifest.__name__  # the earlier, good delivery stays loaded
+    # the earlier, good delivery's record stays; the refused file's checksum is nowhere in the log
+    assert kept == [(len(body), 0, earlier)]
+    assert refused_sha256 not in logged
+    assert loaded == (len(body), 0)  # its rows stay loaded, none of the refused file's
     assert checksums(published) == good  # nothing of the refused delivery is published

@@ -68,7 +68,9 @@ def classify(table: pl.DataFrame, method: Method, *,
     """Classify every area of every report cycle in ``table`` by ``method``.
 
     ``indicator_names`` maps indicator ids to (German name, unit) for the reasons, where the method does not
-    name them itself (the pipeline passes its indicator catalogue).
+    name them itself (the pipeline passes its indicator catalogue). A cycle in which every area is left out
+    (``min_population``, ``exclude_areas``, marked invalid, missing values) raises ``MethodError``: a cycle
+    without classes is no result.
     """
     table = _prepare(table)
     cycles = sorted(table["report_cycle"].unique().to_list())
@@ -86,6 +88,7 @@ def classify(table: pl.DataFrame, method: Method, *,
     areas = _areas(table, method)
     observations = _observations(table, method, cycles)
     observations, areas = _check_values(observations, areas, method, notes)
+    _refuse_cycles_without_areas(areas, method)
     included = areas.filter("is_included").select("report_cycle", "area_id")
     observations = observations.join(included, on=["report_cycle", "area_id"], how="semi")
 
@@ -249,6 +252,27 @@ def _check_values(observations: pl.DataFrame, areas: pl.DataFrame, method: Metho
             .with_columns(pl.col("exclusion_reason").is_null().alias("is_included")).drop("gap"))
         notes.append(f"{reasons.height} area-cycle(s) left out for missing values (missing_values: exclude_area)")
     return observations, areas
+
+
+def _refuse_cycles_without_areas(areas: pl.DataFrame, method: Method) -> None:
+    """A cycle in which every area is left out would have no classes at all: that is no result, so refuse it
+    (even when other cycles have areas) and say why the areas were left out."""
+    empty = (areas.group_by("report_cycle").agg(pl.col("is_included").any().alias("any_included"))
+             .filter(~pl.col("any_included"))["report_cycle"].sort().to_list())
+    if not empty:
+        return
+    problems = []
+    for cycle in empty:
+        reasons = (areas.filter(pl.col("report_cycle") == cycle).group_by("exclusion_reason").len()
+                   .sort(["len", "exclusion_reason"], descending=[True, False]))
+        listed = "; ".join(f"{r['len']} {r['exclusion_reason']}" for r in reasons.iter_rows(named=True))
+        problems.append(f"cycle {cycle}: no area left to classify, all {reasons['len'].sum()} areas are left out "
+                        f"({listed})")
+    rules = [f"min_population ({method.min_population:g})"] if method.min_population > 0 else []
+    rules += ["exclude_areas"] if method.exclude_areas else []
+    rules += ["missing_values: exclude_area"] if method.missing_values == "exclude_area" else []
+    hint = f"; check {', '.join(rules)} against the table" if rules else ""
+    raise MethodError(f"method {method.id!r}, " + "; ".join(problems) + hint)
 
 
 def _zscore(column: str, by: list[str], ddof: int) -> pl.Expr:
