@@ -4,11 +4,17 @@ The path of a delivery:
 
 1. The manifest is checked against the file (it exists, its SHA-256 checksum matches).
 2. DuckDB reads the file as text (every column VARCHAR, with its line number), after checking the header
-   against the contract (``schemas/raw.py``); a cp1252 file is transcoded to UTF-8 first.
-3. DuckDB parses the text into typed columns (German dates DD.MM.YYYY, integers). A value that does not
-   parse is a row-level problem named by file, line and column.
-4. Pandera (polars backend, data checks on) validates the typed rows: allowed codes, ranges, key
-   uniqueness, date plausibility. Failures are mapped back to file lines.
+   against the contract (``schemas/raw.py``). A cp1252 (or latin-1) file is read by DuckDB as latin-1 when
+   it holds no byte 0x80–0x9F, the only bytes in which the two differ; a byte undefined in cp1252 refuses
+   it; a file with such bytes (€, „, –, …) or in another encoding is transcoded to UTF-8 first.
+3. DuckDB parses the text into typed columns (German dates DD.MM.YYYY, integers) in one pass and stores
+   them in a scratch database (compressed, in a temporary folder, deleted after the load), with the
+   headers of the values that did not parse (``_unparsed``). Each is a row-level problem named by file,
+   line and column.
+4. Key uniqueness (the contract's ``Config.unique``) spans the whole delivery: DuckDB checks it in SQL.
+   Pandera (polars backend, data checks on) validates every typed row in batches of ``ROWS_PER_BATCH``
+   (streamed as Arrow record batches, so memory does not grow with the delivery): allowed codes, ranges,
+   date plausibility. Failures are mapped back to file lines.
 5. Person and household keys are replaced by keyed-hash pseudonyms (HMAC-SHA256), and the accepted rows
    replace the delivery's report cycle in ``raw.<source>`` in one transaction, and the
    delivery is recorded in ``raw.deliveries``; rejected rows go to ``raw.rejected_rows`` with the reason.
@@ -19,21 +25,31 @@ unless the rejected share exceeds ``max_rejected_share``. Problems with the file
 header, row count, reference date, no data rows) always refuse it. The catalogue of every kind of bad
 delivery and what happens to it: docs/bad-input.md.
 Rows in = rows accepted + rows rejected, always. No message ever shows the value of a personal column.
+
+DuckDB works within ``SOCIAL_MONITOR_DUCKDB_MEMORY_LIMIT`` (default 2GB) during a load and spills to disk
+beyond it.
 """
 
 from __future__ import annotations
 
 import codecs
+import copy
+import functools
+import os
 import re
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandera.polars as pa
+import polars as pl
+import pyarrow
 from pandera.config import ValidationDepth, config_context
 
 from schemas.raw import RawDelivery, check_column, file_columns, personal_columns, pseudonymised_columns
@@ -42,6 +58,10 @@ from social_monitor.pseudonyms import PseudonymKey
 
 POLICIES = ("fail", "quarantine")
 MAX_LISTED_PROBLEMS = 10
+ROWS_PER_BATCH = 1_000_000  # rows Pandera validates at a time: bounds the loader's memory at any delivery size
+MEMORY_LIMIT_ENV = "SOCIAL_MONITOR_DUCKDB_MEMORY_LIMIT"
+DEFAULT_MEMORY_LIMIT = "2GB"
+CP1252_UNDEFINED = b"\x81\x8d\x8f\x90\x9d"  # the bytes of 0x80–0x9F that cp1252 leaves undefined
 
 RAW_DDL = """
 create schema if not exists raw;
@@ -146,20 +166,30 @@ def load_delivery(
         raise ValueError(f"max_rejected_share must lie between 0 and 1, not {max_rejected_share!r}")
     started = time.perf_counter()
     source = SOURCES[manifest.source]
+    contract = source.contract
     path = manifest.data_path
     name = path.name
     ensure_raw_schema(con)
     _check_file(manifest, source)
     _check_not_another_cycles_file(con, manifest, source)
 
-    with _text_view(con, source, manifest) as text_view:
-        typed = _typed_select(source.contract, text_view, manifest)
-        try:
-            con.execute(f"create or replace temp table _typed as {typed}")
-        finally:
-            con.execute("drop view if exists _text")  # a view of the delivered file: not kept in the session
-    try:
-        rows_in = con.execute("select count(*) from _typed").fetchone()[0]
+    with _memory_limit(con), tempfile.TemporaryDirectory(prefix="social-monitor-") as tmp, \
+            _scratch_database(con, Path(tmp)) as scratch:
+        stored = f"{scratch}._typed"
+        with _text_view(con, source, manifest, Path(tmp)) as text_view:
+            try:
+                con.execute(f"create table {stored} as {_typed_select(contract, text_view)}")
+            except duckdb.Error as exc:
+                if not _is_csv_error(exc):
+                    raise
+                raise DeliveryError(_csv_error_message(name, exc)) from None
+            finally:
+                con.execute("drop view if exists _text")  # a view of the delivered file: not kept in the session
+        # The rows are stored in file order (DuckDB preserves insertion order and reads in parallel, which
+        # numbering the rows as they are read would prevent): a row's line is its rowid + the first data line.
+        first_line = 1 if source.file_format == "parquet" else 2
+        typed = f"(select rowid + {first_line} as source_line, * from {stored})"
+        rows_in = con.execute(f"select count(*) from {stored}").fetchone()[0]
         if rows_in != manifest.rows:
             raise DeliveryError(
                 f"{name}: the file holds {rows_in} data rows but its manifest "
@@ -169,10 +199,11 @@ def load_delivery(
         if rows_in == 0:
             raise DeliveryError(f"{name}: the file holds a header but no data rows; a delivery for report cycle "
                                 f"{manifest.report_cycle} cannot be empty")
-        unparsed = _parse_problems(con, source.contract, name)
-        for header in file_columns(source.contract):  # the text was kept only to find unparseable values
-            con.execute(f"alter table _typed drop column {_quote('_text_' + header)}")
-        problems = unparsed + _contract_problems(con, source.contract, name, unparsed)
+        unparsed = _parse_problems(con, contract, typed, name)
+        reported = {(p.line, p.column) for p in unparsed}
+        problems = (unparsed + _duplicate_key_problems(con, contract, typed, name, reported)
+                    + _contract_problems(con, contract, typed, manifest, reported))
+        problems.sort(key=lambda p: (p.line is not None, p.line or 0))  # in file order, whatever the batches
         rejected_lines = sorted({p.line for p in problems if p.line is not None})
         whole_file = [p for p in problems if p.line is None]
         if whole_file or (problems and policy == "fail"):
@@ -186,18 +217,18 @@ def load_delivery(
                 f"{max_rejected_share:.1%} (quarantine_max_share in config/city.yml); the problems are in "
                 "raw.rejected_rows.\n" + _refusal_message(name, problems, len(rejected_lines), rows_in), problems)
 
+        pseudonymised = {column: key.sql(column) for column in pseudonymised_columns(source)}
+        rows = f"select {_row_select(contract, manifest, pseudonymised)} from {typed}"
         con.execute("begin transaction")
         try:
-            con.execute("create or replace temp table _rejected_lines (source_line bigint)")
             if rejected_lines:
-                con.executemany("insert into _rejected_lines values (?)", [(line,) for line in rejected_lines])
+                con.execute("create or replace temp table _rejected_lines (source_line bigint)")
+                _insert_arrow(con, "_rejected_lines",
+                              pyarrow.table({"source_line": pyarrow.array(rejected_lines, pyarrow.int64())}))
+                rows += " where source_line not in (select source_line from _rejected_lines)"
             _record_rejections(con, source, manifest, problems, "quarantined")
             con.execute(f"delete from raw.{source.table} where report_cycle = ?", [manifest.report_cycle])
-            pseudonymised = ", ".join(f"{key.sql(column)} as {column}" for column in pseudonymised_columns(source))
-            con.execute(
-                f"insert into raw.{source.table} select * replace ({pseudonymised}) from _typed "
-                "where source_line not in (select source_line from _rejected_lines)"
-            )
+            con.execute(f"insert into raw.{source.table} {rows}")
             accepted = rows_in - len(rejected_lines)
             con.execute(
                 "insert or replace into raw.deliveries values (?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp)",
@@ -208,9 +239,8 @@ def load_delivery(
         except Exception:
             con.execute("rollback")
             raise
-    finally:
-        con.execute("drop table if exists _typed")
-        con.execute("drop table if exists _rejected_lines")
+        finally:
+            con.execute("drop table if exists _rejected_lines")
 
     return LoadResult(
         source=source.name,
@@ -222,6 +252,65 @@ def load_delivery(
         seconds=time.perf_counter() - started,
         problems=problems,
     )
+
+
+@contextmanager
+def _memory_limit(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """DuckDB's memory limit for the load (``SOCIAL_MONITOR_DUCKDB_MEMORY_LIMIT``, default 2GB): beyond it
+    DuckDB spills to its temp directory instead of growing. A lower limit set on the connection is kept;
+    the connection's setting is restored afterwards (it holds for the whole database)."""
+    wanted = os.environ.get(MEMORY_LIMIT_ENV, "").strip() or DEFAULT_MEMORY_LIMIT
+    before = con.execute("select current_setting('memory_limit')").fetchone()[0]
+    wanted_bytes, before_bytes = _size_in_bytes(wanted), _size_in_bytes(before)
+    if wanted_bytes is not None and before_bytes is not None and wanted_bytes >= before_bytes:
+        yield
+        return
+    try:
+        con.execute(f"set memory_limit = {_sql_str(wanted)}")
+    except duckdb.Error as exc:
+        raise ValueError(f"{MEMORY_LIMIT_ENV}={wanted!r} is not a DuckDB memory limit (e.g. 2GB): {exc}") from None
+    try:
+        yield
+    finally:
+        if before == _default_memory_limit():
+            con.execute("reset memory_limit")
+        else:  # as DuckDB shows it (to 0.1 of its unit: the closest there is)
+            con.execute(f"set memory_limit = {_sql_str(before)}")
+
+
+@functools.cache
+def _default_memory_limit() -> str:
+    with duckdb.connect() as fresh:
+        return fresh.execute("select current_setting('memory_limit')").fetchone()[0]
+
+
+def _size_in_bytes(text: str) -> float | None:
+    """'2GB', '1.8 GiB', '512 MiB', '1000000' in bytes; None if it is not such a size."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?i?b|bytes)?\s*", text, re.I)
+    if not match:
+        return None
+    unit = (match.group(2) or "b").lower()
+    power = " kmgt".index(unit[0]) if unit[0] in "kmgt" else 0
+    return float(match.group(1)) * (1024 if "i" in unit else 1000) ** power
+
+
+@contextmanager
+def _scratch_database(con: duckdb.DuckDBPyConnection, folder: Path) -> Iterator[str]:
+    """A DuckDB database file in ``folder`` for the typed rows of one load, attached under a fresh name.
+
+    Its tables are stored compressed (a temp table would hold every row uncompressed, about 150 bytes a
+    register row, and spill that to disk at scale); the file holds delivered identifiers, so it lives only
+    in the load's temporary folder, never in the warehouse."""
+    alias = f"_load_{uuid.uuid4().hex[:12]}"
+    con.execute(f"attach {_sql_str(folder / 'scratch.duckdb')} as {alias}")
+    try:
+        yield alias
+    finally:
+        # dropped first: detaching would checkpoint the tables, rewriting them (seconds at scale) for nothing
+        for (table,) in con.execute("select table_name from duckdb_tables() where database_name = ?",
+                                    [alias]).fetchall():
+            con.execute(f"drop table {alias}.{_quote(table)}")
+        con.execute(f"detach {alias}")
 
 
 # --- the file as a whole -----------------------------------------------------------------------------
@@ -260,8 +349,8 @@ def _check_not_another_cycles_file(con: duckdb.DuckDBPyConnection, manifest: Man
 
 
 @contextmanager
-def _text_view(con: duckdb.DuckDBPyConnection, source: Source, manifest: Manifest) -> Iterator[str]:
-    """A temp view of the file with every contract column as text plus ``source_line``."""
+def _text_view(con: duckdb.DuckDBPyConnection, source: Source, manifest: Manifest, tmp: Path) -> Iterator[str]:
+    """A temp view of the file with every contract column as text, in file order."""
     columns = file_columns(source.contract)
     path, name = manifest.data_path, manifest.data_path.name
     if source.file_format == "parquet":
@@ -272,68 +361,105 @@ def _text_view(con: duckdb.DuckDBPyConnection, source: Source, manifest: Manifes
             raise DeliveryError(f"{name}: not a readable Parquet file (damaged or cut off in transfer?)") from None
         _check_header(name, present, list(columns), line_word="column list")
         selected = ", ".join(f'cast("{h}" as varchar) as "{h}"' for h in columns)
-        con.execute(
-            f"create or replace temp view _text as select {selected}, file_row_number + 1 as source_line "
-            f"from read_parquet({_sql_str(path)}, file_row_number = true)"
-        )
+        con.execute(f"create or replace temp view _text as select {selected} from read_parquet({_sql_str(path)})")
         yield "_text"
         return
 
     encoding = manifest.encoding.lower().replace("_", "-")
     delimiter = manifest.delimiter or ";"
-    with _as_utf8(path, encoding) as utf8_path:
-        with open(utf8_path, "rb") as handle:
-            raw_header = handle.readline().rstrip(b"\r\n")
-        try:
-            header_line = raw_header.decode("utf-8")
-        except UnicodeDecodeError:
-            raise DeliveryError(f"{name}, line 1: the header is not valid {encoding}; the file is not in the "
-                                "encoding its manifest states") from None
-        if not header_line:
-            raise DeliveryError(f"{name}, line 1: the header line is empty")
-        if delimiter not in header_line and len(columns) > 1:
-            raise DeliveryError(f"{name}, line 1: no {delimiter!r} in the header line; the file is not separated "
-                                f"by {delimiter!r} as its manifest says")
-        _check_header(name, header_line.split(delimiter), list(columns), line_word="header (line 1)")
-        spec = "{" + ", ".join(f"{_sql_str(h)}: 'VARCHAR'" for h in columns) + "}"
-        con.execute(
-            f"create or replace temp view _text as select * exclude (ordinality), ordinality + 1 as source_line "
-            f"from read_csv({_sql_str(utf8_path)}, delim = {_sql_str(delimiter)}, header = true, "
-            f"columns = {spec}, auto_detect = false, quote = '\"', escape = '\"') with ordinality"
-        )
-        try:
-            con.execute("select count(*) from _text").fetchone()
-        except duckdb.Error as exc:
-            raise DeliveryError(_csv_error_message(name, exc)) from None
-        yield "_text"
+    csv_path, csv_encoding = _readable_by_duckdb(path, encoding, tmp)
+    with open(csv_path, "rb") as handle:
+        raw_header = handle.readline().rstrip(b"\r\n")
+    try:  # a file read as latin-1 has no byte 0x80–0x9F: its header decodes the same in its own encoding
+        header_line = raw_header.decode("utf-8" if csv_encoding == "utf-8" else encoding)
+    except (UnicodeDecodeError, LookupError):
+        raise DeliveryError(f"{name}, line 1: the header is not valid {encoding}; the file is not in the "
+                            "encoding its manifest states") from None
+    if not header_line:
+        raise DeliveryError(f"{name}, line 1: the header line is empty")
+    if delimiter not in header_line and len(columns) > 1:
+        raise DeliveryError(f"{name}, line 1: no {delimiter!r} in the header line; the file is not separated "
+                            f"by {delimiter!r} as its manifest says")
+    _check_header(name, header_line.split(delimiter), list(columns), line_word="header (line 1)")
+    spec = "{" + ", ".join(f"{_sql_str(h)}: 'VARCHAR'" for h in columns) + "}"
+    con.execute(
+        f"create or replace temp view _text as select * from read_csv({_sql_str(csv_path)}, "
+        f"delim = {_sql_str(delimiter)}, header = true, columns = {spec}, auto_detect = false, quote = '\"', "
+        f"escape = '\"', encoding = {_sql_str(csv_encoding)})"
+    )
+    yield "_text"
 
 
-@contextmanager
-def _as_utf8(path: Path, encoding: str) -> Iterator[Path]:
-    """The file itself if DuckDB reads its encoding, else a UTF-8 copy made in a temporary folder."""
+def _readable_by_duckdb(path: Path, encoding: str, tmp: Path) -> tuple[Path, str]:
+    """The file and the encoding DuckDB reads it in: the file itself if DuckDB reads its encoding, else a
+    UTF-8 copy made in ``tmp``.
+
+    DuckDB reads UTF-8 and latin-1. cp1252 is latin-1 but for the bytes 0x80–0x9F, which latin-1 maps to
+    control characters (DuckDB refuses them) and cp1252 to € ‚ ƒ „ … and others, five of them undefined. A
+    cp1252 or latin-1 file without any of those bytes (the usual register: umlauts and ß are above 0x9F) is
+    read as latin-1 directly, with the same text as the transcoding gives; one with such bytes is transcoded.
+    """
     if encoding in ("utf-8", "utf8", "ascii"):
-        yield path
-        return
+        return path, "utf-8"
     try:
-        codecs.lookup(encoding)
+        codec = codecs.lookup(encoding).name
     except LookupError:
         raise DeliveryError(f"{path.name}: unknown encoding {encoding!r} in the manifest") from None
-    with tempfile.TemporaryDirectory(prefix="social-monitor-") as tmp:
-        target = Path(tmp) / path.name
-        decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
-        with open(path, "rb") as src, open(target, "w", encoding="utf-8", newline="") as dst:
-            line = 1
-            for block in iter(lambda: src.read(1 << 22), b""):
-                try:
-                    text = decoder.decode(block)
-                except UnicodeDecodeError as exc:
-                    bad_line = line + block[: exc.start].count(b"\n")
-                    raise DeliveryError(f"{path.name}, line {bad_line}: byte 0x{block[exc.start]:02x} is not valid "
-                                        f"{encoding}; the file is not in the encoding its manifest states") from None
-                line += block.count(b"\n")
-                dst.write(text)
-            dst.write(decoder.decode(b"", final=True))
-        yield target
+    if codec in ("cp1252", "iso8859-1"):
+        undefined = CP1252_UNDEFINED if codec == "cp1252" else b""
+        if not _has_bytes_80_to_9f(path, encoding, undefined):
+            return path, "latin-1"
+    return _as_utf8(path, encoding, tmp), "utf-8"
+
+
+def _has_bytes_80_to_9f(path: Path, encoding: str, undefined: bytes) -> bool:
+    """Whether the file holds any byte 0x80–0x9F; the first one of ``undefined`` refuses the file, as the
+    decoder would."""
+    found = False
+    offset = 0
+    undefined_codes = np.frombuffer(undefined, np.uint8)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            codes = np.frombuffer(block, np.uint8)
+            in_range = (codes - np.uint8(0x80)) < np.uint8(0x20)  # 0x80–0x9F, in one pass (uint8 wraps)
+            if in_range.any():
+                found = True
+                if undefined_codes.size:
+                    where = np.flatnonzero(in_range)
+                    bad = where[np.isin(codes[where], undefined_codes)]
+                    if bad.size:
+                        _refuse_undefined_byte(path, encoding, offset + int(bad[0]))
+            offset += len(block)
+    return found
+
+
+def _refuse_undefined_byte(path: Path, encoding: str, position: int) -> None:
+    line = 1
+    with open(path, "rb") as handle:
+        while handle.tell() < position:
+            line += handle.read(min(1 << 22, position - handle.tell())).count(b"\n")
+        byte = handle.read(1)[0]
+    raise DeliveryError(f"{path.name}, line {line}: byte 0x{byte:02x} is not valid {encoding}; the file is not in "
+                        "the encoding its manifest states")
+
+
+def _as_utf8(path: Path, encoding: str, tmp: Path) -> Path:
+    """A UTF-8 copy of the file in ``tmp``."""
+    target = tmp / path.name
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    with open(path, "rb") as src, open(target, "w", encoding="utf-8", newline="") as dst:
+        line = 1
+        for block in iter(lambda: src.read(1 << 22), b""):
+            try:
+                text = decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                bad_line = line + block[: exc.start].count(b"\n")
+                raise DeliveryError(f"{path.name}, line {bad_line}: byte 0x{block[exc.start]:02x} is not valid "
+                                    f"{encoding}; the file is not in the encoding its manifest states") from None
+            line += block.count(b"\n")
+            dst.write(text)
+        dst.write(decoder.decode(b"", final=True))
+    return target
 
 
 def _check_header(name: str, present: list[str], expected: list[str], *, line_word: str) -> None:
@@ -352,6 +478,10 @@ def _check_header(name: str, present: list[str], expected: list[str], *, line_wo
                             f"{';'.join(expected)}")
 
 
+def _is_csv_error(exc: duckdb.Error) -> bool:
+    return bool(re.search(r"CSV Error|Invalid unicode|unterminated quote", str(exc)))
+
+
 def _csv_error_message(name: str, exc: duckdb.Error) -> str:
     """DuckDB's CSV error, reduced to line and cause: it quotes the offending line, which may be personal."""
     text = str(exc)
@@ -366,21 +496,33 @@ def _csv_error_message(name: str, exc: duckdb.Error) -> str:
 # --- rows -------------------------------------------------------------------------------------------
 
 
-def _typed_select(contract: type[RawDelivery], text_view: str, manifest: Manifest) -> str:
+def _typed_select(contract: type[RawDelivery], text_view: str) -> str:
+    """The contract's file columns parsed into their types, and ``_unparsed``: the headers whose non-empty
+    text did not parse (NULL when every value parsed), found in the same pass.
+
+    The lineage columns (line, file, report cycle, reference date) are added when the rows are read."""
     columns = file_columns(contract)
     schema = contract.to_schema()
-    exprs = [f"{_sql_str(manifest.data_path.name)} as source_file", "source_line",
-             f"cast({manifest.report_cycle} as integer) as report_cycle",
-             f"date '{manifest.reference_date.isoformat()}' as reference_date"]
-    for header, column in columns.items():
-        exprs.append(f"{_parse_expr(schema.columns[column].dtype, _quote(header))} as {column}")
-    for header in columns:
-        exprs.append(f"{_quote(header)} as {_quote('_text_' + header)}")
-    return f"select {', '.join(exprs)} from {text_view}"
+    trimmed = [f"nullif(trim({_quote(header)}), '') as _v{i}" for i, header in enumerate(columns)]
+    parsed, failed = [], []
+    for i, (header, column) in enumerate(columns.items()):
+        dtype = schema.columns[column].dtype
+        parsed.append(f"{_parse_expr(dtype, f'_v{i}')} as {column}")
+        if _parse_expectation(dtype):
+            parsed.append(f"_v{i}")
+            failed.append((f"{column} is null and _v{i} is not null", header))
+    if failed:
+        any_failed = " or ".join(f"({condition})" for condition, _ in failed)
+        listed = ", ".join(f"case when {condition} then {_sql_str(header)} end" for condition, header in failed)
+        unparsed = f"case when {any_failed} then list_filter([{listed}], h -> h is not null) end"
+    else:
+        unparsed = "cast(null as varchar[])"
+    return (f"select {', '.join(columns.values())}, {unparsed} as _unparsed "
+            f"from (select {', '.join(parsed)} from (select {', '.join(trimmed)} from {text_view}))")
 
 
-def _parse_expr(dtype: object, text: str) -> str:
-    value = f"nullif(trim({text}), '')"
+def _parse_expr(dtype: object, value: str) -> str:
+    """The typed value of a trimmed text (NULL for an empty one)."""
     kind = str(dtype)
     if kind == "Date":
         return f"cast(try_strptime({value}, '%d.%m.%Y') as date)"
@@ -390,42 +532,118 @@ def _parse_expr(dtype: object, text: str) -> str:
     return value
 
 
-def _parse_problems(con: duckdb.DuckDBPyConnection, contract: type[RawDelivery], name: str) -> list[Problem]:
+def _parse_expectation(dtype: object) -> str | None:
+    """What a value of a type that is parsed from text must be, for the message; None for text."""
+    kind = str(dtype)
+    if kind == "Date":
+        return "a date DD.MM.YYYY"
+    if kind.startswith("Int"):
+        return "a whole number"
+    return None
+
+
+def _row_select(contract: type[RawDelivery], manifest: Manifest, replace: dict[str, str] | None = None) -> str:
+    """The select list of a typed row with every contract column in order, lineage columns included."""
+    constants = {"source_file": _sql_str(manifest.data_path.name),
+                 "report_cycle": f"cast({manifest.report_cycle} as integer)",
+                 "reference_date": f"date '{manifest.reference_date.isoformat()}'"}
+    replace = {**constants, **(replace or {})}
+    return ", ".join(f"{replace[column]} as {column}" if column in replace else column
+                     for column in contract.to_schema().columns)
+
+
+def _parse_problems(
+    con: duckdb.DuckDBPyConnection, contract: type[RawDelivery], typed: str, name: str
+) -> list[Problem]:
     """Values present in the file that did not parse into the contract's type."""
     schema = contract.to_schema()
+    expected = {header: _parse_expectation(schema.columns[column].dtype)
+                for header, column in file_columns(contract).items()}
+    rows = con.execute(f"select source_line, _unparsed from {typed} where _unparsed is not null "
+                       "order by source_line").fetchall()
+    return [Problem(name, line, header, "parse", f"value is not {expected[header]}")
+            for line, headers in rows for header in headers]
+
+
+def _duplicate_key_problems(
+    con: duckdb.DuckDBPyConnection, contract: type[RawDelivery], typed: str, name: str,
+    already_reported: set[tuple[int | None, str | None]],
+) -> list[Problem]:
+    """Every row of a key that occurs more than once in the delivery, as Pandera reports the contract's
+    ``Config.unique`` (and a column's ``unique=True``): a check across the whole delivery, so it is done
+    here in SQL, not per batch. NULL keys count as equal, as in Pandera."""
+    schema = contract.to_schema()
+    headers = {column: header for header, column in file_columns(contract).items()}
+    keys = []
+    if schema.unique:
+        unique = schema.unique
+        for key in [unique] if all(isinstance(c, str) for c in unique) else unique:
+            keys.append((list(key), "multiple_fields_uniqueness"))
+    keys += [([name_], "field_uniqueness") for name_, col in schema.columns.items() if col.unique]
     problems = []
-    for header, column in file_columns(contract).items():
-        kind = str(schema.columns[column].dtype)
-        if kind == "Date":
-            expected = "a date DD.MM.YYYY"
-        elif kind.startswith("Int"):
-            expected = "a whole number"
-        else:
-            continue
-        rows = con.execute(
-            f"select source_line from _typed where {column} is null "
-            f"and nullif(trim({_quote('_text_' + header)}), '') is not null order by source_line"
-        ).fetchall()
-        problems += [Problem(name, line, header, "parse", f"value is not {expected}") for (line,) in rows]
+    for key, check in keys:
+        key_sql = ", ".join(key)
+        same = " and ".join(f"t.{c} is not distinct from d.{c}" for c in key)
+        lines = con.execute(
+            f"select t.source_line from {typed} t semi join "
+            f"(select {key_sql} from {typed} group by {key_sql} having count(*) > 1) d on {same} "
+            "order by t.source_line").fetchall()
+        column = check_column(check) if check_column(check) in key else key[0]
+        reason = "duplicate key " + ", ".join(headers.get(c, c) for c in key)
+        problems += [Problem(name, line, headers.get(column), check, reason)
+                     for (line,) in lines if (line, headers.get(column)) not in already_reported]
     return problems
 
 
+@functools.cache
+def _batch_schema(contract: type[RawDelivery]) -> pa.DataFrameSchema:
+    """The contract without its uniqueness checks, which span the whole delivery (see above)."""
+    schema = copy.deepcopy(contract.to_schema())  # to_schema() is cached: never change it in place
+    schema.unique = None
+    for col in schema.columns.values():
+        col.unique = False
+    return schema
+
+
 def _contract_problems(
-    con: duckdb.DuckDBPyConnection, contract: type[RawDelivery], name: str, already_reported: list[Problem]
+    con: duckdb.DuckDBPyConnection, contract: type[RawDelivery], typed: str, manifest: Manifest,
+    already_reported: set[tuple[int | None, str | None]],
 ) -> list[Problem]:
-    """Pandera's verdict on the typed rows (polars backend: no pandas copy), mapped to file lines."""
-    frame = con.execute("select * from _typed order by source_line").pl()
+    """Pandera's verdict on the typed rows, batch by batch (polars backend: no pandas copy; the rows stream
+    from DuckDB as Arrow record batches of ``ROWS_PER_BATCH``), mapped to file lines."""
+    name = manifest.data_path.name
+    schema = _batch_schema(contract)
     headers = {column: header for header, column in file_columns(contract).items()}
     personal = personal_columns(contract)
-    try:
-        with config_context(validation_depth=ValidationDepth.SCHEMA_AND_DATA):
-            contract.validate(frame, lazy=True)
-        return []
-    except pa.errors.SchemaErrors as errors:
-        cases = errors.failure_cases
-    lines = frame.get_column("source_line")
-    unparsed = {(p.line, p.column) for p in already_reported}
-    problems = []
+    problems: list[Problem] = []
+    whole_file: set[tuple[str | None, str, str]] = set()  # reported once, not once per batch
+    result = con.execute(f"select {_row_select(contract, manifest)} from {typed}")
+    reader = result.to_arrow_reader(ROWS_PER_BATCH) if hasattr(result, "to_arrow_reader") \
+        else result.fetch_record_batch(ROWS_PER_BATCH)
+    for batch in reader:
+        frame = pl.from_arrow(batch)
+        try:
+            with config_context(validation_depth=ValidationDepth.SCHEMA_AND_DATA):
+                schema.validate(frame, lazy=True)
+            continue
+        except pa.errors.SchemaErrors as errors:
+            cases = errors.failure_cases
+        lines = frame.get_column("source_line")
+        for problem in _failure_problems(cases, lines, name, headers, personal):
+            if (problem.line, problem.column) in already_reported:
+                continue  # a value that did not parse is null here; it is reported once, as unparseable
+            if problem.line is None:
+                if (problem.column, problem.check, problem.reason) in whole_file:
+                    continue
+                whole_file.add((problem.column, problem.check, problem.reason))
+            problems.append(problem)
+    return problems
+
+
+def _failure_problems(
+    cases: pl.DataFrame, lines: pl.Series, name: str, headers: dict[str, str], personal: set[str]
+) -> Iterator[Problem]:
+    """Pandera's failure cases of one batch as problems; ``index`` is the row in the batch."""
     for case in cases.iter_rows(named=True):
         check = _short_check(str(case["check"]))
         column = case["column"] if case["column"] in headers else None
@@ -433,11 +651,7 @@ def _contract_problems(
             column = check_column(check)
         index = case["index"]
         line = int(lines[index]) if index is not None else None
-        if (line, headers.get(column)) in unparsed:
-            continue  # a value that did not parse is null here; it is reported once, as unparseable
-        if check in ("multiple_fields_uniqueness", "field_uniqueness"):
-            reason = "duplicate key " + ", ".join(headers.get(c, c) for c in contract.to_schema().unique or [])
-        elif column is None:
+        if column is None:
             reason = f"fails {check}"
         elif check_column(check):
             reason = f"fails {check}"
@@ -447,8 +661,7 @@ def _contract_problems(
             reason = f"value {case['failure_case']!r} fails {check}"
         if line is None and case["schema_context"] != "DataFrameSchema":
             reason = f"column fails {check}"
-        problems.append(Problem(name, line, headers.get(column) if column else None, check, reason))
-    return problems
+        yield Problem(name, line, headers.get(column) if column else None, check, reason)
 
 
 def _short_check(check: str) -> str:
@@ -469,11 +682,27 @@ def _record_rejections(
     con.execute(f"delete from raw.rejected_rows where source = ? and report_cycle = ? {only_refused}",
                 [source.name, manifest.report_cycle])
     if problems:
-        con.executemany(
-            "insert into raw.rejected_rows values (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(source.name, manifest.report_cycle, p.file, p.line, p.column, p.check, p.reason, outcome)
-             for p in problems],
-        )
+        count = len(problems)
+        _insert_arrow(con, "raw.rejected_rows", pyarrow.table({
+            "source": pyarrow.array([source.name] * count, pyarrow.string()),
+            "report_cycle": pyarrow.array([manifest.report_cycle] * count, pyarrow.int32()),
+            "source_file": pyarrow.array([p.file for p in problems], pyarrow.string()),
+            "source_line": pyarrow.array([p.line for p in problems], pyarrow.int64()),
+            "column_name": pyarrow.array([p.column for p in problems], pyarrow.string()),
+            "check_name": pyarrow.array([p.check for p in problems], pyarrow.string()),
+            "reason": pyarrow.array([p.reason for p in problems], pyarrow.string()),
+            "delivery_outcome": pyarrow.array([outcome] * count, pyarrow.string()),
+        }))
+
+
+def _insert_arrow(con: duckdb.DuckDBPyConnection, table: str, rows: pyarrow.Table) -> None:
+    """Insert an Arrow table's rows (in the table's column order): one statement, however many rows."""
+    view = f"_rows_{uuid.uuid4().hex[:12]}"
+    con.register(view, rows)
+    try:
+        con.execute(f"insert into {table} select * from {view}")
+    finally:
+        con.unregister(view)
 
 
 def _refusal_message(name: str, problems: list[Problem], bad_rows: int, rows_in: int) -> str:

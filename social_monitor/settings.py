@@ -7,6 +7,8 @@ Every path has a default inside the project folder and can be moved by an enviro
 - ``SOCIAL_MONITOR_WAREHOUSE``: the private DuckDB warehouse (default ``<data>/warehouse/warehouse.duckdb``)
 - ``SOCIAL_MONITOR_PUBLISHED``: the published file BI tools read (default ``<data>/published/marts.duckdb``)
 - ``SOCIAL_MONITOR_CONFIG``: the city configuration (default ``<project>/config/city.yml``)
+- ``SOCIAL_MONITOR_DUCKDB_MEMORY_LIMIT``: what DuckDB may hold in memory while loading a delivery and in dbt
+  before it spills to disk (default ``2GB``)
 """
 
 from __future__ import annotations
