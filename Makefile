@@ -14,12 +14,13 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 DAGSTER := $(BIN)/dagster
 MODULE := -m orchestration.definitions
 
-.PHONY: help install sample prepare run materialize cycle ingest build-marts action-areas dev test lint docs benchmark clean
+.PHONY: help install sample prepare run materialize cycle rebuild ingest build-marts action-areas dev test lint docs benchmark clean
 
 help:
 	@echo "make run          install, generate the sample city, materialise every asset for every cycle"
 	@echo "make test         install and run the whole test suite"
 	@echo "make cycle CYCLE=2026  load one report cycle's deliveries, then rebuild marts, classification, publication"
+	@echo "make rebuild      rebuild every dbt table from scratch (after changing a model), classification, publication"
 	@echo "make benchmark    the pipeline against a hand-written DuckDB script and pandas (W1-W4, nightly; about an hour)"
 	@echo "make dev          open the Dagster UI (dagster dev) on http://127.0.0.1:3000"
 	@echo "make sample       (re)generate the sample city's deliveries into data/landing"
@@ -74,6 +75,10 @@ materialize: install prepare $(DAGSTER_HOME)/dagster.yaml
 cycle: install prepare $(DAGSTER_HOME)/dagster.yaml
 	@test -n "$(CYCLE)" || { echo "usage: make cycle CYCLE=<report cycle in config/city.yml>"; exit 2; }
 	$(DAGSTER) asset materialize $(MODULE) --select '*' --partition $(CYCLE)
+
+# After a change of a dbt model's SQL: every dbt table from scratch (int_unterbezirk_counts is incremental).
+rebuild: install prepare $(DAGSTER_HOME)/dagster.yaml
+	$(DAGSTER) job execute $(MODULE) -j build_marts -c config/full_refresh.yaml
 
 run: install data/landing/.sample-city
 	$(MAKE) --no-print-directory materialize 2>&1 | grep -E 'RUN_SUCCESS|RUN_FAILURE|STEP_FAILURE|ASSET_CHECK_EVALUATION.*failed|Error' ; test $${PIPESTATUS[0]} -eq 0

@@ -135,13 +135,24 @@ def test_a_killed_run_leaves_the_last_good_file_and_the_next_run_repairs_nothing
     assert not published.with_name(published.name + ".tmp").exists()
 
 
+def _counted(warehouse) -> dict[int, object]:
+    """When int_unterbezirk_counts counted each cycle: the load time of the deliveries it counted."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return dict(con.execute("select report_cycle, any_value(deliveries_loaded_at) "
+                                "from intermediate.int_unterbezirk_counts group by 1").fetchall())
+
+
 def test_a_rerun_of_the_same_cycle_gives_identical_tables(city):
-    before = checksums(city["published"])
+    before, counted_before = checksums(city["published"]), _counted(city["warehouse"])
     sh(city["env"], *INGEST, "--partition", "2018")
     sh(city["env"], *BUILD_MARTS)
-    after = checksums(city["published"])
+    after, counted_after = checksums(city["published"]), _counted(city["warehouse"])
     assert len(after) == 11
     assert after == before
+    # only the reloaded cycle was counted again (the incremental model); the others were left as they were
+    assert counted_after[2018] > counted_before[2018]
+    others = [c for c in counted_before if c != 2018]
+    assert len(others) == 3 and all(counted_after[c] == counted_before[c] for c in others)
 
 
 def test_a_quarantine_above_its_threshold_fails_the_run_and_publishes_nothing_of_it(city, tmp_path):

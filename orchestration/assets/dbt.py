@@ -1,6 +1,8 @@
 """The dbt models (staging → intermediate → marts) and the reference seeds as Dagster assets.
 
-The models are rebuilt over every loaded report cycle in one `dbt build`; dbt tests become asset checks.
+One `dbt build` over every loaded report cycle; the one model that reads every person
+(int_unterbezirk_counts) is incremental and recomputes only the cycles whose deliveries changed. dbt tests
+become asset checks.
 """
 
 
@@ -27,7 +29,14 @@ class Translator(DagsterDbtTranslator):
         return ["team:social-planning"]
 
 
+class DbtBuildConfig(dg.Config):
+    """Run config of the dbt step. int_unterbezirk_counts recomputes only the report cycles whose deliveries
+    changed; after a change of a model's SQL, rebuild every table from scratch with full_refresh."""
+
+    full_refresh: bool = False
+
+
 @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=Translator(),
             backfill_policy=SINGLE_RUN)
-def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    yield from dbt.cli(["build"], context=context).stream()
+def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
+    yield from dbt.cli(["build", *(["--full-refresh"] if config.full_refresh else [])], context=context).stream()

@@ -1,7 +1,8 @@
 -- Every count at every area level, in long form: Unterbezirk counts added up to statistischer Bezirk,
 -- Sozialraum, Stadtbezirk and city (never averaged), plus the population of the previous cycle.
 with unterbezirk_counts as (
-    select counts.*, areas.bezirk_id, areas.sozialraum_id, areas.stadtbezirk_id
+    select counts.* exclude (deliveries_loaded_at, sgb2_age_bound), areas.bezirk_id, areas.sozialraum_id,
+        areas.stadtbezirk_id
     from {{ ref('int_unterbezirk_counts') }} as counts
     inner join {{ ref('int_area_hierarchy') }} as areas
         on counts.unterbezirk_id = areas.unterbezirk_id

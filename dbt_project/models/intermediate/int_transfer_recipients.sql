@@ -1,6 +1,8 @@
 -- Every person receiving a transfer benefit (SGB II, SGB XII, AsylbLG) at a reference date, placed in the
 -- Unterbezirk of the benefit record. A person in several schemes is counted once, in the first of
--- SGB II, SGB XII, AsylbLG. Person-level: private warehouse only.
+-- SGB II, SGB XII, AsylbLG. Person-level: private warehouse only. A view: int_unterbezirk_counts reads it
+-- only for the report cycles it recomputes, and no person-level copy is stored beside raw.
+{{ config(materialized='view') }}
 with recipients as (
     select report_cycle, person_key, unterbezirk_id, age_years, 'sgb2' as scheme, 1 as priority
     from {{ ref('stg_sgb2__recipients') }}

@@ -1,7 +1,40 @@
 -- Counts per report cycle and Unterbezirk, the lowest level: every other level adds these up.
 -- Every Unterbezirk of the reference geography has a row in every complete cycle (zero where empty).
+--
+-- Incremental by report cycle: the only model that reads every person, so it recomputes only the cycles
+-- whose deliveries were (re)loaded since it counted them (raw.deliveries.loaded_at), that it has not
+-- counted yet, or that it counted with another SGB-II age bound; a cycle no longer in the register is
+-- dropped; a table from before these stamps is recomputed whole. A change of this model's SQL needs a full
+-- refresh (the dbt asset's `full_refresh` run config, or `dbt build --full-refresh`).
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='report_cycle',
+    on_schema_change='sync_all_columns',
+    post_hook="delete from {{ this }} where report_cycle not in (select report_cycle from {{ ref('int_report_cycles') }})",
+) }}
 {% set bound = var('sgb2_age_bound') %}
-with residents as (
+with loads as (
+    select report_cycle, max(loaded_at) as deliveries_loaded_at
+    from {{ source('raw', 'deliveries') }}
+    group by report_cycle
+),
+
+cycles as (
+    select report_cycles.report_cycle, loads.deliveries_loaded_at
+    from {{ ref('int_report_cycles') }} as report_cycles
+    left join loads on report_cycles.report_cycle = loads.report_cycle
+    {% if is_incremental() and 'deliveries_loaded_at' in adapter.get_columns_in_relation(this) | map(attribute='name') %}
+    where not exists (
+        select 1 from {{ this }} as counted
+        where counted.report_cycle = report_cycles.report_cycle
+            and counted.deliveries_loaded_at is not distinct from loads.deliveries_loaded_at
+            and counted.sgb2_age_bound = {{ bound }}
+    )
+    {% endif %}
+),
+
+residents as (
     select
         report_cycle,
         unterbezirk_id,
@@ -13,7 +46,7 @@ with residents as (
         count(*) filter (where age_years < {{ bound }}) as residents_below_sgb2_age_bound,
         count(*) filter (where is_non_german) as residents_non_german
     from {{ ref('stg_register__persons') }}
-    where is_main_residence
+    where is_main_residence and report_cycle in (select report_cycle from cycles)
     group by report_cycle, unterbezirk_id
 ),
 
@@ -29,6 +62,7 @@ recipients as (
         count(*) filter (where scheme = 'sgb12_gsi') as recipients_sgb12_gsi,
         count(*) filter (where scheme = 'asylblg') as recipients_asylblg
     from {{ ref('int_transfer_recipients') }}
+    where report_cycle in (select report_cycle from cycles)
     group by report_cycle, unterbezirk_id
 )
 
@@ -48,8 +82,11 @@ select
     coalesce(recipients.recipients_sgb2, 0) as recipients_sgb2,
     coalesce(recipients.recipients_sgb12_hlu, 0) as recipients_sgb12_hlu,
     coalesce(recipients.recipients_sgb12_gsi, 0) as recipients_sgb12_gsi,
-    coalesce(recipients.recipients_asylblg, 0) as recipients_asylblg
-from {{ ref('int_report_cycles') }} as cycles
+    coalesce(recipients.recipients_asylblg, 0) as recipients_asylblg,
+    -- what the counts rest on (not measures): the deliveries' load time and the SGB-II age bound
+    cycles.deliveries_loaded_at,
+    {{ bound }} as sgb2_age_bound
+from cycles
 cross join {{ ref('int_area_hierarchy') }} as areas
 left join residents
     on cycles.report_cycle = residents.report_cycle and areas.unterbezirk_id = residents.unterbezirk_id
