@@ -33,7 +33,7 @@ def test_smoke_run_of_the_benchmark(tmp_path):
     steps = smoke["results"]["pipeline"]["steps"]
     assert steps["ingest"] > 0 and steps["dbt"] > 0
     text = report.read_text()
-    assert "| smoke (" in text and "pipeline / DuckDB" in text and figures["machine"]["cores"] >= 1
+    assert "| smoke: " in text and "pipeline / DuckDB" in text and figures["machine"]["cores"] >= 1
 
 
 def test_the_equality_check_finds_a_changed_number(tmp_path):
