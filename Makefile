@@ -14,18 +14,22 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 DAGSTER := $(BIN)/dagster
 MODULE := -m orchestration.definitions
 
-.PHONY: help install sample prepare run materialize cycle rebuild ingest build-marts action-areas dev test lint docs benchmark clean
+.PHONY: help install sample prepare run materialize cycle rebuild ingest build-marts action-areas dev test lint docs docs-serve exports report screenshots benchmark clean
 
 help:
 	@echo "make run          install, generate the sample city, materialise every asset for every cycle"
 	@echo "make test         install and run the whole test suite"
-	@echo "make cycle CYCLE=2026  load one report cycle's deliveries, then rebuild marts, classification, publication"
+	@echo "make cycle CYCLE=2025  (re)load one report cycle's deliveries, then rebuild marts, classification, publication"
 	@echo "make rebuild      rebuild every dbt table from scratch (after changing a model), classification, publication"
-	@echo "make benchmark    the pipeline against a hand-written DuckDB script and pandas (W1-W4, nightly; about an hour)"
+	@echo "make benchmark    the pipeline against a hand-written DuckDB script and pandas (W1-W4, nightly; about 25 minutes)"
 	@echo "make dev          open the Dagster UI (dagster dev) on http://127.0.0.1:3000"
 	@echo "make sample       (re)generate the sample city's deliveries into data/landing"
 	@echo "make action-areas print the action areas per report cycle from the published file"
-	@echo "make docs         regenerate docs/indicators.md from the indicator catalogue"
+	@echo "make docs         regenerate docs/indicators.md and the published file's dbt sources from their definitions"
+	@echo "make docs-serve   dbt docs of the published file (every table and column, German) on http://127.0.0.1:8080"
+	@echo "make report       the German report per report cycle (self-contained HTML with maps) from the published file"
+	@echo "make screenshots  screenshots (and PDF=1 a PDF) of the report in headless chromium into docs/"
+	@echo "make exports      Parquet and Excel of the published marts per report cycle (data/published/exports/)"
 	@echo "make lint         ruff"
 	@echo "make clean        remove data/, the Dagster home and dbt's target/"
 
@@ -74,6 +78,8 @@ materialize: install prepare $(DAGSTER_HOME)/dagster.yaml
 # The nightly case: one (new or corrected) report cycle, then everything downstream.
 cycle: install prepare $(DAGSTER_HOME)/dagster.yaml
 	@test -n "$(CYCLE)" || { echo "usage: make cycle CYCLE=<report cycle in config/city.yml>"; exit 2; }
+	@$(BIN)/python -c "import sys; from social_monitor.settings import load_settings; c = load_settings().config().report_cycles; \
+	sys.exit(0 if $(CYCLE) in c else f'report cycle $(CYCLE) is not in the configuration ({load_settings().config_path}): {list(c)}; add it to report_cycles first')"
 	$(DAGSTER) asset materialize $(MODULE) --select '*' --partition $(CYCLE)
 
 # After a change of a dbt model's SQL: every dbt table from scratch (int_unterbezirk_counts is incremental).
@@ -100,6 +106,25 @@ lint: install
 
 docs: install
 	$(BIN)/social-monitor catalogue-docs --out docs/indicators.md
+	$(BIN)/social-monitor published-docs
+
+# dbt docs of the published file (tables and columns in German); needs data/published/marts.duckdb (make run)
+docs-serve: install
+	cd dbt_project && export SOCIAL_MONITOR_PUBLISHED="$$(../$(BIN)/python -c 'from social_monitor.settings import load_settings; print(load_settings().published_path)')" && \
+	../$(BIN)/dbt docs generate --target docs --profiles-dir . --target-path target/docs && \
+	../$(BIN)/dbt docs serve --target docs --profiles-dir . --target-path target/docs --host 127.0.0.1 --port 8080 --no-browser
+
+# The Bericht zur sozialen Lage per report cycle (data/published/report/bericht_<cycle>.html) from the published file
+report: install
+	$(BIN)/social-monitor report
+
+# Screenshots of the report in Debian's headless chromium (installs it if missing) into docs/; PDF=1 also prints a PDF
+screenshots: report
+	scripts/screenshots.sh
+
+# Parquet and Excel of the published marts per report cycle (data/published/exports/<cycle>/)
+exports: install
+	$(BIN)/social-monitor export
 
 clean:
 	rm -rf data $(DAGSTER_HOME) dbt_project/target dbt_project/logs

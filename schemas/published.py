@@ -2,9 +2,16 @@
 
 Every published table must match its model exactly (``strict``): a column that is not in the contract
 (a person key, say) fails the publication before the file is swapped in. All tables are aggregates.
+
+The contracts are also the data dictionary of the published file: every table carries a German title,
+description and Excel sheet name (``Config``), every column a German header and description
+(``metadata={"de": …, "description_de": …}``). ``data_dictionary()`` returns them for the Excel export
+(``social_monitor/exports.py``) and the dbt docs of the published file (``social_monitor/published_docs.py``).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import pandera.polars as pa
 import polars as pl
@@ -13,6 +20,31 @@ AREA_LEVELS = ["city", "stadtbezirk", "statistischer_bezirk", "sozialraum", "unt
 CHANGES = ["first_cycle", "kept", "new", "released", "not_action_area"]
 FLAG_CHANGES = ["first_cycle", "kept", "new", "released", "not_flagged"]
 CLASS_CHANGES = ["no_previous", "same", "better", "worse"]
+
+
+def _de(header: str, description: str) -> dict[str, str]:
+    """Column metadata: the German header (Excel, BI) and the German description (data dictionary)."""
+    return {"de": header, "description_de": description}
+
+
+# descriptions used by several tables
+_CYCLE = _de("Berichtsjahr", "Berichtsjahr (Stichtag 31.12. des Jahres), aus dem die Daten stammen.")
+_LEVEL = _de("Gebietsebene", "Gebietsebene: city (Gesamtstadt), stadtbezirk (Stadtbezirk), statistischer_bezirk "
+             "(statistischer Bezirk), sozialraum (Sozialraum) oder unterbezirk (Unterbezirk).")
+_AREA = _de("Gebietsnummer", "Schlüssel des Gebiets auf seiner Gebietsebene.")
+_AREA_NAME = _de("Gebietsname", "Name des Gebiets.")
+_INDICATOR = _de("Indikator", "Schlüssel des Indikators (siehe Tabelle indicators, Indikatorenkatalog).")
+_VALUE = _de("Wert", "Wert des Indikators im Gebiet; leer, wenn der Wert der statistischen Geheimhaltung "
+             "unterliegt (gesperrt).")
+_CITY_VALUE = _de("Wert Gesamtstadt", "Wert desselben Indikators für die Gesamtstadt im selben Berichtsjahr "
+                  "(Vergleichswert).")
+_SUPPRESSED = _de("Gesperrt", "Wahr, wenn der Wert der statistischen Geheimhaltung unterliegt und deshalb "
+                  "leer ist.")
+_METHOD = _de("Verfahren", "Schlüssel des Klassifikationsverfahrens (siehe Tabelle classification_methods).")
+_DIMENSION = _de("Dimension", "Schlüssel der Dimension des Verfahrens, z. B. status (Status) oder dynamics "
+                 "(Dynamik).")
+_REASONS = _de("Begründung", "Begründung in Worten; ersetzt durch einen Hinweis, wenn sie sich auf einen "
+               "gesperrten Wert stützen würde (statistische Geheimhaltung).")
 
 
 class _Published(pa.DataFrameModel):
@@ -24,48 +56,80 @@ class _Published(pa.DataFrameModel):
 class Areas(_Published):
     """Die Gebietsgliederung: every area of every level."""
 
-    area_level: str = pa.Field(isin=AREA_LEVELS)
-    area_id: str
-    area_name: str
-    stadtbezirk_id: str = pa.Field(nullable=True)
-    bezirk_id: str = pa.Field(nullable=True)
-    sozialraum_id: str = pa.Field(nullable=True)
-    name_status: str = pa.Field(isin=["published", "assumed"])
+    area_level: str = pa.Field(isin=AREA_LEVELS, metadata=_LEVEL)
+    area_id: str = pa.Field(metadata=_AREA)
+    area_name: str = pa.Field(metadata=_AREA_NAME)
+    stadtbezirk_id: str = pa.Field(nullable=True, metadata=_de(
+        "Stadtbezirk", "Schlüssel des Stadtbezirks, zu dem das Gebiet gehört (leer für die Gesamtstadt)."))
+    bezirk_id: str = pa.Field(nullable=True, metadata=_de(
+        "Statistischer Bezirk", "Schlüssel des statistischen Bezirks, zu dem das Gebiet gehört (nur für "
+        "Unterbezirke und statistische Bezirke)."))
+    sozialraum_id: str = pa.Field(nullable=True, metadata=_de(
+        "Sozialraum", "Schlüssel des Sozialraums, zu dem das Gebiet gehört (nur für Unterbezirke und Sozialräume)."))
+    name_status: str = pa.Field(isin=["published", "assumed"], metadata=_de(
+        "Herkunft des Namens", "published: amtlich veröffentlichter Gebietsname; assumed: angenommener Name "
+        "(nicht amtlich belegt)."))
 
     class Config:
         unique = ["area_level", "area_id"]
+        title = "Gebiete"
+        description = ("Die Gebietsgliederung der Stadt: jedes Gebiet jeder Ebene (Gesamtstadt, Stadtbezirke, "
+                       "statistische Bezirke, Sozialräume, Unterbezirke) mit den übergeordneten Gebieten.")
+        metadata = {"sheet_de": "Gebiete"}
 
 
 class Indicators(_Published):
     """Der Indikatorenkatalog."""
 
-    indicator_id: str = pa.Field(unique=True)
-    sort_order: pl.Int32
-    name_de: str
-    description_de: str = pa.Field(nullable=True)
-    numerator_measure: str
-    denominator_measure: str = pa.Field(nullable=True)
-    unit: str
-    scale: pl.Int32
-    direction: str = pa.Field(isin=["higher_is_worse", "higher_is_better", "neutral"])
-    topic_field: str = pa.Field(nullable=True)
+    indicator_id: str = pa.Field(unique=True, metadata=_de("Indikator", "Schlüssel des Indikators."))
+    sort_order: pl.Int32 = pa.Field(metadata=_de("Reihenfolge", "Sortierreihenfolge im Bericht."))
+    name_de: str = pa.Field(metadata=_de("Bezeichnung", "Deutsche Bezeichnung des Indikators, z. B. "
+                                         "Transferleistungsquote."))
+    description_de: str = pa.Field(nullable=True, metadata=_de("Definition", "Definition des Indikators."))
+    numerator_measure: str = pa.Field(metadata=_de("Zähler", "Zählgröße des Zählers (Anzahl je Unterbezirk)."))
+    denominator_measure: str = pa.Field(nullable=True, metadata=_de(
+        "Nenner", "Zählgröße des Nenners; leer bei reinen Anzahlen."))
+    unit: str = pa.Field(metadata=_de("Einheit", "Einheit des Werts, z. B. % oder Personen."))
+    scale: pl.Int32 = pa.Field(metadata=_de("Faktor", "Wert = Faktor × Zähler / Nenner (100 bei Quoten in %)."))
+    direction: str = pa.Field(isin=["higher_is_worse", "higher_is_better", "neutral"], metadata=_de(
+        "Richtung", "higher_is_worse: ein höherer Wert ist ungünstiger; higher_is_better: ein höherer Wert ist "
+        "günstiger; neutral: keine Wertung."))
+    topic_field: str = pa.Field(nullable=True, metadata=_de("Themenfeld", "Themenfeld des Berichts, z. B. "
+                                                            "Bevölkerung oder Transferleistungen."))
+
+    class Config:
+        title = "Indikatoren"
+        description = ("Der Indikatorenkatalog: Bezeichnung, Definition, Zähler, Nenner, Einheit und Richtung jedes "
+                       "Indikators.")
+        metadata = {"sheet_de": "Indikatoren"}
 
 
 class AreaIndicators(_Published):
     """Indikatoren je Gebiet und Berichtsjahr."""
 
-    report_cycle: pl.Int32
-    area_level: str = pa.Field(isin=AREA_LEVELS)
-    area_id: str
-    indicator_id: str
-    numerator: pl.Int64 = pa.Field(nullable=True)
-    denominator: pl.Int64 = pa.Field(nullable=True, ge=0)
-    value: pl.Float64 = pa.Field(nullable=True)
-    city_value: pl.Float64 = pa.Field(nullable=True)
-    suppression: str = pa.Field(nullable=True, isin=["small_count", "small_population", "secondary"])
+    report_cycle: pl.Int32 = pa.Field(metadata=_CYCLE)
+    area_level: str = pa.Field(isin=AREA_LEVELS, metadata=_LEVEL)
+    area_id: str = pa.Field(metadata=_AREA)
+    indicator_id: str = pa.Field(metadata=_INDICATOR)
+    numerator: pl.Int64 = pa.Field(nullable=True, metadata=_de(
+        "Zähler", "Anzahl im Zähler (z. B. Personen mit Transferleistungen); leer, wenn gesperrt."))
+    denominator: pl.Int64 = pa.Field(nullable=True, ge=0, metadata=_de(
+        "Nenner", "Anzahl im Nenner (z. B. Einwohnerinnen und Einwohner); leer bei reinen Anzahlen oder wenn "
+        "gesperrt."))
+    value: pl.Float64 = pa.Field(nullable=True, metadata=_VALUE)
+    city_value: pl.Float64 = pa.Field(nullable=True, metadata=_CITY_VALUE)
+    suppression: str = pa.Field(nullable=True, isin=["small_count", "small_population", "secondary"], metadata=_de(
+        "Geheimhaltung", "Grund der Sperrung (statistische Geheimhaltung), leer wenn nicht gesperrt: small_count "
+        "(Fallzahl 1 oder 2), small_population (Quote eines Gebiets mit zu wenigen Einwohnern), secondary "
+        "(Sekundärsperrung, damit kein gesperrter Wert aus einer Summe errechnet werden kann)."))
 
     class Config:
         unique = ["report_cycle", "area_level", "area_id", "indicator_id"]
+        title = "Indikatoren je Gebiet"
+        description = ("Jeder Indikator für jedes Gebiet jeder Ebene und jedes Berichtsjahr: Zähler, Nenner, Wert und "
+                       "Wert der Gesamtstadt. Gesperrte Zellen (statistische Geheimhaltung) bleiben als Zeile "
+                       "erhalten, ihre Zahlen sind leer, der Grund steht in suppression.")
+        metadata = {"sheet_de": "Indikatoren je Gebiet"}
 
     @pa.dataframe_check(error="a suppressed cell must have no numerator, denominator or value")
     def suppressed_cells_are_empty(cls, data: pa.PolarsData) -> pl.LazyFrame:
@@ -83,135 +147,220 @@ class AreaIndicators(_Published):
 class ActionAreas(_Published):
     """Aktionsräume je Berichtsjahr: one row per cycle and area of the classified level."""
 
-    report_cycle: pl.Int32
-    area_level: str
-    area_id: str
-    area_name: str = pa.Field(nullable=True)
-    is_action_area: bool
-    change_since_previous: str = pa.Field(isin=CHANGES)
-    indicators_worse_count: pl.Int32 = pa.Field(ge=0)
-    min_indicators_worse: pl.Int32 = pa.Field(ge=1)
-    indicators_worse: str = pa.Field(nullable=True)
-    reasons: str = pa.Field(nullable=True)
+    report_cycle: pl.Int32 = pa.Field(metadata=_CYCLE)
+    area_level: str = pa.Field(metadata=_de("Gebietsebene", "Gebietsebene der Einstufung (in der Regel sozialraum)."))
+    area_id: str = pa.Field(metadata=_de("Sozialraum", "Schlüssel des eingestuften Gebiets (Sozialraum)."))
+    area_name: str = pa.Field(nullable=True, metadata=_AREA_NAME)
+    is_action_area: bool = pa.Field(metadata=_de(
+        "Aktionsraum", "Wahr, wenn der Sozialraum in diesem Berichtsjahr ein Aktionsraum ist."))
+    change_since_previous: str = pa.Field(isin=CHANGES, metadata=_de(
+        "Veränderung zum Vorbericht", "first_cycle (erstes Berichtsjahr), kept (bleibt Aktionsraum), new (neuer "
+        "Aktionsraum), released (kein Aktionsraum mehr), not_action_area (kein Aktionsraum)."))
+    indicators_worse_count: pl.Int32 = pa.Field(ge=0, metadata=_de(
+        "Anzahl ungünstiger Indikatoren", "Anzahl der Regelindikatoren, die ungünstiger als der Wert der "
+        "Gesamtstadt sind."))
+    min_indicators_worse: pl.Int32 = pa.Field(ge=1, metadata=_de(
+        "Mindestanzahl", "So viele Regelindikatoren müssen mindestens ungünstiger als die Gesamtstadt sein, damit "
+        "der Sozialraum ein Aktionsraum ist."))
+    indicators_worse: str = pa.Field(nullable=True, metadata=_de(
+        "Ungünstigere Indikatoren", "Die Regelindikatoren, die ungünstiger als die Gesamtstadt sind."))
+    reasons: str = pa.Field(nullable=True, metadata=_REASONS)
 
     class Config:
         unique = ["report_cycle", "area_id"]
+        title = "Aktionsräume"
+        description = ("Aktionsräume je Berichtsjahr: für jeden Sozialraum, ob er ein Aktionsraum ist (mindestens so "
+                       "viele Regelindikatoren wie verlangt, z. B. Transferleistungsquote, ungünstiger als die "
+                       "Gesamtstadt), die Veränderung zum Vorbericht und die Begründung.")
+        metadata = {"sheet_de": "Aktionsräume"}
 
 
 class ActionAreaIndicators(_Published):
     """The values behind each classification: the area's value and the city value per rule indicator."""
 
-    report_cycle: pl.Int32
-    area_id: str
-    indicator_id: str
-    value: pl.Float64 = pa.Field(nullable=True)
-    city_value: pl.Float64 = pa.Field(nullable=True)
-    is_worse: bool
-    is_suppressed: bool
+    report_cycle: pl.Int32 = pa.Field(metadata=_CYCLE)
+    area_id: str = pa.Field(metadata=_de("Sozialraum", "Schlüssel des Sozialraums."))
+    indicator_id: str = pa.Field(metadata=_de("Regelindikator", "Schlüssel des Regelindikators der "
+                                              "Aktionsraum-Regel."))
+    value: pl.Float64 = pa.Field(nullable=True, metadata=_VALUE)
+    city_value: pl.Float64 = pa.Field(nullable=True, metadata=_CITY_VALUE)
+    is_worse: bool = pa.Field(metadata=_de("Ungünstiger als Gesamtstadt", "Wahr, wenn der Wert des Sozialraums "
+                                           "ungünstiger als der Wert der Gesamtstadt ist."))
+    is_suppressed: bool = pa.Field(metadata=_SUPPRESSED)
+
+    class Config:
+        title = "Aktionsräume: Indikatoren"
+        description = ("Die Werte hinter jeder Einstufung als Aktionsraum: Wert des Sozialraums und der Gesamtstadt "
+                       "je Regelindikator und Berichtsjahr.")
+        metadata = {"sheet_de": "Aktionsräume Indikatoren"}
 
 
 class ActionAreaQuartiere(_Published):
     """The Quartiere (Unterbezirke) inside each action area, and whether each is still worse than the city."""
 
-    report_cycle: pl.Int32
-    area_id: str
-    unterbezirk_id: str
-    unterbezirk_name: str = pa.Field(nullable=True)
-    indicator_id: str
-    value: pl.Float64 = pa.Field(nullable=True)
-    city_value: pl.Float64 = pa.Field(nullable=True)
-    is_worse_than_city: bool
-    is_suppressed: bool
+    report_cycle: pl.Int32 = pa.Field(metadata=_CYCLE)
+    area_id: str = pa.Field(metadata=_de("Aktionsraum", "Schlüssel des Sozialraums, der Aktionsraum ist."))
+    unterbezirk_id: str = pa.Field(metadata=_de("Unterbezirk", "Schlüssel des Unterbezirks (Quartier) im "
+                                                "Aktionsraum."))
+    unterbezirk_name: str = pa.Field(nullable=True, metadata=_de("Name des Unterbezirks", "Name des Unterbezirks."))
+    indicator_id: str = pa.Field(metadata=_de("Indikator", "Der Indikator, an dem die Quartiere gemessen werden "
+                                              "(quartier_indicator, z. B. Transferleistungsquote)."))
+    value: pl.Float64 = pa.Field(nullable=True, metadata=_VALUE)
+    city_value: pl.Float64 = pa.Field(nullable=True, metadata=_CITY_VALUE)
+    is_worse_than_city: bool = pa.Field(metadata=_de("Ungünstiger als Gesamtstadt", "Wahr, wenn das Quartier "
+                                                     "ungünstiger als die Gesamtstadt ist."))
+    is_suppressed: bool = pa.Field(metadata=_SUPPRESSED)
+
+    class Config:
+        title = "Aktionsräume: Quartiere"
+        description = ("Die Quartiere (Unterbezirke) in jedem Aktionsraum und ob jedes noch ungünstiger als die "
+                       "Gesamtstadt ist.")
+        metadata = {"sheet_de": "Aktionsräume Quartiere"}
 
 
 class ClassificationMethods(_Published):
     """Die Klassifikationsverfahren: one row per method, with its full definition (YAML) for traceability."""
 
-    method_id: str = pa.Field(unique=True)
-    name_de: str
-    area_level: str = pa.Field(isin=AREA_LEVELS)
-    description: str
-    source: str
-    dimensions: str
-    flag_label: str = pa.Field(nullable=True)
-    min_population: pl.Float64 = pa.Field(ge=0)
-    definition_yaml: str
-    notes: str = pa.Field(nullable=True)
+    method_id: str = pa.Field(unique=True, metadata=_de("Verfahren", "Schlüssel des Klassifikationsverfahrens."))
+    name_de: str = pa.Field(metadata=_de("Bezeichnung", "Deutsche Bezeichnung des Verfahrens."))
+    area_level: str = pa.Field(isin=AREA_LEVELS, metadata=_de("Gebietsebene", "Gebietsebene, die das Verfahren "
+                                                              "einstuft."))
+    description: str = pa.Field(metadata=_de("Beschreibung", "Beschreibung des Verfahrens."))
+    source: str = pa.Field(metadata=_de("Quelle", "Quelle oder Vorbild des Verfahrens (z. B. Berliner Monitoring "
+                                        "Soziale Stadtentwicklung)."))
+    dimensions: str = pa.Field(metadata=_de("Dimensionen", "Die Dimensionen des Verfahrens (z. B. Status, Dynamik)."))
+    flag_label: str = pa.Field(nullable=True, metadata=_de("Bezeichnung der Markierung", "Wie ein markiertes Gebiet "
+                                                           "heißt, z. B. Gebiet mit besonderem Aufmerksamkeitsbedarf."))
+    min_population: pl.Float64 = pa.Field(ge=0, metadata=_de("Mindesteinwohnerzahl", "Gebiete mit weniger "
+                                                             "Einwohnerinnen und Einwohnern werden nicht eingestuft."))
+    definition_yaml: str = pa.Field(metadata=_de("Definition (YAML)", "Die vollständige Definition des Verfahrens "
+                                                 "als YAML, zur Nachvollziehbarkeit."))
+    notes: str = pa.Field(nullable=True, metadata=_de("Anmerkungen", "Anmerkungen zum Verfahren."))
+
+    class Config:
+        title = "Klassifikationsverfahren"
+        description = ("Die Klassifikationsverfahren (z. B. nach dem Berliner MSS oder Hamburger RISE): je Verfahren "
+                       "Bezeichnung, Gebietsebene, Quelle und die vollständige Definition.")
+        metadata = {"sheet_de": "Klassifikationsverfahren"}
 
 
 class AreaClassifications(_Published):
     """Gebietsklassifikation je Verfahren, Berichtsjahr und Gebiet: combined class, flag, change, reasons."""
 
-    method_id: str
-    report_cycle: pl.Int32
-    area_id: str
-    area_name: str = pa.Field(nullable=True)
-    population: pl.Float64 = pa.Field(nullable=True, ge=0)
-    is_included: bool
-    exclusion_reason: str = pa.Field(nullable=True)
-    combined_class: str = pa.Field(nullable=True)
-    is_flagged: bool = pa.Field(nullable=True)
-    change_since_previous: str = pa.Field(nullable=True, isin=FLAG_CHANGES)
-    is_fragile: bool = pa.Field(nullable=True)
-    reasons: str = pa.Field(nullable=True)
+    method_id: str = pa.Field(metadata=_METHOD)
+    report_cycle: pl.Int32 = pa.Field(metadata=_CYCLE)
+    area_id: str = pa.Field(metadata=_AREA)
+    area_name: str = pa.Field(nullable=True, metadata=_AREA_NAME)
+    population: pl.Float64 = pa.Field(nullable=True, ge=0, metadata=_de(
+        "Einwohner", "Einwohnerinnen und Einwohner des Gebiets; leer, wenn gesperrt (statistische Geheimhaltung)."))
+    is_included: bool = pa.Field(metadata=_de("Eingestuft", "Wahr, wenn das Gebiet in diesem Berichtsjahr "
+                                              "eingestuft wurde."))
+    exclusion_reason: str = pa.Field(nullable=True, metadata=_de("Ausschlussgrund", "Warum das Gebiet nicht "
+                                                                 "eingestuft wurde (z. B. zu wenige Einwohner)."))
+    combined_class: str = pa.Field(nullable=True, metadata=_de("Gesamtklasse", "Kombinierte Klasse aus den "
+                                                               "Dimensionen, z. B. 3− (Status 3, Dynamik negativ)."))
+    is_flagged: bool = pa.Field(nullable=True, metadata=_de("Markiert", "Wahr, wenn das Gebiet nach dem Verfahren "
+                                                            "markiert ist (siehe Bezeichnung der Markierung)."))
+    change_since_previous: str = pa.Field(nullable=True, isin=FLAG_CHANGES, metadata=_de(
+        "Veränderung zum Vorbericht", "first_cycle (erstes Berichtsjahr), kept (bleibt markiert), new (neu "
+        "markiert), released (nicht mehr markiert), not_flagged (nicht markiert)."))
+    is_fragile: bool = pa.Field(nullable=True, metadata=_de("Knapp eingestuft", "Wahr, wenn eine Klasse nahe an "
+                                                            "einer Klassengrenze liegt."))
+    reasons: str = pa.Field(nullable=True, metadata=_REASONS)
 
     class Config:
         unique = ["method_id", "report_cycle", "area_id"]
+        title = "Gebietsklassifikation"
+        description = ("Die Einstufung jedes Gebiets je Verfahren und Berichtsjahr: Gesamtklasse, Markierung, "
+                       "Veränderung zum Vorbericht und Begründung.")
+        metadata = {"sheet_de": "Gebietsklassifikation"}
 
 
 class AreaClassificationDimensions(_Published):
     """Index and class of each dimension (Status, Dynamik …), the previous class and the distance to a border."""
 
-    method_id: str
-    report_cycle: pl.Int32
-    area_id: str
-    dimension_id: str
-    indicator_count: pl.Int32 = pa.Field(ge=1)
-    raw_index: pl.Float64
-    index_value: pl.Float64
-    class_code: pl.Int32
-    class_label: str
-    previous_cycle: pl.Int32 = pa.Field(nullable=True)
-    previous_class_code: pl.Int32 = pa.Field(nullable=True)
-    class_change: str = pa.Field(isin=CLASS_CHANGES)
-    distance_to_border: pl.Float64 = pa.Field(ge=0)
-    is_fragile: bool
-    alternative_class_code: pl.Int32 = pa.Field(nullable=True)
+    method_id: str = pa.Field(metadata=_METHOD)
+    report_cycle: pl.Int32 = pa.Field(metadata=_CYCLE)
+    area_id: str = pa.Field(metadata=_AREA)
+    dimension_id: str = pa.Field(metadata=_DIMENSION)
+    indicator_count: pl.Int32 = pa.Field(ge=1, metadata=_de("Anzahl Indikatoren", "Anzahl der Indikatoren im "
+                                                            "Index der Dimension."))
+    raw_index: pl.Float64 = pa.Field(metadata=_de("Rohindex", "Index vor der erneuten Standardisierung: Summe oder "
+                                                  "Mittel der gewichteten standardisierten Werte."))
+    index_value: pl.Float64 = pa.Field(metadata=_de("Index", "Indexwert der Dimension, nach dem die Klasse gebildet "
+                                                    "wird."))
+    class_code: pl.Int32 = pa.Field(metadata=_de("Klasse", "Klasse der Dimension (Nummer)."))
+    class_label: str = pa.Field(metadata=_de("Klassenbezeichnung", "Bezeichnung der Klasse, z. B. hoch, mittel, "
+                                             "niedrig, sehr niedrig."))
+    previous_cycle: pl.Int32 = pa.Field(nullable=True, metadata=_de("Vorheriges Berichtsjahr", "Das Berichtsjahr, "
+                                                                    "mit dem verglichen wird."))
+    previous_class_code: pl.Int32 = pa.Field(nullable=True, metadata=_de("Vorherige Klasse", "Klasse im vorherigen "
+                                                                         "Berichtsjahr."))
+    class_change: str = pa.Field(isin=CLASS_CHANGES, metadata=_de(
+        "Klassenveränderung", "no_previous (kein Vorbericht), same (gleich), better (besser), worse (schlechter)."))
+    distance_to_border: pl.Float64 = pa.Field(ge=0, metadata=_de("Abstand zur Klassengrenze", "Abstand des "
+                                                                 "Indexwerts zur nächsten Klassengrenze."))
+    is_fragile: bool = pa.Field(metadata=_de("Knapp eingestuft", "Wahr, wenn der Indexwert innerhalb der Marge des "
+                                             "Verfahrens an einer Klassengrenze liegt."))
+    alternative_class_code: pl.Int32 = pa.Field(nullable=True, metadata=_de(
+        "Alternative Klasse", "Die Klasse, in die das Gebiet bei knapper Einstufung kippen könnte."))
 
     class Config:
         unique = ["method_id", "report_cycle", "area_id", "dimension_id"]
+        title = "Gebietsklassifikation: Dimensionen"
+        description = ("Index und Klasse jeder Dimension (Status, Dynamik …) je Verfahren, Berichtsjahr und Gebiet, "
+                       "mit der vorherigen Klasse und dem Abstand zur Klassengrenze.")
+        metadata = {"sheet_de": "Klassifikation Dimensionen"}
 
 
 class AreaClassificationIndicators(_Published):
     """The inputs of every index: value, mean, SD, standardised value, weight and contribution per indicator."""
 
-    method_id: str
-    report_cycle: pl.Int32
-    area_id: str
-    dimension_id: str
-    indicator_id: str
-    source_indicator_id: str
-    value: pl.Float64 = pa.Field(nullable=True)
-    city_value: pl.Float64 = pa.Field(nullable=True)
-    mean: pl.Float64
-    sd: pl.Float64 = pa.Field(nullable=True)
-    standardised: pl.Float64 = pa.Field(nullable=True)
-    weight: pl.Float64 = pa.Field(gt=0)
-    contribution: pl.Float64 = pa.Field(nullable=True)
-    is_suppressed: bool
+    method_id: str = pa.Field(metadata=_METHOD)
+    report_cycle: pl.Int32 = pa.Field(metadata=_CYCLE)
+    area_id: str = pa.Field(metadata=_AREA)
+    dimension_id: str = pa.Field(metadata=_DIMENSION)
+    indicator_id: str = pa.Field(metadata=_de("Indikator", "Schlüssel des Indikators im Verfahren (bei Veränderungen "
+                                              "z. B. mit Zusatz der Veränderung)."))
+    source_indicator_id: str = pa.Field(metadata=_de("Quellindikator", "Schlüssel des Indikators im "
+                                                     "Indikatorenkatalog, aus dem der Wert stammt."))
+    value: pl.Float64 = pa.Field(nullable=True, metadata=_VALUE)
+    city_value: pl.Float64 = pa.Field(nullable=True, metadata=_CITY_VALUE)
+    mean: pl.Float64 = pa.Field(metadata=_de("Mittelwert", "Mittelwert des Indikators über die eingestuften Gebiete."))
+    sd: pl.Float64 = pa.Field(nullable=True, metadata=_de("Standardabweichung", "Standardabweichung des Indikators "
+                                                          "über die eingestuften Gebiete."))
+    standardised: pl.Float64 = pa.Field(nullable=True, metadata=_de("Standardisierter Wert", "z-Wert: (Wert − "
+                                                                    "Mittelwert) / Standardabweichung; leer, wenn "
+                                                                    "gesperrt."))
+    weight: pl.Float64 = pa.Field(gt=0, metadata=_de("Gewicht", "Gewicht des Indikators im Index."))
+    contribution: pl.Float64 = pa.Field(nullable=True, metadata=_de("Beitrag", "Beitrag des Indikators zum Index "
+                                                                    "(Gewicht × standardisierter Wert); leer, wenn "
+                                                                    "gesperrt."))
+    is_suppressed: bool = pa.Field(metadata=_de("Gesperrt", "Wahr, wenn die Werte dieser Dimension wegen der "
+                                                "statistischen Geheimhaltung leer sind."))
 
     class Config:
         unique = ["method_id", "report_cycle", "area_id", "dimension_id", "indicator_id"]
+        title = "Gebietsklassifikation: Indikatoren"
+        description = ("Die Eingangswerte jedes Index: Wert, Mittelwert, Standardabweichung, standardisierter Wert, "
+                       "Gewicht und Beitrag je Indikator, damit jede Klasse nachgerechnet werden kann.")
+        metadata = {"sheet_de": "Klassifikation Indikatoren"}
 
 
 class Publication(_Published):
     """One row per published table: when, what and how many rows."""
 
-    table_name: str
-    row_count: pl.Int64 = pa.Field(ge=0)
-    published_at: pl.Datetime
-    report_cycles: str
-    city_name: str
+    table_name: str = pa.Field(metadata=_de("Tabelle", "Name der veröffentlichten Tabelle."))
+    row_count: pl.Int64 = pa.Field(ge=0, metadata=_de("Zeilen", "Anzahl der Zeilen der Tabelle."))
+    published_at: pl.Datetime = pa.Field(metadata=_de("Veröffentlicht am", "Zeitpunkt der Veröffentlichung."))
+    report_cycles: str = pa.Field(metadata=_de("Berichtsjahre", "Die veröffentlichten Berichtsjahre."))
+    city_name: str = pa.Field(metadata=_de("Stadt", "Name der Stadt."))
+
+    class Config:
+        title = "Veröffentlichung"
+        description = ("Je veröffentlichter Tabelle: Zeitpunkt der Veröffentlichung, Berichtsjahre, Stadt und Anzahl "
+                       "der Zeilen.")
+        metadata = {"sheet_de": "Veröffentlichung"}
 
 
 # published table name -> (source table in the warehouse, contract)
@@ -229,3 +378,38 @@ PUBLISHED_TABLES: dict[str, tuple[str, type[_Published]]] = {
     "area_classification_indicators": ("classification.area_classification_indicators",
                                        AreaClassificationIndicators),
 }
+
+# every table of the published file, in the order of the file's documentation: the ones above, then publication
+DOCUMENTED_TABLES: dict[str, type[_Published]] = {
+    **{table: contract for table, (_source, contract) in PUBLISHED_TABLES.items()}, "publication": Publication}
+
+
+@dataclass(frozen=True)
+class ColumnDoc:
+    name: str
+    header_de: str
+    description_de: str
+
+
+@dataclass(frozen=True)
+class TableDoc:
+    name: str
+    title_de: str
+    description_de: str
+    sheet_de: str  # Excel sheet name (at most 31 characters)
+    columns: tuple[ColumnDoc, ...]
+
+
+def data_dictionary() -> dict[str, TableDoc]:
+    """The data dictionary of the published file: table -> German title, description, sheet name and columns
+    (in the contract's order) with German header and description. A missing entry is ``""``."""
+    tables = {}
+    for table, contract in DOCUMENTED_TABLES.items():
+        schema = contract.to_schema()
+        columns = tuple(ColumnDoc(name, (column.metadata or {}).get("de", ""),
+                                  (column.metadata or {}).get("description_de", ""))
+                        for name, column in schema.columns.items())
+        table_metadata = contract.get_metadata()[contract.__name__].get("dataframe") or {}
+        tables[table] = TableDoc(table, schema.title or "", schema.description or "",
+                                 table_metadata.get("sheet_de", ""), columns)
+    return tables

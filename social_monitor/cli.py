@@ -10,8 +10,9 @@ import argparse
 from collections.abc import Sequence
 from types import ModuleType
 
-from social_monitor import action_areas_report, catalogue
+from social_monitor import action_areas_report, catalogue, exports, published_docs
 from social_monitor.classification import cli as classify_cli
+from social_monitor.report import cli as report_cli
 from social_monitor.sample_city import cli as sample_city_cli
 
 # subcommand -> (module with add_arguments/run, one-line help)
@@ -20,6 +21,9 @@ SUBCOMMANDS: dict[str, tuple[ModuleType, str]] = {
     "action-areas": (action_areas_report, "print the action areas per report cycle from the published file"),
     "classify": (classify_cli, "classify any indicator table by a method (Berlin MSS, Hamburg RISE, Dortmund, custom)"),
     "catalogue-docs": (catalogue, "write docs/indicators.md from the indicator catalogue"),
+    "report": (report_cli, "write the report (Bericht zur sozialen Lage) per report cycle as self-contained HTML"),
+    "export": (exports, "write Parquet files and an Excel workbook per report cycle from the published file"),
+    "published-docs": (published_docs, "write the dbt sources YAML that documents the published file"),
 }
 
 

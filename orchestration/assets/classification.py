@@ -25,6 +25,9 @@ MARTS = [dg.AssetKey(["marts", name]) for name in ("area_indicators", "indicator
     deps=MARTS,
     kinds={"python", "duckdb"},
     owners=["team:social-planning"],
+    metadata={"warehouse_tables": "classification.action_areas, classification.action_area_indicators, "
+                                  "classification.action_area_quartiere",
+              "rule": "config/city.yml: action_areas"},
     description=(
         "Aktionsräume (action areas) for every report cycle: the Sozialräume whose social situation is "
         "below the city average by the rule in config/city.yml (default: at least 2 of transfer rate, "
@@ -72,6 +75,10 @@ def action_areas(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     deps=MARTS,
     kinds={"python", "duckdb"},
     owners=["team:social-planning"],
+    metadata={"warehouse_tables": "classification.classification_methods, classification.area_classifications, "
+                                  "classification.area_classification_dimensions, "
+                                  "classification.area_classification_indicators",
+              "method_config": "config/city.yml: classification_methods (docs/classification.md)"},
     description=(
         "Gebietsklassifikation by every method: the action-area rule (dortmund_action_areas) and each entry of "
         "classification_methods in config/city.yml (sample city: mss_style, the Berlin MSS procedure on the "

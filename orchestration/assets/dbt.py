@@ -28,6 +28,40 @@ class Translator(DagsterDbtTranslator):
     def get_owners(self, dbt_resource_props: Mapping[str, Any]):
         return ["team:social-planning"]
 
+    def get_description(self, dbt_resource_props: Mapping[str, Any]) -> str:
+        """The description in the YAML, else the comment that heads the model's SQL (not dbt's "dbt model x")."""
+        text = dbt_resource_props.get("description") or _leading_comment(dbt_resource_props.get("raw_code") or "")
+        if text and dbt_resource_props["resource_type"] == "seed":  # a CSV file: no SQL to show
+            return (f"{text}\n\nReference data: a dbt seed in the warehouse schema reference, from "
+                    f"`dbt_project/{dbt_resource_props.get('original_file_path', '')}`.")
+        if text and dbt_resource_props["resource_type"] == "model":
+            layer = LAYERS.get(self.get_group_name(dbt_resource_props) or "", "")
+            text = f"{text}\n\n{layer}".strip()
+        return super().get_description({**dbt_resource_props, "description": text})
+
+
+LAYERS = {
+    "staging": "Staging layer (a view in the warehouse schema staging): one raw table, renamed and typed.",
+    "intermediate": "Intermediate layer (warehouse schema intermediate, private): the counts and geography "
+                    "the marts are built from.",
+    "marts": "Mart (a table in the warehouse schema marts): aggregated; published/marts copies it into the "
+             "published file.",
+}
+
+
+def _leading_comment(sql: str) -> str:
+    """The ``--`` comment lines at the top of a model's SQL, as text (an empty ``--`` line starts a paragraph)."""
+    paragraphs = [[]]
+    for line in sql.strip().splitlines():
+        if not line.strip().startswith("--"):
+            break
+        text = line.strip()[2:].strip()
+        if text:
+            paragraphs[-1].append(text)
+        else:
+            paragraphs.append([])
+    return "\n\n".join(" ".join(p) for p in paragraphs if p)
+
 
 class DbtBuildConfig(dg.Config):
     """Run config of the dbt step. int_unterbezirk_counts recomputes only the report cycles whose deliveries

@@ -22,6 +22,7 @@ from social_monitor.settings import CityConfig
           dg.AssetKey(["marts", "indicators"]), dg.AssetKey(["marts", "areas"])],
     kinds={"duckdb"},
     owners=["team:social-planning"],
+    metadata={"contract": "schemas/published.py", "readers": "BI tools and Excel, read-only"},
     description=(
         "The published file (default data/published/marts.duckdb) with only aggregated tables: areas, "
         "indicators, area_indicators, action_areas, action_area_indicators, action_area_quartiere, "

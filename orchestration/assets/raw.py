@@ -2,6 +2,7 @@
 ``raw.<source>`` after validating it against its Pandera contract (social_monitor.ingest)."""
 
 
+import inspect
 from pathlib import Path
 
 import dagster as dg
@@ -23,10 +24,16 @@ def build_raw_asset(source: Source) -> dg.AssetsDefinition:
         kinds={"duckdb", "pandera"},
         owners=["team:statistics-office"],
         description=(
-            f"{source.contract.__doc__.strip()}\n\nFile: `{source.file_prefix}_<YYYY-12-31>.{source.extension}` "
+            f"{inspect.cleandoc(source.contract.__doc__)}\n\n"
+            f"File: `{source.file_prefix}_<YYYY-12-31>.{source.extension}` "
             f"({source.file_format}, {source.encoding}) from {source.sender}, validated against "
             f"`schemas.raw.{source.contract.__name__}` and loaded into `raw.{source.table}`."
         ),
+        metadata={
+            "warehouse_table": f"raw.{source.table}",
+            "contract": f"schemas.raw.{source.contract.__name__}",
+            "delivery_file": f"{source.file_prefix}_<YYYY-12-31>.{source.extension} + .manifest.json",
+        },
     )
     def _raw(context: dg.AssetExecutionContext, warehouse: WarehouseResource, pipeline: PipelineSettings):
         config = CityConfig.from_file(Path(pipeline.config_path))
@@ -82,4 +89,17 @@ def _quarantine_table(results: list) -> str:
     return "| file | column | check | rows |\n|---|---|---|---|\n" + rows + "\n\nDetails: raw.rejected_rows"
 
 
-raw_assets = [build_raw_asset(source) for source in SOURCES.values()]
+# The delivery log every raw asset writes (dbt reads it as a source): shown in the raw group of the graph, not
+# materialised by itself (an external asset: no job or selection runs it).
+delivery_log = dg.AssetSpec(
+    key=["raw", "deliveries"],
+    group_name="raw",
+    kinds={"duckdb"},
+    owners=["team:statistics-office"],
+    description="Delivery log (raw.deliveries): one row per loaded delivery with source, report cycle, file, "
+    "SHA-256, rows in, accepted and rejected, and load time. Written by every raw asset; "
+    "intermediate/int_unterbezirk_counts recounts only the cycles whose deliveries were loaded again.",
+    metadata={"warehouse_table": "raw.deliveries"},
+)
+
+raw_assets = [*(build_raw_asset(source) for source in SOURCES.values()), delivery_log]

@@ -1,0 +1,37 @@
+"""The report per report cycle (Bericht zur sozialen Lage), written from the published file."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from orchestration.partitions import SINGLE_RUN
+from orchestration.resources import PipelineSettings
+from social_monitor.report.generator import default_geometry, generate_report
+
+
+@dg.asset(
+    key=["report", "bericht"],
+    group_name="report",
+    backfill_policy=SINGLE_RUN,
+    deps=[dg.AssetKey(["published", "marts"])],
+    kinds={"html"},
+    owners=["team:social-planning"],
+    description=(
+        "One self-contained HTML report per report cycle (report/bericht_<cycle>.html beside the published "
+        "file): overview, choropleth maps per indicator (Sozialräume, statistische Bezirke), action areas, "
+        "time series, tables and a Steckbrief per Sozialraum. Reads only the published file and the geometry "
+        "($SOCIAL_MONITOR_GEOMETRY, $SOCIAL_MONITOR_GEOMETRY_CODE_PROPERTY; default: the sample city's "
+        "synthetic boundaries)."
+    ),
+)
+def report_bericht(context: dg.AssetExecutionContext, pipeline: PipelineSettings):
+    published = Path(pipeline.published_path)
+    geometry, code_property = default_geometry()
+    written = generate_report(published, published.parent / "report", geometry, code_property)
+    return dg.MaterializeResult(
+        metadata={
+            "geometry": dg.MetadataValue.path(str(geometry)),
+            **{f"path_{path.stem}": dg.MetadataValue.path(str(path)) for path in written},
+            **{f"bytes_{path.stem}": path.stat().st_size for path in written},
+        }
+    )

@@ -1,0 +1,48 @@
+"""``social-monitor report``: the Bericht zur sozialen Lage of every report cycle as self-contained HTML."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from social_monitor.report.generator import default_geometry, generate_report
+from social_monitor.sample_city.geometry import GeometryError
+from social_monitor.settings import load_settings
+
+DESCRIPTION = (
+    "Write one self-contained HTML report per report cycle (bericht_<cycle>.html: overview, maps, action "
+    "areas, time series, tables, a Steckbrief per Sozialraum) from the published file, opened read-only. "
+    "Maps use --geometry (GeoJSON or shapefile with the area code; Unterbezirke alone are dissolved to the "
+    "higher levels) or the sample city's synthetic geometry."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--published", type=Path, default=None,
+                        help="published DuckDB file "
+                        "(default: $SOCIAL_MONITOR_PUBLISHED or data/published/marts.duckdb)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: report/ beside the published file)")
+    geometry, code_property = default_geometry()
+    parser.add_argument("--geometry", type=Path, default=None,
+                        help="area boundaries, .geojson or .shp "
+                        f"(default: $SOCIAL_MONITOR_GEOMETRY or {geometry.name})")
+    parser.add_argument("--area-code-property", default=None,
+                        help=f"property (attribute) holding the area code (default: {code_property})")
+    parser.add_argument("--cycle", type=int, action="append", default=None,
+                        help="only this report cycle (repeatable; default: every cycle of the published file)")
+
+
+def run(args: argparse.Namespace) -> int:
+    published = args.published or load_settings().published_path
+    out = args.out or Path(published).parent / "report"
+    geometry, code_property = default_geometry()
+    try:
+        written = generate_report(Path(published), out, args.geometry or geometry,
+                                  args.area_code_property or code_property, cycles=args.cycle)
+    except (FileNotFoundError, GeometryError) as error:
+        print(error)
+        return 1
+    for path in written:
+        print(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0

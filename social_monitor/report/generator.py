@@ -1,0 +1,310 @@
+"""The report per report cycle (Bericht zur sozialen Lage) as one self-contained HTML file.
+
+Reads only the published file (read-only) and the area geometry. Every map is inline SVG, the charts are
+matplotlib SVG, the styles are inline: the file makes no request and can be mailed or archived as it is.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import jinja2
+import matplotlib
+import polars as pl
+
+from social_monitor.report.maps import MISSING_FILL, SUPPRESSED_FILL, SVG_DEFS, Classes, MapCanvas, german_number
+from social_monitor.sample_city.geometry import SAMPLE_GEOMETRY, AreaGeometry, load_geometry
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+TEMPLATES = Path(__file__).with_name("templates")
+KEY_INDICATORS = ["transfer_rate", "transfer_rate_age_0_14", "sgb2_rate", "transfer_rate_age_65_plus"]
+QUARTIER_INDICATORS = ["residents", "transfer_rate", "transfer_rate_age_0_14", "sgb2_rate"]
+MAP_LEVELS = {"sozialraum": "Sozialräume", "statistischer_bezirk": "statistische Bezirke"}
+SUPPRESSION_DE = {"small_count": "gesperrt (Fallzahl unter 3)",
+                  "small_population": "gesperrt (zu wenige Einwohner für eine Quote)",
+                  "secondary": "gesperrt (sekundäre Geheimhaltung)"}
+CHANGE_DE = {"first_cycle": "erstes Berichtsjahr", "kept": "bleibt Aktionsraum", "new": "neuer Aktionsraum",
+             "released": "entlassen", "not_action_area": "kein Aktionsraum", "not_flagged": "nicht markiert"}
+ACTION_FILL = {"new": "#b2182b", "kept": "#d6604d", "first_cycle": "#d6604d", "released": "#92c5de",
+               "not_action_area": "#f7f7f7"}
+ACTION_LEGEND = [("#d6604d", "Aktionsraum"), ("#b2182b", "neuer Aktionsraum"),
+                 ("#92c5de", "entlassen (im vorigen Berichtsjahr Aktionsraum)"), ("#f7f7f7", "kein Aktionsraum")]
+GEOMETRY_ENV = "SOCIAL_MONITOR_GEOMETRY"
+CODE_PROPERTY_ENV = "SOCIAL_MONITOR_GEOMETRY_CODE_PROPERTY"
+
+
+@dataclass
+class Published:
+    """The published tables the report needs, read once."""
+
+    city_name: str
+    cycles: list[int]
+    indicators: pl.DataFrame
+    areas: pl.DataFrame
+    values: pl.DataFrame
+    action_areas: pl.DataFrame
+    quartiere: pl.DataFrame
+    methods: pl.DataFrame
+    classifications: pl.DataFrame
+
+    @classmethod
+    def read(cls, path: Path) -> Published:
+        if not Path(path).exists():
+            raise FileNotFoundError(f"{path}: no published file; run the pipeline (`make run`) first")
+        with duckdb.connect(str(path), read_only=True) as con:
+            def table(sql: str) -> pl.DataFrame:
+                return con.execute(sql).pl()
+
+            publication = table("select city_name, report_cycles from publication limit 1")
+            values = table("select * from area_indicators")
+            classifications = table(
+                "select c.* from area_classifications c join classification_methods m using (method_id) "
+                "where m.area_level = 'sozialraum' and m.method_id <> 'dortmund_action_areas'")
+            return cls(
+                city_name=publication["city_name"][0] if publication.height else "",
+                cycles=sorted(values["report_cycle"].unique().to_list()),
+                indicators=table("select * from indicators order by sort_order"),
+                areas=table("select * from areas"),
+                values=values,
+                action_areas=table("select * from action_areas"),
+                quartiere=table("select * from action_area_quartiere"),
+                methods=table("select * from classification_methods"),
+                classifications=classifications,
+            )
+
+
+def default_geometry() -> tuple[Path, str]:
+    """The geometry file and its area-code property: $SOCIAL_MONITOR_GEOMETRY or the sample city's."""
+    return (Path(os.environ.get(GEOMETRY_ENV) or SAMPLE_GEOMETRY),
+            os.environ.get(CODE_PROPERTY_ENV) or "area_id")
+
+
+def _signed(value: float) -> str:
+    text = german_number(abs(value), 1)
+    return text if text == "0,0" else ("+" if value > 0 else "\u2212") + text
+
+
+def _svg_chart(figure) -> str:
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    plt.close(figure)
+    svg = buffer.getvalue()
+    svg = svg[svg.index("<svg"):]
+    return re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
+
+
+def city_time_series(published: Published, indicator_ids: list[str], up_to: int, title: str) -> str:
+    """Line chart of the city values across the cycles up to ``up_to``."""
+    matplotlib.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "social-monitor", "font.size": 9})
+    names = dict(published.indicators.select("indicator_id", "name_de").iter_rows())
+    city = published.values.filter((pl.col("area_level") == "city") & (pl.col("report_cycle") <= up_to)
+                                   & pl.col("indicator_id").is_in(indicator_ids)).sort("report_cycle")
+    figure, axis = plt.subplots(figsize=(7, 3.2))
+    for indicator_id in indicator_ids:
+        series = city.filter(pl.col("indicator_id") == indicator_id)
+        if series.height:
+            axis.plot(series["report_cycle"], series["value"], marker="o", label=names.get(indicator_id, indicator_id))
+    axis.set_xticks(sorted(city["report_cycle"].unique().to_list()))
+    axis.set_ylabel("%")
+    axis.set_title(title, loc="left")
+    axis.grid(alpha=0.3)
+    axis.spines[["top", "right"]].set_visible(False)
+    axis.legend(frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    axis.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: german_number(v, 0)))
+    return _svg_chart(figure)
+
+
+class ReportBuilder:
+    """Builds the context of each cycle's report and renders it with the jinja2 templates."""
+
+    def __init__(self, published: Published, geometry: AreaGeometry):
+        self.p = published
+        self.geometry = geometry
+        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
+                                      autoescape=jinja2.select_autoescape(["html", "j2"]),
+                                      undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+        self.env.filters["num"] = german_number
+        self.catalogue = {row["indicator_id"]: row for row in published.indicators.iter_rows(named=True)}
+        self.rates = [i for i, row in self.catalogue.items() if row["denominator_measure"]]
+        self.names = {(r["area_level"], r["area_id"]): r["area_name"] for r in published.areas.iter_rows(named=True)}
+        city = geometry.shapes.get(("city", "city"))
+        self.canvases = {level: MapCanvas(geometry.level(level), width=560, outline=city) for level in MAP_LEVELS}
+        self.small_canvas = MapCanvas(geometry.level("sozialraum"), width=300)
+        self.unterbezirke = published.areas.filter(pl.col("area_level") == "unterbezirk")
+        # (cycle, level, area, indicator) -> row
+        self.cells = {(r["report_cycle"], r["area_level"], r["area_id"], r["indicator_id"]): r
+                      for r in published.values.iter_rows(named=True)}
+
+    # --- helpers -----------------------------------------------------------------------------------------
+    def cell(self, cycle: int, level: str, area_id: str, indicator_id: str) -> dict:
+        """A value ready for the template: text, suppression, comparison with the city."""
+        row = self.cells.get((cycle, level, area_id, indicator_id))
+        meta = self.catalogue[indicator_id]
+        decimals = 1 if meta["denominator_measure"] else 0
+        if row is None:
+            return {"text": "–", "suppressed": False, "title": "kein Wert", "value": None, "worse": None}
+        if row["suppression"]:
+            return {"text": "gesperrt", "suppressed": True, "title": SUPPRESSION_DE[row["suppression"]],
+                    "value": None, "worse": None}
+        value, city = row["value"], row["city_value"]
+        worse = None
+        if value is not None and city is not None and meta["denominator_measure"]:
+            if meta["direction"] == "higher_is_worse":
+                worse = value > city
+            elif meta["direction"] == "higher_is_better":
+                worse = value < city
+        return {"text": german_number(value, decimals), "suppressed": False, "title": "", "value": value,
+                "worse": worse, "city": german_number(city, decimals) if city is not None else "–",
+                "difference": _signed(value - city) if value is not None and city is not None
+                and meta["denominator_measure"] else ""}
+
+    def area_ids(self, level: str) -> list[str]:
+        return sorted(self.p.areas.filter(pl.col("area_level") == level)["area_id"].to_list())
+
+    def choropleth(self, cycle: int, level: str, indicator_id: str) -> dict:
+        meta = self.catalogue[indicator_id]
+        cells = {a: self.cell(cycle, level, a, indicator_id) for a in self.canvas_ids(level)}
+        classes = Classes.quantiles([c["value"] for c in cells.values() if c["value"] is not None], meta["direction"])
+
+        def fill(area_id: str) -> str:
+            c = cells[area_id]
+            if c["suppressed"]:
+                return SUPPRESSED_FILL
+            return classes.colour(c["value"]) if c["value"] is not None else MISSING_FILL
+
+        def title(area_id: str) -> str:
+            c = cells[area_id]
+            return f"{self.names.get((level, area_id), area_id)} ({area_id}): " + (
+                c["title"] if c["suppressed"] or c["value"] is None else f"{c['text']} {meta['unit']}")
+
+        label = f"{meta['name_de']}, {MAP_LEVELS[level]} {cycle}"
+        city = self.cell(cycle, "city", "city", indicator_id)
+        return {"svg": self.canvases[level].svg(fill, title, label), "legend": classes.legend(), "level": level,
+                "level_de": MAP_LEVELS[level], "label": label, "city": f"{city['text']} {meta['unit']}",
+                "unit": meta["unit"],
+                "has_suppressed": any(c["suppressed"] for c in cells.values())}
+
+    def canvas_ids(self, level: str) -> list[str]:
+        return list(self.canvases[level].paths) if level in self.canvases else list(self.small_canvas.paths)
+
+    def action_map(self, cycle: int) -> str:
+        rows = {r["area_id"]: r for r in self.p.action_areas.filter(pl.col("report_cycle") == cycle)
+                .iter_rows(named=True)}
+
+        def state(area_id: str) -> str:
+            row = rows.get(area_id)
+            if row is None:
+                return "not_action_area"
+            return row["change_since_previous"] if row["is_action_area"] or row["change_since_previous"] == \
+                "released" else "not_action_area"
+
+        return self.canvases["sozialraum"].svg(
+            lambda a: ACTION_FILL[state(a)],
+            lambda a: f"{self.names.get(('sozialraum', a), a)}: {CHANGE_DE[state(a)]}",
+            f"Aktionsräume {cycle}")
+
+    # --- sections ----------------------------------------------------------------------------------------
+    def profile(self, cycle: int, sozialraum_id: str, cycles: list[int]) -> dict:
+        indicators = [{"name": self.catalogue[i]["name_de"], "unit": self.catalogue[i]["unit"],
+                       **self.cell(cycle, "sozialraum", sozialraum_id, i)} for i in self.catalogue]
+        quartiere = []
+        for ub in self.unterbezirke.filter(pl.col("sozialraum_id") == sozialraum_id).sort("area_id") \
+                .iter_rows(named=True):
+            quartiere.append({"id": ub["area_id"], "name": ub["area_name"],
+                              "cells": [self.cell(cycle, "unterbezirk", ub["area_id"], i)
+                                        for i in QUARTIER_INDICATORS]})
+        trend = [{"name": self.catalogue[i]["name_de"],
+                  "cells": [(self.cell(c, "sozialraum", sozialraum_id, i), self.cell(c, "city", "city", i))
+                            for c in cycles]} for i in KEY_INDICATORS]
+        action = self.p.action_areas.filter((pl.col("report_cycle") == cycle) & (pl.col("area_id") == sozialraum_id))
+        action_row = action.row(0, named=True) if action.height else None
+        classifications = []
+        methods = dict(self.p.methods.select("method_id", "name_de").iter_rows())
+        for row in self.p.classifications.filter((pl.col("report_cycle") == cycle)
+                                                 & (pl.col("area_id") == sozialraum_id)).iter_rows(named=True):
+            classifications.append({"method": methods.get(row["method_id"], row["method_id"]),
+                                    "combined_class": row["combined_class"] or "–", "flagged": row["is_flagged"],
+                                    "change": CHANGE_DE.get(row["change_since_previous"] or "", "–"),
+                                    "reasons": row["reasons"] or row["exclusion_reason"] or ""})
+        quartiere_worse = self.p.quartiere.filter((pl.col("report_cycle") == cycle)
+                                                  & (pl.col("area_id") == sozialraum_id) & pl.col("is_worse_than_city"))
+        return {
+            "id": sozialraum_id, "name": self.names.get(("sozialraum", sozialraum_id), sozialraum_id),
+            "map": self.small_canvas.svg(lambda a: "#d6604d" if a == sozialraum_id else "#f0f0f0",
+                                         lambda a: self.names.get(("sozialraum", a), a),
+                                         f"Lage von {self.names.get(('sozialraum', sozialraum_id))}",
+                                         css_class="locator", highlight=sozialraum_id),
+            "indicators": indicators, "quartier_headers": [self.catalogue[i]["name_de"] for i in QUARTIER_INDICATORS],
+            "quartiere": quartiere, "trend": trend, "cycles": cycles,
+            "is_action_area": bool(action_row and action_row["is_action_area"]),
+            "change": CHANGE_DE.get(action_row["change_since_previous"], "") if action_row else "",
+            "reasons": (action_row["reasons"] if action_row else None) or "",
+            "worse_count": action_row["indicators_worse_count"] if action_row else None,
+            "min_worse": action_row["min_indicators_worse"] if action_row else None,
+            "quartiere_worse": quartiere_worse["unterbezirk_name"].to_list(),
+            "classifications": classifications,
+        }
+
+    def render(self, cycle: int) -> str:
+        cycles = [c for c in self.p.cycles if c <= cycle]
+        previous = cycles[-2] if len(cycles) > 1 else None
+        overview = []
+        for i in ["residents", *KEY_INDICATORS, "share_age_0_17", "share_age_65_plus", "share_non_german"]:
+            if i not in self.catalogue:
+                continue
+            now = self.cell(cycle, "city", "city", i)
+            before = self.cell(previous, "city", "city", i) if previous else None
+            overview.append({"name": self.catalogue[i]["name_de"], "unit": self.catalogue[i]["unit"], "now": now,
+                             "before": before})
+        action = self.p.action_areas.filter(pl.col("report_cycle") == cycle).sort("area_id")
+        action_list = [{"id": r["area_id"], "name": r["area_name"] or r["area_id"],
+                        "change": CHANGE_DE[r["change_since_previous"]], "reasons": r["reasons"] or ""}
+                       for r in action.iter_rows(named=True)
+                       if r["is_action_area"] or r["change_since_previous"] == "released"]
+        maps = [{"id": i, "name": self.catalogue[i]["name_de"], "description": self.catalogue[i]["description_de"],
+                 "maps": [self.choropleth(cycle, level, i) for level in MAP_LEVELS]} for i in self.rates]
+        sozialraeume = self.area_ids("sozialraum")
+        table_rows = [{"id": a, "name": self.names.get(("sozialraum", a), a),
+                       "cells": [self.cell(cycle, "sozialraum", a, i) for i in self.rates]} for a in sozialraeume]
+        template = self.env.get_template("bericht.html.j2")
+        return template.render(
+            city_name=self.p.city_name, cycle=cycle, cycles=cycles, previous=previous,
+            synthetic=self.geometry.synthetic, geometry_source=self.geometry.source.name,
+            svg_defs=SVG_DEFS, overview=overview,
+            action_count=sum(1 for r in action.iter_rows(named=True) if r["is_action_area"]),
+            sozialraum_count=len(sozialraeume), action_list=action_list, action_map=self.action_map(cycle),
+            action_legend=ACTION_LEGEND, maps=maps,
+            chart_transfer=city_time_series(self.p, KEY_INDICATORS, cycle, "Transferleistungen (Stadt)"),
+            chart_population=city_time_series(self.p, ["share_age_0_17", "share_age_65_plus", "share_non_german"],
+                                              cycle, "Bevölkerungsstruktur (Stadt)"),
+            city_series=[{"name": self.catalogue[i]["name_de"], "unit": self.catalogue[i]["unit"],
+                          "cells": [self.cell(c, "city", "city", i) for c in cycles]} for i in self.catalogue],
+            table_headers=[(self.catalogue[i]["name_de"], self.catalogue[i]["unit"]) for i in self.rates],
+            city_row=[self.cell(cycle, "city", "city", i) for i in self.rates], table_rows=table_rows,
+            profiles=[self.profile(cycle, a, cycles) for a in sozialraeume],
+        )
+
+
+def generate_report(published_path: Path, out_dir: Path, geometry_path: Path | None = None,
+                    area_code_property: str = "area_id", cycles: list[int] | None = None) -> list[Path]:
+    """Write ``bericht_<cycle>.html`` for every cycle of the published file into ``out_dir``."""
+    published = Published.read(Path(published_path))
+    geometry = load_geometry(geometry_path or SAMPLE_GEOMETRY, area_code_property=area_code_property)
+    builder = ReportBuilder(published, geometry)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for cycle in cycles or published.cycles:
+        target = out_dir / f"bericht_{cycle}.html"
+        partial = target.with_suffix(".html.tmp")
+        partial.write_text(builder.render(cycle), encoding="utf-8")
+        partial.replace(target)
+        written.append(target)
+    return written

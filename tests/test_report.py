@@ -1,0 +1,344 @@
+"""The report per report cycle and the area geometry behind its maps.
+
+Geometry: the shipped synthetic file covers every area of the reference exactly once, nests, is contiguous,
+is marked synthetic and is what the generator writes; a user's GeoJSON or shapefile with its own code
+property is read and dissolved, and a wrong one is refused naming the file and the codes.
+Report: built from a real published file (the sample city materialised by Dagster at scale 0.1), parsed as
+HTML: one file per cycle, the German sections, a Steckbrief per Sozialraum, one path per area in every
+map, suppressed cells shown as "gesperrt", no external reference. With chromium installed, it is rendered
+to a screenshot in a real headless browser.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import struct
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+import shapefile
+import shapely
+from shapely.geometry import mapping
+
+from orchestration.assets.report import report_bericht
+from orchestration.resources import PipelineSettings
+from social_monitor.cli import main as cli_main
+from social_monitor.report.generator import ACTION_FILL, generate_report
+from social_monitor.report.single_profile import single_profile
+from social_monitor.sample_city.geometry import (
+    LEVELS,
+    SAMPLE_GEOMETRY,
+    GeometryError,
+    Reference,
+    generate_geometry,
+    is_contiguous,
+    load_geometry,
+    write_geojson,
+)
+from tests.pipeline_env import build
+
+HEADINGS = ["Übersicht", "Karten", "Zeitreihen", "Tabellen", "Steckbriefe der Sozialräume"]
+VOID = {"meta", "br", "hr", "img", "input", "link", "source", "wbr", "area", "base", "col"}
+
+
+# --- a small DOM from html.parser --------------------------------------------------------------------------
+
+class Node:
+    def __init__(self, tag: str, attrs: dict[str, str], parent: Node | None):
+        self.tag, self.attrs, self.parent, self.children, self.texts = tag, attrs, parent, [], []
+
+    def iter(self, tag: str | None = None, **attrs: str):
+        for child in self.children:
+            if (tag is None or child.tag == tag) and all(
+                    (child.attrs.get(k.rstrip("_")) or "").split().count(v) if k == "class_" else
+                    child.attrs.get(k) == v for k, v in attrs.items()):
+                yield child
+            yield from child.iter(tag, **attrs)
+
+    def text(self) -> str:
+        return "".join(self.texts) + "".join(c.text() for c in self.children if c.tag != "title")
+
+
+class Dom(HTMLParser):
+    def __init__(self, text: str):
+        super().__init__(convert_charrefs=True)
+        self.root = self.current = Node("#root", {}, None)
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        node = Node(tag, dict(attrs), self.current)
+        self.current.children.append(node)
+        if tag not in VOID:
+            self.current = node
+
+    def handle_startendtag(self, tag, attrs):
+        self.current.children.append(Node(tag, dict(attrs), self.current))
+
+    def handle_endtag(self, tag):
+        node = self.current
+        while node is not None and node.tag != tag:
+            node = node.parent
+        assert node is not None, f"</{tag}> without an open <{tag}>"
+        self.current = node.parent
+
+    def handle_data(self, data):
+        self.current.texts.append(data)
+
+
+# --- geometry ----------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def reference() -> Reference:
+    return Reference.from_seeds()
+
+
+def test_sample_geometry_covers_every_area_once_nests_and_is_marked_synthetic(reference):
+    data = json.loads(SAMPLE_GEOMETRY.read_text(encoding="utf-8"))
+    assert data["metadata"]["synthetic"] is True
+    assert all(f["properties"]["synthetic"] is True for f in data["features"])
+    keys = [(f["properties"]["area_level"], f["properties"]["area_id"]) for f in data["features"]]
+    assert len(keys) == len(set(keys))
+    for level in ("unterbezirk", "statistischer_bezirk", "sozialraum", "stadtbezirk"):
+        assert {i for lv, i in keys if lv == level} == reference.ids(level), level
+    assert {lv for lv, _ in keys} == set(LEVELS)
+    assert len([k for k in keys if k[0] == "unterbezirk"]) == 170
+
+    geometry = load_geometry(SAMPLE_GEOMETRY)
+    assert geometry.synthetic
+    city = geometry.shapes[("city", "city")]
+    unterbezirke = geometry.level("unterbezirk")
+    # the Unterbezirke tile the city: no overlaps, no gaps (up to the one-metre grid)
+    assert sum(g.area for g in unterbezirke.values()) == pytest.approx(city.area, rel=1e-4)
+    for level in ("statistischer_bezirk", "sozialraum", "stadtbezirk"):
+        parents = reference.parent_ids(level)
+        shapes = geometry.level(level)
+        for ub_id, polygon in unterbezirke.items():
+            parent = shapes[parents[ub_id]]
+            assert polygon.difference(parent).area < 1e-6 * polygon.area, (level, ub_id)
+        not_contiguous = [i for i, g in shapes.items() if not is_contiguous(g)]
+        assert not_contiguous == [], level
+    assert all(g.is_valid and not g.is_empty for g in geometry.shapes.values())
+
+
+def test_the_generator_writes_the_shipped_file(tmp_path, reference):
+    target = tmp_path / "geometry.geojson"
+    write_geojson(generate_geometry(reference=reference), reference, target, seed=3)
+    assert target.read_bytes() == SAMPLE_GEOMETRY.read_bytes()
+
+
+def _unterbezirk_features(property_name: str) -> list[tuple[str, dict]]:
+    data = json.loads(SAMPLE_GEOMETRY.read_text(encoding="utf-8"))
+    return [(f["properties"]["area_id"], f["geometry"]) for f in data["features"]
+            if f["properties"]["area_level"] == "unterbezirk"]
+
+
+def test_a_users_geojson_of_unterbezirke_is_dissolved_to_every_level(tmp_path, reference):
+    features = [{"type": "Feature", "properties": {"UB_NR": int(code), "NAME": code}, "geometry": geom}
+                for code, geom in _unterbezirk_features("UB_NR")]
+    path = tmp_path / "grenzen.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}), encoding="utf-8")
+
+    geometry = load_geometry(path, area_code_property="UB_NR", level_property=None)
+    assert not geometry.synthetic
+    assert set(geometry.level("sozialraum")) == reference.ids("sozialraum")
+    assert set(geometry.level("statistischer_bezirk")) == reference.ids("statistischer_bezirk")
+    sample = load_geometry(SAMPLE_GEOMETRY)
+    assert geometry.level("sozialraum")["37"].symmetric_difference(
+        sample.level("sozialraum")["37"]).area < 1e-9
+
+    with pytest.raises(GeometryError, match=r"grenzen\.geojson.*'UB_CODE'"):
+        load_geometry(path, area_code_property="UB_CODE", level_property=None)
+    features[0]["properties"]["UB_NR"] = 999
+    del features[1]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}), encoding="utf-8")
+    with pytest.raises(GeometryError) as refused:
+        load_geometry(path, area_code_property="UB_NR", level_property=None)
+    message = str(refused.value)
+    assert "grenzen.geojson" in message
+    assert "missing unterbezirk codes: 001, 002" in message
+    assert "unknown unterbezirk codes: 999" in message
+
+
+def test_a_users_shapefile_is_read_with_pyshp(tmp_path, reference):
+    base = tmp_path / "unterbezirke"
+    with shapefile.Writer(str(base), shapeType=shapefile.POLYGON) as writer:
+        writer.field("UBEZ", "C", size=3)
+        for code, geom in _unterbezirk_features("UBEZ"):
+            polygon = shapely.geometry.shape(geom)
+            parts = polygon.geoms if hasattr(polygon, "geoms") else [polygon]
+            rings = []
+            for part in parts:  # shapefile rings: outer clockwise
+                rings.append(list(shapely.geometry.polygon.orient(part, sign=-1.0).exterior.coords))
+            writer.poly(rings)
+            writer.record(code)
+    geometry = load_geometry(base.with_suffix(".shp"), area_code_property="UBEZ", level_property=None)
+    assert set(geometry.level("unterbezirk")) == reference.ids("unterbezirk")
+    assert set(geometry.level("stadtbezirk")) == reference.ids("stadtbezirk")
+    assert mapping(geometry.shapes[("unterbezirk", "001")])["type"] == "Polygon"
+
+
+# --- the report --------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory) -> dict[str, object]:
+    """The sample city materialised by the real Dagster runs (which include the report asset)."""
+    return build(tmp_path_factory.mktemp("report_city"))
+
+
+@pytest.fixture(scope="module")
+def published(city) -> dict[str, object]:
+    path = city["published"]
+    with duckdb.connect(str(path), read_only=True) as con:
+        return {
+            "path": path,
+            "cycles": [r[0] for r in con.execute("select distinct report_cycle from area_indicators order by 1")
+                       .fetchall()],
+            "ids": {level: sorted(r[0] for r in con.execute(
+                "select area_id from areas where area_level = ?", [level]).fetchall())
+                for level in ("sozialraum", "statistischer_bezirk")},
+            "suppressed": con.execute(
+                "select report_cycle, area_id, indicator_id from area_indicators "
+                "where area_level = 'sozialraum' and suppression is not null").fetchall(),
+            "action_areas": dict(con.execute(
+                "select report_cycle, count(*) filter (where is_action_area) from action_areas group by 1")
+                .fetchall()),
+            "names": dict(con.execute("select indicator_id, name_de from indicators").fetchall()),
+            "rates": [r[0] for r in con.execute(
+                "select indicator_id from indicators where denominator_measure is not null order by sort_order")
+                .fetchall()],
+        }
+
+
+@pytest.fixture(scope="module")
+def reports(published, tmp_path_factory) -> dict[int, Path]:
+    out = tmp_path_factory.mktemp("bericht")
+    assert cli_main(["report", "--published", str(published["path"]), "--out", str(out)]) == 0
+    return {int(p.stem.split("_")[1]): p for p in sorted(out.glob("bericht_*.html"))}
+
+
+def test_one_self_contained_report_per_cycle(reports, published, city):
+    assert sorted(reports) == published["cycles"]
+    # the Dagster run of the pipeline wrote the same files
+    written_by_dagster = sorted((Path(city["published"]).parent / "report").glob("bericht_*.html"))
+    assert [p.name for p in written_by_dagster] == [p.name for p in reports.values()]
+    for cycle, path in reports.items():
+        text = path.read_text(encoding="utf-8")
+        assert path.stat().st_size < 5_000_000
+        assert "<script" not in text and "<link" not in text and "@import" not in text
+        # every reference stays inside the file: links are anchors, fills are the page's own pattern
+        assert re.findall(r'(?:href|src)\s*=\s*"(?!#)([^"]*)"', text) == []
+        assert re.findall(r"url\((?!#)", text) == []
+        assert "Gebietsgrenzen synthetisch" in text
+        dom = Dom(text).root
+        headings = [h.text().strip() for h in dom.iter("h2")]
+        for heading in [*HEADINGS, f"Aktionsräume {cycle}"]:
+            assert heading in headings, (cycle, heading)
+        assert next(dom.iter("title")).text() .startswith(f"Bericht zur sozialen Lage {cycle}")
+
+
+def test_every_sozialraum_has_a_steckbrief_and_every_map_one_path_per_area(reports, published):
+    for cycle, path in reports.items():
+        dom = Dom(path.read_text(encoding="utf-8")).root
+        profiles = list(dom.iter("article", class_="steckbrief"))
+        assert [a.attrs["data-sozialraum"] for a in profiles] == published["ids"]["sozialraum"]
+        for article in profiles:
+            h4 = [h.text() for h in article.iter("h4")]
+            assert h4[:1] == [f"Einordnung {cycle}"]
+            assert {"Indikatoren im Vergleich mit der Stadt", "Quartiere (Unterbezirke)", "Entwicklung"} <= set(h4)
+            locator = next(article.iter("svg"))
+            assert len(list(locator.iter("path", **{"data-area-id": article.attrs["data-sozialraum"]}))) == 1
+
+        figures = list(dom.iter("figure", class_="choropleth"))
+        assert len(figures) == 2 * len(published["rates"])
+        for figure in figures:
+            level = figure.attrs["data-level"]
+            ids = [p.attrs["data-area-id"] for p in figure.iter("path") if "data-area-id" in p.attrs]
+            assert sorted(ids) == published["ids"][level], (cycle, figure.attrs["data-indicator"], level)
+            assert "gesperrt" in figure.text()
+
+        action_map = next(next(dom.iter("section", id="aktionsraeume")).iter("svg"))
+        action_fills = {ACTION_FILL["new"], ACTION_FILL["kept"]}
+        coloured = [p for p in action_map.iter("path") if p.attrs.get("fill") in action_fills]
+        assert len(coloured) == published["action_areas"][cycle]
+
+
+def test_suppressed_values_are_shown_as_gesperrt_never_as_a_number(reports, published):
+    assert published["suppressed"], "the sample city at scale 0.1 has suppressed Sozialraum cells"
+    doms = {cycle: Dom(path.read_text(encoding="utf-8")).root for cycle, path in reports.items()}
+    for cycle, area_id, indicator_id in published["suppressed"]:
+        article = next(doms[cycle].iter("article", id=f"steckbrief-{area_id}"))
+        name = published["names"][indicator_id]
+        rows = [[td for td in tr.iter("td")] for tr in next(article.iter("table")).iter("tr")]
+        row = next(r for r in rows if r and r[0].text().strip() in (name, f"{name} (%)"))
+        assert row[1].text().strip() == "gesperrt" and "suppressed" in row[1].attrs["class"]
+        if indicator_id in published["rates"]:
+            figure = next(f for f in doms[cycle].iter("figure", class_="choropleth")
+                          if f.attrs["data-indicator"] == indicator_id and f.attrs["data-level"] == "sozialraum")
+            path = next(figure.iter("path", **{"data-area-id": area_id}))
+            assert path.attrs["fill"] == "url(#gesperrt)"
+            assert "gesperrt" in next(path.iter("title")).text()
+    for dom in doms.values():
+        for td in dom.iter("td", class_="suppressed"):
+            assert not re.search(r"\d", td.text()), td.text()
+
+
+def test_the_asset_writes_every_cycle_and_a_users_geometry_is_not_marked_synthetic(published, tmp_path, monkeypatch):
+    copy = tmp_path / "published" / "marts.duckdb"
+    copy.parent.mkdir()
+    shutil.copy(published["path"], copy)
+    features = [{"type": "Feature", "properties": {"UB": code}, "geometry": geom}
+                for code, geom in _unterbezirk_features("UB")]
+    boundaries = tmp_path / "grenzen.geojson"
+    boundaries.write_text(json.dumps({"type": "FeatureCollection", "features": features}), encoding="utf-8")
+    monkeypatch.setenv("SOCIAL_MONITOR_GEOMETRY", str(boundaries))
+    monkeypatch.setenv("SOCIAL_MONITOR_GEOMETRY_CODE_PROPERTY", "UB")
+    result = dg.materialize([report_bericht], resources={"pipeline": PipelineSettings(
+        landing_dir=str(tmp_path), published_path=str(copy), config_path="config/city.yml")})
+    assert result.success
+    metadata = result.asset_materializations_for_node("report__bericht")[0].metadata
+    for cycle in published["cycles"]:
+        target = copy.parent / "report" / f"bericht_{cycle}.html"
+        assert metadata[f"bytes_bericht_{cycle}"].value == target.stat().st_size
+        text = target.read_text(encoding="utf-8")
+        assert "Gebietsgrenzen synthetisch" not in text
+        assert text.count("data-area-id=") > 0
+
+
+def test_a_missing_published_file_or_a_wrong_geometry_is_a_clear_error(tmp_path, capsys, published):
+    assert cli_main(["report", "--published", str(tmp_path / "none.duckdb"), "--out", str(tmp_path)]) == 1
+    assert "none.duckdb: no published file" in capsys.readouterr().out
+    broken = tmp_path / "grenzen.geojson"
+    broken.write_text(json.dumps({"type": "FeatureCollection", "features": []}), encoding="utf-8")
+    assert cli_main(["report", "--published", str(published["path"]), "--out", str(tmp_path / "out"),
+                     "--geometry", str(broken)]) == 1
+    assert "grenzen.geojson: no features" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError):
+        generate_report(tmp_path / "none.duckdb", tmp_path)
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", header[16:24])
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None,
+                    reason="chromium is not installed (apt-get install chromium): no screenshot taken")
+def test_chromium_renders_the_overview_and_a_steckbrief(reports, tmp_path):
+    cycle = max(reports)
+    page = tmp_path / "steckbrief.html"
+    page.write_text(single_profile(reports[cycle].read_text(encoding="utf-8"), "37"), encoding="utf-8")
+    for url, shot in ((reports[cycle].resolve().as_uri(), tmp_path / "overview.png"),
+                      (page.resolve().as_uri(), tmp_path / "profile.png")):
+        subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                        "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                        "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
+                        "--window-size=1280,1600", url], check=True, capture_output=True, timeout=120)
+        assert _png_size(shot) == (1280, 1600)
+        assert shot.stat().st_size > 20_000  # a blank page is a few kilobytes
