@@ -14,7 +14,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 DAGSTER := $(BIN)/dagster
 MODULE := -m orchestration.definitions
 
-.PHONY: help install sample prepare run materialize cycle rebuild ingest build-marts action-areas dev test lint docs docs-serve exports report screenshots benchmark clean
+.PHONY: help install sample prepare run materialize cycle rebuild ingest build-marts action-areas dev test lint docs docs-serve exports report screenshots graph-screenshot benchmark clean
 
 help:
 	@echo "make run          install, generate the sample city, materialise every asset for every cycle"
@@ -29,6 +29,7 @@ help:
 	@echo "make docs-serve   dbt docs of the published file (every table and column, German) on http://127.0.0.1:8080"
 	@echo "make report       the German report per report cycle (self-contained HTML with maps) from the published file"
 	@echo "make screenshots  screenshots (and PDF=1 a PDF) of the report in headless chromium into docs/"
+	@echo "make graph-screenshot  docs/dagster-graph.png of the asset graph (with make dev running)"
 	@echo "make exports      Parquet and Excel of the published marts per report cycle (data/published/exports/)"
 	@echo "make lint         ruff"
 	@echo "make clean        remove data/, the Dagster home and dbt's target/"
@@ -121,6 +122,10 @@ report: install
 # Screenshots of the report in Debian's headless chromium (installs it if missing) into docs/; PDF=1 also prints a PDF
 screenshots: report
 	scripts/screenshots.sh
+
+# Screenshot of the Dagster UI's asset graph into docs/dagster-graph.png (needs `make dev` running, and chromium)
+graph-screenshot: install
+	$(BIN)/python scripts/dagster_graph_screenshot.py
 
 # Parquet and Excel of the published marts per report cycle (data/published/exports/<cycle>/)
 exports: install
