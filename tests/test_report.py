@@ -209,9 +209,6 @@ def published(city) -> dict[str, object]:
                 "select report_cycle, count(*) filter (where is_action_area) from action_areas group by 1")
                 .fetchall()),
             "names": dict(con.execute("select indicator_id, name_de from indicators").fetchall()),
-            "rates": [r[0] for r in con.execute(
-                "select indicator_id from indicators where denominator_measure is not null order by sort_order")
-                .fetchall()],
         }
 
 
@@ -255,7 +252,7 @@ def test_every_sozialraum_has_a_steckbrief_and_every_map_one_path_per_area(repor
             assert len(list(locator.iter("path", **{"data-area-id": article.attrs["data-sozialraum"]}))) == 1
 
         figures = list(dom.iter("figure", class_="choropleth"))
-        assert len(figures) == 2 * len(published["rates"])
+        assert len(figures) == 2 * len(published["names"])  # every indicator, Sozialräume and Bezirke
         for figure in figures:
             level = figure.attrs["data-level"]
             ids = [p.attrs["data-area-id"] for p in figure.iter("path") if "data-area-id" in p.attrs]
@@ -277,12 +274,12 @@ def test_suppressed_values_are_shown_as_gesperrt_never_as_a_number(reports, publ
         rows = [[td for td in tr.iter("td")] for tr in next(article.iter("table")).iter("tr")]
         row = next(r for r in rows if r and r[0].text().strip() in (name, f"{name} (%)"))
         assert row[1].text().strip() == "gesperrt" and "suppressed" in row[1].attrs["class"]
-        if indicator_id in published["rates"]:
-            figure = next(f for f in doms[cycle].iter("figure", class_="choropleth")
-                          if f.attrs["data-indicator"] == indicator_id and f.attrs["data-level"] == "sozialraum")
-            path = next(figure.iter("path", **{"data-area-id": area_id}))
-            assert path.attrs["fill"] == "url(#gesperrt)"
-            assert "gesperrt" in next(path.iter("title")).text()
+        # every indicator has a map, where the suppressed cell is hatched
+        figure = next(f for f in doms[cycle].iter("figure", class_="choropleth")
+                      if f.attrs["data-indicator"] == indicator_id and f.attrs["data-level"] == "sozialraum")
+        path = next(figure.iter("path", **{"data-area-id": area_id}))
+        assert path.attrs["fill"] == "url(#gesperrt)"
+        assert "gesperrt" in next(path.iter("title")).text()
     for dom in doms.values():
         for td in dom.iter("td", class_="suppressed"):
             assert not re.search(r"\d", td.text()), td.text()

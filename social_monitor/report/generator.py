@@ -269,7 +269,7 @@ class ReportBuilder:
                        for r in action.iter_rows(named=True)
                        if r["is_action_area"] or r["change_since_previous"] == "released"]
         maps = [{"id": i, "name": self.catalogue[i]["name_de"], "description": self.catalogue[i]["description_de"],
-                 "maps": [self.choropleth(cycle, level, i) for level in MAP_LEVELS]} for i in self.rates]
+                 "maps": [self.choropleth(cycle, level, i) for level in MAP_LEVELS]} for i in self.catalogue]
         sozialraeume = self.area_ids("sozialraum")
         table_rows = [{"id": a, "name": self.names.get(("sozialraum", a), a),
                        "cells": [self.cell(cycle, "sozialraum", a, i) for i in self.rates]} for a in sozialraeume]
