@@ -171,7 +171,8 @@ class ReportBuilder:
     def choropleth(self, cycle: int, level: str, indicator_id: str) -> dict:
         meta = self.catalogue[indicator_id]
         cells = {a: self.cell(cycle, level, a, indicator_id) for a in self.canvas_ids(level)}
-        classes = Classes.quantiles([c["value"] for c in cells.values() if c["value"] is not None], meta["direction"])
+        classes = Classes.quantiles([c["value"] for c in cells.values() if c["value"] is not None], meta["direction"],
+                                    decimals=1 if meta["denominator_measure"] else 0)  # counts: whole numbers
 
         def fill(area_id: str) -> str:
             c = cells[area_id]
