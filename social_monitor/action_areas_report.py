@@ -23,10 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    path = args.published or load_settings().published_path
-    if not Path(path).exists():
-        print(f"{path}: no published file yet; run `make run` first")
-        return 1
+    path = args.published = args.published or load_settings().published_path  # resolved: errors name it
+    if not Path(path).exists():  # reported by social_monitor.cli.main as one line
+        raise FileNotFoundError(f"{path}: no published file yet; run `make run` first")
     print(format_action_areas(Path(path)))
     return 0
 

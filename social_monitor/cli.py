@@ -1,20 +1,35 @@
 """``social-monitor``: the project's command line, one subcommand per module.
 
 Each subcommand's module defines ``add_arguments(parser)`` (its options) and ``run(args)`` (returns the
-exit code); this program only wires them into subparsers.
+exit code); this program only wires them into subparsers, and handles for all of them:
+
+- errors: a user error (a missing file, a wrong option value, an unknown method, a refused delivery, a file
+  DuckDB cannot open …) ends the command with ONE line on stderr, ``social-monitor <command>: error: <what
+  is wrong>``, and a pointer to the details (``--debug`` for the traceback), exit code 2 for a wrong option
+  value (``UsageError``, ``MethodError``; argparse's own usage errors too), 1 for any other failure. The
+  line is the exception's own message (our messages name files, options and lines, never personal data),
+  only its first line; a bug (any other exception) keeps its traceback.
+- progress: long steps call ``progress(args, message)``, a flushed line on stderr, silenced by ``--quiet``;
+  stdout stays for the results a command prints.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+import traceback
 from collections.abc import Sequence
 from types import ModuleType
 
+import duckdb
+
 from social_monitor import action_areas_report, catalogue, exports, published_docs
 from social_monitor.classification import cli as classify_cli
+from social_monitor.classification.methods import MethodError
 from social_monitor.report import cli as report_cli
 from social_monitor.sample_city import cli as sample_city_cli
 
+PROG = "social-monitor"
 # subcommand -> (module with add_arguments/run, one-line help)
 SUBCOMMANDS: dict[str, tuple[ModuleType, str]] = {
     "generate": (sample_city_cli, "write the sample city's raw extracts and manifests"),
@@ -25,24 +40,85 @@ SUBCOMMANDS: dict[str, tuple[ModuleType, str]] = {
     "export": (exports, "write Parquet files and an Excel workbook per report cycle from the published file"),
     "published-docs": (published_docs, "write the dbt sources YAML that documents the published file"),
 }
+EPILOG = (
+    f"Run `{PROG} COMMAND --help` for a command's options. Progress goes to stderr (--quiet silences it), "
+    "results to stdout. An error is one line on stderr; exit code 2 for a wrong option, 1 for any other "
+    "failure; --debug adds the traceback."
+)
+
+
+class UsageError(ValueError):
+    """The value of an option is wrong (exit code 2, like argparse's own usage errors)."""
+
+
+# user errors: one line, no traceback. Our own error types are ValueErrors (DeliveryError, ManifestError,
+# MethodError, TableError, GeometryError, RuleError); OSError covers missing and unreadable files.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, duckdb.Error)
+USAGE_ERRORS: tuple[type[BaseException], ...] = (UsageError, MethodError)
+
+
+def progress(args: argparse.Namespace, message: str) -> None:
+    """One progress line on stderr, flushed at once; nothing with ``--quiet``."""
+    if not getattr(args, "quiet", False):
+        print(f"{getattr(args, '_prog', PROG)}: {message}", file=sys.stderr, flush=True)
+
+
+def error_line(error: BaseException, args: argparse.Namespace | None = None) -> str:
+    """What is wrong, in one line: the first line of the exception's message (an OSError as ``file: reason``;
+    a DuckDB error prefixed with the ``--published`` file it came from, unless it names it already)."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        text = f"{error.filename}: {error.strerror}"
+    else:
+        text = str(error)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    published = getattr(args, "published", None)
+    if isinstance(error, duckdb.Error) and published is not None and str(published) not in text:
+        text = f"{published}: {text}"
+    return text
+
+
+def _add_global_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, default: object) -> None:
+    parser.add_argument("--debug", action="store_true", default=default,
+                        help="on an error, print the traceback as well as the one-line message")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default,
+                        help="print no progress lines on stderr (results and errors are still printed)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="social-monitor", description="Municipal social monitoring: indicators and action areas per report cycle."
+        prog=PROG, description="Municipal social monitoring: indicators and action areas per report cycle.",
+        epilog=EPILOG,
     )
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_global_options(parser, False)
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                       help="one of the commands below")
     for name, (module, help_text) in SUBCOMMANDS.items():
         description = getattr(module, "DESCRIPTION", help_text)
         sub = subparsers.add_parser(name, help=help_text, description=description)
         module.add_arguments(sub)
-        sub.set_defaults(_run=module.run)
+        # also accepted after the command; SUPPRESS keeps a value given before it
+        _add_global_options(sub.add_argument_group("global options"), argparse.SUPPRESS)
+        sub.set_defaults(_run=module.run, _prog=f"{PROG} {name}")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args._run(args) or 0)
+    prog = args._prog
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr, flush=True)
+        return 130
+    except USER_ERRORS as error:
+        if args.debug:
+            traceback.print_exc()
+            pointer = "the traceback is above"
+        else:
+            pointer = f"run `{PROG} --debug {args.command} …` for the traceback"
+        print(f"{prog}: error: {error_line(error, args)} ({pointer})", file=sys.stderr, flush=True)
+        return 2 if isinstance(error, USAGE_ERRORS) else 1
 
 
 if __name__ == "__main__":

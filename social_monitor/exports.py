@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,8 +86,11 @@ def workbook_name(city_name: str, cycle: int) -> str:
     return f"Sozialmonitoring_{city}_{cycle}.xlsx" if city else f"Sozialmonitoring_{cycle}.xlsx"
 
 
-def export(published: Path, out: Path, cycles: list[int] | None = None) -> list[CycleExport]:
-    """Export every published cycle (or ``cycles``) of ``published`` into ``out/<cycle>/``; see the module."""
+def export(published: Path, out: Path, cycles: list[int] | None = None,
+           on_cycle: Callable[[CycleExport, int, int], None] | None = None) -> list[CycleExport]:
+    """Export every published cycle (or ``cycles``) of ``published`` into ``out/<cycle>/``; see the module.
+
+    ``on_cycle(result, done, total)`` is called after each cycle's folder is in place (progress)."""
     published, out = Path(published), Path(out)
     if not published.exists():
         raise FileNotFoundError(f"{published}: no published file (run the pipeline first)")
@@ -102,7 +106,8 @@ def export(published: Path, out: Path, cycles: list[int] | None = None) -> list[
         out.mkdir(parents=True, exist_ok=True)
         _remove_leftovers(out)
         results = []
-        for cycle in sorted(cycles or available):
+        todo = sorted(cycles or available)
+        for cycle in todo:
             tmp = out / f".{cycle}.tmp-{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir()
@@ -125,6 +130,8 @@ def export(published: Path, out: Path, cycles: list[int] | None = None) -> list[
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             results.append(result)
+            if on_cycle is not None:
+                on_cycle(result, len(results), len(todo))
     return results
 
 
@@ -310,12 +317,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Export; errors (no published file, an unknown cycle, …) are reported by ``social_monitor.cli.main``."""
+    from social_monitor.cli import progress
+
     out = args.out or Path(args.published).parent / "exports"
-    try:
-        results = export(args.published, out, args.cycles)
-    except (FileNotFoundError, ValueError) as problem:
-        print(f"export failed: {problem}")
-        return 1
+
+    def on_cycle(result: CycleExport, done: int, total: int) -> None:
+        progress(args, f"cycle {result.report_cycle} ({done} of {total}): {len(result.files)} files, "
+                       f"{sum(result.rows.values()):,} rows")
+
+    results = export(args.published, out, args.cycles, on_cycle=on_cycle)
     for result in results:
         print(f"{result.report_cycle}: {result.folder} ({len(result.files)} files, "
               f"{sum(result.rows.values())} rows)")

@@ -592,7 +592,7 @@ def test_cli_bad_method_exits_2_with_the_error_on_stderr(tmp_path, capsys):
     source = write(tmp_path / "in.csv", "area_id,report_cycle,x\nA,2021,1\n")
     output = tmp_path / "out.csv"
     assert main(["classify", "--method", "no_such_method", "--input", str(source), "--output", str(output)]) == 2
-    assert "social-monitor classify: unknown method 'no_such_method'" in capsys.readouterr().err
+    assert "social-monitor classify: error: unknown method 'no_such_method'" in capsys.readouterr().err
     assert not output.exists()
 
 

@@ -284,7 +284,7 @@ def test_cli_exports_and_refuses_an_unknown_cycle(published, tmp_path, capsys):
     assert cli.main(["export", "--published", str(path), "--out", str(tmp_path), "--cycles", "2025"]) == 0
     assert "2025:" in capsys.readouterr().out and (tmp_path / "2025" / "areas.parquet").exists()
     assert cli.main(["export", "--published", str(path), "--out", str(tmp_path), "--cycles", "1999"]) == 1
-    assert "1999" in capsys.readouterr().out and not (tmp_path / "1999").exists()
+    assert "1999" in capsys.readouterr().err and not (tmp_path / "1999").exists()
     assert cli.main(["export", "--published", str(tmp_path / "missing.duckdb")]) == 1
 
 

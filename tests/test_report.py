@@ -309,12 +309,12 @@ def test_the_asset_writes_every_cycle_and_a_users_geometry_is_not_marked_synthet
 
 def test_a_missing_published_file_or_a_wrong_geometry_is_a_clear_error(tmp_path, capsys, published):
     assert cli_main(["report", "--published", str(tmp_path / "none.duckdb"), "--out", str(tmp_path)]) == 1
-    assert "none.duckdb: no published file" in capsys.readouterr().out
+    assert "none.duckdb: no published file" in capsys.readouterr().err
     broken = tmp_path / "grenzen.geojson"
     broken.write_text(json.dumps({"type": "FeatureCollection", "features": []}), encoding="utf-8")
     assert cli_main(["report", "--published", str(published["path"]), "--out", str(tmp_path / "out"),
                      "--geometry", str(broken)]) == 1
-    assert "grenzen.geojson: no features" in capsys.readouterr().out
+    assert "grenzen.geojson: no features" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError):
         generate_report(tmp_path / "none.duckdb", tmp_path)
 

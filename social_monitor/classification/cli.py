@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from social_monitor.classification.engine import Classification, classify
-from social_monitor.classification.methods import MethodError, load_method, shipped_methods
+from social_monitor.classification.methods import load_method, shipped_methods
 from social_monitor.classification.tables import Columns, TableError, read_table, to_indicator_table, write_table
 
 DESCRIPTION = (
@@ -81,44 +81,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        for path in (args.output, args.details):
-            if path is not None and path.suffix.lower() not in (".csv", ".parquet"):
-                raise TableError(f"{path}: unknown output type {path.suffix!r}; use .csv or .parquet")
-        method = load_method(args.method)
-        overrides = {}
-        if args.min_population is not None:
-            overrides["min_population"] = args.min_population
-        if args.exclude_area:
-            overrides["exclude_areas"] = [*method.exclude_areas, *args.exclude_area]
-        if overrides:
-            method = load_method({**method.definition, **overrides})
-        columns = Columns(
-            area=args.area_column, cycle=args.cycle_column, population=args.population_column,
-            valid=args.valid_column, name=args.name_column, indicator=args.indicator_column,
-            value=args.value_column, city_value=args.city_value_column, city_area=args.city_area)
-        frame = read_table(args.input, separator=args.separator, encoding=args.encoding)
-        layout = args.layout
-        if layout == "auto":
-            layout = "long" if {args.indicator_column, args.value_column} <= set(frame.columns) else "wide"
-        if args.indicators:
-            wanted = [i.strip() for i in args.indicators.split(",")]
-        elif layout == "wide":  # the method's indicators; one it needs but the file lacks is reported by classify
-            wanted = [i for i in method.indicator_ids if i in frame.columns]
-            if not wanted:
-                raise TableError(f"{args.input}: none of the method's indicators ({', '.join(method.indicator_ids)}) "
-                                 f"is a column of the file; it has: {', '.join(frame.columns)}")
-        else:
-            wanted = None
-        table = to_indicator_table(frame, source=str(args.input), columns=columns, layout=layout,
-                                   indicators=wanted, decimal_comma=args.decimal_comma)
-        result = classify(table, method)
-        write_table(result.wide(), args.output)
-        if args.details:
-            write_table(result.indicators, args.details)
-    except (MethodError, TableError) as error:
-        print(f"social-monitor classify: {error}", file=sys.stderr)
-        return 2
+    """Classify; errors (MethodError, TableError, …) are reported by ``social_monitor.cli.main``."""
+    from social_monitor.cli import UsageError, progress
+
+    for option, path in (("--output", args.output), ("--details", args.details)):
+        if path is not None and path.suffix.lower() not in (".csv", ".parquet"):
+            raise UsageError(f"{option} {path}: unknown output type {path.suffix!r}; use .csv or .parquet")
+    method = load_method(args.method)
+    overrides = {}
+    if args.min_population is not None:
+        overrides["min_population"] = args.min_population
+    if args.exclude_area:
+        overrides["exclude_areas"] = [*method.exclude_areas, *args.exclude_area]
+    if overrides:
+        method = load_method({**method.definition, **overrides})
+    columns = Columns(
+        area=args.area_column, cycle=args.cycle_column, population=args.population_column,
+        valid=args.valid_column, name=args.name_column, indicator=args.indicator_column,
+        value=args.value_column, city_value=args.city_value_column, city_area=args.city_area)
+    frame = read_table(args.input, separator=args.separator, encoding=args.encoding)
+    layout = args.layout
+    if layout == "auto":
+        layout = "long" if {args.indicator_column, args.value_column} <= set(frame.columns) else "wide"
+    if args.indicators:
+        wanted = [i.strip() for i in args.indicators.split(",")]
+    elif layout == "wide":  # the method's indicators; one it needs but the file lacks is reported by classify
+        wanted = [i for i in method.indicator_ids if i in frame.columns]
+        if not wanted:
+            raise TableError(f"{args.input}: none of the method's indicators ({', '.join(method.indicator_ids)}) "
+                             f"is a column of the file; it has: {', '.join(frame.columns)}")
+    else:
+        wanted = None
+    table = to_indicator_table(frame, source=str(args.input), columns=columns, layout=layout,
+                               indicators=wanted, decimal_comma=args.decimal_comma)
+    progress(args, f"read {args.input}: {frame.height:,} rows ({layout} form): {table['area_id'].n_unique():,} areas, "
+                   f"{table['report_cycle'].n_unique()} cycles, {table['indicator_id'].n_unique()} indicators")
+    progress(args, f"classifying by {method.id}")
+    result = classify(table, method)
+    progress(args, f"classified {result.areas.height:,} area-cycles in {result.areas['report_cycle'].n_unique()} "
+                   f"cycles; writing {args.output}" + (f" and {args.details}" if args.details else ""))
+    write_table(result.wide(), args.output)
+    if args.details:
+        write_table(result.indicators, args.details)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     print(summary(result))

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
-from social_monitor.report.generator import default_geometry, generate_report
-from social_monitor.sample_city.geometry import GeometryError
+from social_monitor.report.generator import Published, default_geometry, generate_report
 from social_monitor.settings import load_settings
 
 DESCRIPTION = (
@@ -34,15 +34,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    published = args.published or load_settings().published_path
-    out = args.out or Path(published).parent / "report"
+    """Write the reports, one cycle after the other with a progress line each; errors (no published file, a
+    wrong geometry, …) are reported by ``social_monitor.cli.main``."""
+    from social_monitor.cli import progress
+
+    published = args.published = Path(args.published or load_settings().published_path)  # resolved: errors name it
+    out = args.out or published.parent / "report"
     geometry, code_property = default_geometry()
-    try:
-        written = generate_report(Path(published), out, args.geometry or geometry,
-                                  args.area_code_property or code_property, cycles=args.cycle)
-    except (FileNotFoundError, GeometryError) as error:
-        print(error)
-        return 1
+    cycles = args.cycle or Published.read(published).cycles
+    written = []
+    for done, cycle in enumerate(cycles, start=1):
+        started = time.perf_counter()
+        progress(args, f"cycle {cycle} ({done} of {len(cycles)}): writing the report")
+        written += generate_report(published, out, args.geometry or geometry,
+                                   args.area_code_property or code_property, cycles=[cycle])
+        progress(args, f"cycle {cycle} ({done} of {len(cycles)}): {written[-1].name} in "
+                       f"{time.perf_counter() - started:.1f} s")
     for path in written:
         print(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0

@@ -65,20 +65,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Generate the files described by parsed arguments and print one line per file."""
+    """Generate the files described by parsed arguments: one result line per file on stdout (the four files of
+    a cycle are written together, so their lines come when the cycle is done) and a total; progress per cycle
+    on stderr (none with ``quiet``)."""
+    from social_monitor.cli import progress
+
     started = time.perf_counter()
     total = 0
-    for cycle in args.cycles:
-        for path, rows in generate_cycle(args.out, cycle, seed=args.seed, scale=args.scale):
-            print(f"{path.name}: {rows} rows")
-            total += rows
-    print(f"{total} rows in {time.perf_counter() - started:.1f} s, written to {args.out}")
+    for done, cycle in enumerate(args.cycles, start=1):
+        step = f"cycle {cycle} ({done} of {len(args.cycles)})"
+        cycle_started = time.perf_counter()
+        progress(args, f"{step}: writing the deliveries into {args.out} …")
+        rows_of_cycle = 0
+        written = generate_cycle(args.out, cycle, seed=args.seed, scale=args.scale)
+        for path, rows in written:
+            print(f"{path.name}: {rows} rows", flush=True)
+            rows_of_cycle += rows
+        total += rows_of_cycle
+        progress(args, f"{step}: {len(written)} files, {rows_of_cycle:,} rows in "
+                       f"{time.perf_counter() - cycle_started:.1f} s")
+    print(f"{total} rows in {time.perf_counter() - started:.1f} s, written to {args.out}", flush=True)
     return 0
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
     add_arguments(parser)
+    parser.add_argument("-q", "--quiet", action="store_true", help="print no progress lines on stderr")
+    if prog:
+        parser.set_defaults(_prog=prog)  # the name on progress lines
     return parser
 
 
