@@ -6,7 +6,6 @@ import dagster as dg
 
 from orchestration.partitions import SINGLE_RUN
 from orchestration.resources import PipelineSettings
-from social_monitor.report.generator import default_geometry, generate_report
 
 
 @dg.asset(
@@ -25,6 +24,10 @@ from social_monitor.report.generator import default_geometry, generate_report
     ),
 )
 def report_bericht(context: dg.AssetExecutionContext, pipeline: PipelineSettings):
+    # imported here: matplotlib and the templates cost about a second, and every Dagster process (each run, the
+    # UI's code server) loads this module, most of them without writing a report
+    from social_monitor.report.generator import default_geometry, generate_report
+
     published = Path(pipeline.published_path)
     geometry, code_property = default_geometry()
     written = generate_report(published, published.parent / "report", geometry, code_property)
