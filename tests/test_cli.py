@@ -7,7 +7,6 @@ import argparse
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -203,26 +202,27 @@ def test_export_prints_progress_per_cycle(tmp_path, capsys):
     assert capsys.readouterr().err == ""
 
 
-def test_report_writes_and_reports_one_cycle_at_a_time(tmp_path, capsys, monkeypatch):
+def test_report_reports_each_cycle_as_it_is_written(tmp_path, capsys, monkeypatch):
     calls = []
 
-    def fake_report(published, out, geometry, code_property, cycles):
+    def fake_report(published, out, geometry, code_property, cycles, on_cycle):
         calls.append(cycles)
         out.mkdir(parents=True, exist_ok=True)
-        target = out / f"bericht_{cycles[0]}.html"
-        target.write_text("<html></html>", encoding="utf-8")
-        return [target]
+        written = []
+        for cycle in cycles or [2018, 2025]:
+            written.append(out / f"bericht_{cycle}.html")
+            written[-1].write_text("<html></html>", encoding="utf-8")
+            on_cycle(written[-1], len(written), len(cycles or [2018, 2025]))
+        return written
 
     monkeypatch.setattr(report_cli, "generate_report", fake_report)
-    monkeypatch.setattr(report_cli.Published, "read", classmethod(lambda cls, path: SimpleNamespace(
-        cycles=[2018, 2025])))
     published = tmp_path / "marts.duckdb"
     assert cli.main(["report", "--published", str(published), "--out", str(tmp_path / "r")]) == 0
     captured = capsys.readouterr()
-    assert calls == [[2018], [2025]]
+    assert calls == [None]  # one call: the published file and the geometry are read once for every cycle
     err = captured.err.splitlines()
-    assert len(err) == 4 and err[0] == "social-monitor report: cycle 2018 (1 of 2): writing the report"
-    assert err[3].startswith("social-monitor report: cycle 2025 (2 of 2): bericht_2025.html in ")
+    assert len(err) == 2 and err[0].startswith("social-monitor report: report 1 of 2: bericht_2018.html in ")
+    assert err[1].startswith("social-monitor report: report 2 of 2: bericht_2025.html in ")
     assert [Path(line.split()[0]).name for line in captured.out.splitlines()] == ["bericht_2018.html",
                                                                                   "bericht_2025.html"]
     assert cli.main(["report", "-q", "--published", str(published), "--out", str(tmp_path / "r"),

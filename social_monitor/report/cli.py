@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from social_monitor.report.generator import Published, default_geometry, generate_report
+from social_monitor.report.generator import default_geometry, generate_report
 from social_monitor.settings import load_settings
 
 DESCRIPTION = (
@@ -34,22 +34,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Write the reports, one cycle after the other with a progress line each; errors (no published file, a
-    wrong geometry, …) are reported by ``social_monitor.cli.main``."""
+    """Write the reports with a progress line per cycle; errors (no published file, a wrong geometry, …) are
+    reported by ``social_monitor.cli.main``."""
     from social_monitor.cli import progress
 
     published = args.published = Path(args.published or load_settings().published_path)  # resolved: errors name it
     out = args.out or published.parent / "report"
     geometry, code_property = default_geometry()
-    cycles = args.cycle or Published.read(published).cycles
-    written = []
-    for done, cycle in enumerate(cycles, start=1):
+    started = time.perf_counter()
+
+    def on_cycle(path: Path, done: int, total: int) -> None:
+        nonlocal started
+        progress(args, f"report {done} of {total}: {path.name} in {time.perf_counter() - started:.1f} s")
         started = time.perf_counter()
-        progress(args, f"cycle {cycle} ({done} of {len(cycles)}): writing the report")
-        written += generate_report(published, out, args.geometry or geometry,
-                                   args.area_code_property or code_property, cycles=[cycle])
-        progress(args, f"cycle {cycle} ({done} of {len(cycles)}): {written[-1].name} in "
-                       f"{time.perf_counter() - started:.1f} s")
+
+    written = generate_report(published, out, args.geometry or geometry, args.area_code_property or code_property,
+                              cycles=args.cycle, on_cycle=on_cycle)
     for path in written:
         print(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -294,18 +295,24 @@ class ReportBuilder:
 
 
 def generate_report(published_path: Path, out_dir: Path, geometry_path: Path | None = None,
-                    area_code_property: str = "area_id", cycles: list[int] | None = None) -> list[Path]:
-    """Write ``bericht_<cycle>.html`` for every cycle of the published file into ``out_dir``."""
+                    area_code_property: str = "area_id", cycles: list[int] | None = None,
+                    on_cycle: Callable[[Path, int, int], None] | None = None) -> list[Path]:
+    """Write ``bericht_<cycle>.html`` for every cycle of the published file (or ``cycles``) into ``out_dir``.
+    The published file and the geometry are read once; ``on_cycle(path, done, total)`` is called after each
+    cycle's file is in place (progress)."""
     published = Published.read(Path(published_path))
     geometry = load_geometry(geometry_path or SAMPLE_GEOMETRY, area_code_property=area_code_property)
     builder = ReportBuilder(published, geometry)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for cycle in cycles or published.cycles:
+    todo = cycles or published.cycles
+    for cycle in todo:
         target = out_dir / f"bericht_{cycle}.html"
         partial = target.with_suffix(".html.tmp")
         partial.write_text(builder.render(cycle), encoding="utf-8")
         partial.replace(target)
         written.append(target)
+        if on_cycle is not None:
+            on_cycle(target, len(written), len(todo))
     return written
