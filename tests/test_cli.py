@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from social_monitor import cli, exports
-from social_monitor.report import cli as report_cli
+from social_monitor.report import generator as report_generator
 from social_monitor.settings import PROJECT_DIR
 from tests.test_exports import CYCLES, write_published_file
 
@@ -215,7 +215,7 @@ def test_report_reports_each_cycle_as_it_is_written(tmp_path, capsys, monkeypatc
             on_cycle(written[-1], len(written), len(cycles or [2018, 2025]))
         return written
 
-    monkeypatch.setattr(report_cli, "generate_report", fake_report)
+    monkeypatch.setattr(report_generator, "generate_report", fake_report)
     published = tmp_path / "marts.duckdb"
     assert cli.main(["report", "--published", str(published), "--out", str(tmp_path / "r")]) == 0
     captured = capsys.readouterr()

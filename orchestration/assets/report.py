@@ -26,7 +26,8 @@ from orchestration.resources import PipelineSettings
 def report_bericht(context: dg.AssetExecutionContext, pipeline: PipelineSettings):
     # imported here: matplotlib and the templates cost about a second, and every Dagster process (each run, the
     # UI's code server) loads this module, most of them without writing a report
-    from social_monitor.report.generator import default_geometry, generate_report
+    from social_monitor.report.generator import generate_report
+    from social_monitor.sample_city.geometry import default_geometry
 
     published = Path(pipeline.published_path)
     geometry, code_property = default_geometry()

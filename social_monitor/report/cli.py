@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from social_monitor.report.generator import default_geometry, generate_report
+from social_monitor.sample_city.geometry import default_geometry
 from social_monitor.settings import load_settings
 
 DESCRIPTION = (
@@ -37,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
     """Write the reports with a progress line per cycle; errors (no published file, a wrong geometry, …) are
     reported by ``social_monitor.cli.main``."""
     from social_monitor.cli import progress
+
+    # imported here: matplotlib and the templates cost about a second, which every other command would pay
+    from social_monitor.report.generator import generate_report
 
     published = args.published = Path(args.published or load_settings().published_path)  # resolved: errors name it
     out = args.out or published.parent / "report"

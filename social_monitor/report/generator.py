@@ -7,7 +7,6 @@ matplotlib SVG, the styles are inline: the file makes no request and can be mail
 from __future__ import annotations
 
 import io
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,8 +36,6 @@ ACTION_FILL = {"new": "#b2182b", "kept": "#d6604d", "first_cycle": "#d6604d", "r
                "not_action_area": "#f7f7f7"}
 ACTION_LEGEND = [("#d6604d", "Aktionsraum"), ("#b2182b", "neuer Aktionsraum"),
                  ("#92c5de", "entlassen (im vorigen Berichtsjahr Aktionsraum)"), ("#f7f7f7", "kein Aktionsraum")]
-GEOMETRY_ENV = "SOCIAL_MONITOR_GEOMETRY"
-CODE_PROPERTY_ENV = "SOCIAL_MONITOR_GEOMETRY_CODE_PROPERTY"
 
 
 @dataclass
@@ -79,12 +76,6 @@ class Published:
                 methods=table("select * from classification_methods"),
                 classifications=classifications,
             )
-
-
-def default_geometry() -> tuple[Path, str]:
-    """The geometry file and its area-code property: $SOCIAL_MONITOR_GEOMETRY or the sample city's."""
-    return (Path(os.environ.get(GEOMETRY_ENV) or SAMPLE_GEOMETRY),
-            os.environ.get(CODE_PROPERTY_ENV) or "area_id")
 
 
 def _signed(value: float) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,14 @@ from social_monitor.settings import PROJECT_DIR
 
 REFERENCE_DIR = PROJECT_DIR / "dbt_project" / "seeds" / "reference"
 SAMPLE_GEOMETRY = Path(__file__).with_name("geometry.geojson")
+GEOMETRY_ENV = "SOCIAL_MONITOR_GEOMETRY"
+CODE_PROPERTY_ENV = "SOCIAL_MONITOR_GEOMETRY_CODE_PROPERTY"
+
+
+def default_geometry() -> tuple[Path, str]:
+    """The geometry file and its area-code property: $SOCIAL_MONITOR_GEOMETRY or the sample city's."""
+    return (Path(os.environ.get(GEOMETRY_ENV) or SAMPLE_GEOMETRY),
+            os.environ.get(CODE_PROPERTY_ENV) or "area_id")
 LEVELS = ("city", "stadtbezirk", "sozialraum", "statistischer_bezirk", "unterbezirk")
 DEFAULT_SEED = 3  # chosen so that every Bezirk and Sozialraum is one contiguous polygon
 CENTRE_LON, CENTRE_LAT = 7.465, 51.514  # Dortmund's Alter Markt: only to give the file real coordinates
