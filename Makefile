@@ -14,13 +14,14 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 DAGSTER := $(BIN)/dagster
 MODULE := -m orchestration.definitions
 
-.PHONY: help install sample prepare run materialize cycle rebuild ingest build-marts action-areas dev test lint docs docs-serve exports report screenshots graph-screenshot benchmark clean
+.PHONY: help install sample prepare run materialize cycle rebuild rekey ingest build-marts action-areas dev test lint docs docs-serve exports report screenshots graph-screenshot benchmark clean
 
 help:
 	@echo "make run          install, generate the sample city, materialise every asset for every cycle"
 	@echo "make test         install and run the whole test suite"
 	@echo "make cycle CYCLE=2025  (re)load one report cycle's deliveries, then rebuild marts, classification, publication"
 	@echo "make rebuild      rebuild every dbt table from scratch (after changing a model), classification, publication"
+	@echo "make rekey        full reload under a new SOCIAL_MONITOR_PSEUDONYM_KEY: empty the raw tables, reload every cycle"
 	@echo "make benchmark    the pipeline against a hand-written DuckDB script and pandas (W1-W4, nightly; about 25 minutes)"
 	@echo "make dev          open the Dagster UI (dagster dev) on http://127.0.0.1:3000"
 	@echo "make sample       (re)generate the sample city's deliveries into data/landing"
@@ -86,6 +87,14 @@ cycle: install prepare $(DAGSTER_HOME)/dagster.yaml
 # After a change of a dbt model's SQL: every dbt table from scratch (int_unterbezirk_counts is incremental).
 rebuild: install prepare $(DAGSTER_HOME)/dagster.yaml
 	$(DAGSTER) job execute $(MODULE) -j build_marts -c config/full_refresh.yaml
+
+# A new pseudonym key (SOCIAL_MONITOR_PSEUDONYM_KEY): the loader refuses a delivery under a key other than
+# the warehouse's, so every cycle is reloaded. `social-monitor rekey` checks that the landing folder holds
+# every configured cycle's deliveries and empties the raw tables and the delivery log in one transaction;
+# the normal materialisation then reloads every cycle under the new key and rebuilds everything downstream.
+rekey: install prepare $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/social-monitor rekey --yes
+	$(DAGSTER) asset materialize $(MODULE) --select '*' --partition-range $(CYCLES)
 
 run: install data/landing/.sample-city
 	$(MAKE) --no-print-directory materialize 2>&1 | grep -E 'RUN_SUCCESS|RUN_FAILURE|STEP_FAILURE|ASSET_CHECK_EVALUATION.*failed|Error' ; test $${PIPESTATUS[0]} -eq 0

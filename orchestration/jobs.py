@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from orchestration.partitions import REPORT_CYCLES
-from social_monitor.deliveries import find_manifests
+from social_monitor.deliveries import reference_date_of, scan_manifests
 from social_monitor.settings import load_settings
 
 RAW = dg.AssetSelection.groups("raw")
@@ -39,19 +39,27 @@ nightly_schedule = dg.ScheduleDefinition(
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Watches the landing folder for delivery manifests (<source>_<YYYY-12-31>.manifest.json). A new "
     "or changed delivery of a configured report cycle starts an ingest run for that source and cycle; the "
-    "nightly schedule then rebuilds the marts. A delivery for a cycle not in config/city.yml is skipped with "
-    "a message.",
+    "nightly schedule then rebuilds the marts. A delivery for a cycle not in config/city.yml, and a manifest that "
+    "cannot be read (each named with its file and field), is skipped with a message; the others are still "
+    "picked up.",
 )
 def new_delivery_sensor(context: dg.SensorEvaluationContext):
     landing = load_settings().landing_dir
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     requests, skipped = [], []
-    for manifest in find_manifests(Path(landing)) if landing.exists() else []:
+    scan = scan_manifests(Path(landing)) if landing.exists() else None
+    for problem in scan.problems if scan else []:  # a bad manifest is reported; the others go on
+        context.log.warning(problem)
+        skipped.append(problem)
+    for manifest in scan.manifests if scan else []:
         key = manifest.path.name
         if seen.get(key) == manifest.sha256:
             continue
         if manifest.report_cycle not in REPORT_CYCLES:
             skipped.append(f"{key}: report cycle {manifest.report_cycle} is not in config/city.yml")
+            continue
+        if manifest.reference_date != reference_date_of(manifest.report_cycle):
+            skipped.append(f"{key}: reference date {manifest.reference_date} is not 31 December of a report cycle")
             continue
         seen[key] = manifest.sha256
         requests.append(

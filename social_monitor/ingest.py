@@ -53,8 +53,16 @@ import pyarrow
 from pandera.config import ValidationDepth, config_context
 
 from schemas.raw import RawDelivery, check_column, file_columns, personal_columns, pseudonymised_columns
-from social_monitor.deliveries import SOURCES, Manifest, Source, sha256_of
-from social_monitor.pseudonyms import PseudonymKey
+from social_monitor.deliveries import (
+    SOURCES,
+    Manifest,
+    Source,
+    check_identity,
+    data_file_problem,
+    one_line,
+    sha256_of,
+)
+from social_monitor.pseudonyms import KEY_ENV, REKEY_REMEDY, PseudonymKey
 
 POLICIES = ("fail", "quarantine")
 MAX_LISTED_PROBLEMS = 10
@@ -90,6 +98,9 @@ create table if not exists raw.rejected_rows (
 -- 'quarantined' (rows held back from a loaded delivery) or 'refused' (problems of a refused delivery; the
 -- cycle keeps its earlier load and that load's quarantined rows)
 alter table raw.rejected_rows add column if not exists delivery_outcome varchar;
+-- the pseudonym key's fingerprint (social_monitor.pseudonyms) a delivery was loaded under; NULL for a load
+-- made before fingerprints were recorded (key unknown)
+alter table raw.deliveries add column if not exists key_fingerprint varchar;
 """
 
 
@@ -171,6 +182,7 @@ def load_delivery(
     name = path.name
     ensure_raw_schema(con)
     _check_file(manifest, source)
+    _check_key(con, key, name)  # early, before the file is read; again in the transaction that loads it
     _check_not_another_cycles_file(con, manifest, source)
 
     with _memory_limit(con), tempfile.TemporaryDirectory(prefix="social-monitor-") as tmp, \
@@ -227,13 +239,16 @@ def load_delivery(
                               pyarrow.table({"source_line": pyarrow.array(rejected_lines, pyarrow.int64())}))
                 rows += " where source_line not in (select source_line from _rejected_lines)"
             _record_rejections(con, source, manifest, problems, "quarantined")
+            _check_key(con, key, name)
             con.execute(f"delete from raw.{source.table} where report_cycle = ?", [manifest.report_cycle])
             con.execute(f"insert into raw.{source.table} {rows}")
             accepted = rows_in - len(rejected_lines)
             con.execute(
-                "insert or replace into raw.deliveries values (?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp)",
+                "insert or replace into raw.deliveries (source, report_cycle, reference_date, source_file, sha256, "
+                "rows_in, rows_accepted, rows_rejected, policy, loaded_at, key_fingerprint) "
+                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp, ?)",
                 [source.name, manifest.report_cycle, manifest.reference_date, name, manifest.sha256,
-                 rows_in, accepted, len(rejected_lines), policy],
+                 rows_in, accepted, len(rejected_lines), policy, key.fingerprint],
             )
             con.execute("commit")
         except Exception:
@@ -318,8 +333,10 @@ def _scratch_database(con: duckdb.DuckDBPyConnection, folder: Path) -> Iterator[
 
 def _check_file(manifest: Manifest, source: Source) -> None:
     path, name = manifest.data_path, manifest.data_path.name
-    if not path.exists():
-        raise DeliveryError(f"{name}: file named in manifest {manifest.path.name} does not exist in {path.parent}")
+    check_identity(manifest)  # source and date as the manifest's own name says (read_manifest checks it too)
+    problem = data_file_problem(manifest)  # a regular file in the landing folder: no link, no path out of it
+    if problem:
+        raise DeliveryError(one_line(f"{name}: {problem}"))
     expected_name = source.file_name(manifest.reference_date)
     if name != expected_name:
         raise DeliveryError(f"{name}: expected the file of {source.name} for {manifest.reference_date} to be "
@@ -336,6 +353,24 @@ def _check_file(manifest: Manifest, source: Source) -> None:
                             f"{manifest.sha256[:12]}…; the file changed after it was announced")
     if path.stat().st_size == 0:
         raise DeliveryError(f"{name}: the file is empty (expected at least a header line)")
+
+
+def _check_key(con: duckdb.DuckDBPyConnection, key: PseudonymKey, name: str) -> None:
+    """Refuse a load under a pseudonym key other than the one every delivery in the warehouse was loaded
+    under: its pseudonyms would not match the other sources' and cycles' (persons counted twice, the SGB II /
+    AsylbLG overlap check blind). The remedy is a full reload under the new key (``make rekey``)."""
+    others = con.execute("select key_fingerprint, count(*) from raw.deliveries where key_fingerprint is distinct "
+                         "from ? group by all order by all", [key.fingerprint]).fetchall()
+    if not others:
+        return
+    loaded = "; ".join(f"{count} under fingerprint {fingerprint[:12]}" if fingerprint else
+                       f"{count} loaded before key fingerprints were recorded (key unknown)"
+                       for fingerprint, count in others)
+    raise DeliveryError(
+        f"{name}: refused: the pseudonym key ({key.description}, fingerprint {key.fingerprint[:12]}) is not the "
+        f"key the warehouse's deliveries were loaded under ({loaded}); its pseudonyms would not match theirs. "
+        f"Set {KEY_ENV} back to the warehouse's key, or change the key with a full reload of every cycle: "
+        f"{REKEY_REMEDY}")
 
 
 def _check_not_another_cycles_file(con: duckdb.DuckDBPyConnection, manifest: Manifest, source: Source) -> None:

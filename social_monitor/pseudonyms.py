@@ -8,7 +8,10 @@ cannot be reversed by trying candidate identifiers.
 
 The key comes from ``SOCIAL_MONITOR_PSEUDONYM_KEY``. Without it the clearly marked development key below is
 used and every ingest says so in its log and metadata: fine for the synthetic sample city, never for real
-data. Changing the key changes every pseudonym: reload all cycles after a change.
+data. Changing the key changes every pseudonym, so every load records the key's fingerprint
+(:attr:`PseudonymKey.fingerprint`, a keyed hash of a fixed label: it identifies the key, it does not reveal
+it) in ``raw.deliveries``, and a load under a key other than the warehouse's is refused. A new key needs a
+full reload of every cycle (``make rekey``, social_monitor/rekey.py).
 """
 
 from __future__ import annotations
@@ -22,6 +25,12 @@ from dataclasses import dataclass
 KEY_ENV = "SOCIAL_MONITOR_PSEUDONYM_KEY"
 DEVELOPMENT_KEY = "DEVELOPMENT-ONLY-not-secret-set-SOCIAL_MONITOR_PSEUDONYM_KEY"
 BLOCK_SIZE = 64  # SHA-256
+# What a change of key needs (README, "Privacy"; social_monitor/rekey.py): named in every refusal of a load
+REKEY_REMEDY = ("`make rekey` (checks that every cycle's deliveries are in the landing folder, empties the raw "
+                "tables and raw.deliveries in one transaction, then reloads every cycle through Dagster)")
+# What the fingerprint hashes: a fixed label that no delivered identifier has (it starts with a NUL byte,
+# which no text file's value holds), so a fingerprint is never also the pseudonym of a person.
+FINGERPRINT_LABEL = b"\0social-monitor pseudonym key fingerprint v1"
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,12 @@ class PseudonymKey:
         if self.is_development:
             return f"DEVELOPMENT key (not secret; set {KEY_ENV} for real data)"
         return f"key from {KEY_ENV}"
+
+    @property
+    def fingerprint(self) -> str:
+        """HMAC-SHA256 of ``FINGERPRINT_LABEL`` under the key (64 hex characters): the same key always gives
+        the same fingerprint, another key another one; the key cannot be read back from it."""
+        return hmac.new(self.secret, FINGERPRINT_LABEL, hashlib.sha256).hexdigest()
 
     def pseudonym(self, value: str) -> str:
         return hmac.new(self.secret, value.encode("utf-8"), hashlib.sha256).hexdigest()

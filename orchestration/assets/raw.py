@@ -55,7 +55,7 @@ def build_raw_asset(source: Source) -> dg.AssetsDefinition:
                 try:
                     result = load_delivery(con, manifest, policy=config.ingest_policy,
                                            max_rejected_share=config.quarantine_max_share, key=pseudonym_key)
-                except DeliveryError as exc:
+                except (DeliveryError, ManifestError) as exc:
                     raise dg.Failure(description=str(exc)) from None
                 context.log.info(
                     f"{result.source_file}: {result.rows_accepted} of {result.rows_in} rows accepted, "
