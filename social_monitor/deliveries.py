@@ -162,10 +162,11 @@ def write_manifest(data_path: Path, source: Source, reference_date: dt.date, row
     return manifest.path
 
 
-def read_manifest(path: Path) -> Manifest:
+def read_manifest(path: Path, source: Source | None = None, report_cycle: int | None = None) -> Manifest:
     """Read and check a manifest: a regular file (not a link) of at most ``MAX_MANIFEST_BYTES``, UTF-8 (a
     byte order mark is allowed), one JSON object whose fields have the right types and values, and whose
-    source and reference date agree with its own file name. Any problem is a ``ManifestError``."""
+    source and reference date agree with its own file name and, when given, with the ``source`` and
+    ``report_cycle`` being loaded (``check_identity``). Any problem is a ``ManifestError``."""
     path = Path(path)
     text = _manifest_text(path)
     try:
@@ -236,7 +237,7 @@ def read_manifest(path: Path) -> Manifest:
         sender=one_line(raw.get("sender") or "", 200),
         path=path,
     )
-    check_identity(manifest)
+    check_identity(manifest, source, report_cycle)
     return manifest
 
 
@@ -384,6 +385,4 @@ def find_manifest(landing_dir: Path, source: Source, report_cycle: int) -> Manif
     path = Path(landing_dir) / source.manifest_name(reference_date_of(report_cycle))
     if not os.path.lexists(path):
         return None
-    manifest = read_manifest(path)
-    check_identity(manifest, source, report_cycle)
-    return manifest
+    return read_manifest(path, source, report_cycle)
