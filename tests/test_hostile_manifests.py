@@ -404,3 +404,47 @@ def test_dagster_refuses_a_link_out_of_the_landing_folder_and_then_loads_the_rea
     assert _materialize_sgb12(tmp_path, landing).success
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
         assert con.execute("select count(*) from raw.sgb12 where report_cycle = ?", [CYCLE]).fetchone()[0] == 3
+
+
+# --- the catalogue -------------------------------------------------------------------------------------
+
+# The kinds of this file and tests/test_pseudonym_key.py, as docs/bad-input.md lists them
+HOSTILE_KINDS = [
+    "another source's manifest under this name", "another cycle's manifest under this name",
+    "manifest names a file outside the landing folder", "delivery is a symbolic link",
+    "delivery is not a regular file", "manifest is a symbolic link, a folder or a pipe",
+    "manifest is UTF-16 or UTF-32", "manifest with a UTF-8 byte order mark", "manifest is not a JSON object",
+    "manifest field of the wrong JSON type", "manifest field given twice", "manifest too large",
+    "encoding that is no character set", "separator that cannot be one", "format that is neither csv nor parquet",
+    "reference date not plain YYYY-MM-DD", "load under another pseudonym key",
+    "warehouse loaded before key fingerprints were recorded",
+]
+
+
+def test_every_hostile_kind_is_documented():
+    documented = (PROJECT_DIR / "docs" / "bad-input.md").read_text(encoding="utf-8")
+    assert [kind for kind in HOSTILE_KINDS if f"| {kind} |" not in documented] == []
+
+
+@pytest.mark.parametrize(("field", "value", "says"), [
+    ("file", {"a": 1}, "field file is an object, expected a string"),
+    ("encoding", 1252, "field encoding is a number, expected a string"),
+    ("source", None, "field source is null, expected a string"),
+    ("encoding", "rot13", "field encoding 'rot13' is not a character encoding"),
+    ("delimiter", ";;", "field delimiter ';;' is not one character"),
+    ("format", "xlsx", "field format 'xlsx' is not one of csv, parquet"),
+    ("reference_date", "20181231", "field reference_date '20181231' is not YYYY-MM-DD"),
+])
+def test_each_field_is_named(folders, tmp_path, field, value, says):
+    path = tmp_path / MANIFEST
+    path.write_text(json.dumps({**folders["valid"], field: value}), encoding="utf-8")
+    with pytest.raises(ManifestError) as raised:
+        read_manifest(path)
+    assert str(raised.value) == f"{path}: {says}" or str(raised.value).startswith(f"{path}: {says}")
+
+
+def test_a_field_given_twice_is_refused(folders, tmp_path):
+    path = tmp_path / MANIFEST
+    path.write_text('{"source": "asylblg", ' + json.dumps(folders["valid"])[1:], encoding="utf-8")
+    with pytest.raises(ManifestError, match=r": field 'source' is given twice$"):
+        read_manifest(path)
