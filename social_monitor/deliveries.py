@@ -224,7 +224,7 @@ def read_manifest(path: Path, source: Source | None = None, report_cycle: int | 
     if not isinstance(rows, int) or not 0 <= rows < 10**18:
         raise ManifestError(path, f"field rows {shown(raw['rows'])} is not a whole number of data rows")
     if not re.fullmatch(r"[0-9a-fA-F]{64}", raw["sha256"]):
-        raise ManifestError(path, "field sha256: must be 64 hexadecimal characters")
+        raise ManifestError(path, "field sha256 is not 64 hexadecimal characters")
     manifest = Manifest(
         source=raw["source"],
         reference_date=reference_date,

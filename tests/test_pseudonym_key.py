@@ -174,3 +174,12 @@ def test_full_reload_under_a_new_key(tmp_path):
         # the person in the register and in SGB XII has the same pseudonym in both again
         assert con.execute("select count(*) from raw.sgb12 s join raw.register r using (report_cycle, person_key)"
                            ).fetchone()[0] == len(CYCLES)
+
+
+def test_rekey_without_yes_changes_nothing(tmp_path, monkeypatch, capsys):
+    from social_monitor.cli import main
+
+    monkeypatch.setenv("SOCIAL_MONITOR_DATA_DIR", str(tmp_path))
+    assert main(["rekey"]) == 2
+    assert "make rekey" in capsys.readouterr().err
+    assert not (tmp_path / "warehouse").exists()
