@@ -32,7 +32,7 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from social_monitor.classification import DataError, MethodError, classify, parse_method
-from social_monitor.classification.warehouse import classify_methods_in_warehouse
+from social_monitor.classification.warehouse import classify_in_warehouse, classify_methods_in_warehouse
 from social_monitor.cli import main
 
 INDICATORS = ("x", "y")
@@ -274,12 +274,15 @@ def test_a_nan_in_the_marts_fails_the_pipeline_classification(tmp_path):
                 "('y', 'Y-Quote', '%', 'higher_is_worse'), ('residents', 'Einwohner', '', 'neutral')) "
                 "t(indicator_id, name_de, unit, direction)")
     con.execute("create table marts.areas as select 'sozialraum' as area_level, 'S' || i as area_id, "
-                "'Sozialraum ' || i as area_name, 'S' || i as sozialraum_id from range(1, 6) r(i)")
+                "'Sozialraum ' || i as area_name, 'S' || i as sozialraum_id from range(1, 6) r(i) "
+                "union all select 'unterbezirk', 'U' || i, 'Quartier ' || i, 'S5' from range(1, 4) r(i)")
     con.execute("""create table marts.area_indicators as
         select 2021 as report_cycle, 'sozialraum' as area_level, 'S' || i as area_id, indicator_id,
                (case when indicator_id = 'residents' then 1000 else i * 1.5 end)::double as value,
                4.0::double as city_value
-        from range(1, 6) r(i), (values ('x'), ('y'), ('residents')) t(indicator_id)""")
+        from range(1, 6) r(i), (values ('x'), ('y'), ('residents')) t(indicator_id)
+        union all  -- three Quartiere of S5 with their x: 9, NaN and 2 against the city's 4
+        select 2021, 'unterbezirk', 'U' || i, 'x', [9.0, 'nan'::double, 2.0][i], 4.0 from range(1, 4) r(i)""")
     con.execute("update marts.area_indicators set value = 'nan'::double where area_id = 'S3' and indicator_id = 'x'")
     from social_monitor.classification import ActionAreaRule, load_method
 
@@ -295,6 +298,11 @@ def test_a_nan_in_the_marts_fails_the_pipeline_classification(tmp_path):
     # S4 and S5 (6.0 and 7.5, 6.0 and 7.5) are worse than the city's 4.0 on both; S1, S2 are not
     assert sorted(areas.filter("is_flagged")["area_id"].to_list()) == ["S4", "S5"]
     assert any("read as missing" in note for note in results[0].notes)
+    # the Quartiere still worse than the city inside an action area: a NaN is missing, not worse
+    quartier_rule = ActionAreaRule(indicators=("x", "y"), min_indicators_worse=2, quartier_indicator="x")
+    quartiere = classify_in_warehouse(con, quartier_rule).quartiere
+    assert quartiere.select("unterbezirk_id", "value", "is_worse_than_city").rows() == [
+        ("U1", 9.0, True), ("U2", None, False), ("U3", 2.0, False)]
     con.close()
 
 
@@ -391,3 +399,11 @@ def test_a_non_finite_min_population_option_is_a_usage_error(tmp_path, value, ca
     assert stopped.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1].startswith(
         f"social-monitor classify: error: argument --min-population: '{value}' is not a")
+
+
+@pytest.mark.parametrize("value", [2.5, "2", True, math.nan, math.inf, None])
+def test_the_action_area_rule_needs_a_whole_number_of_indicators(value):
+    from social_monitor.classification import ActionAreaRule, RuleError
+
+    with pytest.raises(RuleError, match=re.escape(f"min_indicators_worse must be a whole number, not {value!r}")):
+        ActionAreaRule.from_config({"indicators": ["x", "y", "z"], "min_indicators_worse": value})
