@@ -599,6 +599,26 @@ def test_cli_bad_method_exits_2_with_the_error_on_stderr(tmp_path, capsys):
     assert not output.exists()
 
 
+@pytest.mark.parametrize("rows, message", [
+    ("A,2021,1,\nB,2021,2,5\nC,2021,4,6\n", "1 missing value(s) for included areas, e.g. 2021 A y"),
+    ("A,2021,1,5\nB,2021,2,5\nC,2021,4,5\n", "indicator y has zero variance in cycle 2021"),
+    ("A,2021,1,4\nB,2021,inf,5\nC,2021,4,6\n", "row 2 (line 3), column x: 'inf' is not a finite number"),
+])
+def test_cli_data_errors_exit_1_and_method_errors_2(tmp_path, capsys, rows, message):
+    """The README's rule: a wrong option (the method file is one) exits 2, a table that cannot be classified 1."""
+    good = write(tmp_path / "m.yml", "id: mine\ndimensions:\n  - id: lage\n    indicators: [x, y]\n    classes:\n"
+                                     "      - {code: 1, label: gut, up_to: 0}\n      - {code: 2, label: schlecht}\n")
+    source = write(tmp_path / "in.csv", "area_id,report_cycle,x,y\n" + rows)
+    output = tmp_path / "out.csv"
+    assert main(["classify", "--method", str(good), "--input", str(source), "--output", str(output)]) == 1
+    assert message in capsys.readouterr().err
+    bad = write(tmp_path / "bad.yml", good.read_text(encoding="utf-8").replace("up_to: 0", "up_to: .nan"))
+    assert main(["classify", "--method", str(bad), "--input", str(source), "--output", str(output)]) == 2
+    assert f"error: {bad} (mine): dimension 1 (lage): classes[0]: up_to must be a finite number, not nan" in \
+        capsys.readouterr().err
+    assert not output.exists()
+
+
 def test_the_result_does_not_depend_on_the_row_order_of_the_input():
     """Bit for bit: reruns of the pipeline must give identical published tables (DuckDB returns rows in no
     fixed order, and float sums depend on their order)."""
