@@ -407,3 +407,19 @@ def test_the_action_area_rule_needs_a_whole_number_of_indicators(value):
 
     with pytest.raises(RuleError, match=re.escape(f"min_indicators_worse must be a whole number, not {value!r}")):
         ActionAreaRule.from_config({"indicators": ["x", "y", "z"], "min_indicators_worse": value})
+
+
+@pytest.mark.parametrize("standardisation, message", [
+    ("z_score", "the mean or SD of indicator x in cycle 2021 is not a finite number"),
+    ("deviation_from_city", "the index of 2 area(s) is not a finite number, e.g. cycle 2021, area A"),
+])
+def test_finite_values_too_large_to_compute_with_are_refused(standardisation, message):
+    """Finite inputs can still overflow (1e308 + 1e308 is inf): no index is computed from that."""
+    frame = pl.DataFrame({"report_cycle": [2021] * 3, "area_id": ["A", "B", "C"], "indicator_id": ["x"] * 3,
+                          "value": [1e308, 1.7e308, -1e308], "city_value": [-1e308] * 3},
+                         schema_overrides={"report_cycle": pl.Int32})
+    chosen = parse_method({"id": "big", "dimensions": [{
+        "id": "lage", "standardisation": standardisation, "indicators": ["x"],
+        "classes": [{"code": 1, "label": "gut", "up_to": 0}, {"code": 2, "label": "schlecht"}]}]})
+    with pytest.raises(DataError, match=re.escape(message)):
+        classify(frame, chosen)
