@@ -96,7 +96,7 @@ def classify(table: pl.DataFrame, method: Method, *,
             f"(it holds: {', '.join(sorted(present)) or 'nothing'})")
     if method.min_population > 0 and table["population"].is_null().all():
         raise DataError(f"method {method.id!r} leaves out areas under {method.min_population:g} residents, but "
-                          "the table has no population; give the population column or set min_population: 0")
+                        "the table has no population; give the population column or set min_population: 0")
 
     areas = _areas(table, method)
     observations = _observations(table, method, cycles)
@@ -151,7 +151,7 @@ def _prepare(table: pl.DataFrame) -> pl.DataFrame:
     if duplicates.height:
         first = duplicates.row(0, named=True)
         raise DataError(f"the indicator table holds {duplicates.height} rows for repeated (cycle, area, "
-                          f"indicator), e.g. {first['report_cycle']}, {first['area_id']}, {first['indicator_id']}")
+                        f"indicator), e.g. {first['report_cycle']}, {first['area_id']}, {first['indicator_id']}")
     # a fixed row order: sums and standard deviations of floats then come out bit for bit the same on
     # every run, whatever order the rows were read in (DuckDB's parallel scans have none)
     return table.select(*REQUIRED, *OPTIONAL).sort("report_cycle", "area_id", "indicator_id")
@@ -267,8 +267,8 @@ def _check_values(observations: pl.DataFrame, areas: pl.DataFrame, method: Metho
             notes.append(f"{where} has no values in this cycle; left out (absent_indicators: skip)")
         else:
             raise DataError(f"method {method.id!r}: indicator {row['indicator_id']} has no values in cycle "
-                              f"{row['report_cycle']} (dimension {row['dimension_id']}); supply it, or set "
-                              "absent_indicators: skip to leave it out where it is absent")
+                            f"{row['report_cycle']} (dimension {row['dimension_id']}); supply it, or set "
+                            "absent_indicators: skip to leave it out where it is absent")
     observations = observations.join(absent.select("dimension_id", "indicator_id", "report_cycle"),
                                      on=["dimension_id", "indicator_id", "report_cycle"], how="anti")
 
@@ -278,7 +278,7 @@ def _check_values(observations: pl.DataFrame, areas: pl.DataFrame, method: Metho
         listed = "; ".join(f"{r['report_cycle']} {r['area_id']} {r['indicator_id']}"
                            for r in gaps.head(MAX_LISTED).iter_rows(named=True))
         raise DataError(f"method {method.id!r}: {gaps.height} missing value(s) for included areas, e.g. {listed}; "
-                          "fill them, exclude the areas, or set missing_values: exclude_area")
+                        "fill them, exclude the areas, or set missing_values: exclude_area")
     if gaps.height:
         reasons = gaps.group_by("report_cycle", "area_id").agg(
             pl.col("indicator_id").unique().sort().str.join(", ").alias("gap"))
@@ -334,16 +334,16 @@ def _standardise(observations: pl.DataFrame, dimension: Dimension, method: Metho
         if flat.height:
             first = flat.row(0, named=True)
             raise DataError(f"method {method.id!r}, dimension {dimension.id}: indicator {first['indicator_id']} "
-                              f"has zero variance in cycle {first['report_cycle']} over the included areas, so it "
-                              "cannot be z-standardised; drop it from the method or use deviation_from_city")
+                            f"has zero variance in cycle {first['report_cycle']} over the included areas, so it "
+                            "cannot be z-standardised; drop it from the method or use deviation_from_city")
         standardised = (pl.col("value") - pl.col("mean")) / pl.col("sd")
     else:
         no_city = frame.filter(pl.col("city_value").is_null()).select(group).unique().sort(group)
         if no_city.height:
             first = no_city.row(0, named=True)
             raise DataError(f"method {method.id!r}, dimension {dimension.id}: {dimension.standardisation} needs "
-                              f"the city value, which is missing for {first['indicator_id']} in cycle "
-                              f"{first['report_cycle']}; give the city value column")
+                            f"the city value, which is missing for {first['indicator_id']} in cycle "
+                            f"{first['report_cycle']}; give the city value column")
         standardised = pl.col("value") - pl.col("city_value")
     if dimension.standardisation == "worse_than_city":
         # 1 when worse than the city value by the indicator's direction, else 0
@@ -379,7 +379,7 @@ def _dimension_classes(indicators: pl.DataFrame, dimension: Dimension, method: M
             (pl.col("sd") == 0) | pl.col("sd").is_null())
         if flat.height:
             raise DataError(f"method {method.id!r}, dimension {dimension.id}: the combined index has zero variance "
-                              f"in cycle {flat['report_cycle'][0]}, so it cannot be z-standardised again")
+                            f"in cycle {flat['report_cycle'][0]}, so it cannot be z-standardised again")
         frame = frame.with_columns(_zscore("raw_index", ["report_cycle"], dimension.ddof).alias("index_value"))
     else:
         frame = frame.with_columns(pl.col("raw_index").alias("index_value"))
