@@ -112,3 +112,51 @@ def test_the_sample_sd_would_not_reproduce_the_published_classes(tmp_path):
                                indicators=["S1", "S2", "S3", "S4", "D1", "D2", "D3", "D4"])
     agreement = _agreement(classify(table, method).wide())
     assert agreement["status_agree"].sum() + agreement["dynamics_agree"].sum() < 2 * 2277
+
+
+def _with_nan_in_2017(tmp_path: Path) -> tuple[Path, int, str]:
+    """Berlin's file with S3 of the first valid 2017 area written as NaN: the file, that line and the area."""
+    lines = MSS.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    number, fields = next((number, line.split(",")) for number, line in enumerate(lines[1:], start=2)
+                          if line.split(",")[header.index("edition")] == "2017"
+                          and line.split(",")[header.index("valid")] == "True")
+    fields[header.index("S3")] = "NaN"
+    lines[number - 1] = ",".join(fields)
+    path = tmp_path / "mss_with_nan.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path, number, fields[header.index("plr_id")]
+
+
+def test_one_nan_in_2017_is_refused_with_its_line(tmp_path):
+    """Found: one NaN in 2017 made every z-score of 2017 NaN and flagged all 436 areas, exit code 0."""
+    source, line, _ = _with_nan_in_2017(tmp_path)
+    output = tmp_path / "classes.csv"
+    done = subprocess.run([str(CLI), "classify", "--method", "berlin_mss", "--input", str(source), "--output",
+                           str(output), *COLUMNS, "--valid-column", "valid"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1].startswith(
+        f"social-monitor classify: error: {source}, row {line - 1} (line {line}), column S3: 'NaN' is not a finite "
+        "number; correct it, or set missing_values: exclude_area in the method to read it as missing")
+    assert not output.exists()
+
+
+def test_under_exclude_area_the_nan_area_is_left_out_and_the_other_435_keep_their_published_classes(tmp_path):
+    source, _, area = _with_nan_in_2017(tmp_path)
+    method = tmp_path / "mss_missing.yml"
+    method.write_text("extends: berlin_mss\nid: berlin_mss_missing\nmissing_values: exclude_area\n", encoding="utf-8")
+    output = tmp_path / "classes.parquet"
+    done = subprocess.run([str(CLI), "classify", "--method", str(method), "--input", str(source), "--output",
+                           str(output), *COLUMNS, "--valid-column", "valid"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    result = pl.read_parquet(output)
+    left_out = result.filter((pl.col("report_cycle") == 2017) & (pl.col("area_id") == area))
+    assert left_out.select("is_included", "exclusion_reason").row(0) == (False, "fehlender Wert: S3")
+    agreement = _agreement(result)
+    assert agreement["included"].to_list() == [434, 435, 435, 436, 536]
+    # against Berlin's published classes, not our own run: every other valid area of every edition agrees
+    assert agreement["status_agree"].to_list() == agreement["dynamics_agree"].to_list() == [434, 435, 435, 436, 536]
+    flagged_2017 = result.filter((pl.col("report_cycle") == 2017) & pl.col("is_flagged")).height
+    assert 0 < flagged_2017 < 435

@@ -12,7 +12,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from social_monitor.classification import Method, MethodError, classify, load_method, parse_method
+from social_monitor.classification import DataError, Method, MethodError, classify, load_method, parse_method
 from social_monitor.classification.tables import Columns, TableError, read_table, to_indicator_table
 from social_monitor.cli import main
 
@@ -385,11 +385,14 @@ THREE_AREAS = table(long_rows(2021, {"A": {"x": 1.0, "y": 5.0}, "B": {"x": 2.0, 
      "class bounds must rise: [2, 1]"),
     ({"id": "t", "dimensions": [dimension(["x"])], "flag": {"any_of": [{"dynamik": [3]}]}},
      "flag.any_of[0] names unknown dimension 'dynamik'"),
-    ({"id": "t", "dimensions": [dimension([{"id": "x", "weight": 0}])]}, "(x): weight must be a number > 0, not 0"),
-    ({"id": "t", "dimensions": [dimension([{"id": "x", "weight": -1.5}])]}, "weight must be a number > 0, not -1.5"),
+    ({"id": "t", "dimensions": [dimension([{"id": "x", "weight": 0}])]},
+     "(x): weight must be a finite number > 0, not 0"),
+    ({"id": "t", "dimensions": [dimension([{"id": "x", "weight": -1.5}])]},
+     "weight must be a finite number > 0, not -1.5"),
     ({"dimensions": [dimension(["x"])]}, "the method needs an `id`"),
-    ({"id": "t", "dimensions": [dimension([{"id": "x", "weight": True}])]}, "weight must be a number > 0, not True"),
-    ({"id": "t", "min_population": True, "dimensions": [dimension(["x"])]}, "min_population must be a number"),
+    ({"id": "t", "dimensions": [dimension([{"id": "x", "weight": True}])]},
+     "weight must be a finite number > 0, not True"),
+    ({"id": "t", "min_population": True, "dimensions": [dimension(["x"])]}, "min_population must be a finite number"),
 ])
 def test_bad_method_configuration(raw, message):
     with pytest.raises(MethodError, match=re.escape(message)):
@@ -417,17 +420,17 @@ def test_unknown_shipped_method():
 
 
 def test_indicator_not_in_the_table():
-    with pytest.raises(MethodError, match=r"names indicator\(s\) z, which the table does not hold \(it holds: x, y\)"):
+    with pytest.raises(DataError, match=r"names indicator\(s\) z, which the table does not hold \(it holds: x, y\)"):
         classify(THREE_AREAS, method(dimension(["x", "z"])))
 
 
 def test_zero_variance_in_a_cycle():
-    with pytest.raises(MethodError, match="indicator y has zero variance in cycle 2021"):
+    with pytest.raises(DataError, match="indicator y has zero variance in cycle 2021"):
         classify(THREE_AREAS.filter(pl.col("area_id") != "C"), method(dimension(["x", "y"])))
 
 
 def test_missing_value_for_an_included_area():
-    with pytest.raises(MethodError, match=r"1 missing value\(s\) for included areas, e\.g\. 2021 C y; .*"
+    with pytest.raises(DataError, match=r"1 missing value\(s\) for included areas, e\.g\. 2021 C y; .*"
                                           r"missing_values: exclude_area"):
         classify(THREE_AREAS, method(dimension(["x", "y"])))
 
@@ -436,13 +439,13 @@ def test_indicator_without_any_value_in_a_cycle():
     frame = pl.concat([THREE_AREAS, THREE_AREAS.with_columns(
         pl.lit(2022, dtype=pl.Int32).alias("report_cycle"),
         pl.when(pl.col("indicator_id") == "x").then(None).otherwise(pl.col("value")).alias("value"))])
-    with pytest.raises(MethodError, match=r"indicator x has no values in cycle 2022 \(dimension index\); supply it, "
+    with pytest.raises(DataError, match=r"indicator x has no values in cycle 2022 \(dimension index\); supply it, "
                                           "or set absent_indicators: skip"):
         classify(frame, method(dimension(["x"])))
 
 
 def test_deviation_from_city_needs_city_values():
-    with pytest.raises(MethodError, match="deviation_from_city needs the city value, which is missing for x in "
+    with pytest.raises(DataError, match="deviation_from_city needs the city value, which is missing for x in "
                                           "cycle 2021"):
         classify(THREE_AREAS, method(dimension(["x"], standardisation="deviation_from_city")))
 
@@ -450,7 +453,7 @@ def test_deviation_from_city_needs_city_values():
 def test_a_cycle_with_every_area_left_out_is_refused_with_the_reasons():
     rows = long_rows(2021, {"A": {"x": 1.0}, "B": {"x": 2.0}, "NAMED": {"x": 3.0}},
                      population={"A": 299.0, "B": 12.0, "NAMED": 5000.0})
-    with pytest.raises(MethodError, match=re.escape(
+    with pytest.raises(DataError, match=re.escape(
             "method 'test', cycle 2021: no area left to classify, all 3 areas are left out (2 weniger als 300 "
             "Einwohner; 1 in der Methode ausgeschlossen (exclude_areas)); check min_population (300), "
             "exclude_areas against the table")):
@@ -463,14 +466,14 @@ def test_one_cycle_without_areas_is_refused_even_when_others_have_some():
     rows += long_rows(2022, {"A": {"x": 1.0}, "B": {"x": 2.0}}, population=100.0)
     chosen = method(dimension(["x"]), min_population=300)
     assert classify(table(rows[:3]), chosen).areas["is_included"].all()  # 2021 alone classifies
-    with pytest.raises(MethodError, match=r"^method 'test', cycle 2022: no area left to classify, all 2 areas are "
+    with pytest.raises(DataError, match=r"^method 'test', cycle 2022: no area left to classify, all 2 areas are "
                                           r"left out \(2 weniger als 300 Einwohner\); check min_population \(300\)"
                                           r" against the table$"):
         classify(table(rows), chosen)
 
 
 def test_min_population_needs_a_population_column():
-    with pytest.raises(MethodError, match="leaves out areas under 300 residents, but the table has no population"):
+    with pytest.raises(DataError, match="leaves out areas under 300 residents, but the table has no population"):
         classify(THREE_AREAS, method(dimension(["x"]), min_population=300))
 
 
@@ -593,6 +596,26 @@ def test_cli_bad_method_exits_2_with_the_error_on_stderr(tmp_path, capsys):
     output = tmp_path / "out.csv"
     assert main(["classify", "--method", "no_such_method", "--input", str(source), "--output", str(output)]) == 2
     assert "social-monitor classify: error: unknown method 'no_such_method'" in capsys.readouterr().err
+    assert not output.exists()
+
+
+@pytest.mark.parametrize("rows, message", [
+    ("A,2021,1,\nB,2021,2,5\nC,2021,4,6\n", "1 missing value(s) for included areas, e.g. 2021 A y"),
+    ("A,2021,1,5\nB,2021,2,5\nC,2021,4,5\n", "indicator y has zero variance in cycle 2021"),
+    ("A,2021,1,4\nB,2021,inf,5\nC,2021,4,6\n", "row 2 (line 3), column x: 'inf' is not a finite number"),
+])
+def test_cli_data_errors_exit_1_and_method_errors_2(tmp_path, capsys, rows, message):
+    """The README's rule: a wrong option (the method file is one) exits 2, a table that cannot be classified 1."""
+    good = write(tmp_path / "m.yml", "id: mine\ndimensions:\n  - id: lage\n    indicators: [x, y]\n    classes:\n"
+                                     "      - {code: 1, label: gut, up_to: 0}\n      - {code: 2, label: schlecht}\n")
+    source = write(tmp_path / "in.csv", "area_id,report_cycle,x,y\n" + rows)
+    output = tmp_path / "out.csv"
+    assert main(["classify", "--method", str(good), "--input", str(source), "--output", str(output)]) == 1
+    assert message in capsys.readouterr().err
+    bad = write(tmp_path / "bad.yml", good.read_text(encoding="utf-8").replace("up_to: 0", "up_to: .nan"))
+    assert main(["classify", "--method", str(bad), "--input", str(source), "--output", str(output)]) == 2
+    assert f"error: {bad} (mine): dimension 1 (lage): classes[0]: up_to must be a finite number, not nan" in \
+        capsys.readouterr().err
     assert not output.exists()
 
 

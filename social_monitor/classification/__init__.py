@@ -13,11 +13,11 @@ from social_monitor.classification.action_areas import (
     RuleError,
     classify_action_areas,
 )
-from social_monitor.classification.engine import Classification, classify
+from social_monitor.classification.engine import Classification, DataError, classify
 from social_monitor.classification.methods import Method, MethodError, load_method, parse_method, shipped_methods
 from social_monitor.classification.warehouse import classify_in_warehouse
 
 __all__ = [
-    "ActionAreaResult", "ActionAreaRule", "Classification", "Method", "MethodError", "RuleError",
+    "ActionAreaResult", "ActionAreaRule", "Classification", "DataError", "Method", "MethodError", "RuleError",
     "classify", "classify_action_areas", "classify_in_warehouse", "load_method", "parse_method", "shipped_methods",
 ]

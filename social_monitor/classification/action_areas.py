@@ -46,7 +46,9 @@ class ActionAreaRule:
         indicators = tuple(config.get("indicators") or ())
         if not indicators:
             raise RuleError("the action-area rule names no indicators")
-        minimum = int(config.get("min_indicators_worse", len(indicators)))
+        minimum = config.get("min_indicators_worse", len(indicators))
+        if not isinstance(minimum, int) or isinstance(minimum, bool):
+            raise RuleError(f"min_indicators_worse must be a whole number, not {minimum!r}")
         if not 1 <= minimum <= len(indicators):
             raise RuleError(f"min_indicators_worse must lie between 1 and {len(indicators)}, not {minimum}")
         return cls(
@@ -213,8 +215,11 @@ def _quartiere(areas, quartier_indicators, quartier_areas, quartier_names, rule,
         schema={"unterbezirk_id": pl.Utf8, "area_id": pl.Utf8},
     )
     action = areas.filter("is_action_area").select("report_cycle", "area_id")
+    # as in the rule itself (missing_values: exclude_area): NaN and infinities are missing, never "worse"
+    finite = [pl.when(pl.col(c).cast(pl.Float64).is_finite()).then(pl.col(c).cast(pl.Float64)).alias(c)
+              for c in ("value", "city_value")]
     return (
-        quartier_indicators.filter(pl.col("indicator_id") == rule.quartier_indicator)
+        quartier_indicators.filter(pl.col("indicator_id") == rule.quartier_indicator).with_columns(finite)
         .rename({"area_id": "unterbezirk_id"})
         .join(mapping, on="unterbezirk_id", how="inner")
         .join(action, on=["report_cycle", "area_id"], how="inner")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -32,6 +33,17 @@ examples:
       --encoding cp1252 --layout long --indicator-column indikator --value-column wert --city-area city \\
       --output klassen.parquet
 """
+
+
+def population_option(text: str) -> float:
+    """``--min-population``: a finite number >= 0 (``nan`` and ``inf``, which ``float`` reads, are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number >= 0")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,14 +86,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     layout.add_argument("--encoding", default="utf-8-sig",
                         help="CSV text encoding (default: UTF-8, with or without BOM; e.g. cp1252)")
     overrides = parser.add_argument_group("method overrides")
-    overrides.add_argument("--min-population", type=float, default=None,
+    overrides.add_argument("--min-population", type=population_option, default=None,
                            help="leave out areas with fewer residents (overrides the method)")
     overrides.add_argument("--exclude-area", action="append", default=[], metavar="AREA_ID",
                            help="leave this area out in every cycle (repeatable; added to the method's list)")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Classify; errors (MethodError, TableError, …) are reported by ``social_monitor.cli.main``."""
+    """Classify; errors are reported by ``social_monitor.cli.main``: a bad option or method file (UsageError,
+    MethodError) exits 2, a table that cannot be read or classified (TableError, DataError) exits 1."""
     from social_monitor.cli import UsageError, progress
 
     for option, path in (("--output", args.output), ("--details", args.details)):
@@ -113,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         wanted = None
     table = to_indicator_table(frame, source=str(args.input), columns=columns, layout=layout,
-                               indicators=wanted, decimal_comma=args.decimal_comma)
+                               indicators=wanted, decimal_comma=args.decimal_comma,
+                               non_finite_as_missing=method.missing_values == "exclude_area")
     progress(args, f"read {args.input}: {frame.height:,} rows ({layout} form): {table['area_id'].n_unique():,} areas, "
                    f"{table['report_cycle'].n_unique()} cycles, {table['indicator_id'].n_unique()} indicators")
     progress(args, f"classifying by {method.id}")

@@ -12,6 +12,12 @@ and its change since the previous cycle, fragility, the reasons in German), one 
 dimension (index, class, previous class, distance to the nearest class border), and one row per cycle,
 area and indicator (value, mean, SD, standardised value, weight, contribution), so every class can be
 traced back to its inputs.
+
+A value, city value or population that is not a finite number (NaN, +inf, -inf) is refused with a
+``DataError`` naming its cycle, area, indicator and column, unless the method has
+``missing_values: exclude_area``: then it is read as missing (a note counts them). No index is computed
+from a non-finite number: an index that is not finite (values too large for floating point) is refused too.
+Problems with the table raise ``DataError``; problems with the method itself ``MethodError``.
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from social_monitor.classification.methods import Dimension, IndicatorSpec, Method, MethodError
+from social_monitor.classification.methods import Dimension, IndicatorSpec, Method
 
+NUMBER_COLUMNS = ("value", "city_value", "population")  # checked for NaN and infinities
 REQUIRED = {"report_cycle": pl.Int32, "area_id": pl.Utf8, "indicator_id": pl.Utf8, "value": pl.Float64}
 OPTIONAL = {"population": pl.Float64, "is_valid": pl.Boolean, "city_value": pl.Float64, "area_name": pl.Utf8}
 FLAG_CHANGES = ("first_cycle", "kept", "new", "released", "not_flagged")
@@ -32,6 +39,11 @@ MAX_LISTED = 5
 WIDE_COLUMNS = {"index_value": "index", "class_code": "class", "class_label": "label",
                 "previous_class_code": "previous_class", "class_change": "change",
                 "distance_to_border": "distance_to_border", "is_fragile": "is_fragile"}
+
+
+class DataError(ValueError):
+    """An indicator table the method cannot classify: missing, non-finite or constant values, absent
+    indicators, a cycle without any area to classify. (``MethodError`` is for the method itself.)"""
 
 
 @dataclass(frozen=True)
@@ -69,22 +81,23 @@ def classify(table: pl.DataFrame, method: Method, *,
 
     ``indicator_names`` maps indicator ids to (German name, unit) for the reasons, where the method does not
     name them itself (the pipeline passes its indicator catalogue). A cycle in which every area is left out
-    (``min_population``, ``exclude_areas``, marked invalid, missing values) raises ``MethodError``: a cycle
-    without classes is no result.
+    (``min_population``, ``exclude_areas``, marked invalid, missing values) raises ``DataError``: a cycle
+    without classes is no result. So do non-finite values (NaN, ±inf), unless ``missing_values: exclude_area``
+    reads them as missing.
     """
-    table = _prepare(table)
+    notes: list[str] = []
+    table = _non_finite(_prepare(table), method, notes)
     cycles = sorted(table["report_cycle"].unique().to_list())
     present = set(table["indicator_id"].unique().to_list())
     unknown = [i for i in method.indicator_ids if i not in present]
     if unknown:
-        raise MethodError(
+        raise DataError(
             f"method {method.id!r} names indicator(s) {', '.join(unknown)}, which the table does not hold "
             f"(it holds: {', '.join(sorted(present)) or 'nothing'})")
     if method.min_population > 0 and table["population"].is_null().all():
-        raise MethodError(f"method {method.id!r} leaves out areas under {method.min_population:g} residents, but "
-                          "the table has no population; give the population column or set min_population: 0")
+        raise DataError(f"method {method.id!r} leaves out areas under {method.min_population:g} residents, but "
+                        "the table has no population; give the population column or set min_population: 0")
 
-    notes: list[str] = []
     areas = _areas(table, method)
     observations = _observations(table, method, cycles)
     observations, areas = _check_values(observations, areas, method, notes)
@@ -124,24 +137,48 @@ def classify(table: pl.DataFrame, method: Method, *,
 def _prepare(table: pl.DataFrame) -> pl.DataFrame:
     missing = [c for c in REQUIRED if c not in table.columns]
     if missing:
-        raise MethodError(f"the indicator table lacks column(s) {', '.join(missing)}")
+        raise DataError(f"the indicator table lacks column(s) {', '.join(missing)}")
     try:
         table = table.with_columns(*[pl.col(c).cast(t) for c, t in REQUIRED.items()],
                                    *[(pl.col(c) if c in table.columns else pl.lit(None)).cast(t).alias(c)
                                      for c, t in OPTIONAL.items()])
     except pl.exceptions.PolarsError as error:
-        raise MethodError(f"the indicator table has a column of the wrong type: {error}") from error
+        raise DataError(f"the indicator table has a column of the wrong type: {error}") from error
     for column in ("report_cycle", "area_id", "indicator_id"):
         if table[column].null_count():
-            raise MethodError(f"the indicator table has {table[column].null_count()} row(s) without {column}")
+            raise DataError(f"the indicator table has {table[column].null_count()} row(s) without {column}")
     duplicates = table.filter(pl.struct("report_cycle", "area_id", "indicator_id").is_duplicated())
     if duplicates.height:
         first = duplicates.row(0, named=True)
-        raise MethodError(f"the indicator table holds {duplicates.height} rows for repeated (cycle, area, "
-                          f"indicator), e.g. {first['report_cycle']}, {first['area_id']}, {first['indicator_id']}")
+        raise DataError(f"the indicator table holds {duplicates.height} rows for repeated (cycle, area, "
+                        f"indicator), e.g. {first['report_cycle']}, {first['area_id']}, {first['indicator_id']}")
     # a fixed row order: sums and standard deviations of floats then come out bit for bit the same on
     # every run, whatever order the rows were read in (DuckDB's parallel scans have none)
     return table.select(*REQUIRED, *OPTIONAL).sort("report_cycle", "area_id", "indicator_id")
+
+
+def _non_finite(table: pl.DataFrame, method: Method, notes: list[str]) -> pl.DataFrame:
+    """Refuse NaN and infinite values, city values and populations, or read them as missing
+    (``missing_values: exclude_area``). Left in, one NaN makes every z-score of its cycle NaN, and polars
+    orders NaN above every number, so every area would land in the worst class."""
+    counts = {}
+    for column in NUMBER_COLUMNS:
+        bad = table.filter(~pl.col(column).is_finite())  # null is not checked here: it is missing, not bad
+        if not bad.height:
+            continue
+        if method.missing_values == "error":
+            first = bad.row(0, named=True)
+            raise DataError(
+                f"method {method.id!r}: {bad.height} value(s) of column {column} are not finite numbers (NaN or "
+                f"infinite), e.g. cycle {first['report_cycle']}, area {first['area_id']}, indicator "
+                f"{first['indicator_id']}: {first[column]}; correct them, or set missing_values: exclude_area "
+                "to read them as missing")
+        counts[column] = bad.height
+    if not counts:
+        return table
+    notes.append("non-finite numbers (NaN or infinite) read as missing (missing_values: exclude_area): "
+                 + ", ".join(f"{count} in {column}" for column, count in counts.items()))
+    return table.with_columns(pl.when(pl.col(c).is_finite()).then(pl.col(c)).alias(c) for c in NUMBER_COLUMNS)
 
 
 def _areas(table: pl.DataFrame, method: Method) -> pl.DataFrame:
@@ -229,9 +266,9 @@ def _check_values(observations: pl.DataFrame, areas: pl.DataFrame, method: Metho
         elif policy[row["dimension_id"]] == "skip":
             notes.append(f"{where} has no values in this cycle; left out (absent_indicators: skip)")
         else:
-            raise MethodError(f"method {method.id!r}: indicator {row['indicator_id']} has no values in cycle "
-                              f"{row['report_cycle']} (dimension {row['dimension_id']}); supply it, or set "
-                              "absent_indicators: skip to leave it out where it is absent")
+            raise DataError(f"method {method.id!r}: indicator {row['indicator_id']} has no values in cycle "
+                            f"{row['report_cycle']} (dimension {row['dimension_id']}); supply it, or set "
+                            "absent_indicators: skip to leave it out where it is absent")
     observations = observations.join(absent.select("dimension_id", "indicator_id", "report_cycle"),
                                      on=["dimension_id", "indicator_id", "report_cycle"], how="anti")
 
@@ -240,8 +277,8 @@ def _check_values(observations: pl.DataFrame, areas: pl.DataFrame, method: Metho
     if gaps.height and method.missing_values == "error":
         listed = "; ".join(f"{r['report_cycle']} {r['area_id']} {r['indicator_id']}"
                            for r in gaps.head(MAX_LISTED).iter_rows(named=True))
-        raise MethodError(f"method {method.id!r}: {gaps.height} missing value(s) for included areas, e.g. {listed}; "
-                          "fill them, exclude the areas, or set missing_values: exclude_area")
+        raise DataError(f"method {method.id!r}: {gaps.height} missing value(s) for included areas, e.g. {listed}; "
+                        "fill them, exclude the areas, or set missing_values: exclude_area")
     if gaps.height:
         reasons = gaps.group_by("report_cycle", "area_id").agg(
             pl.col("indicator_id").unique().sort().str.join(", ").alias("gap"))
@@ -272,7 +309,7 @@ def _refuse_cycles_without_areas(areas: pl.DataFrame, method: Method) -> None:
     rules += ["exclude_areas"] if method.exclude_areas else []
     rules += ["missing_values: exclude_area"] if method.missing_values == "exclude_area" else []
     hint = f"; check {', '.join(rules)} against the table" if rules else ""
-    raise MethodError(f"method {method.id!r}, " + "; ".join(problems) + hint)
+    raise DataError(f"method {method.id!r}, " + "; ".join(problems) + hint)
 
 
 def _zscore(column: str, by: list[str], ddof: int) -> pl.Expr:
@@ -287,20 +324,26 @@ def _standardise(observations: pl.DataFrame, dimension: Dimension, method: Metho
         pl.col("value").std(ddof=dimension.ddof).over(group).alias("sd"),
     )
     if dimension.standardisation == "z_score":
+        overflow = frame.filter(~pl.col("mean").is_finite() | ~pl.col("sd").is_finite())
+        if overflow.height:  # the inputs are finite, so only a floating-point overflow gets here
+            first = overflow.row(0, named=True)
+            raise DataError(f"method {method.id!r}, dimension {dimension.id}: the mean or SD of indicator "
+                            f"{first['indicator_id']} in cycle {first['report_cycle']} is not a finite number; the "
+                            "values are too large to compute with (check their unit)")
         flat = frame.filter((pl.col("sd") == 0) | pl.col("sd").is_null()).select(group).unique().sort(group)
         if flat.height:
             first = flat.row(0, named=True)
-            raise MethodError(f"method {method.id!r}, dimension {dimension.id}: indicator {first['indicator_id']} "
-                              f"has zero variance in cycle {first['report_cycle']} over the included areas, so it "
-                              "cannot be z-standardised; drop it from the method or use deviation_from_city")
+            raise DataError(f"method {method.id!r}, dimension {dimension.id}: indicator {first['indicator_id']} "
+                            f"has zero variance in cycle {first['report_cycle']} over the included areas, so it "
+                            "cannot be z-standardised; drop it from the method or use deviation_from_city")
         standardised = (pl.col("value") - pl.col("mean")) / pl.col("sd")
     else:
         no_city = frame.filter(pl.col("city_value").is_null()).select(group).unique().sort(group)
         if no_city.height:
             first = no_city.row(0, named=True)
-            raise MethodError(f"method {method.id!r}, dimension {dimension.id}: {dimension.standardisation} needs "
-                              f"the city value, which is missing for {first['indicator_id']} in cycle "
-                              f"{first['report_cycle']}; give the city value column")
+            raise DataError(f"method {method.id!r}, dimension {dimension.id}: {dimension.standardisation} needs "
+                            f"the city value, which is missing for {first['indicator_id']} in cycle "
+                            f"{first['report_cycle']}; give the city value column")
         standardised = pl.col("value") - pl.col("city_value")
     if dimension.standardisation == "worse_than_city":
         # 1 when worse than the city value by the indicator's direction, else 0
@@ -335,11 +378,17 @@ def _dimension_classes(indicators: pl.DataFrame, dimension: Dimension, method: M
         flat = frame.group_by("report_cycle").agg(pl.col("raw_index").std(ddof=dimension.ddof).alias("sd")).filter(
             (pl.col("sd") == 0) | pl.col("sd").is_null())
         if flat.height:
-            raise MethodError(f"method {method.id!r}, dimension {dimension.id}: the combined index has zero variance "
-                              f"in cycle {flat['report_cycle'][0]}, so it cannot be z-standardised again")
+            raise DataError(f"method {method.id!r}, dimension {dimension.id}: the combined index has zero variance "
+                            f"in cycle {flat['report_cycle'][0]}, so it cannot be z-standardised again")
         frame = frame.with_columns(_zscore("raw_index", ["report_cycle"], dimension.ddof).alias("index_value"))
     else:
         frame = frame.with_columns(pl.col("raw_index").alias("index_value"))
+    overflow = frame.filter(~pl.col("index_value").is_finite() | pl.col("index_value").is_null())
+    if overflow.height:  # the inputs are finite, so only a floating-point overflow gets here
+        first = overflow.row(0, named=True)
+        raise DataError(f"method {method.id!r}, dimension {dimension.id}: the index of {overflow.height} area(s) is "
+                        f"not a finite number, e.g. cycle {first['report_cycle']}, area {first['area_id']}; the "
+                        "values are too large to compute with (check their unit)")
 
     margin = dimension.sensitivity_margin
     if dimension.standardisation == "worse_than_city":

@@ -26,6 +26,7 @@ kept, a new ``id`` is added; any other list (indicators, classes) is replaced wh
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,7 +183,20 @@ def _merge(base: dict, override: Mapping[str, object]) -> dict:
 
 
 def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A finite YAML number: not a boolean (``true`` is 1 in Python), not ``.nan``, ``.inf`` or a string."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _boolean(raw: Mapping, key: str, default: bool, where: str) -> bool:
+    """A YAML boolean (``true``/``false``); a string such as ``"false"`` is refused, not read as true."""
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise MethodError(f"{where}: {key} must be true or false (a YAML boolean, without quotes), not {value!r}")
+    return value
 
 
 def _keys(raw: Mapping, known: set[str], where: str) -> None:
@@ -230,7 +244,7 @@ def parse_method(raw: Mapping[str, object], *, where: str = "method") -> Method:
                 raise MethodError(f"{where}: flag.any_of[{i}] names unknown dimension {dimension_id!r}")
             codes = tuple(codes) if isinstance(codes, list) else (codes,)
             known_codes = {c.code for c in dimension.classes}
-            if not codes or not set(codes) <= known_codes:
+            if not codes or not all(_integer(c) for c in codes) or not set(codes) <= known_codes:
                 raise MethodError(f"{where}: flag.any_of[{i}].{dimension_id} must list class codes of "
                                   f"{sorted(known_codes)}, not {list(codes)}")
             parsed[dimension_id] = codes
@@ -238,9 +252,10 @@ def parse_method(raw: Mapping[str, object], *, where: str = "method") -> Method:
     if flag and not conditions:
         raise MethodError(f"{where}: flag.any_of is empty")
 
-    min_population = raw.get("min_population", 0) or 0
+    min_population = raw.get("min_population")
+    min_population = 0 if min_population is None else min_population
     if not _number(min_population) or min_population < 0:
-        raise MethodError(f"{where}: min_population must be a number >= 0, not {min_population!r}")
+        raise MethodError(f"{where}: min_population must be a finite number >= 0, not {min_population!r}")
     exclude = raw.get("exclude_areas") or []
     if not isinstance(exclude, list):
         raise MethodError(f"{where}: exclude_areas must be a list of area ids")
@@ -279,7 +294,7 @@ def _dimension(raw: object, where: str) -> Dimension:
     classes = _classes(raw.get("classes"), where)
     margin = raw.get("sensitivity_margin", DEFAULT_MARGINS[standardisation])
     if not _number(margin) or margin < 0:
-        raise MethodError(f"{where}: sensitivity_margin must be a number >= 0")
+        raise MethodError(f"{where}: sensitivity_margin must be a finite number >= 0, not {margin!r}")
     return Dimension(
         id=str(raw["id"]),
         name_de=str(raw.get("name_de") or raw["id"]),
@@ -288,7 +303,7 @@ def _dimension(raw: object, where: str) -> Dimension:
         standardisation=standardisation,
         sd=_choice(raw.get("sd", "population"), ("population", "sample"), f"{where}: sd"),
         combine=_choice(raw.get("combine", "sum"), ("sum", "mean"), f"{where}: combine"),
-        restandardise=bool(raw.get("restandardise", False)),
+        restandardise=_boolean(raw, "restandardise", False, where),
         absent_indicators=_choice(raw.get("absent_indicators", "error"), ("error", "skip"),
                                   f"{where}: absent_indicators"),
         sensitivity_margin=float(margin),
@@ -303,9 +318,9 @@ def _indicator(raw: object, where: str) -> IndicatorSpec:
     _keys(raw, {"id", "direction", "weight", "name_de", "unit", "change_of", "change_years"}, where)
     weight = raw.get("weight", 1.0)
     if not _number(weight) or weight <= 0:
-        raise MethodError(f"{where} ({raw['id']}): weight must be a number > 0, not {weight!r}")
+        raise MethodError(f"{where} ({raw['id']}): weight must be a finite number > 0, not {weight!r}")
     change_years = raw.get("change_years")
-    if change_years is not None and (not isinstance(change_years, int) or change_years <= 0):
+    if change_years is not None and (not _integer(change_years) or change_years <= 0):
         raise MethodError(f"{where} ({raw['id']}): change_years must be a whole number of years > 0")
     if change_years is not None and not raw.get("change_of"):
         raise MethodError(f"{where} ({raw['id']}): change_years needs change_of")
@@ -329,7 +344,7 @@ def _classes(raw: object, where: str) -> tuple[ClassSpec, ...]:
         if not isinstance(item, Mapping):
             raise MethodError(f"{here}: a class is a mapping with code, label and a bound")
         _keys(item, {"code", "label", "short", "below", "up_to"}, here)
-        if not isinstance(item.get("code"), int) or isinstance(item.get("code"), bool) or not item.get("label"):
+        if not _integer(item.get("code")) or not item.get("label"):
             raise MethodError(f"{here}: a class needs an integer `code` and a `label`")
         last = i == len(raw) - 1
         bounds = [key for key in ("below", "up_to") if item.get(key) is not None]
@@ -337,15 +352,16 @@ def _classes(raw: object, where: str) -> tuple[ClassSpec, ...]:
             raise MethodError(f"{here}: the last class takes the rest and has no bound")
         if not last and len(bounds) != 1:
             raise MethodError(f"{here}: give exactly one of `below` (x < bound) or `up_to` (x <= bound)")
+        for key in bounds:
+            if not _number(item[key]):
+                raise MethodError(f"{here}: {key} must be a finite number, not {item[key]!r}")
         spec = ClassSpec(code=item["code"], label=str(item["label"]), short=str(item.get("short", item["code"])),
                          below=item.get("below"), up_to=item.get("up_to"))
-        if spec.bound is not None and not _number(spec.bound):
-            raise MethodError(f"{here}: the bound must be a number")
         classes.append(spec)
     bounds = [c.bound for c in classes[:-1]]
     if any(upper <= lower for lower, upper in zip(bounds, bounds[1:], strict=False)):
         raise MethodError(f"{where}: class bounds must rise: {bounds}")
     codes = [c.code for c in classes]
-    if len(set(codes)) != len(codes):
-        raise MethodError(f"{where}: class codes repeat: {codes}")
+    if any(later <= earlier for earlier, later in zip(codes, codes[1:], strict=False)):
+        raise MethodError(f"{where}: class codes must rise in list order (a higher code is a worse class): {codes}")
     return tuple(classes)

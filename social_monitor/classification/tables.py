@@ -2,7 +2,10 @@
 
 Long form: one row per area, cycle and indicator (columns for the indicator id and its value). Wide form:
 one row per area and cycle, one column per indicator. The column names are mapped by :class:`Columns`.
-Errors name the file, the column and, for bad values, the line of the CSV file.
+Errors name the file, the column and, for bad values, the data row and the line of the CSV file (the line
+is the row + 1 unless a quoted field before it holds a line break). A number that is not finite (``NaN``,
+``inf``, ``-Infinity`` … in either decimal style, or a NaN/infinite float in Parquet) is refused like any
+bad number, or read as missing with ``non_finite_as_missing`` (the method's ``missing_values: exclude_area``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import polars as pl
 from social_monitor.classification.methods import MethodError
 
 DECIMAL_COMMA = r"^[+-]?(\d+|\d{1,3}(\.\d{3})+)(,\d+)?$"
+NON_FINITE = r"(?i)^[+-]?(nan|inf|infinity)$"  # what polars (and Excel, R, pandas) write for NaN and infinities
 TRUE = {"true", "1", "yes", "ja", "wahr", "t", "y", "j"}
 FALSE = {"false", "0", "no", "nein", "falsch", "f", "n"}
 
@@ -75,9 +79,15 @@ def read_table(path: Path, *, separator: str = ",", encoding: str = "utf-8-sig")
 
 
 def to_indicator_table(frame: pl.DataFrame, *, source: str, columns: Columns, layout: str = "auto",
-                       indicators: Sequence[str] | None = None, decimal_comma: bool = False) -> pl.DataFrame:
-    """The engine's long table from ``frame`` (read from ``source``, named in errors)."""
+                       indicators: Sequence[str] | None = None, decimal_comma: bool = False,
+                       non_finite_as_missing: bool = False) -> pl.DataFrame:
+    """The engine's long table from ``frame`` (read from ``source``, named in errors).
+
+    A value, city value or population that is not a finite number is refused naming the row (and the line,
+    unless ``source`` is a Parquet file), or read as missing with ``non_finite_as_missing``.
+    """
     available = frame.columns
+    reader = _Numbers(source, decimal_comma, non_finite_as_missing)
 
     def need(column: str, option: str) -> str:
         if column not in available:
@@ -103,7 +113,7 @@ def to_indicator_table(frame: pl.DataFrame, *, source: str, columns: Columns, la
             _integer(frame, cycle, source).alias("report_cycle")]
     extra = []
     if population:
-        extra.append(_number(frame, population, source, decimal_comma).alias("population"))
+        extra.append(reader.column(frame, population).alias("population"))
     if valid:
         extra.append(_boolean(frame, valid, source).alias("is_valid"))
     if name:
@@ -115,8 +125,8 @@ def to_indicator_table(frame: pl.DataFrame, *, source: str, columns: Columns, la
         city_value = optional(columns.city_value, "city_value", "--city-value-column")
         table = frame.select(
             *keys, *extra, pl.col(indicator).cast(pl.Utf8).str.strip_chars().alias("indicator_id"),
-            _number(frame, value, source, decimal_comma).alias("value"),
-            *([_number(frame, city_value, source, decimal_comma).alias("city_value")] if city_value else []),
+            reader.column(frame, value).alias("value"),
+            *([reader.column(frame, city_value).alias("city_value")] if city_value else []),
         )
         if indicators:
             table = table.filter(pl.col("indicator_id").is_in(list(indicators)))
@@ -125,7 +135,7 @@ def to_indicator_table(frame: pl.DataFrame, *, source: str, columns: Columns, la
                                                       {area, cycle, population, valid, name}]
         for column in wanted:
             need(column, "--indicators")
-        table = frame.select(*keys, *extra, *[_number(frame, c, source, decimal_comma).alias(c) for c in wanted])
+        table = frame.select(*keys, *extra, *[reader.column(frame, c).alias(c) for c in wanted])
         table = table.unpivot(index=["area_id", "report_cycle", *[e.meta.output_name() for e in extra]],
                               on=wanted, variable_name="indicator_id", value_name="value")
     else:
@@ -141,41 +151,60 @@ def to_indicator_table(frame: pl.DataFrame, *, source: str, columns: Columns, la
     return table
 
 
-def _row(mask: pl.Series) -> str:
-    """Where the first row with ``mask`` is: its data row, and its line in a CSV file (the header is line 1)."""
+def _row(mask: pl.Series, source: str) -> str:
+    """Where the first row with ``mask`` is: its data row, and its line in a CSV file (the header is line 1);
+    a Parquet file has rows, not lines."""
     index = int(mask.arg_true()[0])
-    return f"row {index + 1} (line {index + 2})"
+    return f"row {index + 1}" if source.lower().endswith(".parquet") else f"row {index + 1} (line {index + 2})"
 
 
-def _number(frame: pl.DataFrame, column: str, source: str, decimal_comma: bool) -> pl.Expr:
-    series = frame[column]
-    if series.dtype.is_numeric():
-        return pl.col(column).cast(pl.Float64)
-    text = series.cast(pl.Utf8).str.strip_chars()
-    malformed = pl.Series([False] * len(text))
-    if decimal_comma:
-        # 1.234,5 or 1234,5; a point anywhere else ("1.5") is not read as 15 but refused
-        malformed = text.is_not_null() & (text != "") & ~text.str.contains(DECIMAL_COMMA)
-        text = text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
-    parsed = text.cast(pl.Float64, strict=False)
-    bad = (text.is_not_null() & (text != "") & parsed.is_null()) | malformed
-    if bad.any():
-        value = str(series[int(bad.arg_true()[0])])
-        looks_german = bool(re.fullmatch(r"[+-]?[\d.]*\d,\d+", value.strip()))
-        hint = " (decimal comma? use --decimal-comma)" if looks_german else ""
-        if decimal_comma:
-            hint = " written 1.234,5"
-        raise TableError(f"{source}, {_row(bad)}, column {column}: {series[int(bad.arg_true()[0])]!r} "
-                         f"is not a number{hint}")
-    return pl.lit(parsed).alias(column)
+@dataclass(frozen=True)
+class _Numbers:
+    """Reads number columns of one file: ``source`` (named in errors), its decimal style, and what a
+    non-finite number is (an error, or missing)."""
+
+    source: str
+    decimal_comma: bool
+    non_finite_as_missing: bool
+
+    def column(self, frame: pl.DataFrame, column: str) -> pl.Expr:
+        series = frame[column]
+        if series.dtype.is_numeric():
+            parsed = series.cast(pl.Float64)
+        else:
+            text = series.cast(pl.Utf8).str.strip_chars()
+            written_non_finite = text.str.contains(NON_FINITE).fill_null(False)
+            malformed = pl.Series([False] * len(text))
+            if self.decimal_comma:
+                # 1.234,5 or 1234,5; a point anywhere else ("1.5") is not read as 15 but refused
+                malformed = (text.is_not_null() & (text != "") & ~text.str.contains(DECIMAL_COMMA)
+                             & ~written_non_finite)
+                text = text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
+            parsed = text.cast(pl.Float64, strict=False)
+            bad = (text.is_not_null() & (text != "") & parsed.is_null()) | malformed
+            if bad.any():
+                value = str(series[int(bad.arg_true()[0])])
+                looks_german = bool(re.fullmatch(r"[+-]?[\d.]*\d,\d+", value.strip()))
+                hint = " (decimal comma? use --decimal-comma)" if looks_german else ""
+                if self.decimal_comma:
+                    hint = " written 1.234,5"
+                raise TableError(f"{self.source}, {_row(bad, self.source)}, column {column}: "
+                                 f"{series[int(bad.arg_true()[0])]!r} is not a number{hint}")
+        # NaN, inf, -inf, and numbers too large for a float ("1e999" is read as inf)
+        non_finite = (~parsed.is_finite()).fill_null(False)
+        if non_finite.any() and not self.non_finite_as_missing:
+            raise TableError(f"{self.source}, {_row(non_finite, self.source)}, column {column}: "
+                             f"{series[int(non_finite.arg_true()[0])]!r} is not a finite number; correct it, or "
+                             "set missing_values: exclude_area in the method to read it as missing")
+        return pl.lit(parsed.set(non_finite, None) if non_finite.any() else parsed).alias(column)
 
 
 def _integer(frame: pl.DataFrame, column: str, source: str) -> pl.Expr:
     series = frame[column]
     parsed = series.cast(pl.Utf8).str.strip_chars().cast(pl.Float64, strict=False)
-    bad = parsed.is_null() | (parsed != parsed.round(0))
+    bad = parsed.is_null() | ~parsed.is_finite() | (parsed != parsed.round(0))
     if bad.any():
-        raise TableError(f"{source}, {_row(bad)}, column {column}: {series[int(bad.arg_true()[0])]!r} "
+        raise TableError(f"{source}, {_row(bad, source)}, column {column}: {series[int(bad.arg_true()[0])]!r} "
                          "is not a report year")
     return pl.lit(parsed.cast(pl.Int32)).alias(column)
 
@@ -189,7 +218,7 @@ def _boolean(frame: pl.DataFrame, column: str, source: str) -> pl.Expr:
                                  return_dtype=pl.Boolean)
     bad = text.is_not_null() & (text != "") & parsed.is_null()
     if bad.any():
-        raise TableError(f"{source}, {_row(bad)}, column {column}: {series[int(bad.arg_true()[0])]!r} "
+        raise TableError(f"{source}, {_row(bad, source)}, column {column}: {series[int(bad.arg_true()[0])]!r} "
                          "is neither true nor false")
     return pl.lit(parsed).alias(column)
 
