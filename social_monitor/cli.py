@@ -28,6 +28,7 @@ from social_monitor.classification import cli as classify_cli
 from social_monitor.classification.methods import MethodError
 from social_monitor.report import cli as report_cli
 from social_monitor.sample_city import cli as sample_city_cli
+from social_monitor.storage import storage_problem
 
 PROG = "social-monitor"
 # subcommand -> (module with add_arguments/run, one-line help)
@@ -65,7 +66,11 @@ def progress(args: argparse.Namespace, message: str) -> None:
 
 def error_line(error: BaseException, args: argparse.Namespace | None = None) -> str:
     """What is wrong, in one line: the first line of the exception's message (an OSError as ``file: reason``;
-    a DuckDB error prefixed with the ``--published`` file it came from, unless it names it already)."""
+    a DuckDB error prefixed with the ``--published`` file it came from, unless it names it already; a file
+    locked by another process or a full disk as social_monitor.storage says it)."""
+    storage = storage_problem(error)
+    if storage is not None:
+        return storage
     if isinstance(error, OSError) and error.filename is not None and error.strerror:
         text = f"{error.filename}: {error.strerror}"
     else:
