@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,14 +16,15 @@ from social_monitor.storage import RunLock, RunLockBusy, storage_problem
 
 
 @contextmanager
-def storage_failures() -> Iterator[None]:
+def storage_failures(written: Sequence[Path | str] = ()) -> Iterator[None]:
     """A locked DuckDB file or a full disk raised inside becomes a ``dg.Failure`` whose description is one
-    line naming the file and its holder, or the full file system (social_monitor.storage); the original
-    error stays its cause. Any other error passes unchanged."""
+    line naming the file and its holder, or the full file system (social_monitor.storage; ``written``: where
+    the work writes, for an error that names no file); the original error stays its cause. Any other error
+    passes unchanged."""
     try:
         yield
     except Exception as error:
-        line = storage_problem(error)
+        line = storage_problem(error, written)
         if line is None or isinstance(error, dg.Failure):
             raise
         raise dg.Failure(description=line) from error
@@ -53,7 +54,7 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with storage_failures():
+        with storage_failures([self.path]):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             con = duckdb.connect(self.path)
             try:

@@ -68,7 +68,8 @@ def error_line(error: BaseException, args: argparse.Namespace | None = None) -> 
     """What is wrong, in one line: the first line of the exception's message (an OSError as ``file: reason``;
     a DuckDB error prefixed with the ``--published`` file it came from, unless it names it already; a file
     locked by another process or a full disk as social_monitor.storage says it)."""
-    storage = storage_problem(error)
+    written = [getattr(args, name) for name in ("out", "output") if getattr(args, name, None) is not None]
+    storage = storage_problem(error, written)
     if storage is not None:
         return storage
     if isinstance(error, OSError) and error.filename is not None and error.strerror:
@@ -116,7 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr, flush=True)
         return 130
-    except USER_ERRORS as error:
+    except Exception as error:
+        # a full disk as a library reports it (polars: a ComputeError) is a user error too
+        if not isinstance(error, USER_ERRORS) and storage_problem(error) is None:
+            raise
         if args.debug:
             traceback.print_exc()
             pointer = "the traceback is above"

@@ -25,7 +25,7 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 LOCK_SUFFIX = ".lock"
@@ -137,20 +137,23 @@ def _command() -> str:
 # --- one line for a storage failure ---------------------------------------------------------------------
 
 
-def storage_problem(error: BaseException) -> str | None:
-    """One line for a locked DuckDB file or a full disk anywhere in ``error``'s chain, else ``None``."""
+def storage_problem(error: BaseException, written: Sequence[Path | str] = ()) -> str | None:
+    """One line for a locked DuckDB file or a full disk anywhere in ``error``'s chain, else ``None``.
+
+    ``written``: where the failed work wrote, to name the disk when the error does not name a file (polars
+    says only "No space left on device (os error 28)")."""
     for link in _chain(error):
         if isinstance(link, OSError) and link.errno in _DISK_FULL_ERRNOS and link.filename:
             return disk_full_line(Path(os.fsdecode(link.filename)))
         if isinstance(link, RunLockBusy):
             return str(link)
-        line = storage_problem_in_text(str(link))
+        line = storage_problem_in_text(str(link), written)
         if line:
             return line
     return None
 
 
-def storage_problem_in_text(text: str) -> str | None:
+def storage_problem_in_text(text: str, written: Sequence[Path | str] = ()) -> str | None:
     """The same, read from a message (a dbt log, DuckDB's error text)."""
     match = _LOCK_CONFLICT.search(text)
     if match:
@@ -160,8 +163,10 @@ def storage_problem_in_text(text: str) -> str | None:
     match = _DISK_FULL.search(text)
     if match:
         return disk_full_line(Path(match.group("file")))
-    if any(marker in text for marker in _DISK_FULL_TEXT):
-        return "a disk is full (No space left on device); free space on it and start again"
+    if any(marker in text for marker in _DISK_FULL_TEXT) or re.search(r"\bos error 28\b|\[Errno 28\]", text):
+        if written:
+            return disk_full_line(Path(written[0]))
+        return "disk full: no space left on device; free space on it and start again"
     return None
 
 
@@ -177,15 +182,15 @@ def _holder(text: str) -> str:
 
 
 def disk_full_line(path: Path) -> str:
-    """'the file system <mount> is full (<free> of <total> free): could not write <file>; …'."""
+    """'disk full: the file system <mount> had no room to write <file> (now <free> free of <total>); …'."""
     mount = mount_point(path)
     try:
         usage = shutil.disk_usage(mount)
-        space = f" ({_size(usage.free)} free of {_size(usage.total)})"
+        space = f" (now {_size(usage.free)} free of {_size(usage.total)})"
     except OSError:
         space = ""
-    return (f"disk full: the file system {mount}{space} has no room to write {path}; free space on it or move "
-            "the file to a larger disk, then start again")
+    return (f"disk full: the file system {mount} had no room to write {path}{space}; free space on it or "
+            "move the file to a larger disk, then start again")
 
 
 def mount_point(path: Path) -> Path:

@@ -34,7 +34,7 @@ from social_monitor.settings import CityConfig
 def published_marts(context: dg.AssetExecutionContext, warehouse: WarehouseResource, pipeline: PipelineSettings):
     config = CityConfig.from_file(Path(pipeline.config_path))
     rule = DisclosureRule.from_config(config.publication)
-    with storage_failures():
+    with storage_failures([pipeline.published_path]):
         counts = publish(Path(warehouse.path), Path(pipeline.published_path), city_name=config.city_name,
                          disclosure=rule)
     with duckdb.connect(str(pipeline.published_path), read_only=True) as con:
