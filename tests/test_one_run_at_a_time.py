@@ -22,11 +22,11 @@ from social_monitor.deliveries import SOURCES
 from social_monitor.settings import PROJECT_DIR
 from social_monitor.storage import RunLock, RunLockBusy
 from tests.pipeline_env import BIN, BUILD_MARTS, DAGSTER, INGEST, environment
+from tests.waiting import CEILING_SECONDS
 
 CYCLE = "2018"
 CYCLE_RUN = [*DAGSTER, "asset", "materialize", "-m", "orchestration.definitions", "--select", "*",
              "--partition", CYCLE]
-RUN_SECONDS = 1800  # a ceiling for a hung run, not a timing expectation (a run takes about a minute)
 
 
 def start(env: dict[str, str], args: list[str], log: Path) -> subprocess.Popen:
@@ -34,7 +34,7 @@ def start(env: dict[str, str], args: list[str], log: Path) -> subprocess.Popen:
 
 
 def run(env: dict[str, str], args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(args, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=RUN_SECONDS)
+    return subprocess.run(args, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=CEILING_SECONDS)
 
 
 def failure_lines(output: str) -> list[str]:
@@ -58,7 +58,7 @@ def two_runs(tmp_path_factory):
     assert done.returncode == 0, done.stderr
     logs = [root / "first.log", root / "second.log"]
     processes = [start(env, CYCLE_RUN, log) for log in logs]
-    codes = [process.wait(timeout=RUN_SECONDS) for process in processes]
+    codes = [process.wait(timeout=CEILING_SECONDS) for process in processes]
     return {"root": root, "env": env, "codes": codes, "outputs": [log.read_text() for log in logs],
             "warehouse": root / "data" / "warehouse" / "warehouse.duckdb",
             "published": root / "data" / "published" / "marts.duckdb"}
