@@ -11,7 +11,7 @@ import duckdb
 from dagster_dbt import DbtCliResource
 
 from orchestration.dbt_project import dbt_project
-from social_monitor.settings import load_settings
+from social_monitor.settings import DEFAULT_RUN_LOCK_WAIT_SECONDS, load_settings
 from social_monitor.storage import RunLock, RunLockBusy, storage_problem
 
 
@@ -40,7 +40,7 @@ class WarehouseResource(dg.ConfigurableResource):
     lock taken waits up to ``lock_wait_seconds`` and then fails with one line naming the run that holds it."""
 
     path: str
-    lock_wait_seconds: float = 3600.0
+    lock_wait_seconds: float = DEFAULT_RUN_LOCK_WAIT_SECONDS
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[WarehouseResource]:

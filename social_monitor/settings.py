@@ -25,6 +25,8 @@ import yaml
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
+# how long a run waits for the run that holds the warehouse (social_monitor/storage.py) before it gives up
+DEFAULT_RUN_LOCK_WAIT_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class Settings:
     warehouse_path: Path
     published_path: Path
     config_path: Path
-    run_lock_wait_seconds: float = 3600.0
+    run_lock_wait_seconds: float = DEFAULT_RUN_LOCK_WAIT_SECONDS
 
     def config(self) -> CityConfig:
         return CityConfig.from_file(self.config_path)
@@ -99,7 +101,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         warehouse_path=Path(env.get("SOCIAL_MONITOR_WAREHOUSE", data_dir / "warehouse" / "warehouse.duckdb")).resolve(),
         published_path=Path(env.get("SOCIAL_MONITOR_PUBLISHED", data_dir / "published" / "marts.duckdb")).resolve(),
         config_path=Path(env.get("SOCIAL_MONITOR_CONFIG", PROJECT_DIR / "config" / "city.yml")).resolve(),
-        run_lock_wait_seconds=_seconds(env, "SOCIAL_MONITOR_RUN_LOCK_WAIT_SECONDS", 3600.0),
+        run_lock_wait_seconds=_seconds(env, "SOCIAL_MONITOR_RUN_LOCK_WAIT_SECONDS", DEFAULT_RUN_LOCK_WAIT_SECONDS),
     )
 
 

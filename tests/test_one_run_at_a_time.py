@@ -19,7 +19,7 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance
 
 from social_monitor.deliveries import SOURCES
-from social_monitor.settings import PROJECT_DIR
+from social_monitor.settings import PROJECT_DIR, load_settings
 from social_monitor.storage import RunLock, RunLockBusy
 from tests.pipeline_env import BIN, BUILD_MARTS, DAGSTER, INGEST, environment
 from tests.waiting import CEILING_SECONDS
@@ -204,3 +204,11 @@ def test_a_full_disk_is_named_not_a_failed_rollback(two_runs, tmp_path):
     assert export.returncode == 1
     assert export.stderr.strip().splitlines() == [export.stderr.strip()]  # one line
     assert export.stderr.startswith(f"social-monitor export: error: {full}")
+
+
+def test_the_wait_for_another_run_is_a_number_of_seconds():
+    assert load_settings({"SOCIAL_MONITOR_RUN_LOCK_WAIT_SECONDS": "0"}).run_lock_wait_seconds == 0
+    assert load_settings({"SOCIAL_MONITOR_RUN_LOCK_WAIT_SECONDS": "90"}).run_lock_wait_seconds == 90
+    for bad in ("soon", "-1", "inf", "nan"):
+        with pytest.raises(ValueError, match=f"SOCIAL_MONITOR_RUN_LOCK_WAIT_SECONDS='{bad}' is not a number"):
+            load_settings({"SOCIAL_MONITOR_RUN_LOCK_WAIT_SECONDS": bad})
