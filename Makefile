@@ -46,9 +46,16 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(TOOLS)/bin/uv
 
 install: $(VENV)/.installed
 
-$(DAGSTER_HOME)/dagster.yaml:
-	mkdir -p $(DAGSTER_HOME)
-	printf 'telemetry:\n  enabled: false\n' > $@
+# The Dagster instance settings (one run at a time, no telemetry) come from config/dagster.yaml. A dagster.yaml
+# that make did not write (your own, e.g. with Postgres storage) is left alone, with a note of what to add.
+DAGSTER_YAML_MARK := \# written by make from config/dagster.yaml
+$(DAGSTER_HOME)/dagster.yaml: config/dagster.yaml
+	@mkdir -p $(DAGSTER_HOME)
+	@if [ ! -e $@ ] || grep -qxF '$(DAGSTER_YAML_MARK)' $@ || printf 'telemetry:\n  enabled: false\n' | cmp -s - $@; then \
+		cp config/dagster.yaml $@ && echo "$@: written from config/dagster.yaml"; \
+	else \
+		echo "$@ is your own: not replaced; add the settings of config/dagster.yaml to it (concurrency: runs: max_concurrent_runs: 1)" >&2; \
+	fi
 
 # dagster-dbt prepares dbt's manifest (dbt parse); it is never committed.
 prepare: install

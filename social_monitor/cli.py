@@ -28,6 +28,7 @@ from social_monitor.classification import cli as classify_cli
 from social_monitor.classification.methods import MethodError
 from social_monitor.report import cli as report_cli
 from social_monitor.sample_city import cli as sample_city_cli
+from social_monitor.storage import storage_problem
 
 PROG = "social-monitor"
 # subcommand -> (module with add_arguments/run, one-line help)
@@ -66,7 +67,12 @@ def progress(args: argparse.Namespace, message: str) -> None:
 
 def error_line(error: BaseException, args: argparse.Namespace | None = None) -> str:
     """What is wrong, in one line: the first line of the exception's message (an OSError as ``file: reason``;
-    a DuckDB error prefixed with the ``--published`` file it came from, unless it names it already)."""
+    a DuckDB error prefixed with the ``--published`` file it came from, unless it names it already; a file
+    locked by another process or a full disk as social_monitor.storage says it)."""
+    written = [getattr(args, name) for name in ("out", "output") if getattr(args, name, None) is not None]
+    storage = storage_problem(error, written)
+    if storage is not None:
+        return storage
     if isinstance(error, OSError) and error.filename is not None and error.strerror:
         text = f"{error.filename}: {error.strerror}"
     else:
@@ -112,7 +118,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr, flush=True)
         return 130
-    except USER_ERRORS as error:
+    except Exception as error:
+        # a full disk as a library reports it (polars: a ComputeError) is a user error too
+        if not isinstance(error, USER_ERRORS) and storage_problem(error) is None:
+            raise
         if args.debug:
             traceback.print_exc()
             pointer = "the traceback is above"

@@ -252,7 +252,10 @@ def load_delivery(
             )
             con.execute("commit")
         except Exception:
-            con.execute("rollback")
+            try:
+                con.execute("rollback")
+            except duckdb.Error:  # a failed commit (a full disk) leaves none: the error raised is the cause
+                pass
             raise
         finally:
             con.execute("drop table if exists _rejected_lines")

@@ -124,7 +124,10 @@ def publish(warehouse_path: Path, published_path: Path, *, city_name: str = "",
         )
         con.execute("checkpoint")
     except BaseException:
-        con.close()
+        try:
+            con.close()
+        except duckdb.Error:  # the error raised is the cause (a full disk), not a failed clean-up
+            pass
         tmp.unlink(missing_ok=True)
         raise
     con.close()

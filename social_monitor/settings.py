@@ -9,6 +9,9 @@ Every path has a default inside the project folder and can be moved by an enviro
 - ``SOCIAL_MONITOR_CONFIG``: the city configuration (default ``<project>/config/city.yml``)
 - ``SOCIAL_MONITOR_DUCKDB_MEMORY_LIMIT``: what DuckDB may hold in memory while loading a delivery and in dbt
   before it spills to disk (default ``2GB``)
+- ``SOCIAL_MONITOR_RUN_LOCK_WAIT_SECONDS``: how long a run waits for another run that holds the warehouse
+  (social_monitor/storage.py) before it gives up with a message naming that run (default 3600; 0 refuses
+  at once)
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import yaml
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
+# how long a run waits for the run that holds the warehouse (social_monitor/storage.py) before it gives up
+DEFAULT_RUN_LOCK_WAIT_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,7 @@ class Settings:
     warehouse_path: Path
     published_path: Path
     config_path: Path
+    run_lock_wait_seconds: float = DEFAULT_RUN_LOCK_WAIT_SECONDS
 
     def config(self) -> CityConfig:
         return CityConfig.from_file(self.config_path)
@@ -95,4 +101,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         warehouse_path=Path(env.get("SOCIAL_MONITOR_WAREHOUSE", data_dir / "warehouse" / "warehouse.duckdb")).resolve(),
         published_path=Path(env.get("SOCIAL_MONITOR_PUBLISHED", data_dir / "published" / "marts.duckdb")).resolve(),
         config_path=Path(env.get("SOCIAL_MONITOR_CONFIG", PROJECT_DIR / "config" / "city.yml")).resolve(),
+        run_lock_wait_seconds=_seconds(env, "SOCIAL_MONITOR_RUN_LOCK_WAIT_SECONDS", DEFAULT_RUN_LOCK_WAIT_SECONDS),
     )
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise ValueError(f"{name}={text!r} is not a number of seconds (0 or more)")
+    return seconds

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from social_monitor.settings import PROJECT_DIR
+from tests.waiting import CEILING_SECONDS
 
 BIN = Path(sys.executable).parent
 SCALE = "0.1"
@@ -27,7 +28,7 @@ def environment(root: Path) -> dict[str, str]:
 
 
 def sh(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(args, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(args, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=CEILING_SECONDS)
     assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout + done.stderr
 

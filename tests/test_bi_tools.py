@@ -19,6 +19,7 @@ from sqlalchemy.pool import NullPool
 
 from schemas.published import PUBLISHED_TABLES
 from tests.pipeline_env import BIN, DAGSTER, environment, sh
+from tests.waiting import CEILING_SECONDS
 
 PUBLICATIONS = 6
 TABLES = [*PUBLISHED_TABLES, "publication"]
@@ -65,7 +66,7 @@ def test_a_bi_tool_reads_every_published_table_while_a_run_publishes(warehouse, 
     started, results = context.Event(), context.Queue()
     publisher = context.Process(target=_republish, args=(str(warehouse), str(target), started, results))
     publisher.start()
-    assert started.wait(timeout=60), "the publishing process did not start"
+    assert started.wait(timeout=CEILING_SECONDS), "the publishing process did not start"
 
     reads, failed, mixed, connections = Counter(), Counter(), 0, 0
     listed: set[str] = set()
@@ -93,12 +94,12 @@ def test_a_bi_tool_reads_every_published_table_while_a_run_publishes(warehouse, 
                 failed["<connect>"] += 1
                 errors.append(f"connect: {type(error).__name__}: {error}"[:300])
     finally:
-        publisher.join(timeout=120)
+        publisher.join(timeout=CEILING_SECONDS)
         if publisher.is_alive():
             publisher.kill()
     seconds = time.perf_counter() - began
     assert publisher.exitcode == 0, "the publishing process failed"
-    durations = results.get(timeout=10)
+    durations = results.get(timeout=CEILING_SECONDS)
     done, lost = sum(reads.values()), sum(failed.values())
     print(f"\n{connections} connections, {PUBLICATIONS} publications ({sum(durations):.1f} s) in {seconds:.1f} s: "
           f"{done} table reads ok, {lost} failed, {mixed} mixed")

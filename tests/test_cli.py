@@ -14,6 +14,7 @@ from social_monitor import cli, exports
 from social_monitor.report import generator as report_generator
 from social_monitor.settings import PROJECT_DIR
 from tests.test_exports import CYCLES, write_published_file
+from tests.waiting import CEILING_SECONDS
 
 SCRIPT = Path(sys.executable).with_name("social-monitor")
 COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "social_monitor.cli"]
@@ -21,7 +22,7 @@ DEBUG_POINTER = "--debug"
 
 
 def social_monitor(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+    return subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=CEILING_SECONDS, cwd=cwd)
 
 
 def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -62,7 +63,7 @@ def test_help_of_every_command_exits_0_and_lists_its_options(name):
 
 def test_benchmark_help():
     done = subprocess.run([sys.executable, "-m", "benchmark", "--help"], capture_output=True, text=True,
-                          timeout=120, cwd=PROJECT_DIR)
+                          timeout=CEILING_SECONDS, cwd=PROJECT_DIR)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage:") and "--workloads" in done.stdout
 

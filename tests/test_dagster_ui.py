@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,8 +24,8 @@ import pytest
 
 from social_monitor.settings import DBT_PROJECT_DIR, PROJECT_DIR, CityConfig
 from tests.pipeline_env import BIN, environment
+from tests.waiting import CEILING_SECONDS, wait_for
 
-STARTUP_SECONDS = 120
 # Stages of the pipeline, in order; "report" is the stage still to come. reference (the dbt seeds: geography
 # and indicator catalogue) and intermediate (dbt's middle layer) sit between raw and marts.
 GROUPS = ["raw", "reference", "staging", "intermediate", "marts", "classification", "publish", "report"]
@@ -54,6 +55,11 @@ ASSET_NODES = """
   }
 }
 """
+INSTANCE = """
+{
+  instance { runQueuingSupported runQueueConfig { maxConcurrentRuns } }
+}
+"""
 WORKSPACE = """
 {
   workspaceOrError {
@@ -76,7 +82,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def get(url: str, timeout: float = 5) -> bytes:
+def get(url: str, timeout: float = 60) -> bytes:
     with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - a loopback URL we built
         return response.read()
 
@@ -84,7 +90,7 @@ def get(url: str, timeout: float = 5) -> bytes:
 def graphql(port: int, query: str) -> dict:
     request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query}).encode(),
                                      headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=CEILING_SECONDS) as response:  # noqa: S310
         answer = json.loads(response.read())
     assert "errors" not in answer, answer["errors"]
     return answer["data"]
@@ -117,12 +123,15 @@ def dbt_assets() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory):
-    """`dagster dev` of the project's workspace, up and loaded; stopped with SIGTERM to its process group."""
+    """`dagster dev` of the project's workspace and Dagster instance settings (config/dagster.yaml, as `make dev`
+    installs them), up and loaded; stopped with SIGTERM to its process group. Waits for the server on a condition
+    (it answers and its code location is loaded), fails at once if it exits, and gives up only at the suite's
+    ceiling: on a loaded 2-core machine start-up took over 120 s."""
     root = tmp_path_factory.mktemp("dagster_ui")
     env = environment(root)
     env.pop("SOCIAL_MONITOR_CONFIG", None)
     home = Path(env["DAGSTER_HOME"])
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    shutil.copyfile(PROJECT_DIR / "config" / "dagster.yaml", home / "dagster.yaml")
     port = free_port()
     log = (root / "dagster_dev.log").open("w")
     process = subprocess.Popen(
@@ -130,20 +139,24 @@ def ui(tmp_path_factory):
          "-h", "127.0.0.1", "-p", str(port)],
         cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     state = {"process": process, "port": port, "home": home, "root": root, "stopped": None}
+
+    def loaded():
+        try:
+            server_info = json.loads(get(f"http://127.0.0.1:{port}/server_info"))
+            entries = graphql(port, WORKSPACE)["workspaceOrError"]["locationEntries"]
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return None
+        return (server_info, entries) if entries and all(e["loadStatus"] == "LOADED" for e in entries) else None
+
+    def running():
+        if process.poll() is not None:
+            return f"exited with {process.returncode}:\n{(root / 'dagster_dev.log').read_text()[-3000:]}"
+        return None
+
     try:
         started = time.perf_counter()
-        deadline = started + STARTUP_SECONDS
-        while True:
-            assert process.poll() is None, f"dagster dev exited:\n{(root / 'dagster_dev.log').read_text()[-3000:]}"
-            assert time.perf_counter() < deadline, "dagster dev did not answer /server_info in time"
-            try:
-                state["server_info"] = json.loads(get(f"http://127.0.0.1:{port}/server_info"))
-                entries = graphql(port, WORKSPACE)["workspaceOrError"]["locationEntries"]
-                if entries and all(e["loadStatus"] == "LOADED" for e in entries):
-                    break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(1)
+        state["server_info"], entries = wait_for(loaded, "dagster dev answering with its code location loaded",
+                                                 still_possible=running)
         state["startup_seconds"] = time.perf_counter() - started
         state["locations"] = entries
         state["nodes"] = {"/".join(n["assetKey"]["path"]): n for n in graphql(port, ASSET_NODES)["assetNodes"]}
@@ -153,12 +166,13 @@ def ui(tmp_path_factory):
         log.close()
 
 
-STOP_SECONDS = 90
+# on 2 busy cores (the suite's other worker) the daemon and code servers took over 30 s to stop
+STOP_SECONDS = CEILING_SECONDS
 
 
 def stop(state: dict) -> None:
-    """SIGTERM to the whole process group; SIGKILL only what is left after STOP_SECONDS (the test then fails).
-    Generous: on 2 busy cores (the suite's other worker) the daemon and code servers took over 30 s."""
+    """SIGTERM to the whole process group; waits until every process of its home has gone, and SIGKILLs only what
+    is left after STOP_SECONDS (the test then fails)."""
     if state["stopped"] is not None:
         return
     process, home = state["process"], state["home"]
@@ -186,6 +200,13 @@ def test_the_code_location_loads(ui):
     assert ui["server_info"].get("dagster_webserver_version")
     assert [e["locationOrLoadError"]["__typename"] for e in ui["locations"]] == ["RepositoryLocation"]
     print(f"\ndagster dev up and loaded in {ui['startup_seconds']:.0f} s")
+
+
+def test_the_instance_runs_one_run_at_a_time(ui):
+    # the project's config/dagster.yaml: the daemon's run queue starts one run (sensor, schedule, UI) at a time
+    instance = graphql(ui["port"], INSTANCE)["instance"]
+    assert instance["runQueuingSupported"]
+    assert instance["runQueueConfig"] == {"maxConcurrentRuns": 1}
 
 
 def test_every_asset_is_in_the_graph_in_the_group_of_its_stage(ui):

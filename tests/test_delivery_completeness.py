@@ -26,6 +26,7 @@ from social_monitor.ingest import load_delivery
 from social_monitor.pseudonyms import PseudonymKey
 from social_monitor.settings import DBT_PROJECT_DIR, PROJECT_DIR
 from tests.deliveries import person, write_delivery
+from tests.waiting import CEILING_SECONDS
 
 DBT = str(Path(sys.executable).parent / "dbt")
 DOC = PROJECT_DIR / "docs" / "bad-input.md"
@@ -64,7 +65,7 @@ def _dbt_build(root: Path, warehouse: Path, name: str) -> dict[str, object]:
     done = subprocess.run(
         [DBT, "build", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
          "--target-path", str(target), "--log-path", str(root / f"logs_{name}"), "--store-failures"],
-        env=env, capture_output=True, text=True, timeout=300)
+        env=env, capture_output=True, text=True, timeout=CEILING_SECONDS)
     results = json.loads((target / "run_results.json").read_text(encoding="utf-8"))["results"]
     status = {r["unique_id"].split(".")[-1]: r["status"] for r in results}
     with duckdb.connect(str(warehouse), read_only=True) as con:

@@ -21,6 +21,7 @@ from social_monitor.deliveries import SOURCES, reference_date_of, sha256_of, wri
 from social_monitor.publish import publish
 from social_monitor.settings import PROJECT_DIR
 from tests.pipeline_env import BUILD_MARTS, INGEST, build, environment, sh
+from tests.waiting import CEILING_SECONDS
 
 READERS = 8
 PUBLICATIONS = 8
@@ -44,11 +45,13 @@ def checksums(path: Path) -> dict[str, str]:
     return result
 
 
-def _reader(path: str, stop, results) -> None:
+def _reader(path: str, stop, results, ready) -> None:
     """Open the published file read-only in a loop, as a BI tool does, and check each file is whole."""
     ok = failed = mixed = 0
     errors: list[str] = []
     while not stop.is_set():
+        if ok + failed + mixed == 1:
+            ready.put(os.getpid())  # reading: one read done
         try:
             with duckdb.connect(path, read_only=True) as con:
                 rows, announced, cities = con.execute(
@@ -70,20 +73,21 @@ def test_concurrent_readers_never_fail_while_runs_publish(city, tmp_path, record
     target = tmp_path / "published" / "marts.duckdb"
     publish(city["warehouse"], target, city_name="Lauf 0")
     context = multiprocessing.get_context("spawn")
-    stop, results = context.Event(), context.Queue()
-    readers = [context.Process(target=_reader, args=(str(target), stop, results)) for _ in range(READERS)]
+    stop, results, ready = context.Event(), context.Queue(), context.Queue()
+    readers = [context.Process(target=_reader, args=(str(target), stop, results, ready)) for _ in range(READERS)]
     for reader in readers:
         reader.start()
-    time.sleep(2)  # let every reader start reading
+    for _ in readers:  # every reader is reading (on a busy machine starting 8 processes takes a while)
+        ready.get(timeout=CEILING_SECONDS)
     started = time.perf_counter()
     for run in range(1, PUBLICATIONS + 1):
         publish(city["warehouse"], target, city_name=f"Lauf {run}")
     seconds = time.perf_counter() - started
     time.sleep(0.5)
     stop.set()
-    counts = [results.get(timeout=60) for _ in readers]
+    counts = [results.get(timeout=CEILING_SECONDS) for _ in readers]
     for reader in readers:
-        reader.join(timeout=30)
+        reader.join(timeout=CEILING_SECONDS)
     ok, failed, mixed = (sum(c[i] for c in counts) for i in range(3))
     print(f"\n{READERS} readers, {PUBLICATIONS} publications in {seconds:.1f} s: {ok} reads ok, {failed} failed, "
           f"{mixed} mixed")
@@ -110,7 +114,7 @@ def _killed_run(env: dict[str, str], marker: str, delay: float) -> bool:
             killed = True
             break
     process.stdout.close()
-    process.wait(timeout=120)
+    process.wait(timeout=CEILING_SECONDS)
     return killed
 
 
@@ -178,7 +182,7 @@ def test_a_quarantine_above_its_threshold_fails_the_run_and_publishes_nothing_of
     assert refused_sha256 != earlier
 
     done = subprocess.run([*INGEST, "--partition", "2018"], cwd=PROJECT_DIR, env=env, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=CEILING_SECONDS)
     assert done.returncode != 0
     assert "would be quarantined, more than the threshold of 0.1%" in done.stdout + done.stderr
     with duckdb.connect(str(root / "data" / "warehouse" / "warehouse.duckdb"), read_only=True) as con:

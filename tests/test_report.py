@@ -42,6 +42,7 @@ from social_monitor.sample_city.geometry import (
     write_geojson,
 )
 from tests.pipeline_env import build
+from tests.waiting import CEILING_SECONDS
 
 HEADINGS = ["Übersicht", "Karten", "Zeitreihen", "Tabellen", "Steckbriefe der Sozialräume"]
 VOID = {"meta", "br", "hr", "img", "input", "link", "source", "wbr", "area", "base", "col"}
@@ -336,6 +337,6 @@ def test_chromium_renders_the_overview_and_a_steckbrief(reports, tmp_path):
         subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                         "--no-first-run", "--disable-background-networking", "--disable-component-update",
                         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
-                        "--window-size=1280,1600", url], check=True, capture_output=True, timeout=120)
+                        "--window-size=1280,1600", url], check=True, capture_output=True, timeout=CEILING_SECONDS)
         assert _png_size(shot) == (1280, 1600)
         assert shot.stat().st_size > 20_000  # a blank page is a few kilobytes

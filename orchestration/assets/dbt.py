@@ -14,6 +14,8 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from orchestration.dbt_project import dbt_project
 from orchestration.partitions import SINGLE_RUN
+from orchestration.resources import WarehouseResource
+from social_monitor.storage import storage_problem
 
 
 class Translator(DagsterDbtTranslator):
@@ -72,5 +74,16 @@ class DbtBuildConfig(dg.Config):
 
 @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=Translator(),
             backfill_policy=SINGLE_RUN)
-def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
-    yield from dbt.cli(["build", *(["--full-refresh"] if config.full_refresh else [])], context=context).stream()
+def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig,
+               warehouse: WarehouseResource):
+    # ``warehouse``: dbt writes the warehouse, so a run of dbt alone holds the warehouse's run lock too
+    invocation = dbt.cli(["build", *(["--full-refresh"] if config.full_refresh else [])], context=context,
+                         raise_on_error=False)
+    yield from invocation.stream()
+    error = invocation.get_error()
+    if error is not None:
+        # dbt's message holds DuckDB's: a locked warehouse or a full disk is named in one line
+        line = storage_problem(error)
+        if line is not None:
+            raise dg.Failure(description=line) from error
+        raise error

@@ -7,7 +7,7 @@ import dagster as dg
 import duckdb
 
 from orchestration.partitions import SINGLE_RUN
-from orchestration.resources import PipelineSettings, WarehouseResource
+from orchestration.resources import PipelineSettings, WarehouseResource, storage_failures
 from social_monitor.disclosure import REASONS, DisclosureRule
 from social_monitor.publish import publish
 from social_monitor.settings import CityConfig
@@ -34,8 +34,9 @@ from social_monitor.settings import CityConfig
 def published_marts(context: dg.AssetExecutionContext, warehouse: WarehouseResource, pipeline: PipelineSettings):
     config = CityConfig.from_file(Path(pipeline.config_path))
     rule = DisclosureRule.from_config(config.publication)
-    counts = publish(Path(warehouse.path), Path(pipeline.published_path), city_name=config.city_name,
-                     disclosure=rule)
+    with storage_failures([pipeline.published_path]):
+        counts = publish(Path(warehouse.path), Path(pipeline.published_path), city_name=config.city_name,
+                         disclosure=rule)
     with duckdb.connect(str(pipeline.published_path), read_only=True) as con:
         suppressed = dict(con.execute("select suppression, count(*) from area_indicators "
                                       "where suppression is not null group by 1").fetchall())
