@@ -220,7 +220,7 @@ CASES = [
          REFUSED, r"^{file}, header \(line 1\): missing column\(s\) Geburtsdatum; expected exactly"),
     Case("extra column",
          delivery("sgb12", rows("sgb12", bad("sgb12")), columns=HEADERS["sgb12"] + ["Bemerkung"]), REFUSED,
-         r"^{file}, header \(line 1\): unexpected column\(s\) Bemerkung; expected exactly"),
+         r"^{file}, header \(line 1\): 1 unexpected field\(s\), not shown [^\n]*; expected exactly"),
     Case("renamed column",
          delivery("asylblg", rows("asylblg", bad("asylblg")),
                   header="Personen_ID;Geburtsdatum;Geschl.;Unterbezirk"), REFUSED,
@@ -237,7 +237,8 @@ CASES = [
          r"^{file}, header \(line 1\): columns are in the order [^\n]*;Unterbezirk;Leistungsart;"),
     Case("separator at the end of every line",
          delivery("asylblg", rows("asylblg", bad("asylblg")), columns=HEADERS["asylblg"] + [""]), REFUSED,
-         r"^{file}, header \(line 1\): unexpected column\(s\) ; expected exactly"),
+         r"^{file}, header \(line 1\): 1 column\(s\) with an empty name \(a separator at the end of the line\?\); "
+         r"expected exactly"),
     Case("Parquet file without a column",
          delivery("sgb2", rows("sgb2", bad("sgb2")), columns=["Personen_ID", "Alter", "Unterbezirk"]), REFUSED,
          r"^{file}, column list: missing column\(s\) BG_Nummer;"),
@@ -325,28 +326,28 @@ CASES = [
     # --- codes ----------------------------------------------------------------------------------------
     Case("unknown Unterbezirk code",
          delivery("asylblg", rows("asylblg", bad("asylblg", unterbezirk_id="999"))), QUARANTINED,
-         [Rejected(BAD_LINE, "Unterbezirk", "isin", r"value '999' fails isin\(one of the \d+ codes of the reference")]),
+         [Rejected(BAD_LINE, "Unterbezirk", "isin", r"^value fails isin\(one of the \d+ codes of the reference\)$")]),
     Case("Unterbezirk code without leading zeros",
          delivery("sgb12", rows("sgb12", bad("sgb12", unterbezirk_id="1"))), QUARANTINED,
-         [Rejected(BAD_LINE, "Unterbezirk", "isin", r"value '1' fails isin")]),
+         [Rejected(BAD_LINE, "Unterbezirk", "isin", r"it is the code '001' without its leading zeros")]),
     Case("unknown sex code",
          delivery("register", rows("register", bad("register", sex="x"))), QUARANTINED,
-         [Rejected(BAD_LINE, "Geschlecht", "isin", r"value 'x' fails isin\(\['m', 'w', 'd', 'o'\]\)")]),
+         [Rejected(BAD_LINE, "Geschlecht", "isin", r"^value fails isin\(\['m', 'w', 'd', 'o'\]\)$")]),
     Case("sex code in upper case",
          delivery("asylblg", rows("asylblg", bad("asylblg", sex="W"))), QUARANTINED,
-         [Rejected(BAD_LINE, "Geschlecht", "isin", r"value 'W' fails isin")]),
+         [Rejected(BAD_LINE, "Geschlecht", "isin", r"it differs from the code 'w' in case or white space")]),
     Case("unknown nationality group",
          delivery("register", rows("register", bad("register", nationality_group="Deutschland"))), QUARANTINED,
-         [Rejected(BAD_LINE, "Staatsangehörigkeit", "isin", r"value 'Deutschland' fails isin")]),
+         [Rejected(BAD_LINE, "Staatsangehörigkeit", "isin", r"^value fails isin")]),
     Case("unknown residence type",
          delivery("register", rows("register", bad("register", residence_type="Q"))), QUARANTINED,
-         [Rejected(BAD_LINE, "Wohnungsstatus", "isin", r"value 'Q' fails isin\(\['H', 'N'\]\)")]),
+         [Rejected(BAD_LINE, "Wohnungsstatus", "isin", r"^value fails isin\(\['H', 'N'\]\)$")]),
     Case("unknown SGB XII benefit kind",
          delivery("sgb12", rows("sgb12", bad("sgb12", benefit_kind="HzP"))), QUARANTINED,
-         [Rejected(BAD_LINE, "Leistungsart", "isin", r"value 'HzP' fails isin\(\['HLU', 'GSI'\]\)")]),
+         [Rejected(BAD_LINE, "Leistungsart", "isin", r"^value fails isin\(\['HLU', 'GSI'\]\)$")]),
     Case("tab after a code",
          delivery("sgb12", rows("sgb12", bad("sgb12", benefit_kind="GSI\t"))), QUARANTINED,
-         [Rejected(BAD_LINE, "Leistungsart", "isin", r"value 'GSI\\t' fails isin")]),
+         [Rejected(BAD_LINE, "Leistungsart", "isin", r"it differs from the code 'GSI' in case or white space")]),
     Case("empty required code",
          delivery("asylblg", rows("asylblg", bad("asylblg", sex=""))), QUARANTINED,
          [Rejected(BAD_LINE, "Geschlecht", "not_nullable")]),
@@ -373,10 +374,10 @@ CASES = [
     # --- ranges ---------------------------------------------------------------------------------------
     Case("SGB II age above 67",
          delivery("sgb2", rows("sgb2", bad("sgb2", age=68))), QUARANTINED,
-         [Rejected(BAD_ROW, "Alter", "in_range", r"value '68' fails in_range\(0, 67\)")]),
+         [Rejected(BAD_ROW, "Alter", "in_range", r"^value above the maximum 67, fails in_range\(0, 67\)$")]),
     Case("SGB II negative age",
          delivery("sgb2", rows("sgb2", bad("sgb2", age=-1))), QUARANTINED,
-         [Rejected(BAD_ROW, "Alter", "in_range", r"value '-1' fails in_range\(0, 67\)")]),
+         [Rejected(BAD_ROW, "Alter", "in_range", r"^value below the minimum 0, fails in_range\(0, 67\)$")]),
     # --- several problems -----------------------------------------------------------------------------
     Case("two problems in one row",
          delivery("register", rows("register", bad("register", sex="x", residence_type="Q"))), QUARANTINED,
@@ -392,7 +393,7 @@ CASES = [
                                 extra=(bad("sgb12", person_key="K-9931-ZY", benefit_kind="XX"),))), REFUSED,
          r"^{file}: delivery refused, 2 of 5 rows \(40\.0%\) would be quarantined, more than the threshold of "
          r"20\.0% \(quarantine_max_share in config/city\.yml\); the problems are in raw\.rejected_rows\.\n"
-         r"(?s:.*)^  - {file}, line 4, column Leistungsart: value 'XX' fails isin", share=0.2),
+         r"(?s:.*)^  - {file}, line 4, column Leistungsart: value fails isin", share=0.2),
     # --- line numbers ---------------------------------------------------------------------------------
     Case("blank line between rows",
          delivery("sgb12", GOOD["sgb12"][:2] + ["", bad("sgb12", unterbezirk_id="999")] + GOOD["sgb12"][2:],
@@ -492,8 +493,10 @@ def test_bad_delivery(tmp_path, con, case: Case):
         message = str(refused.value)
         for problem in case.expect:
             where = f", column {problem.column}" if problem.column else ""
-            assert re.search(rf"^  - {re.escape(name)}, line {problem.line}{re.escape(where)}: "
-                             rf"[^\n]*(?:{problem.reason or problem.check})", message, re.M), message
+            reason = problem.reason or problem.check  # "^…": the reason starts with it
+            reason = reason[1:] if reason.startswith("^") else rf"[^\n]*(?:{reason})"
+            assert re.search(rf"^  - {re.escape(name)}, line {problem.line}{re.escape(where)}: {reason}",
+                             message, re.M), message
         _assert_nothing_personal(message)
         _assert_nothing_loaded(con, source)
 
