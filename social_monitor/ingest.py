@@ -502,14 +502,22 @@ def _as_utf8(path: Path, encoding: str, tmp: Path) -> Path:
         for block in iter(lambda: src.read(1 << 22), b""):
             try:
                 text = decoder.decode(block)
-            except UnicodeDecodeError as exc:
-                bad_line = line + block[: exc.start].count(b"\n")
-                raise DeliveryError(f"{path.name}, line {bad_line}: byte 0x{block[exc.start]:02x} is not valid "
+            except UnicodeDecodeError as exc:  # exc.start counts from bytes held back from the block before
+                start = min(exc.start, len(block) - 1)
+                bad_line = line + block[:start].count(b"\n")
+                raise DeliveryError(f"{path.name}, line {bad_line}: byte 0x{block[start]:02x} is not valid "
                                     f"{encoding}; the file is not in the encoding its manifest states",
                                     line=bad_line) from None
+            except UnicodeError:  # e.g. UTF-16 without a byte order mark
+                raise DeliveryError(f"{path.name}, line {line}: the file is not valid {encoding}; the file is "
+                                    "not in the encoding its manifest states", line=line) from None
             line += block.count(b"\n")
             dst.write(text)
-        dst.write(decoder.decode(b"", final=True))
+        try:
+            dst.write(decoder.decode(b"", final=True))
+        except UnicodeError:
+            raise DeliveryError(f"{path.name}, line {line}: the file ends inside a {encoding} character (cut off "
+                                "in transfer?)", line=line) from None
     return target
 
 
