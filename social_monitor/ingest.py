@@ -605,7 +605,32 @@ def _read_error(name: str, source: Source, manifest: Manifest, exc: duckdb.Error
         if found:
             what = cause.format(*found.groups())
             break
+    else:  # DuckDB names no line: a carriage return inside a line is the usual cause
+        lone_cr = _lone_cr_line(manifest.data_path, str(manifest.encoding))
+        if lone_cr is not None:
+            return DeliveryError(f"{name}, line {lone_cr}: a carriage return (CR) without a line feed inside the "
+                                 "line; lines must end in LF or CR LF (mixed line endings?)", line=lone_cr)
     return DeliveryError(f"{name}{where}: {what}", line=int(line.group(1)) if line else None)
+
+
+def _lone_cr_line(path: Path, encoding: str) -> int | None:
+    """The line (counted by LF) of the first CR not followed by LF, in a file of an ASCII-based encoding."""
+    if encoding.lower().replace("_", "-").startswith(("utf-16", "utf-32")):
+        return None
+    line, pending = 1, b""
+    with open(path, "rb") as handle:
+        while True:
+            block = handle.read(1 << 22)
+            data = pending + block
+            pending = b""
+            if block and data.endswith(b"\r"):  # its LF may start the next block
+                data, pending = data[:-1], b"\r"
+            found = re.search(rb"\r(?!\n)", data)
+            if found:
+                return line + data[: found.start()].count(b"\n")
+            if not block:
+                return None
+            line += data.count(b"\n")
 
 
 # --- rows -------------------------------------------------------------------------------------------

@@ -190,6 +190,23 @@ def _rename_to(name: str) -> Callable[[Path], None]:
     return lambda path: path.rename(path.with_name(name))
 
 
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def _damaged_parquet() -> bytes:
+    """A Parquet file whose first data page is overwritten (its footer is intact)."""
+    table = pa.table({"Personen_ID": [f"{KEY}-{i}" for i in range(200)], "BG_Nummer": [HOUSEHOLD] * 200,
+                      "Alter": pa.array([30] * 200, pa.int16()), "Unterbezirk": ["261"] * 200})
+    content = bytearray(_parquet_bytes(table))
+    content[60:90] = b"\xff" * 30
+    return bytes(content)
+
+
+SGB2_TABLE = {"Personen_ID": [KEY, "p2", "p3"], "BG_Nummer": [HOUSEHOLD, "bg1", "bg2"],
+              "Alter": pa.array([57, 6, 35], pa.int16()), "Unterbezirk": ["261", "261", "001"]}
 CP1252_REGISTER = csv_text("register", rows("register", BAD["register"])).encode("cp1252")
 SGB12_HEADER = ";".join(HEADERS["sgb12"])
 
@@ -208,6 +225,12 @@ CASES = [
     Case("UTF-16 file declared UTF-8",
          delivery("asylblg", rows("asylblg", bad("asylblg")), encoding="utf-16"), REFUSED,
          r"^{file}, line 1: the header is not valid utf-8"),
+    Case("manifest names a codec that is not a text encoding (rot13)",
+         delivery("register", rows("register", bad("register")), manifest={"encoding": "rot13"}), REFUSED,
+         r"^{file}: unknown encoding 'rot13' in the manifest"),
+    Case("UTF-16 file without a byte order mark",
+         delivery("asylblg", rows("asylblg", bad("asylblg")), encoding="utf-16-le", manifest={"encoding": "utf-16"}),
+         REFUSED, r"^{file}, line 1: the file is not valid utf-16"),
     Case("unknown encoding in the manifest (ANSI)",
          delivery("register", rows("register", bad("register")), manifest={"encoding": "ANSI"}), REFUSED,
          r"^{file}: unknown encoding '(?i:ansi)' in the manifest"),
@@ -239,6 +262,26 @@ CASES = [
          delivery("asylblg", rows("asylblg", bad("asylblg")), columns=HEADERS["asylblg"] + [""]), REFUSED,
          r"^{file}, header \(line 1\): 1 column\(s\) with an empty name \(a separator at the end of the line\?\); "
          r"expected exactly"),
+    Case("file without its header line",
+         delivery("sgb12", rows("sgb12", bad("sgb12")), header=f"{KEY};HLU;{BORN};261", n_rows=4), REFUSED,
+         r"^{file}, header \(line 1\): missing column\(s\) Personen_ID, Leistungsart, Geburtsdatum, Unterbezirk; "
+         r"4 unexpected field\(s\), not shown [^\n]*\(is the header line missing\?\)"),
+    Case("header line longer than 64 KiB",
+         delivery("sgb12", rows("sgb12", bad("sgb12")), header=SGB12_HEADER + ";" + KEY * 10_000), REFUSED,
+         r"^{file}, line 1: longer than 65536 bytes, so not a header line"),
+    Case("Parquet column name with spaces or a byte order mark around it",
+         delivery("sgb2", [], raw=_parquet_bytes(pa.table({"\ufeffPersonen_ID": SGB2_TABLE["Personen_ID"],
+                                                           "BG_Nummer": SGB2_TABLE["BG_Nummer"],
+                                                           "Alter ": SGB2_TABLE["Alter"],
+                                                           "Unterbezirk": SGB2_TABLE["Unterbezirk"]})),
+                  n_rows=3), ACCEPTED,
+         ("select age from raw.sgb2 order by source_line", [(57,), (6,), (35,)])),
+    Case("Parquet column of nested values (struct or list)",
+         delivery("sgb2", [], raw=_parquet_bytes(pa.table({**SGB2_TABLE, "BG_Nummer": [{KEY: HOUSEHOLD}] * 3})),
+                  n_rows=3), REFUSED, r"^{file}, column BG_Nummer: holds nested values \(STRUCT\)"),
+    Case("Parquet file with a damaged data page",
+         delivery("sgb2", [], raw=_damaged_parquet(), n_rows=200), REFUSED,
+         r"^{file}: the Parquet file cannot be read \(damaged or cut off in transfer\?\)"),
     Case("Parquet file without a column",
          delivery("sgb2", rows("sgb2", bad("sgb2")), columns=["Personen_ID", "Alter", "Unterbezirk"]), REFUSED,
          r"^{file}, column list: missing column\(s\) BG_Nummer;"),
@@ -259,6 +302,12 @@ CASES = [
     Case("line with too many fields",
          delivery("sgb12", rows("sgb12", f"{KEY};HLU;{BORN};261;GSI")), REFUSED,
          r"^{file}, line 4: Expected Number of Columns: 4 Found: 5"),
+    Case("CR-only line endings",
+         delivery("sgb12", rows("sgb12", bad("sgb12")), eol="\r"), REFUSED,
+         r"^{file}, line 1: a carriage return \(CR\) inside the header line"),
+    Case("carriage return inside a line (mixed line endings)",
+         delivery("sgb12", rows("sgb12", f"{KEY};HLU\r{BORN};261")), REFUSED,
+         r"^{file}, line 4: a carriage return \(CR\) without a line feed inside the line"),
     Case("unterminated quote",
          delivery("sgb12", rows("sgb12", f'{KEY};"HLU;{BORN};261')), REFUSED,
          r"^{file}, line 4: Value with unterminated quote"),
@@ -307,6 +356,9 @@ CASES = [
     Case("date with a time (spreadsheet export)",
          delivery("asylblg", rows("asylblg", bad("asylblg", birth_date="17.03.1961 00:00:00"))), QUARANTINED,
          [Rejected(BAD_LINE, "Geburtsdatum", "parse", r"value is not a date DD\.MM\.YYYY")]),
+    Case("birth date in the year 0",
+         delivery("sgb12", rows("sgb12", bad("sgb12", birth_date="01.01.0000"))), QUARANTINED,
+         [Rejected(BAD_LINE, "Geburtsdatum", "parse", r"value is not a date DD\.MM\.YYYY")]),
     # --- dates that parse but cannot be right ---------------------------------------------------------
     Case("two-digit year",
          delivery("sgb12", rows("sgb12", bad("sgb12", birth_date="17.03.61"))), QUARANTINED,
@@ -348,6 +400,15 @@ CASES = [
     Case("tab after a code",
          delivery("sgb12", rows("sgb12", bad("sgb12", benefit_kind="GSI\t"))), QUARANTINED,
          [Rejected(BAD_LINE, "Leistungsart", "isin", r"it differs from the code 'GSI' in case or white space")]),
+    Case("fields shifted in a row",
+         delivery("sgb12", rows("sgb12", f"HLU;{BORN};261;{KEY}")), QUARANTINED,
+         [Rejected(BAD_LINE, "Leistungsart", "isin", r"^value fails isin\(\['HLU', 'GSI'\]\)$"),
+          Rejected(BAD_LINE, "Geburtsdatum", "parse", r"value is not a date DD\.MM\.YYYY"),
+          Rejected(BAD_LINE, "Unterbezirk", "isin", r"^value fails isin\(one of the \d+ codes of the reference\)$")]),
+    Case("a code of another column (fields shifted)",
+         delivery("asylblg", rows("asylblg", bad("asylblg", sex="HLU"))), QUARANTINED,
+         [Rejected(BAD_LINE, "Geschlecht", "isin",
+                   r"^value 'HLU' fails isin\(\['m', 'w', 'd', 'o'\]\): it is a code of Leistungsart")]),
     Case("empty required code",
          delivery("asylblg", rows("asylblg", bad("asylblg", sex=""))), QUARANTINED,
          [Rejected(BAD_LINE, "Geschlecht", "not_nullable")]),

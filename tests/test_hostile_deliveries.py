@@ -23,19 +23,27 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
+import os
 import re
+import subprocess
 import tempfile
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
-from hypothesis import event, given
+import yaml
+from dagster import DagsterEventType, DagsterInstance
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from schemas.raw import code_lists, file_columns
+from social_monitor import cli
 from social_monitor.deliveries import SOURCES, Manifest, read_manifest, reference_date_of, write_manifest
 from social_monitor.ingest import MAX_MESSAGE_CHARS, DeliveryError, LoadResult, load_delivery
+from social_monitor.settings import PROJECT_DIR
+from tests.pipeline_env import BIN, DAGSTER
 
 CYCLE = 2018
 MARK = "PII"  # every marked personal value starts with it; no message, check or header holds it
@@ -153,16 +161,16 @@ def byte_mutation(draw, content: bytes) -> bytes:
 
 
 @st.composite
-def csv_deliveries(draw) -> tuple[str, bytes, int, str, str | None, set[str]]:
+def csv_deliveries(draw, sources: list[str] = CSV_SOURCES) -> tuple[str, bytes, int, str, str | None, set[str]]:
     """(source, the file's bytes, rows announced, encoding and separator in the manifest, personal dates)."""
-    source = draw(st.sampled_from(CSV_SOURCES))
+    source = draw(st.sampled_from(sources))
     rows = draw(st.lists(valid_row(source), min_size=1, max_size=4))
     table = [list(HEADERS[source])] + [[str(row.get(h, "")) for h in HEADERS[source]] for row in rows]
     for _ in range(draw(st.integers(0, 3))):
         draw(field_mutation(table))
-    separator = draw(st.sampled_from([";", ";", ";", ",", "\t"]))
-    declared_separator = draw(st.sampled_from([None, ";", separator]))
-    ending = draw(st.sampled_from(["\n", "\n", "\n", "\r\n", "\r\n", "\r", "mixed"]))
+    separator = draw(st.sampled_from([";"] * 6 + [",", "\t"]))
+    declared_separator = draw(st.sampled_from([None, None, separator, separator, ";"]))
+    ending = draw(st.sampled_from(["\n"] * 4 + ["\r\n"] * 2 + ["\r", "mixed"]))
     lines = [separator.join(cells) for cells in table]
     if ending == "mixed":
         text = "".join(line + draw(st.sampled_from(["\n", "\r\n", "\r"])) for line in lines)
@@ -322,3 +330,118 @@ def test_a_hostile_csv_delivery_is_accepted_quarantined_or_refused_and_shows_not
 @given(case=parquet_deliveries(), policy=policies, share=shares)
 def test_a_hostile_parquet_delivery_is_accepted_quarantined_or_refused_and_shows_nothing_personal(case, policy, share):
     event(load_and_check(case, policy, share))
+
+
+# --- the steward's command --------------------------------------------------------------------------------
+
+
+def test_show_bad_lines_prints_the_bad_lines_and_their_problems_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SOCIAL_MONITOR_DATA_DIR", str(tmp_path / "data"))
+    header = ";".join(HEADERS["sgb12"])
+    text = f"{header}\nPIIgood1;HLU;01.02.1950;001\nPIIbad02;01.02.1950;001;HLU\nPIIgood3;GSI;03.04.1940;261\n"
+    manifest = deliver(tmp_path / "landing", "sgb12", text.encode(), 3, "utf-8", ";")
+    before = sorted(tmp_path.rglob("*"))
+    assert cli.main(["show-bad-lines", str(manifest.data_path), "--allow-pipe"]) == 0
+    printed = capsys.readouterr().out
+    assert f"line 1 (header): {header}" in printed
+    assert "line 3: PIIbad02;01.02.1950;001;HLU" in printed
+    assert "Leistungsart: value fails isin(['HLU', 'GSI'])" in printed
+    assert "PIIgood1" not in printed and "PIIgood3" not in printed  # only the bad lines
+    assert sorted(tmp_path.rglob("*")) == before  # no warehouse, no file written
+
+    assert cli.main(["show-bad-lines", str(manifest.path), "--allow-pipe", "--lines", "2"]) == 0
+    assert "line 2: PIIgood1;HLU;01.02.1950;001" in capsys.readouterr().out
+
+
+def test_show_bad_lines_shows_the_first_line_of_a_file_without_its_header_and_a_parquet_row(tmp_path, capsys):
+    rows = "PIIrow01;HLU;01.02.1950;001\rPIIrow02;GSI;01.02.1950;001\r"  # no header, CR-only line endings
+    manifest = deliver(tmp_path / "a", "sgb12", rows.encode(), 2, "utf-8", ";")
+    assert cli.main(["show-bad-lines", str(manifest.data_path), "--allow-pipe"]) == 0
+    printed = capsys.readouterr().out
+    assert "refused: sgb12_2018-12-31.csv, line 1: a carriage return (CR) inside the header line" in printed
+    assert "line 1 (header): PIIrow01;HLU;01.02.1950;001\\rPIIrow02" in printed
+
+    table = pa.table({"Personen_ID": ["PIIp1", "PIIp2"], "BG_Nummer": ["PIIb1", "PIIb2"],
+                      "Alter": pa.array([5, 99], pa.int16()), "Unterbezirk": ["001", "001"]})
+    path = tmp_path / "b" / "sgb2_2018-12-31.parquet"
+    path.parent.mkdir()
+    pq.write_table(table, path)
+    write_manifest(path, SOURCES["sgb2"], reference_date_of(CYCLE), 2)
+    assert cli.main(["show-bad-lines", str(path), "--allow-pipe"]) == 0
+    printed = capsys.readouterr().out
+    assert "row 2: Personen_ID='PIIp2' | BG_Nummer='PIIb2' | Alter=99 | Unterbezirk='001'" in printed
+    assert "Alter: value above the maximum 67, fails in_range(0, 67)" in printed and "PIIp1" not in printed
+
+
+def test_show_bad_lines_prints_nothing_into_a_pipe(tmp_path):
+    text = f"{';'.join(HEADERS['asylblg'])}\nPIIpipe1;01.02.1950;x;001\n"
+    manifest = deliver(tmp_path / "landing", "asylblg", text.encode(), 1, "utf-8", ";")
+    done = subprocess.run([str(BIN / "social-monitor"), "show-bad-lines", str(manifest.path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stdout == ""
+    assert "stdout is not a terminal" in done.stderr and MARK not in done.stderr
+
+
+# --- through Dagster ----------------------------------------------------------------------------------------
+
+# A Dagster run costs half a minute on a busy machine: three generated sets of four deliveries (one per
+# source) by default, one twentieth of the examples under SOCIAL_MONITOR_HYPOTHESIS_EXAMPLES.
+DAGSTER_EXAMPLES = max(3, settings.default.max_examples // 20)
+
+
+@st.composite
+def one_delivery_per_source(draw) -> list[tuple]:
+    return [draw(csv_deliveries([name])) for name in CSV_SOURCES] + [draw(parquet_deliveries())]
+
+
+@settings(max_examples=DAGSTER_EXAMPLES)
+@given(cases=one_delivery_per_source(), policy=st.sampled_from(["quarantine", "fail"]))
+def test_hostile_deliveries_through_dagster_leave_nothing_personal_in_its_home_or_output(cases, policy):
+    """The raw assets of one report cycle materialised by the Dagster CLI (temporary DAGSTER_HOME): every
+    step either succeeds or fails with a Failure whose description starts with the file's name; no marked
+    value in the CLI's output, in any file of the Dagster home or in the warehouse outside the person tables."""
+    with tempfile.TemporaryDirectory(prefix="hostile-dagster-") as tmp:
+        root = Path(tmp)
+        personal: set[str] = set()
+        names = set()
+        for source, content, announced, encoding, delimiter, dates_ in cases:
+            manifest = deliver(root / "data" / "landing", source, content, announced, encoding, delimiter)
+            content_json = json.loads(manifest.path.read_text(encoding="utf-8"))
+            content_json.update(encoding=encoding, delimiter=delimiter)  # as drawn
+            manifest.path.write_text(json.dumps(content_json), encoding="utf-8")
+            personal |= dates_
+            names.add(manifest.data_path.name)
+        config = yaml.safe_load((PROJECT_DIR / "config" / "city.yml").read_text(encoding="utf-8"))
+        config.update(ingest_policy=policy, quarantine_max_share=1.0)
+        (root / "city.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+        (root / "dagster_home").mkdir()
+        env = {**os.environ, "SOCIAL_MONITOR_DATA_DIR": str(root / "data"), "DAGSTER_HOME": str(root / "dagster_home"),
+               "SOCIAL_MONITOR_CONFIG": str(root / "city.yml")}
+        for variable in ("SOCIAL_MONITOR_WAREHOUSE", "SOCIAL_MONITOR_PUBLISHED", "SOCIAL_MONITOR_LANDING_DIR"):
+            env.pop(variable, None)
+        done = subprocess.run([*DAGSTER, "asset", "materialize", "-m", "orchestration.definitions",
+                               "--select", "group:raw", "--partition", str(CYCLE)],
+                              cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=900)
+        assert_nothing_personal(done.stdout + done.stderr, personal)
+
+        failures = []
+        with DagsterInstance.from_config(str(root / "dagster_home")) as instance:
+            for run_record in instance.get_run_records():
+                for entry in instance.all_logs(run_record.dagster_run.run_id, of_type=DagsterEventType.STEP_FAILURE):
+                    data = entry.dagster_event.step_failure_data
+                    assert data.user_failure_data is not None, f"an unhandled exception: {data.error.message[:300]}"
+                    failures.append(data.user_failure_data.description)
+        assert all(any(f.startswith(name) for name in names) for f in failures), failures
+        assert (done.returncode == 0) == (not failures), done.stderr[-2000:]
+
+        for path in (root / "dagster_home").rglob("*"):
+            if path.is_file():
+                content = path.read_bytes()
+                assert MARK.encode() not in content, f"a marked value in {path}"
+                assert not [d for d in personal if d.encode() in content], f"a personal date in {path}"
+        with duckdb.connect(str(root / "data" / "warehouse" / "warehouse.duckdb"), read_only=True) as con:
+            assert_nothing_personal(outside_person_tables(con), personal)
+            for rows_in, accepted, rejected in con.execute(
+                    "select rows_in, rows_accepted, rows_rejected from raw.deliveries").fetchall():
+                assert rows_in == accepted + rejected
+        event(f"{len(failures)} of 4 steps failed")
