@@ -405,7 +405,7 @@ def _text_view(con: duckdb.DuckDBPyConnection, source: Source, manifest: Manifes
     if not isinstance(manifest.encoding, str) or not manifest.encoding.strip():
         raise DeliveryError(f"{name}: the manifest {manifest.path.name} names no encoding")
     encoding = manifest.encoding.strip().lower().replace("_", "-")
-    delimiter = ";" if manifest.delimiter is None else manifest.delimiter
+    delimiter = manifest.delimiter or ";"
     if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '"\r\n':
         raise DeliveryError(f"{name}: the separator {_capped(repr(delimiter), 20)} in the manifest "
                             f"{manifest.path.name} is not one character (other than a quote or a line break)")
