@@ -398,7 +398,8 @@ def one_delivery_per_source(draw) -> list[tuple]:
 @given(cases=one_delivery_per_source(), policy=st.sampled_from(["quarantine", "fail"]))
 def test_hostile_deliveries_through_dagster_leave_nothing_personal_in_its_home_or_output(cases, policy):
     """The raw assets of one report cycle materialised by the Dagster CLI (temporary DAGSTER_HOME): every
-    step either succeeds or fails with a Failure whose description starts with the file's name; no marked
+    step either succeeds or fails with a Failure whose description starts with the file's (or its
+    manifest's) name; no marked
     value in the CLI's output, in any file of the Dagster home or in the warehouse outside the person tables."""
     with tempfile.TemporaryDirectory(prefix="hostile-dagster-") as tmp:
         root = Path(tmp)
@@ -410,7 +411,7 @@ def test_hostile_deliveries_through_dagster_leave_nothing_personal_in_its_home_o
             content_json.update(encoding=encoding, delimiter=delimiter)  # as drawn
             manifest.path.write_text(json.dumps(content_json), encoding="utf-8")
             personal |= dates_
-            names.add(manifest.data_path.name)
+            names |= {manifest.data_path.name, str(manifest.path), manifest.path.name}  # a refusal names one
         config = yaml.safe_load((PROJECT_DIR / "config" / "city.yml").read_text(encoding="utf-8"))
         config.update(ingest_policy=policy, quarantine_max_share=1.0)
         (root / "city.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
