@@ -169,3 +169,26 @@ def pseudonymised_columns(model_or_source: object) -> list[str]:
     model = getattr(model_or_source, "contract", model_or_source)
     schema = model.to_schema()
     return [name for name, col in schema.columns.items() if col.metadata and col.metadata.get("pseudonymise")]
+
+
+def code_lists(model: type[RawDelivery]) -> dict[str, list[str]]:
+    """``{column: its allowed codes}`` for the columns with an ``isin`` check: published code lists, so a
+    value that is one of them may be shown in a message (it identifies nobody)."""
+    schema = model.to_schema()
+    return {name: [str(code) for code in check.statistics["allowed_values"]]
+            for name, col in schema.columns.items() for check in col.checks if check.name == "isin"}
+
+
+def value_ranges(model: type[RawDelivery]) -> dict[str, tuple[object, object]]:
+    """``{column: (min, max)}`` for the columns with an ``in_range`` check."""
+    schema = model.to_schema()
+    return {name: (check.statistics["min_value"], check.statistics["max_value"])
+            for name, col in schema.columns.items() for check in col.checks if check.name == "in_range"}
+
+
+def check_texts(model: type[RawDelivery]) -> set[str]:
+    """Every check text the contract itself defines (Pandera reports a failure under one of them)."""
+    schema = model.to_schema()
+    texts = {str(check.error) for check in schema.checks}
+    texts |= {str(check.error) for col in schema.columns.values() for check in col.checks}
+    return texts

@@ -24,7 +24,14 @@ Whether a problem refuses the whole delivery or quarantines the rows is the ``po
 unless the rejected share exceeds ``max_rejected_share``. Problems with the file as a whole (checksum,
 header, row count, reference date, no data rows) always refuse it. The catalogue of every kind of bad
 delivery and what happens to it: docs/bad-input.md.
-Rows in = rows accepted + rows rejected, always. No message ever shows the value of a personal column.
+Rows in = rows accepted + rows rejected, always.
+
+Messages are safe by construction: a message about a row names file, line, column and the failed check, and
+shows a value read from the file only if it is one of the contract's published codes (``code_lists``); a
+header name only if it is short and close to a header of the contract. DuckDB's and Pandera's own error
+texts quote file content, so they are never passed on. Every message is capped (``MAX_MESSAGE_CHARS``,
+``MAX_REASON_CHARS``). The lines themselves are for the data steward's terminal only:
+``social-monitor show-bad-lines`` (``social_monitor.bad_lines``).
 
 DuckDB works within ``SOCIAL_MONITOR_DUCKDB_MEMORY_LIMIT`` (default 2GB) during a load and spills to disk
 beyond it.
@@ -34,6 +41,7 @@ from __future__ import annotations
 
 import codecs
 import copy
+import difflib
 import functools
 import os
 import re
@@ -51,8 +59,17 @@ import pandera.polars as pa
 import polars as pl
 import pyarrow
 from pandera.config import ValidationDepth, config_context
+from polars.exceptions import PanicException
 
-from schemas.raw import RawDelivery, check_column, file_columns, personal_columns, pseudonymised_columns
+from schemas.raw import (
+    RawDelivery,
+    check_column,
+    check_texts,
+    code_lists,
+    file_columns,
+    pseudonymised_columns,
+    value_ranges,
+)
 from social_monitor.deliveries import (
     SOURCES,
     Manifest,
@@ -70,6 +87,11 @@ ROWS_PER_BATCH = 1_000_000  # rows Pandera validates at a time: bounds the loade
 MEMORY_LIMIT_ENV = "SOCIAL_MONITOR_DUCKDB_MEMORY_LIMIT"
 DEFAULT_MEMORY_LIMIT = "2GB"
 CP1252_UNDEFINED = b"\x81\x8d\x8f\x90\x9d"  # the bytes of 0x80–0x9F that cp1252 leaves undefined
+MAX_MESSAGE_CHARS = 4000  # a DeliveryError's message (it becomes Dagster's failure description)
+MAX_REASON_CHARS = 300  # a problem's reason (raw.rejected_rows.reason)
+MAX_HEADER_BYTES = 64 * 1024  # a header line longer than this is not a header
+MAX_SHOWN_HEADER_CHARS = 40  # an unexpected header name is shown only if this short ...
+HEADER_LIKENESS = 0.8  # ... and at least this close (difflib ratio, ignoring case) to a header of the contract
 
 RAW_DDL = """
 create schema if not exists raw;
@@ -105,11 +127,18 @@ alter table raw.deliveries add column if not exists key_fingerprint varchar;
 
 
 class DeliveryError(ValueError):
-    """A delivery that was refused. The message names the file, and where known the line and column."""
+    """A delivery that was refused. The message names the file, and where known the line and column; it
+    is cut to ``MAX_MESSAGE_CHARS``. ``line`` is the line of a problem with the file as a whole (the header
+    is line 1), for ``social-monitor show-bad-lines``."""
 
-    def __init__(self, message: str, problems: list[Problem] | None = None):
-        super().__init__(message)
+    def __init__(self, message: str, problems: list[Problem] | None = None, *, line: int | None = None):
+        super().__init__(_capped(message, MAX_MESSAGE_CHARS))
         self.problems = problems or []
+        self.line = line
+
+
+def _capped(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -121,6 +150,10 @@ class Problem:
     column: str | None
     check: str
     reason: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", _capped(self.reason, MAX_REASON_CHARS))
+        object.__setattr__(self, "check", _capped(self.check, MAX_REASON_CHARS))
 
     def __str__(self) -> str:
         where = self.file
@@ -192,9 +225,7 @@ def load_delivery(
             try:
                 con.execute(f"create table {stored} as {_typed_select(contract, text_view)}")
             except duckdb.Error as exc:
-                if not _is_csv_error(exc):
-                    raise
-                raise DeliveryError(_csv_error_message(name, exc)) from None
+                raise _read_error(name, source, manifest, exc) from None
             finally:
                 con.execute("drop view if exists _text")  # a view of the delivered file: not kept in the session
         # The rows are stored in file order (DuckDB preserves insertion order and reads in parallel, which
@@ -392,32 +423,50 @@ def _text_view(con: duckdb.DuckDBPyConnection, source: Source, manifest: Manifes
     columns = file_columns(source.contract)
     path, name = manifest.data_path, manifest.data_path.name
     if source.file_format == "parquet":
-        try:
-            present = [row[0] for row in con.execute("select name from parquet_schema(?) where name <> 'schema'",
-                                                     [str(path)]).fetchall()]
+        try:  # the top-level columns and their types (parquet_schema would list the fields of nested ones too)
+            described = con.execute(f"describe select * from read_parquet({_sql_str(path)})").fetchall()
         except duckdb.Error:
             raise DeliveryError(f"{name}: not a readable Parquet file (damaged or cut off in transfer?)") from None
-        _check_header(name, present, list(columns), line_word="column list")
-        selected = ", ".join(f'cast("{h}" as varchar) as "{h}"' for h in columns)
+        present = {_header_name(row[0]): (row[0], str(row[1])) for row in described}
+        _check_header(name, [_header_name(row[0]) for row in described], list(columns), line_word="column list")
+        for header in columns:
+            kind = present[header][1]
+            if _is_nested(kind):
+                raise DeliveryError(f"{name}, column {header}: holds nested values ({_type_family(kind)}); "
+                                    "expected text or numbers")
+        # by the name in the file: a header with spaces or a byte order mark around it is the contract's header
+        selected = ", ".join(f"cast({_quote(present[h][0])} as varchar) as {_quote(h)}" for h in columns)
         con.execute(f"create or replace temp view _text as select {selected} from read_parquet({_sql_str(path)})")
         yield "_text"
         return
 
-    encoding = manifest.encoding.lower().replace("_", "-")
+    if not isinstance(manifest.encoding, str) or not manifest.encoding.strip():
+        raise DeliveryError(f"{name}: the manifest {manifest.path.name} names no encoding")
+    encoding = manifest.encoding.strip().lower().replace("_", "-")
     delimiter = manifest.delimiter or ";"
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '"\r\n':
+        raise DeliveryError(f"{name}: the separator {_capped(repr(delimiter), 20)} in the manifest "
+                            f"{manifest.path.name} is not one character (other than a quote or a line break)")
     csv_path, csv_encoding = _readable_by_duckdb(path, encoding, tmp)
     with open(csv_path, "rb") as handle:
-        raw_header = handle.readline().rstrip(b"\r\n")
+        raw_header = handle.readline(MAX_HEADER_BYTES + 1)
+    if len(raw_header) > MAX_HEADER_BYTES:
+        raise DeliveryError(f"{name}, line 1: longer than {MAX_HEADER_BYTES} bytes, so not a header line "
+                            "(no line breaks, or the header line is missing?)", line=1)
+    raw_header = raw_header.rstrip(b"\r\n")
+    if b"\r" in raw_header:
+        raise DeliveryError(f"{name}, line 1: a carriage return (CR) inside the header line; lines must end in "
+                            "LF or CR LF (a file with CR-only line endings?)", line=1)
     try:  # a file read as latin-1 has no byte 0x80–0x9F: its header decodes the same in its own encoding
         header_line = raw_header.decode("utf-8" if csv_encoding == "utf-8" else encoding)
     except (UnicodeDecodeError, LookupError):
         raise DeliveryError(f"{name}, line 1: the header is not valid {encoding}; the file is not in the "
-                            "encoding its manifest states") from None
+                            "encoding its manifest states", line=1) from None
     if not header_line:
-        raise DeliveryError(f"{name}, line 1: the header line is empty")
+        raise DeliveryError(f"{name}, line 1: the header line is empty", line=1)
     if delimiter not in header_line and len(columns) > 1:
         raise DeliveryError(f"{name}, line 1: no {delimiter!r} in the header line; the file is not separated "
-                            f"by {delimiter!r} as its manifest says")
+                            f"by {delimiter!r} as its manifest says", line=1)
     _check_header(name, header_line.split(delimiter), list(columns), line_word="header (line 1)")
     spec = "{" + ", ".join(f"{_sql_str(h)}: 'VARCHAR'" for h in columns) + "}"
     con.execute(
@@ -439,10 +488,11 @@ def _readable_by_duckdb(path: Path, encoding: str, tmp: Path) -> tuple[Path, str
     """
     if encoding in ("utf-8", "utf8", "ascii"):
         return path, "utf-8"
-    try:
+    try:  # str.encode accepts only text encodings (not rot13, base64, zlib …)
         codec = codecs.lookup(encoding).name
-    except LookupError:
-        raise DeliveryError(f"{path.name}: unknown encoding {encoding!r} in the manifest") from None
+        "a".encode(codec)
+    except (LookupError, UnicodeError):
+        raise DeliveryError(f"{path.name}: unknown encoding {_capped(repr(encoding), 60)} in the manifest") from None
     if codec in ("cp1252", "iso8859-1"):
         undefined = CP1252_UNDEFINED if codec == "cp1252" else b""
         if not _has_bytes_80_to_9f(path, encoding, undefined):
@@ -478,7 +528,7 @@ def _refuse_undefined_byte(path: Path, encoding: str, position: int) -> None:
             line += handle.read(min(1 << 22, position - handle.tell())).count(b"\n")
         byte = handle.read(1)[0]
     raise DeliveryError(f"{path.name}, line {line}: byte 0x{byte:02x} is not valid {encoding}; the file is not in "
-                        "the encoding its manifest states")
+                        "the encoding its manifest states", line=line)
 
 
 def _as_utf8(path: Path, encoding: str, tmp: Path) -> Path:
@@ -490,45 +540,135 @@ def _as_utf8(path: Path, encoding: str, tmp: Path) -> Path:
         for block in iter(lambda: src.read(1 << 22), b""):
             try:
                 text = decoder.decode(block)
-            except UnicodeDecodeError as exc:
-                bad_line = line + block[: exc.start].count(b"\n")
-                raise DeliveryError(f"{path.name}, line {bad_line}: byte 0x{block[exc.start]:02x} is not valid "
-                                    f"{encoding}; the file is not in the encoding its manifest states") from None
+            except UnicodeDecodeError as exc:  # exc.start counts from bytes held back from the block before
+                start = min(exc.start, len(block) - 1)
+                bad_line = line + block[:start].count(b"\n")
+                raise DeliveryError(f"{path.name}, line {bad_line}: byte 0x{block[start]:02x} is not valid "
+                                    f"{encoding}; the file is not in the encoding its manifest states",
+                                    line=bad_line) from None
+            except UnicodeError:  # e.g. UTF-16 without a byte order mark
+                raise DeliveryError(f"{path.name}, line {line}: the file is not valid {encoding}; the file is "
+                                    "not in the encoding its manifest states", line=line) from None
             line += block.count(b"\n")
             dst.write(text)
-        dst.write(decoder.decode(b"", final=True))
+        try:
+            dst.write(decoder.decode(b"", final=True))
+        except UnicodeError:
+            raise DeliveryError(f"{path.name}, line {line}: the file ends inside a {encoding} character (cut off "
+                                "in transfer?)", line=line) from None
     return target
 
 
+def _header_name(text: str) -> str:
+    """A header as the contract names it: without spaces and byte order marks around it."""
+    return text.strip().lstrip("\ufeff").strip()
+
+
 def _check_header(name: str, present: list[str], expected: list[str], *, line_word: str) -> None:
-    present = [p.strip().lstrip("\ufeff") for p in present]
+    """The header must be the contract's, in order. A name that is not the contract's is shown only if it
+    looks like a header name (``_looks_like_header``); any other field is counted, never shown: a file
+    without its header line has data in its first line."""
+    present = [_header_name(p) for p in present]
     missing = [h for h in expected if h not in present]
     extra = [h for h in present if h not in expected]
     if missing or extra:
         parts = []
         if missing:
             parts.append("missing column(s) " + ", ".join(missing))
-        if extra:
-            parts.append("unexpected column(s) " + ", ".join(extra))
-        raise DeliveryError(f"{name}, {line_word}: " + "; ".join(parts) + f"; expected exactly {';'.join(expected)}")
-    if present != expected:
+        shown = [h for h in extra if h and _looks_like_header(h, expected)]
+        empty = sum(1 for h in extra if not h)
+        hidden = len(extra) - len(shown) - empty
+        if shown:
+            parts.append("unexpected column(s) " + ", ".join(shown))
+        if empty:
+            parts.append(f"{empty} column(s) with an empty name (a separator at the end of the line?)")
+        if hidden:
+            parts.append(f"{hidden} unexpected field(s), not shown as they are not like a column name of the "
+                         "contract (is the header line missing?)")
+        raise DeliveryError(f"{name}, {line_word}: " + "; ".join(parts) + f"; expected exactly {';'.join(expected)}",
+                            line=1)
+    if present != expected:  # every name present is one of the contract's
         raise DeliveryError(f"{name}, {line_word}: columns are in the order {';'.join(present)}; expected "
-                            f"{';'.join(expected)}")
+                            f"{';'.join(expected)}", line=1)
 
 
-def _is_csv_error(exc: duckdb.Error) -> bool:
-    return bool(re.search(r"CSV Error|Invalid unicode|unterminated quote", str(exc)))
+def _looks_like_header(text: str, expected: list[str]) -> bool:
+    """Short, printable, and at least ``HEADER_LIKENESS`` alike (ignoring case) to a header of the contract:
+    a renamed, abbreviated (its first four letters or more) or garbled header, shown so the mistake is plain.
+    Anything else may be data."""
+    if len(text) > MAX_SHOWN_HEADER_CHARS or not text.isprintable():
+        return False
+    folded = text.casefold()
+    abbreviation = folded.rstrip(".")  # "Geschl." for "Geschlecht"
+    return any(difflib.SequenceMatcher(None, folded, header.casefold()).ratio() >= HEADER_LIKENESS
+               or (len(abbreviation) >= 4 and header.casefold().startswith(abbreviation))
+               for header in expected)
 
 
-def _csv_error_message(name: str, exc: duckdb.Error) -> str:
-    """DuckDB's CSV error, reduced to line and cause: it quotes the offending line, which may be personal."""
+def _is_nested(duckdb_type: str) -> bool:
+    return duckdb_type.startswith(("STRUCT", "MAP", "UNION")) or duckdb_type.endswith("]")
+
+
+def _type_family(duckdb_type: str) -> str:
+    """A DuckDB type's family without its parts (a STRUCT's field names come from the file)."""
+    if duckdb_type.endswith("]"):
+        return "LIST"
+    match = re.match(r"[A-Z]+", duckdb_type)
+    return match.group(0) if match else "unknown type"
+
+
+# DuckDB's CSV errors, by a cause that quotes nothing of the file -> what the message says
+CSV_CAUSES = {
+    r"Expected Number of Columns: (\d+) Found: (\d+)": "Expected Number of Columns: {0} Found: {1}",
+    r"Value with unterminated quote": "Value with unterminated quote",
+    r"Invalid unicode": "Invalid unicode (not valid UTF-8)",
+    r"Maximum line size of \d+ bytes exceeded": "line too long",
+}
+
+
+def _read_error(name: str, source: Source, manifest: Manifest, exc: duckdb.Error) -> BaseException:
+    """What an error while DuckDB reads the delivery means, in a message that quotes nothing of the file
+    (DuckDB's own text quotes the offending line). Memory and disk errors are the machine's, not the file's:
+    they are passed on."""
     text = str(exc)
+    if isinstance(exc, duckdb.OutOfMemoryException) or "No space left on device" in text:
+        return exc
+    if source.file_format == "parquet":
+        return DeliveryError(f"{name}: the Parquet file cannot be read (damaged or cut off in transfer?)")
     line = re.search(r"CSV Error on Line: (\d+)", text)
-    cause = re.search(r"(Expected Number of Columns: \d+ Found: \d+|Value with unterminated quote[^\n]*|"
-                      r"Invalid unicode[^\n]*)", text)
     where = f", line {line.group(1)}" if line else ""
-    what = cause.group(1) if cause else "the file cannot be read as semicolon-separated text"
-    return f"{name}{where}: {what}"
+    what = f"the file cannot be read as {manifest.delimiter or ';'}-separated text in {manifest.encoding}"
+    for pattern, cause in CSV_CAUSES.items():
+        found = re.search(pattern, text)
+        if found:
+            what = cause.format(*found.groups())
+            break
+    else:  # DuckDB names no line: a carriage return inside a line is the usual cause
+        lone_cr = _lone_cr_line(manifest.data_path, str(manifest.encoding))
+        if lone_cr is not None:
+            return DeliveryError(f"{name}, line {lone_cr}: a carriage return (CR) without a line feed inside the "
+                                 "line; lines must end in LF or CR LF (mixed line endings?)", line=lone_cr)
+    return DeliveryError(f"{name}{where}: {what}", line=int(line.group(1)) if line else None)
+
+
+def _lone_cr_line(path: Path, encoding: str) -> int | None:
+    """The line (counted by LF) of the first CR not followed by LF, in a file of an ASCII-based encoding."""
+    if encoding.lower().replace("_", "-").startswith(("utf-16", "utf-32")):
+        return None
+    line, pending = 1, b""
+    with open(path, "rb") as handle:
+        while True:
+            block = handle.read(1 << 22)
+            data = pending + block
+            pending = b""
+            if block and data.endswith(b"\r"):  # its LF may start the next block
+                data, pending = data[:-1], b"\r"
+            found = re.search(rb"\r(?!\n)", data)
+            if found:
+                return line + data[: found.start()].count(b"\n")
+            if not block:
+                return None
+            line += data.count(b"\n")
 
 
 # --- rows -------------------------------------------------------------------------------------------
@@ -562,8 +702,9 @@ def _typed_select(contract: type[RawDelivery], text_view: str) -> str:
 def _parse_expr(dtype: object, value: str) -> str:
     """The typed value of a trimmed text (NULL for an empty one)."""
     kind = str(dtype)
-    if kind == "Date":
-        return f"cast(try_strptime({value}, '%d.%m.%Y') as date)"
+    if kind == "Date":  # year 1 to 9999: the dates Python and polars can hold (year 0 made Pandera panic)
+        parsed = f"cast(try_strptime({value}, '%d.%m.%Y') as date)"
+        return f"case when year({parsed}) between 1 and 9999 then {parsed} end"
     if kind.startswith("Int"):  # "6.5" is not a whole number (a plain cast would round it to 7)
         return (f"case when regexp_full_match({value}, '[+-]?[0-9]+([.]0+)?') "
                 f"then try_cast(try_cast({value} as double) as {_duckdb_type(dtype)}) end")
@@ -651,8 +792,7 @@ def _contract_problems(
     from DuckDB as Arrow record batches of ``ROWS_PER_BATCH``), mapped to file lines."""
     name = manifest.data_path.name
     schema = _batch_schema(contract)
-    headers = {column: header for header, column in file_columns(contract).items()}
-    personal = personal_columns(contract)
+    explain = _Explainer(contract)
     problems: list[Problem] = []
     whole_file: set[tuple[str | None, str, str]] = set()  # reported once, not once per batch
     result = con.execute(f"select {_row_select(contract, manifest)} from {typed}")
@@ -666,8 +806,12 @@ def _contract_problems(
             continue
         except pa.errors.SchemaErrors as errors:
             cases = errors.failure_cases
+        except (Exception, PanicException) as exc:  # a bug of ours or of a library: its text may quote values
+            raise DeliveryError(f"{name}: the rows could not be validated (internal error {type(exc).__name__} "
+                                "in the loader; please report it with the file's structure, not its content)"
+                                ) from None
         lines = frame.get_column("source_line")
-        for problem in _failure_problems(cases, lines, name, headers, personal):
+        for problem in _failure_problems(cases, lines, name, explain):
             if (problem.line, problem.column) in already_reported:
                 continue  # a value that did not parse is null here; it is reported once, as unparseable
             if problem.line is None:
@@ -678,28 +822,78 @@ def _contract_problems(
     return problems
 
 
-def _failure_problems(
-    cases: pl.DataFrame, lines: pl.Series, name: str, headers: dict[str, str], personal: set[str]
-) -> Iterator[Problem]:
+def _failure_problems(cases: pl.DataFrame, lines: pl.Series, name: str, explain: _Explainer) -> Iterator[Problem]:
     """Pandera's failure cases of one batch as problems; ``index`` is the row in the batch."""
+    headers = explain.headers
     for case in cases.iter_rows(named=True):
-        check = _short_check(str(case["check"]))
+        check = explain.check(str(case["check"]))
         column = case["column"] if case["column"] in headers else None
         if column is None and check_column(check) in headers:
             column = check_column(check)
         index = case["index"]
         line = int(lines[index]) if index is not None else None
-        if column is None:
+        if column is None or check_column(check):
             reason = f"fails {check}"
-        elif check_column(check):
-            reason = f"fails {check}"
-        elif column in personal or case["failure_case"] is None:
-            reason = f"value fails {check}"
         else:
-            reason = f"value {case['failure_case']!r} fails {check}"
+            reason = explain.value(column, case["failure_case"], check)
         if line is None and case["schema_context"] != "DataFrameSchema":
             reason = f"column fails {check}"
         yield Problem(name, line, headers.get(column) if column else None, check, reason)
+
+
+class _Explainer:
+    """What a failed check says about a value, safe by construction: a value read from the file is shown only
+    if it is one of the published codes of the contracts (``schemas.raw.code_lists``): a value of a column
+    with a code list that is no code of it is described by the code it resembles (in case, white space or
+    leading zeros) or the code list it belongs to; a number by the bound it crosses; anything else not at
+    all. Check names are the contract's own (anything else is "a contract check")."""
+
+    def __init__(self, contract: type[RawDelivery]):
+        self.headers = {column: header for header, column in file_columns(contract).items()}
+        self.codes = code_lists(contract)
+        self.ranges = value_ranges(contract)
+        self.known_checks = check_texts(contract) | {"not_nullable", "field_uniqueness", "multiple_fields_uniqueness",
+                                                      "column_in_dataframe", "column_in_schema"}
+        self.code_columns: dict[str, list[str]] = {}  # code -> the file columns (of any source) it is a code of
+        for source in SOURCES.values():
+            for column, codes in code_lists(source.contract).items():
+                header = {c: h for h, c in file_columns(source.contract).items()}[column]
+                for code in codes:
+                    self.code_columns.setdefault(code, [])
+                    if header not in self.code_columns[code]:
+                        self.code_columns[code].append(header)
+
+    def check(self, text: str) -> str:
+        if text in self.known_checks or re.fullmatch(r"dtype\('[A-Za-z0-9_ ,()\[\]]{1,40}'\)", text):
+            return _short_check(text)
+        return "a contract check"
+
+    def value(self, column: str, value: object, check: str) -> str:
+        if value is None:
+            return f"value fails {check}"
+        if column in self.codes:
+            return self._code(str(value), self.codes[column], check)
+        if column in self.ranges and re.fullmatch(r"[+-]?[0-9]+(?:[.][0-9]+)?", str(value)):
+            value, (low, high) = float(str(value)), self.ranges[column]  # Pandera's failure cases are text
+            if value < low:
+                return f"value below the minimum {low}, fails {check}"
+            if value > high:
+                return f"value above the maximum {high}, fails {check}"
+        return f"value fails {check}"
+
+    def _code(self, value: str, codes: list[str], check: str) -> str:
+        if value in self.code_columns:  # a published code, of another column (fields shifted?)
+            where = ", ".join(self.code_columns[value])
+            return f"value {value!r} fails {check}: it is a code of {where} (fields shifted?)"
+        folded = value.strip().casefold()
+        for code in codes:
+            if code.casefold() == folded:
+                return f"value fails {check}: it differs from the code {code!r} in case or white space"
+        if value.strip().isdigit():
+            for code in codes:
+                if code.isdigit() and code.lstrip("0") == value.strip().lstrip("0"):
+                    return f"value fails {check}: it is the code {code!r} without its leading zeros"
+        return f"value fails {check}"
 
 
 def _short_check(check: str) -> str:
