@@ -26,7 +26,21 @@ SUPPRESSED_TEXT = "Werte unterdrückt (statistische Geheimhaltung)"
 
 # published table -> the select that fills it from the attached warehouse, where it differs from select *.
 # ``main.area_indicators`` (already suppressed) is there when these run: every value that rests on a
-# suppressed cell is emptied and flagged, and a reason text that would quote it is replaced.
+# suppressed cell is emptied and flagged, and a reason text that would quote it is replaced; a city value is
+# emptied where the city cell of its indicator is suppressed (as area_indicators.city_value is).
+CITY_HIDDEN = """exists (select 1 from main.area_indicators c where c.area_level = 'city' and c.suppression is not null
+    and c.indicator_id = {alias}.{indicator} and {cycles})"""
+
+
+ANY_CYCLE_FOR_CHANGES = "(c.report_cycle = i.report_cycle or i.indicator_id <> i.source_indicator_id)"
+
+
+def _city_value(alias: str, indicator: str = "indicator_id", cycles: str = "") -> str:
+    cycles = cycles or f"c.report_cycle = {alias}.report_cycle"
+    return (f"case when {CITY_HIDDEN.format(alias=alias, indicator=indicator, cycles=cycles)} then null "
+            f"else {alias}.city_value end as city_value")
+
+
 SELECTS = {
     "action_areas": f"""
         select a.* replace (case when exists (
@@ -36,15 +50,15 @@ SELECTS = {
                    where i.report_cycle = a.report_cycle and i.area_id = a.area_id)
                then '{SUPPRESSED_TEXT}' else a.reasons end as reasons)
         from warehouse.classification.action_areas a""",
-    "action_area_indicators": """
-        select i.* replace (case when s.suppression is null then i.value end as value),
+    "action_area_indicators": f"""
+        select i.* replace (case when s.suppression is null then i.value end as value, {_city_value("i")}),
                s.suppression is not null as is_suppressed
         from warehouse.classification.action_area_indicators i
         left join main.area_indicators s
           on s.report_cycle = i.report_cycle and s.area_id = i.area_id and s.indicator_id = i.indicator_id
          and s.area_level = (select any_value(area_level) from warehouse.classification.action_areas)""",
-    "action_area_quartiere": """
-        select q.* replace (case when s.suppression is null then q.value end as value),
+    "action_area_quartiere": f"""
+        select q.* replace (case when s.suppression is null then q.value end as value, {_city_value("q")}),
                s.suppression is not null as is_suppressed
         from warehouse.classification.action_area_quartiere q
         left join main.area_indicators s
@@ -52,7 +66,7 @@ SELECTS = {
          and s.indicator_id = q.indicator_id""",
     # an index input is hidden when its cell is suppressed in that cycle, or, for a change between cycles,
     # in any cycle; then all inputs of that dimension are hidden, or the index would give the missing one
-    "area_classification_indicators": """
+    "area_classification_indicators": f"""
         with hidden as (
             select distinct i.method_id, i.report_cycle, i.area_id, i.dimension_id
             from warehouse.classification.area_classification_indicators i
@@ -64,7 +78,8 @@ SELECTS = {
         )
         select i.* replace (case when h.area_id is null then i.value end as value,
                             case when h.area_id is null then i.standardised end as standardised,
-                            case when h.area_id is null then i.contribution end as contribution),
+                            case when h.area_id is null then i.contribution end as contribution,
+                            {_city_value("i", "source_indicator_id", ANY_CYCLE_FOR_CHANGES)}),
                h.area_id is not null as is_suppressed
         from warehouse.classification.area_classification_indicators i
         left join hidden h using (method_id, report_cycle, area_id, dimension_id)""",
