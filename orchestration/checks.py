@@ -7,8 +7,12 @@ import dagster as dg
 import duckdb
 
 from orchestration.resources import PipelineSettings, WarehouseResource
-from schemas.published import PUBLISHED_TABLES
+from schemas.published import DOCUMENTED_TABLES
+from social_monitor.catalogue import read_catalogue
 from social_monitor.deliveries import SOURCES
+from social_monitor.disclosure import Catalogue, DisclosureRule
+from social_monitor.publish import read_audit
+from social_monitor.settings import CityConfig
 
 
 def build_row_balance_check(source_name: str) -> dg.AssetChecksDefinition:
@@ -55,13 +59,34 @@ def only_aggregated_tables(pipeline: PipelineSettings) -> dg.AssetCheckResult:
     with duckdb.connect(str(Path(pipeline.published_path)), read_only=True) as con:
         tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
         columns = [r[0] for r in con.execute("select column_name from information_schema.columns").fetchall()]
-    expected = set(PUBLISHED_TABLES) | {"publication"}
+    expected = set(DOCUMENTED_TABLES)
     personal = [c for c in columns if any(w in c for w in ("person", "birth", "street", "house", "household"))]
     return dg.AssetCheckResult(
         passed=tables == expected and not personal,
         metadata={"tables": ", ".join(sorted(tables)), "unexpected_tables": ", ".join(sorted(tables - expected)),
                   "suspicious_columns": ", ".join(personal) or "none"},
     )
+
+
+@dg.asset_check(
+    asset=dg.AssetKey(["published", "marts"]),
+    name="no_suppressed_cell_recoverable",
+    description="Tries to recover every suppressed cell of the published file from its published cells alone: by "
+    "subtraction in every declared additive relation (area levels, a count and its parts, a change since the "
+    "previous cycle) and by a linear program per suppressed count (HiGHS). Fails when a suppressed cell is pinned "
+    "or a small count can be narrowed below the protection interval (publication.protection_interval).",
+)
+def no_suppressed_cell_recoverable(pipeline: PipelineSettings) -> dg.AssetCheckResult:
+    config = CityConfig.from_file(Path(pipeline.config_path))
+    rule = DisclosureRule.from_config(config.publication)
+    result = read_audit(Path(pipeline.published_path), Catalogue.from_rows(read_catalogue()), rule)
+    metadata: dict[str, object] = {"protection_interval": rule.protection}
+    for row in result.per_cycle():
+        metadata[str(row["report_cycle"])] = (
+            f"{row['suppressed_cells']} suppressed, {row['recoverable_by_subtraction']} by subtraction, "
+            f"{row['recoverable_by_linear_program']} by linear program, "
+            f"{row['narrower_than_protection']} narrower than {rule.protection}")
+    return dg.AssetCheckResult(passed=result.passed, metadata=metadata)
 
 
 @dg.asset_check(
@@ -129,4 +154,4 @@ def every_method_classifies_every_cycle(warehouse: WarehouseResource) -> dg.Asse
 
 
 checks = [build_row_balance_check(name) for name in SOURCES] + [
-    only_aggregated_tables, every_area_classified, every_method_classifies_every_cycle]
+    only_aggregated_tables, no_suppressed_cell_recoverable, every_area_classified, every_method_classifies_every_cycle]

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import pandera.polars as pa
 import polars as pl
 
+from social_monitor.disclosure import DisclosureRule
+
 AREA_LEVELS = ["city", "stadtbezirk", "statistischer_bezirk", "sozialraum", "unterbezirk"]
 CHANGES = ["first_cycle", "kept", "new", "released", "not_action_area"]
 FLAG_CHANGES = ["first_cycle", "kept", "new", "released", "not_flagged"]
@@ -120,8 +122,7 @@ class AreaIndicators(_Published):
     city_value: pl.Float64 = pa.Field(nullable=True, metadata=_CITY_VALUE)
     suppression: str = pa.Field(nullable=True, isin=["small_count", "small_population", "secondary"], metadata=_de(
         "Geheimhaltung", "Grund der Sperrung (statistische Geheimhaltung), leer wenn nicht gesperrt: small_count "
-        "(Fallzahl 1 oder 2), small_population (Quote eines Gebiets mit zu wenigen Einwohnern), secondary "
-        "(Sekundärsperrung, damit kein gesperrter Wert aus einer Summe errechnet werden kann)."))
+        "({small_count}), small_population ({small_population}), secondary ({secondary})."))
 
     class Config:
         unique = ["report_cycle", "area_level", "area_id", "indicator_id"]
@@ -363,6 +364,44 @@ class Publication(_Published):
         metadata = {"sheet_de": "Veröffentlichung"}
 
 
+class DisclosureAudit(_Published):
+    """Per report cycle: what the disclosure audit could recover of the suppressed cells (counts of cells only)."""
+
+    report_cycle: pl.Int32 = pa.Field(unique=True, metadata=_CYCLE)
+    suppressed_cells: pl.Int64 = pa.Field(ge=0, metadata=_de(
+        "Gesperrte Zellen", "Anzahl der gesperrten Zellen in area_indicators."))
+    confidential_cells: pl.Int64 = pa.Field(ge=0, metadata=_de(
+        "Geheim gehaltene Zellen", "Davon Zellen, deren Zähler oder Nenner nirgends veröffentlicht ist (ohne Quoten "
+        "zu kleiner Gebiete, deren Zahlen veröffentlicht sind)."))
+    recoverable_by_subtraction: pl.Int64 = pa.Field(eq=0, metadata=_de(
+        "Durch Subtraktion errechenbar", "Gesperrte Zellen, die sich durch eine Subtraktion in einer deklarierten "
+        "Summenbeziehung (Gebietsebenen, Summe von Teilgrößen, Veränderung zum Vorjahr) errechnen lassen; muss 0 "
+        "sein."))
+    recoverable_by_linear_program: pl.Int64 = pa.Field(eq=0, metadata=_de(
+        "Durch lineare Optimierung errechenbar", "Gesperrte Zellen, deren Zahlen durch alle veröffentlichten Werte "
+        "und Beziehungen zusammen (Minimum = Maximum im linearen Programm) festliegen; muss 0 sein."))
+    narrower_than_protection: pl.Int64 = pa.Field(eq=0, metadata=_de(
+        "Schutzintervall unterschritten", "Wegen kleiner Fallzahl gesperrte Zellen, deren Fallzahl sich auf ein "
+        "engeres Intervall als das Schutzintervall eingrenzen lässt; muss 0 sein."))
+    protection_interval: pl.Int64 = pa.Field(ge=1, metadata=_de(
+        "Schutzintervall", "Mindestbreite des Intervalls (Personen), auf das sich eine gesperrte kleine Fallzahl "
+        "eingrenzen lassen darf (publication.protection_interval, Vorgabe min_count)."))
+    min_count: pl.Int64 = pa.Field(ge=3, metadata=_de(
+        "Kleinste Fallzahl", "Kleinste veröffentlichte Fallzahl (publication.min_count); kleinere Fallzahlen ab 1 "
+        "sind gesperrt."))
+    min_population_for_rates: pl.Int64 = pa.Field(ge=0, metadata=_de(
+        "Mindesteinwohnerzahl für Quoten", "Quoten von Gebieten mit weniger Einwohnern sind gesperrt "
+        "(publication.min_population_for_rates)."))
+
+    class Config:
+        title = "Prüfung der Geheimhaltung"
+        description = ("Je Berichtsjahr das Ergebnis der Prüfung, die bei jeder Veröffentlichung versucht, jede "
+                       "gesperrte Zelle aus den veröffentlichten Werten zu errechnen: durch Subtraktion in jeder "
+                       "deklarierten Summenbeziehung und durch lineare Optimierung über alle zusammen. Nur Anzahlen "
+                       "von Zellen.")
+        metadata = {"sheet_de": "Prüfung Geheimhaltung"}
+
+
 # published table name -> (source table in the warehouse, contract)
 PUBLISHED_TABLES: dict[str, tuple[str, type[_Published]]] = {
     "areas": ("marts.areas", Areas),
@@ -380,8 +419,10 @@ PUBLISHED_TABLES: dict[str, tuple[str, type[_Published]]] = {
 }
 
 # every table of the published file, in the order of the file's documentation: the ones above, then publication
+# and disclosure_audit (written by the publication itself)
 DOCUMENTED_TABLES: dict[str, type[_Published]] = {
-    **{table: contract for table, (_source, contract) in PUBLISHED_TABLES.items()}, "publication": Publication}
+    **{table: contract for table, (_source, contract) in PUBLISHED_TABLES.items()}, "publication": Publication,
+    "disclosure_audit": DisclosureAudit}
 
 
 @dataclass(frozen=True)
@@ -400,16 +441,18 @@ class TableDoc:
     columns: tuple[ColumnDoc, ...]
 
 
-def data_dictionary() -> dict[str, TableDoc]:
+def data_dictionary(rule: DisclosureRule | None = None) -> dict[str, TableDoc]:
     """The data dictionary of the published file: table -> German title, description, sheet name and columns
-    (in the contract's order) with German header and description. A missing entry is ``""``."""
+    (in the contract's order) with German header and description. A missing entry is ``""``. The texts that
+    describe the disclosure control name the numbers of ``rule`` (the configuration's ``publication``)."""
+    describe = (rule or DisclosureRule()).describe_de
     tables = {}
     for table, contract in DOCUMENTED_TABLES.items():
         schema = contract.to_schema()
         columns = tuple(ColumnDoc(name, (column.metadata or {}).get("de", ""),
-                                  (column.metadata or {}).get("description_de", ""))
+                                  describe((column.metadata or {}).get("description_de", "")))
                         for name, column in schema.columns.items())
         table_metadata = contract.get_metadata()[contract.__name__].get("dataframe") or {}
-        tables[table] = TableDoc(table, schema.title or "", schema.description or "",
+        tables[table] = TableDoc(table, schema.title or "", describe(schema.description or ""),
                                  table_metadata.get("sheet_de", ""), columns)
     return tables

@@ -1,18 +1,40 @@
 """Statistical disclosure control of the published marts (statistische Geheimhaltung).
 
 Applied when publishing, never in the private warehouse. By configuration (``publication`` in
-config/city.yml):
+config/city.yml, read into ``DisclosureRule``):
 
-- **small counts**: a cell whose numerator or denominator is 1 to ``min_count - 1`` (default 1 or 2
-  persons) is suppressed (``small_count``);
+- **small counts**: a count from 1 to ``min_count - 1`` (default 1 or 2 persons) is never published; every
+  cell that shows it as numerator or denominator is suppressed (``small_count``);
 - **small areas**: every rate of an area with fewer than ``min_population_for_rates`` residents is
-  suppressed (``small_population``);
-- **secondary suppression**: numerators add up from the Unterbezirke to every level, so a single suppressed
-  cell among the parts of a published total could be recovered by subtraction. Within every group of parts
-  (Unterbezirke of a statistischer Bezirk and of a Sozialraum, Bezirke of a Stadtbezirk, Stadtbezirke and
-  Sozialräume of the city) that holds exactly one suppressed cell while its total is published, the
-  smallest other part is suppressed too (``secondary``); a total with a single part (a Bezirk of one
-  Unterbezirk) is suppressed together with it; repeated until no group needs more.
+  withheld as unreliable (``small_population``); its counts are not secret and may be published elsewhere;
+- **secondary suppression** (``secondary``): published cells are tied together by additive relations, so a
+  suppressed count could be recovered from the published ones. The relations are declared once, from the
+  indicator catalogue and the area hierarchy (``declared_relations``):
+
+  * across area levels: every count of a statistischer Bezirk, Sozialraum, Stadtbezirk and the city is the
+    sum over its parts (Unterbezirke add up to both their Bezirk and their Sozialraum, which cut across
+    Bezirk lines);
+  * between counts: a count is the sum of others (catalogue column ``numerator_sum_of`` /
+    ``denominator_sum_of``: residents and their age groups, transfer recipients and their four schemes);
+  * between cycles: a change since the previous cycle (catalogue column ``change_of``) is the count minus
+    the previous cycle's count, and its denominator is the previous cycle's count;
+  * rates: a rate publishes its numerator and denominator, which are counts of other cells: the audit works
+    on counts (``Key``: cycle, level, area, measure), and a count is published when any published cell
+    shows it.
+
+  Secondary suppression is greedy: while the audit (``audit``) finds a suppressed cell it can recover or a
+  small count it can narrow below the protection interval, the cheapest published count in a relation with
+  it (fewest cells newly suppressed, then a count of at least the protection interval, then the smallest)
+  is suppressed too, and the audit runs again.
+
+The audit recovers what a reader of the published file can: by subtraction in every declared relation
+(one suppressed count in a relation whose other counts are published), and by linear programming: for each
+suppressed count, its minimum and maximum subject to every declared relation, the published counts and
+non-negativity (``scipy.optimize.linprog`` with HiGHS). A suppressed cell is recoverable when every
+suppressed count it shows is pinned to one value; a small-count cell is under-protected when one of its
+suppressed counts can move by less than ``protection_interval`` persons (default ``min_count``: the
+interval then always reaches a count of at least ``min_count``, so a reader can neither pin the count
+nor tell that it is small).
 
 A suppressed cell keeps its row (so BI tools see the gap) with numerator, denominator and value empty and
 the reason in ``suppression``. Plain Python on polars frames, no Dagster.
@@ -20,107 +42,456 @@ the reason in ``suppression``. Plain Python on polars frames, no Dagster.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
+import numpy as np
 import polars as pl
+from scipy.optimize import linprog
+from scipy.sparse import csr_matrix, hstack
 
 REASONS = ("small_count", "small_population", "secondary")
 KEY = ["report_cycle", "area_level", "area_id", "indicator_id"]
 POPULATION_INDICATOR = "residents"
+# the parts every count adds up from: (part level, column of areas naming the total, total level)
+HIERARCHY = (
+    ("unterbezirk", "bezirk_id", "statistischer_bezirk"),
+    ("unterbezirk", "sozialraum_id", "sozialraum"),
+    ("statistischer_bezirk", "stadtbezirk_id", "stadtbezirk"),
+    ("stadtbezirk", None, "city"),
+    ("sozialraum", None, "city"),
+)
+CITY_ID = "city"
+MAX_ROUNDS = 20
+
+Key = tuple[int, str, str, str]  # report_cycle, area_level, area_id, measure
 
 
 @dataclass(frozen=True)
 class DisclosureRule:
     min_count: int = 3
     min_population_for_rates: int = 100
+    # a small count must keep an interval at least this wide; None: min_count
+    protection_interval: int | None = None
+
+    @property
+    def protection(self) -> int:
+        return self.min_count if self.protection_interval is None else self.protection_interval
 
     @classmethod
     def from_config(cls, config: Mapping[str, object] | None) -> DisclosureRule:
         config = dict(config or {})
-        unknown = sorted(set(config) - {"min_count", "min_population_for_rates"})
+        unknown = sorted(set(config) - {"min_count", "min_population_for_rates", "protection_interval"})
         if unknown:
             raise ValueError(f"publication: unknown key(s) {', '.join(unknown)}")
+        interval = config.get("protection_interval")
         rule = cls(min_count=int(config.get("min_count", 3)),
-                   min_population_for_rates=int(config.get("min_population_for_rates", 100)))
+                   min_population_for_rates=int(config.get("min_population_for_rates", 100)),
+                   protection_interval=None if interval is None else int(interval))
         if rule.min_count < 3 or rule.min_population_for_rates < 0:
             raise ValueError("publication: min_count must be at least 3 (counts of 1 and 2 are never published; "
                              "the published contract checks it) and min_population_for_rates >= 0")
+        if rule.protection < 1:
+            raise ValueError("publication: protection_interval must be at least 1 person")
         return rule
 
+    def texts_de(self) -> dict[str, str]:
+        """The rule in German words, for every text that describes it (report, Excel notes, data dictionary,
+        dbt docs): each names the numbers of this rule, none is written by hand elsewhere."""
+        return {
+            "small_count": f"Fallzahl von 1 bis {self.min_count - 1}",
+            "small_counts": f"Fallzahlen von 1 bis {self.min_count - 1}",
+            "small_population": f"Quote eines Gebiets mit weniger als {self.min_population_for_rates} Einwohnern",
+            "small_populations": f"Quoten von Gebieten mit weniger als {self.min_population_for_rates} Einwohnern",
+            "secondary": "Sekundärsperrung, damit kein gesperrter Wert aus den veröffentlichten Werten errechnet "
+                         "werden kann",
+            "protection": "kein gesperrter Wert lässt sich aus den veröffentlichten Werten errechnen, und eine "
+                          f"gesperrte kleine Fallzahl lässt sich nicht enger als auf {self.protection} Personen "
+                          "eingrenzen",
+        }
 
-def _groups(areas: pl.DataFrame) -> pl.DataFrame:
-    """(area_level, area_id) of each part -> (parent_level, parent_id) of each total it adds up to."""
-    parts = [
-        ("unterbezirk", "statistischer_bezirk", "bezirk_id"),
-        ("unterbezirk", "sozialraum", "sozialraum_id"),
-        ("statistischer_bezirk", "stadtbezirk", "stadtbezirk_id"),
-    ]
-    frames = [
-        areas.filter(pl.col("area_level") == level).select(
-            "area_level", "area_id", pl.lit(parent).alias("parent_level"), pl.col(column).alias("parent_id"))
-        for level, parent, column in parts
-    ]
-    frames += [
-        areas.filter(pl.col("area_level") == level).select(
-            "area_level", "area_id", pl.lit("city").alias("parent_level"), pl.lit("city").alias("parent_id"))
-        for level in ("stadtbezirk", "sozialraum")
-    ]
-    return pl.concat(frames).drop_nulls()
+    def describe_de(self, text: str) -> str:
+        """``text`` with every ``{name}`` of ``texts_de`` filled in."""
+        for name, words in self.texts_de().items():
+            text = text.replace("{" + name + "}", words)
+        return text
 
 
-def suppress(cells: pl.DataFrame, areas: pl.DataFrame, rule: DisclosureRule) -> pl.DataFrame:
-    """``cells`` (marts.area_indicators) with small cells and their secondaries emptied, and ``suppression``."""
+@dataclass(frozen=True)
+class Catalogue:
+    """What the disclosure control needs from the indicator catalogue: the counts each indicator shows and
+    the declared additive facts between counts."""
+
+    numerator: Mapping[str, str]
+    denominator: Mapping[str, str | None]
+    sums: tuple[tuple[str, tuple[str, ...]], ...]  # (total measure, part measures)
+    changes: tuple[tuple[str, str | None, str], ...]  # (change measure, previous-cycle measure, of measure)
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[Mapping[str, str]]) -> Catalogue:
+        numerator, denominator, sums, changes = {}, {}, [], []
+        for row in rows:
+            indicator = row["indicator_id"]
+            numerator[indicator] = row["numerator_measure"]
+            denominator[indicator] = row.get("denominator_measure") or None
+            for column, measure in (("numerator_sum_of", numerator[indicator]),
+                                    ("denominator_sum_of", denominator[indicator])):
+                parts = tuple((row.get(column) or "").split())
+                if parts:
+                    if measure is None:
+                        raise ValueError(f"indicator catalogue, indicator {indicator!r}: {column} without a measure")
+                    sums.append((measure, parts))
+            if row.get("change_of"):
+                changes.append((numerator[indicator], denominator[indicator], row["change_of"]))
+        return cls(numerator, denominator, tuple(dict.fromkeys(sums)), tuple(dict.fromkeys(changes)))
+
+    @property
+    def change_measures(self) -> frozenset[str]:
+        """Measures that may be negative."""
+        return frozenset(change for change, _, _ in self.changes)
+
+
+@dataclass(frozen=True)
+class Relation:
+    kind: str  # hierarchy, sum_of, change_of
+    terms: tuple[tuple[Key, int], ...]  # sum of coefficient * count == 0
+
+
+def declared_relations(keys: Iterable[Key], areas: pl.DataFrame, catalogue: Catalogue) -> list[Relation]:
+    """Every additive relation between the counts ``keys``, from the area hierarchy and the catalogue.
+
+    A relation is declared only when all its counts are among ``keys``."""
+    keys = set(keys)
+    measures = sorted({k[3] for k in keys})
+    cycles = sorted({k[0] for k in keys})
+    relations: list[Relation] = []
+
+    def add(kind: str, terms: list[tuple[Key, int]]) -> None:
+        if all(k in keys for k, _ in terms):
+            relations.append(Relation(kind, tuple(terms)))
+
+    for part_level, column, total_level in HIERARCHY:
+        parts = areas.filter(pl.col("area_level") == part_level)
+        totals = ([CITY_ID] * parts.height if column is None else parts[column].to_list())
+        members: dict[str, list[str]] = defaultdict(list)
+        for area_id, total in zip(parts["area_id"].to_list(), totals, strict=True):
+            if total is not None:
+                members[total].append(area_id)
+        for cycle in cycles:
+            for measure in measures:
+                for total, children in members.items():
+                    add("hierarchy", [((cycle, total_level, total, measure), 1)]
+                        + [((cycle, part_level, child, measure), -1) for child in children])
+    places = sorted({k[:3] for k in keys})
+    for total, parts in catalogue.sums:
+        for place in places:
+            add("sum_of", [((*place, total), 1)] + [((*place, part), -1) for part in parts])
+    for change, previous_measure, of in catalogue.changes:
+        for cycle, before in zip(cycles[1:], cycles[:-1], strict=True):
+            for place in (p for p in places if p[0] == cycle):
+                now, then = (*place, of), (before, place[1], place[2], of)
+                add("change_of", [((*place, change), 1), (now, -1), (then, 1)])
+                if previous_measure:
+                    add("change_of", [((*place, previous_measure), 1), (then, -1)])
+    return relations
+
+
+def counts_of(cells: pl.DataFrame, catalogue: Catalogue) -> tuple[dict[Key, int | None], list[tuple[Key, ...]]]:
+    """The count behind every numerator and denominator of ``cells`` (None where the cell is emptied) and,
+    per cell in row order, the counts it shows."""
+    values: dict[Key, int | None] = {}
+    shown: list[tuple[Key, ...]] = []
+    for cycle, level, area, indicator, num, den in cells.select(
+            "report_cycle", "area_level", "area_id", "indicator_id", "numerator", "denominator").iter_rows():
+        if indicator not in catalogue.numerator:
+            raise ValueError(f"area_indicators: indicator {indicator!r} is not in the indicator catalogue")
+        cell_keys = [((cycle, level, area, catalogue.numerator[indicator]), num)]
+        if catalogue.denominator[indicator]:
+            cell_keys.append(((cycle, level, area, catalogue.denominator[indicator]), den))
+        for key, value in cell_keys:
+            if value is not None:
+                values[key] = value
+            else:
+                values.setdefault(key, None)
+        shown.append(tuple(k for k, _ in cell_keys))
+    return values, shown
+
+
+def check_relations(relations: Sequence[Relation], values: Mapping[Key, int | None]) -> None:
+    """Every declared relation must hold on the private counts: a wrong declaration is refused, not used."""
+    for relation in relations:
+        if any(values[k] is None for k, _ in relation.terms):
+            continue
+        if sum(c * values[k] for k, c in relation.terms) != 0:
+            cycle, level, area, measure = relation.terms[0][0]
+            raise ValueError(
+                f"declared {relation.kind} relation of {measure!r} does not hold in cycle {cycle}, {level} {area} "
+                f"({' '.join(f'{c:+d} {k[3]}@{k[1]}:{k[2]}' for k, c in relation.terms[:6])}"
+                f"{' ...' if len(relation.terms) > 6 else ''}): correct the indicator catalogue "
+                "(numerator_sum_of, denominator_sum_of, change_of) or the area hierarchy")
+
+
+# ---------------------------------------------------------------------------------------------------- audit
+
+@dataclass
+class Audit:
+    """What a reader of the published cells can recover of the suppressed ones."""
+
+    protection: int
+    suppressed: dict[int, int] = field(default_factory=dict)  # per cycle: suppressed cells
+    confidential: dict[int, int] = field(default_factory=dict)  # of which hide a count
+    by_subtraction: dict[int, int] = field(default_factory=dict)  # cells recoverable by one subtraction
+    recoverable: dict[int, int] = field(default_factory=dict)  # cells pinned by the linear programs
+    under_protected: dict[int, int] = field(default_factory=dict)  # small-count cells narrower than protection
+    # the counts to widen, for the secondary suppression: hidden count -> interval width
+    failing: dict[Key, float] = field(default_factory=dict)
+    intervals: dict[Key, tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failing
+
+    def per_cycle(self) -> list[dict[str, int]]:
+        return [{"report_cycle": cycle, "suppressed_cells": self.suppressed[cycle],
+                 "confidential_cells": self.confidential.get(cycle, 0),
+                 "recoverable_by_subtraction": self.by_subtraction.get(cycle, 0),
+                 "recoverable_by_linear_program": self.recoverable.get(cycle, 0),
+                 "narrower_than_protection": self.under_protected.get(cycle, 0),
+                 "protection_interval": self.protection} for cycle in sorted(self.suppressed)]
+
+
+def _intervals(hidden: set[Key], known: Mapping[Key, int], relations: Sequence[Relation],
+               free: frozenset[str]) -> tuple[dict[Key, tuple[float, float]], set[Key]]:
+    """Min and max of every hidden count given the known ones, and the counts one subtraction gives."""
+    reduced: list[tuple[list[tuple[Key, int]], float]] = []
+    by_subtraction: set[Key] = set()
+    for relation in relations:
+        unknown = [(k, c) for k, c in relation.terms if k in hidden]
+        if not unknown:
+            continue
+        rest = -float(sum(c * known[k] for k, c in relation.terms if k not in hidden))
+        reduced.append((unknown, rest))
+        if len(unknown) == 1:
+            by_subtraction.add(unknown[0][0])
+    # connected components of the hidden counts through the relations (union-find)
+    parent = {k: k for k in hidden}
+
+    def find(k: Key) -> Key:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for unknown, _ in reduced:
+        root = find(unknown[0][0])
+        for k, _ in unknown[1:]:
+            other = find(k)
+            if other != root:
+                parent[other] = root
+    components: dict[Key, list[Key]] = defaultdict(list)
+    for k in sorted(hidden):
+        components[find(k)].append(k)
+    rows_of: dict[Key, list[int]] = defaultdict(list)
+    for i, (unknown, _) in enumerate(reduced):
+        rows_of[find(unknown[0][0])].append(i)
+
+    intervals: dict[Key, tuple[float, float]] = {}
+    for root, members in components.items():
+        index = {k: i for i, k in enumerate(members)}
+        bounds = [(None, None) if k[3] in free else (0, None) for k in members]
+        rows = rows_of.get(root, [])
+        if not rows:
+            for k, b in zip(members, bounds, strict=True):
+                intervals[k] = (-np.inf if b[0] is None else 0.0, np.inf)
+            continue
+        data, row_ids, col_ids, rhs = [], [], [], []
+        for r, i in enumerate(rows):
+            unknown, rest = reduced[i]
+            for k, c in unknown:
+                data.append(float(c))
+                row_ids.append(r)
+                col_ids.append(index[k])
+            rhs.append(rest)
+        a_eq = csr_matrix((data, (row_ids, col_ids)), shape=(len(rows), len(members)))
+        b_eq = np.array(rhs)
+        for k, i in index.items():
+            ends = []
+            for sign in (1.0, -1.0):
+                objective = np.zeros(len(members))
+                objective[i] = sign
+                result = linprog(objective, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+                if result.status == 3:  # unbounded
+                    ends.append(-np.inf if sign > 0 else np.inf)
+                elif result.status == 0:
+                    ends.append(sign * result.fun)
+                else:
+                    raise RuntimeError(f"disclosure audit: linear program for {k[3]} in cycle {k[0]}, {k[1]} "
+                                       f"{k[2]} ended with status {result.status} ({result.message})")
+            intervals[k] = (ends[0], ends[1])
+    return intervals, by_subtraction
+
+
+def audit(cells: pl.DataFrame, areas: pl.DataFrame, catalogue: Catalogue, rule: DisclosureRule,
+          relations: Sequence[Relation] | None = None) -> Audit:
+    """Try to recover every suppressed cell of the published ``cells`` (numbers emptied, ``suppression``)."""
+    values, shown = counts_of(cells, catalogue)
+    if relations is None:
+        relations = declared_relations(values, areas, catalogue)
+    hidden = {k for k, v in values.items() if v is None}
+    known = {k: v for k, v in values.items() if v is not None}
+    intervals, by_subtraction = _intervals(hidden, known, relations, catalogue.change_measures)
+    result = Audit(protection=rule.protection, intervals=intervals)
+    for (cycle, reason), cell_keys in zip(
+            cells.select("report_cycle", "suppression").iter_rows(), shown, strict=True):
+        if reason is None:
+            continue
+        result.suppressed[cycle] = result.suppressed.get(cycle, 0) + 1
+        secret = [k for k in cell_keys if k in hidden]
+        if not secret:
+            continue  # a rate withheld as unreliable whose counts are published (small_population)
+        result.confidential[cycle] = result.confidential.get(cycle, 0) + 1
+        widths = {k: intervals[k][1] - intervals[k][0] for k in secret}
+        if all(k in by_subtraction for k in secret):
+            result.by_subtraction[cycle] = result.by_subtraction.get(cycle, 0) + 1
+        if all(w < 0.5 for w in widths.values()):
+            result.recoverable[cycle] = result.recoverable.get(cycle, 0) + 1
+            result.failing.setdefault(secret[0], widths[secret[0]])
+        # under-protected: a count of the cell that may be the small one can move by less than protection
+        narrow = [k for k in secret if widths[k] < rule.protection - 1e-6
+                  and intervals[k][0] < rule.min_count - 0.5 and intervals[k][1] > 0.5]
+        if reason == "small_count" and narrow:
+            result.under_protected[cycle] = result.under_protected.get(cycle, 0) + 1
+            for k in narrow:
+                result.failing.setdefault(k, widths[k])
+    for cycle in {k[0] for k in values}:
+        result.suppressed.setdefault(cycle, 0)
+    return result
+
+
+# ------------------------------------------------------------------------------------------- suppression
+
+def _primary(cells: pl.DataFrame, rule: DisclosureRule) -> pl.DataFrame:
     small = pl.col("numerator").is_between(1, rule.min_count - 1) | pl.col("denominator").is_between(
         1, rule.min_count - 1)
     population = cells.filter(pl.col("indicator_id") == POPULATION_INDICATOR).select(
         "report_cycle", "area_level", "area_id", pl.col("value").alias("area_population"))
-    flagged = cells.join(population, on=["report_cycle", "area_level", "area_id"], how="left").with_columns(
+    return cells.join(population, on=["report_cycle", "area_level", "area_id"], how="left",
+                      maintain_order="left").with_columns(
         pl.when(small).then(pl.lit("small_count"))
         .when(pl.col("denominator").is_not_null() & (pl.col("area_population") < rule.min_population_for_rates))
         .then(pl.lit("small_population"))
         .otherwise(pl.lit(None, dtype=pl.Utf8)).alias("suppression")
     ).drop("area_population")
 
-    groups = _groups(areas)
-    while True:
-        members = flagged.select(*KEY, "numerator", "suppression").join(
-            groups, on=["area_level", "area_id"], how="inner")
-        parents = flagged.select(
-            "report_cycle", pl.col("area_level").alias("parent_level"), pl.col("area_id").alias("parent_id"),
-            "indicator_id", pl.col("suppression").is_not_null().alias("parent_suppressed"))
-        group_key = ["report_cycle", "indicator_id", "parent_level", "parent_id"]
-        counted = (
-            members.group_by(group_key)
-            .agg(pl.col("suppression").is_not_null().sum().alias("suppressed"), pl.len().alias("parts"))
-            .join(parents, on=group_key, how="left")
-            .with_columns(pl.col("parent_suppressed").fill_null(False))
-        )
-        # one suppressed part among several under a published total: the smallest other part goes too
-        exposed = counted.filter((pl.col("suppressed") == 1) & (pl.col("parts") > 1) & ~pl.col("parent_suppressed"))
-        # a total with a single part is that part: both are shown or both are suppressed
-        single = counted.filter((pl.col("parts") == 1) & ((pl.col("suppressed") == 1) != pl.col("parent_suppressed")))
-        if exposed.is_empty() and single.is_empty():
-            return flagged
-        partners = pl.concat([
-            members.join(exposed.select(group_key), on=group_key, how="semi")
-            .filter(pl.col("suppression").is_null())
-            .sort("numerator", "area_id", nulls_last=True)
-            .group_by(group_key, maintain_order=True).first()
-            .select(KEY),
-            members.join(single.select(group_key), on=group_key, how="semi").select(KEY),
-            single.select("report_cycle", pl.col("parent_level").alias("area_level"),
-                          pl.col("parent_id").alias("area_id"), "indicator_id").select(KEY),
-        ]).unique()
-        flagged = flagged.join(partners.with_columns(pl.lit(True).alias("_secondary")), on=KEY, how="left")
-        flagged = flagged.with_columns(
-            pl.when(pl.col("_secondary") & pl.col("suppression").is_null()).then(pl.lit("secondary"))
-            .otherwise(pl.col("suppression")).alias("suppression")).drop("_secondary")
 
-
-def apply(cells: pl.DataFrame, areas: pl.DataFrame, rule: DisclosureRule) -> pl.DataFrame:
-    """The published form of ``cells``: suppressed cells keep their row, with their numbers emptied."""
-    flagged = suppress(cells, areas, rule)
+def _emptied(flagged: pl.DataFrame) -> pl.DataFrame:
     hidden = pl.col("suppression").is_not_null()
+    city = (flagged.filter((pl.col("area_level") == "city") & hidden)
+            .select("report_cycle", "indicator_id", pl.lit(True).alias("_city_hidden")).unique())
     return flagged.with_columns(
-        *[pl.when(hidden).then(None).otherwise(pl.col(c)).alias(c) for c in ("numerator", "denominator", "value")])
+        *[pl.when(hidden).then(None).otherwise(pl.col(c)).alias(c) for c in ("numerator", "denominator", "value")]
+    ).join(city, on=["report_cycle", "indicator_id"], how="left", maintain_order="left").with_columns(
+        pl.when(pl.col("_city_hidden")).then(None).otherwise(pl.col("city_value")).alias("city_value")
+    ).drop("_city_hidden")
+
+
+class _Protector:
+    """Finds, for a suppressed count that the audit pins or narrows, published counts whose suppression gives it
+    room: a linear program that moves the count up by the required width while every declared relation still
+    holds, moving published counts of the same cycle at the cost of the cells they would empty (the classic
+    cost-minimising protection of one cell). The counts it moves, once suppressed, leave the reader a second
+    consistent solution, so the count can be anything between its value and value + width."""
+
+    def __init__(self, values: Mapping[Key, int | None], relations: Sequence[Relation], free: frozenset[str]):
+        self.keys = sorted(values)
+        self.index = {k: i for i, k in enumerate(self.keys)}
+        self.value = np.array([values[k] or 0 for k in self.keys], dtype=float)
+        self.free = np.array([k[3] in free for k in self.keys])
+        self.cycle = np.array([k[0] for k in self.keys])
+        data, rows, cols = [], [], []
+        for r, relation in enumerate(relations):
+            for k, c in relation.terms:
+                data.append(float(c))
+                rows.append(r)
+                cols.append(self.index[k])
+        self.matrix = csr_matrix((data, (rows, cols)), shape=(len(relations), len(self.keys)))
+        self.rows_of_cycle = {c: np.unique(self.matrix[:, self.cycle == c].nonzero()[0])
+                              for c in np.unique(self.cycle)}
+
+    def partners(self, target: Key, width: float, published: np.ndarray, cost: np.ndarray) -> list[Key]:
+        cycle = target[0]
+        rows = self.rows_of_cycle[cycle]
+        used = np.unique(self.matrix[rows].nonzero()[1])
+        a = self.matrix[rows][:, used]
+        n = len(used)
+        value, free, pub = self.value[used], self.free[used], published[used]
+        movable = pub & (self.cycle[used] == cycle)
+        base = np.where(pub, value, 0.0)
+        # x = base + up - down; hidden counts: x = up (any value >= 0, or free); published: moved if movable
+        up_bounds = [(None if (not p and f) else 0, None if (not p or m) else 0)
+                     for p, m, f in zip(pub, movable, free, strict=True)]
+        down_bounds = [(0, (None if f else v) if m else 0) for m, f, v in zip(movable, free, value, strict=True)]
+        t = int(np.searchsorted(used, self.index[target]))
+        up_bounds[t] = (value[t] + width, None)
+        down_bounds[t] = (0, 0)
+        c = np.concatenate([np.where(movable, cost[used], 0.0), np.where(movable, cost[used], 0.0)])
+        result = linprog(c, A_eq=hstack([a, -a]).tocsr(), b_eq=-(a @ base), bounds=up_bounds + down_bounds,
+                         method="highs")
+        if result.status != 0:
+            return []
+        moved = (np.abs(result.x[:n]) + np.abs(result.x[n:]) > 1e-6) & movable
+        return [self.keys[i] for i in used[moved]]
+
+
+def suppress(cells: pl.DataFrame, areas: pl.DataFrame, rule: DisclosureRule, catalogue: Catalogue) -> pl.DataFrame:
+    """``cells`` (marts.area_indicators) with ``suppression`` set: primary reasons, then secondary cells until
+    the audit can recover no suppressed cell and narrow no small count below the protection interval."""
+    flagged = _primary(cells, rule)
+    values, shown = counts_of(cells, catalogue)
+    relations = declared_relations(values, areas, catalogue)
+    check_relations(relations, values)
+    reasons = flagged["suppression"].to_list()
+    cells_of: dict[Key, list[int]] = defaultdict(list)
+    for row, cell_keys in enumerate(shown):
+        for k in cell_keys:
+            cells_of[k].append(row)
+    for k, v in values.items():  # a small count is hidden in every cell that shows it
+        if v is not None and 1 <= v < rule.min_count:
+            for row in cells_of[k]:
+                if reasons[row] is None:
+                    reasons[row] = "small_count"
+    protector = _Protector(values, relations, catalogue.change_measures)
+
+    def is_published(k: Key) -> bool:
+        return any(reasons[r] is None for r in cells_of[k])
+
+    def cost(x: Key) -> float:
+        # the cells moving a count would empty; counts of the city (shown beside every area as the city value)
+        # only when nothing else will do
+        return 1.0 + sum(1 for r in cells_of[x] if reasons[r] is None) + (1000.0 if x[1] == CITY_ID else 0.0)
+
+    for _ in range(MAX_ROUNDS):
+        current = flagged.with_columns(pl.Series("suppression", reasons, dtype=pl.Utf8))
+        result = audit(_emptied(current), areas, catalogue, rule, relations)
+        if result.passed:
+            return current
+        published = np.array([is_published(x) for x in protector.keys])
+        costs = np.array([cost(x) for x in protector.keys])
+        for k, width in sorted(result.failing.items()):
+            small = values[k] is not None and 1 <= values[k] < rule.min_count
+            need = rule.protection if width > 0.5 or small else 1
+            for partner in protector.partners(k, float(need), published, costs):
+                for row in cells_of[partner]:
+                    if reasons[row] is None:
+                        reasons[row] = "secondary"
+                        for x in shown[row]:
+                            i = protector.index[x]
+                            published[i], costs[i] = is_published(x), cost(x)
+    raise RuntimeError(f"disclosure control: secondary suppression did not converge in {MAX_ROUNDS} rounds")
+
+
+def apply(cells: pl.DataFrame, areas: pl.DataFrame, rule: DisclosureRule, catalogue: Catalogue) -> pl.DataFrame:
+    """The published form of ``cells``: suppressed cells keep their row, with their numbers emptied (and the
+    city value of an indicator whose city cell is suppressed)."""
+    return _emptied(suppress(cells, areas, rule, catalogue))

@@ -33,6 +33,8 @@ import polars as pl
 import xlsxwriter
 
 from schemas.published import DOCUMENTED_TABLES, TableDoc, data_dictionary
+from social_monitor.disclosure import DisclosureRule
+from social_monitor.publish import published_rule
 from social_monitor.settings import load_settings
 
 DESCRIPTION = ("Export the published marts per report cycle: one Parquet file per table and an Excel workbook "
@@ -50,8 +52,8 @@ SUPPRESSED_CELLS: dict[str, tuple[pl.Expr, tuple[str, ...]]] = {
     "action_area_quartiere": (pl.col("is_suppressed"), ("value",)),
     "area_classification_indicators": (pl.col("is_suppressed"), ("value", "standardised", "contribution")),
 }
-# codes shown in German in the workbook (the Parquet files keep the codes)
-SUPPRESSION_DE = {"small_count": "Fallzahl 1 oder 2", "small_population": "zu wenige Einwohner",
+# codes shown in German in the workbook (the Parquet files keep the codes); texts of the published file's rule
+SUPPRESSION_DE = {"small_count": "{small_count}", "small_population": "{small_population}",
                   "secondary": "Sekundärsperrung"}
 # number formats beyond the defaults (Int32: 0, Int64: #,##0, Float64: #,##0.00)
 NUMBER_FORMATS = {"population": "#,##0", "min_population": "#,##0", "raw_index": "0.000", "index_value": "0.000",
@@ -94,8 +96,9 @@ def export(published: Path, out: Path, cycles: list[int] | None = None,
     published, out = Path(published), Path(out)
     if not published.exists():
         raise FileNotFoundError(f"{published}: no published file (run the pipeline first)")
-    dictionary = data_dictionary()
     with duckdb.connect(str(published), read_only=True) as con:
+        rule = published_rule(con)
+        dictionary = data_dictionary(rule)
         available = published_cycles(con)
         unknown = sorted(set(cycles or []) - set(available))
         if unknown:
@@ -123,7 +126,7 @@ def export(published: Path, out: Path, cycles: list[int] | None = None,
                     result.rows[table] = frames[table].height
                 name = workbook_name(city_name, cycle)
                 write_workbook(tmp / name, frames, dictionary, cycle=cycle, city_name=city_name,
-                               published=published, published_at=published_at)
+                               published=published, published_at=published_at, rule=rule)
                 result.files.append(result.folder / name)
                 _swap_in(tmp, result.folder)
             except BaseException:
@@ -168,7 +171,8 @@ def _swap_in(tmp: Path, folder: Path) -> None:
 
 
 def write_workbook(path: Path, frames: dict[str, pl.DataFrame], dictionary: dict[str, TableDoc], *, cycle: int,
-                   city_name: str, published: Path, published_at: dt.datetime | None) -> None:
+                   city_name: str, published: Path, published_at: dt.datetime | None,
+                   rule: DisclosureRule | None = None) -> None:
     """The Excel workbook of one cycle: "Hinweise", then one sheet per table in ``frames``."""
     for table, frame in frames.items():
         if frame.height + 1 > EXCEL_MAX_ROWS:
@@ -178,10 +182,11 @@ def write_workbook(path: Path, frames: dict[str, pl.DataFrame], dictionary: dict
                              "subject": "Bericht zur sozialen Lage: veröffentlichte Tabellen",
                              "comments": f"Erzeugt aus {published.name}"})
     styles = _Styles(workbook)
+    rule = rule or DisclosureRule()
     _notes_sheet(workbook, styles, frames, dictionary, cycle=cycle, city_name=city_name, published=published,
-                 published_at=published_at)
+                 published_at=published_at, rule=rule)
     for table, frame in frames.items():
-        _table_sheet(workbook, styles, table, frame, dictionary[table], suppressed_cells(table, frames))
+        _table_sheet(workbook, styles, table, frame, dictionary[table], suppressed_cells(table, frames), rule)
     workbook.close()
 
 
@@ -204,7 +209,8 @@ class _Styles:
         return self._numbers[num_format]
 
 
-def _notes_sheet(workbook, styles: _Styles, frames, dictionary, *, cycle, city_name, published, published_at) -> None:
+def _notes_sheet(workbook, styles: _Styles, frames, dictionary, *, cycle, city_name, published, published_at,
+                 rule: DisclosureRule) -> None:
     sheet = workbook.add_worksheet(NOTES_SHEET)
     sheet.set_column(0, 0, 30)
     sheet.set_column(1, 1, 100, styles.wrap)
@@ -217,10 +223,10 @@ def _notes_sheet(workbook, styles: _Styles, frames, dictionary, *, cycle, city_n
                    f"{cycle}; Gebiete, Indikatoren, Klassifikationsverfahren und Veröffentlichung sind vollständig."),
         ("Veröffentlicht am", stamp),
         ("Markierung", f"Eine graue Zelle mit dem Text „{SUPPRESSED_MARK}“ ist leer, weil der Wert der statistischen "
-                       "Geheimhaltung unterliegt: Fallzahlen von 1 und 2, Quoten von Gebieten mit zu wenigen "
-                       "Einwohnern und Werte, aus denen sich ein gesperrter Wert errechnen ließe "
-                       "(Sekundärsperrung). Der Grund steht in der Spalte „Geheimhaltung“. Alle anderen leeren "
-                       "Zellen sind nicht belegt."),
+                       "Geheimhaltung unterliegt: " + rule.describe_de(
+                           "{small_counts}, {small_populations} und Werte, aus denen sich ein gesperrter Wert "
+                           "errechnen ließe (Sekundärsperrung; {protection}).") + " Der Grund steht in der Spalte "
+                       "„Geheimhaltung“. Alle anderen leeren Zellen sind nicht belegt."),
         ("Maschinenlesbar", "Dieselben Tabellen liegen als Parquet-Dateien (Spaltennamen englisch, Codes statt "
                             "Texten) neben dieser Arbeitsmappe."),
     ]
@@ -262,11 +268,12 @@ def suppressed_cells(table: str, frames: dict[str, pl.DataFrame]) -> dict[str, l
 
 
 def _table_sheet(workbook, styles: _Styles, table: str, frame: pl.DataFrame, doc: TableDoc,
-                 marked: dict[str, list[bool]]) -> None:
+                 marked: dict[str, list[bool]], rule: DisclosureRule) -> None:
     sheet = workbook.add_worksheet(doc.sheet_de)
     headers = {column.name: column for column in doc.columns}
     if table == "area_indicators":
-        frame = frame.with_columns(pl.col("suppression").replace_strict(SUPPRESSION_DE, default=None))
+        frame = frame.with_columns(pl.col("suppression").replace_strict(
+            {code: rule.describe_de(text) for code, text in SUPPRESSION_DE.items()}, default=None))
     for col_index, name in enumerate(frame.columns):
         column = headers[name]
         sheet.write_string(0, col_index, column.header_de, styles.header)

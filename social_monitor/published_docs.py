@@ -15,7 +15,8 @@ from pathlib import Path
 import yaml
 
 from schemas.published import data_dictionary
-from social_monitor.settings import DBT_PROJECT_DIR
+from social_monitor.disclosure import DisclosureRule
+from social_monitor.settings import DBT_PROJECT_DIR, load_settings
 
 SOURCES_PATH = DBT_PROJECT_DIR / "models" / "published" / "_published__sources.yml"
 DESCRIPTION = "Write the dbt sources YAML that documents the published file (German) from schemas/published.py."
@@ -24,18 +25,20 @@ SOURCE_DESCRIPTION = (
     "zusammengefasste Tabellen, keine Einzeldaten, für BI-Werkzeuge und Excel (nur lesend öffnen). Sie wird "
     "nicht von dbt gebaut, sondern nach den Modellen und der Klassifikation veröffentlicht "
     "(social_monitor/publish.py), gegen die Verträge in schemas/published.py geprüft und atomar ausgetauscht. "
-    "Statistische Geheimhaltung: Fallzahlen von 1 und 2, Quoten von Gebieten mit zu wenigen Einwohnern und "
-    "Sekundärsperrungen sind leer; die Zeile bleibt, der Grund steht in area_indicators.suppression bzw. in "
-    "is_suppressed. Je Berichtsjahr gibt es dieselben Tabellen als Parquet-Dateien und als Excel-Arbeitsmappe "
-    "(social-monitor export)."
+    "Statistische Geheimhaltung: {small_counts}, {small_populations} und Sekundärsperrungen sind leer "
+    "({protection}); die Zeile bleibt, der Grund steht in area_indicators.suppression bzw. in is_suppressed; "
+    "disclosure_audit zeigt je Berichtsjahr das Ergebnis der Prüfung. Je Berichtsjahr gibt es dieselben Tabellen "
+    "als Parquet-Dateien und als Excel-Arbeitsmappe (social-monitor export)."
 )
 HEADER = "# Generated from schemas/published.py by `social-monitor published-docs`; do not edit by hand.\n"
 
 
-def render_sources() -> str:
-    """The sources YAML of the published file, German, from the data dictionary."""
+def render_sources(rule: DisclosureRule | None = None) -> str:
+    """The sources YAML of the published file, German, from the data dictionary; the disclosure control is
+    described with the numbers of ``rule`` (the configuration's ``publication``)."""
+    rule = rule or DisclosureRule()
     tables = []
-    for table in data_dictionary().values():
+    for table in data_dictionary(rule).values():
         tables.append({
             "name": table.name,
             "description": f"**{table.title_de}** (Excel: Blatt „{table.sheet_de}“). {table.description_de}",
@@ -45,7 +48,7 @@ def render_sources() -> str:
         })
     document = {"version": 2, "sources": [{
         "name": "published",
-        "description": SOURCE_DESCRIPTION,
+        "description": rule.describe_de(SOURCE_DESCRIPTION),
         # the alias under which the dbt target `docs` attaches the published file; the file's only schema is main
         "database": "published",
         "schema": "main",
@@ -60,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render_sources(), encoding="utf-8")
+    rule = DisclosureRule.from_config(load_settings().config().publication)
+    args.out.write_text(render_sources(rule), encoding="utf-8")
     print(f"wrote {args.out}")
     return 0

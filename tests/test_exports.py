@@ -81,6 +81,7 @@ def _rows() -> dict[str, list[tuple]]:
             "area_classification_dimensions": dims, "area_classification_indicators": class_ind}
     rows["publication"] = [(table, len(rows[table]), PUBLISHED_AT, ", ".join(map(str, CYCLES)), CITY)
                            for table in PUBLISHED_TABLES]
+    rows["disclosure_audit"] = [(cycle, 2, 2, 0, 0, 0, 3, 3, 100) for cycle in CYCLES]
     return rows
 
 
@@ -152,7 +153,7 @@ def column_letter(index: int) -> str:
 
 def test_every_published_table_and_column_has_german_header_and_description():
     dictionary = data_dictionary()
-    assert list(dictionary) == [*PUBLISHED_TABLES, "publication"]
+    assert list(dictionary) == [*PUBLISHED_TABLES, "publication", "disclosure_audit"]
     for table, doc in dictionary.items():
         assert doc.title_de and doc.description_de and doc.sheet_de, table
         assert [c.name for c in doc.columns] == list(DOCUMENTED_TABLES[table].to_schema().columns), table
@@ -214,7 +215,7 @@ def test_workbook_has_german_sheets_headers_numbers_and_marked_suppressed_cells(
     for area in ("S2", "011"):
         for name in ("numerator", "denominator", "value"):
             assert cells[f"{col[name]}{by_area[area]}"] == ("s", SUPPRESSED_MARK, grey), (area, name)
-    assert cells[f"{col['suppression']}{by_area['S2']}"][1] == "Fallzahl 1 oder 2"
+    assert cells[f"{col['suppression']}{by_area['S2']}"][1] == "Fallzahl von 1 bis 2"
     # published cells stay numbers, without the grey fill; the city value of a suppressed row too
     assert cells[f"{col['value']}{by_area['S1']}"] == ("n", 20.0, None)
     assert cells[f"{col['numerator']}{by_area['S1']}"] == ("n", 1200.0, None)

@@ -8,7 +8,8 @@ import duckdb
 
 from orchestration.partitions import SINGLE_RUN
 from orchestration.resources import PipelineSettings, WarehouseResource, storage_failures
-from social_monitor.disclosure import REASONS, DisclosureRule
+from social_monitor.catalogue import read_catalogue
+from social_monitor.disclosure import REASONS, Catalogue, DisclosureRule
 from social_monitor.publish import publish
 from social_monitor.settings import CityConfig
 
@@ -36,14 +37,17 @@ def published_marts(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     rule = DisclosureRule.from_config(config.publication)
     with storage_failures([pipeline.published_path]):
         counts = publish(Path(warehouse.path), Path(pipeline.published_path), city_name=config.city_name,
-                         disclosure=rule)
+                         disclosure=rule, catalogue=Catalogue.from_rows(read_catalogue()))
     with duckdb.connect(str(pipeline.published_path), read_only=True) as con:
         suppressed = dict(con.execute("select suppression, count(*) from area_indicators "
                                       "where suppression is not null group by 1").fetchall())
+        audit = con.execute("select * from disclosure_audit order by report_cycle").pl().to_dicts()
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(pipeline.published_path),
             **{f"rows_{table}": rows for table, rows in counts.items()},
             **{f"suppressed_{reason}": suppressed.get(reason, 0) for reason in REASONS},
+            # per cycle: suppressed cells, recoverable by subtraction / linear program, narrower than protection
+            "disclosure_audit": dg.MetadataValue.json(audit),
         }
     )

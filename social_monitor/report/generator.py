@@ -17,6 +17,8 @@ import jinja2
 import matplotlib
 import polars as pl
 
+from social_monitor.disclosure import DisclosureRule
+from social_monitor.publish import published_rule
 from social_monitor.report.maps import MISSING_FILL, SUPPRESSED_FILL, SVG_DEFS, Classes, MapCanvas, german_number
 from social_monitor.sample_city.geometry import SAMPLE_GEOMETRY, AreaGeometry, load_geometry
 
@@ -27,8 +29,9 @@ TEMPLATES = Path(__file__).with_name("templates")
 KEY_INDICATORS = ["transfer_rate", "transfer_rate_age_0_14", "sgb2_rate", "transfer_rate_age_65_plus"]
 QUARTIER_INDICATORS = ["residents", "transfer_rate", "transfer_rate_age_0_14", "sgb2_rate"]
 MAP_LEVELS = {"sozialraum": "Sozialräume", "statistischer_bezirk": "statistische Bezirke"}
-SUPPRESSION_DE = {"small_count": "gesperrt (Fallzahl unter 3)",
-                  "small_population": "gesperrt (zu wenige Einwohner für eine Quote)",
+# filled in with the rule of the published file (DisclosureRule.describe_de)
+SUPPRESSION_DE = {"small_count": "gesperrt ({small_count})",
+                  "small_population": "gesperrt ({small_population})",
                   "secondary": "gesperrt (sekundäre Geheimhaltung)"}
 CHANGE_DE = {"first_cycle": "erstes Berichtsjahr", "kept": "bleibt Aktionsraum", "new": "neuer Aktionsraum",
              "released": "entlassen", "not_action_area": "kein Aktionsraum", "not_flagged": "nicht markiert"}
@@ -51,6 +54,7 @@ class Published:
     quartiere: pl.DataFrame
     methods: pl.DataFrame
     classifications: pl.DataFrame
+    rule: DisclosureRule
 
     @classmethod
     def read(cls, path: Path) -> Published:
@@ -75,6 +79,7 @@ class Published:
                 quartiere=table("select * from action_area_quartiere"),
                 methods=table("select * from classification_methods"),
                 classifications=classifications,
+                rule=published_rule(con),
             )
 
 
@@ -143,7 +148,8 @@ class ReportBuilder:
         if row is None:
             return {"text": "–", "suppressed": False, "title": "kein Wert", "value": None, "worse": None}
         if row["suppression"]:
-            return {"text": "gesperrt", "suppressed": True, "title": SUPPRESSION_DE[row["suppression"]],
+            return {"text": "gesperrt", "suppressed": True,
+                    "title": self.p.rule.describe_de(SUPPRESSION_DE[row["suppression"]]),
                     "value": None, "worse": None}
         value, city = row["value"], row["city_value"]
         worse = None
@@ -271,6 +277,8 @@ class ReportBuilder:
             city_name=self.p.city_name, cycle=cycle, cycles=cycles, previous=previous,
             synthetic=self.geometry.synthetic, geometry_source=self.geometry.source.name,
             svg_defs=SVG_DEFS, overview=overview,
+            suppression_rule=self.p.rule.describe_de("{small_counts}, {small_populations}, Sekundärsperrung: "
+                                                     "{protection}"),
             action_count=sum(1 for r in action.iter_rows(named=True) if r["is_action_area"]),
             sozialraum_count=len(sozialraeume), action_list=action_list, action_map=self.action_map(cycle),
             action_legend=ACTION_LEGEND, maps=maps,
