@@ -23,8 +23,8 @@ from social_monitor.settings import PROJECT_DIR
 from tests.pipeline_env import BUILD_MARTS, INGEST, build, environment, sh
 from tests.waiting import CEILING_SECONDS
 
-READERS = 8
-PUBLICATIONS = 8
+READERS = 2  # reader processes; each publication runs the disclosure audit (linear programs, about a minute here), so few
+PUBLICATIONS = 2
 
 
 @pytest.fixture(scope="module")
