@@ -23,7 +23,7 @@ from social_monitor.settings import PROJECT_DIR
 from tests.pipeline_env import BUILD_MARTS, INGEST, build, environment, sh
 from tests.waiting import CEILING_SECONDS
 
-READERS = 2  # reader processes; each publication runs the disclosure audit (linear programs, about a minute here), so few
+READERS = 2  # each publication runs the disclosure audit (linear programs, about a minute here): few
 PUBLICATIONS = 2
 
 
