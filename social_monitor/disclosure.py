@@ -42,7 +42,6 @@ the reason in ``suppression``. Plain Python on polars frames, no Dagster.
 
 from __future__ import annotations
 
-import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -64,7 +63,7 @@ HIERARCHY = (
     ("sozialraum", None, "city"),
 )
 CITY_ID = "city"
-MAX_ROUNDS = 20  # rounds of linear-program partners; after them whole neighbourhoods are hidden
+MAX_ROUNDS = 20
 
 Key = tuple[int, str, str, str]  # report_cycle, area_level, area_id, measure
 
@@ -420,12 +419,6 @@ class _Protector:
         self.rows_of_cycle = {c: np.unique(self.matrix[:, self.cycle == c].nonzero()[0])
                               for c in np.unique(self.cycle)}
 
-    def neighbours(self, target: Key, published: np.ndarray) -> list[Key]:
-        """Every published count that shares a relation with ``target``."""
-        rows = self.matrix[:, self.index[target]].nonzero()[0]
-        columns = np.unique(self.matrix[rows].nonzero()[1])
-        return [self.keys[i] for i in columns if published[i]]
-
     def partners(self, target: Key, width: float, published: np.ndarray, cost: np.ndarray) -> list[Key]:
         cycle = target[0]
         rows = self.rows_of_cycle[cycle]
@@ -478,30 +471,24 @@ def suppress(cells: pl.DataFrame, areas: pl.DataFrame, rule: DisclosureRule, cat
         # only when nothing else will do
         return 1.0 + sum(1 for r in cells_of[x] if reasons[r] is None) + (1000.0 if x[1] == CITY_ID else 0.0)
 
-    for round_ in itertools.count(1):  # ends: every round hides more cells, or it raises
+    for _ in range(MAX_ROUNDS):
         current = flagged.with_columns(pl.Series("suppression", reasons, dtype=pl.Utf8))
         result = audit(_emptied(current), areas, catalogue, rule, relations)
         if result.passed:
             return current
         published = np.array([is_published(x) for x in protector.keys])
         costs = np.array([cost(x) for x in protector.keys])
-        hidden_before = sum(r is not None for r in reasons)
         for k, width in sorted(result.failing.items()):
             small = values[k] is not None and 1 <= values[k] < rule.min_count
             need = rule.protection if width > 0.5 or small else 1
-            # the cheapest cells to hide by a linear program; when it finds none, or the rounds run long, every
-            # published count that shares a relation with the failing one (coarser, but it always ends)
-            found = protector.partners(k, float(need), published, costs) if round_ <= MAX_ROUNDS else []
-            for partner in found or protector.neighbours(k, published):
+            for partner in protector.partners(k, float(need), published, costs):
                 for row in cells_of[partner]:
                     if reasons[row] is None:
                         reasons[row] = "secondary"
                         for x in shown[row]:
                             i = protector.index[x]
                             published[i], costs[i] = is_published(x), cost(x)
-        if sum(r is not None for r in reasons) == hidden_before:
-            raise RuntimeError("disclosure control: the audit still recovers suppressed cells and no published "
-                               "cell is left to hide beside them")
+    raise RuntimeError(f"disclosure control: secondary suppression did not converge in {MAX_ROUNDS} rounds")
 
 
 def apply(cells: pl.DataFrame, areas: pl.DataFrame, rule: DisclosureRule, catalogue: Catalogue) -> pl.DataFrame:

@@ -23,8 +23,8 @@ from tests.waiting import CEILING_SECONDS
 
 PUBLICATIONS = 2  # each runs the disclosure audit (linear programs, about a minute here)
 TABLES = list(DOCUMENTED_TABLES)
-# the smallest city the generator makes: the file is small, the read loop fast
-SCALE = "0.05"
+# a small city: the file is small, the read loop fast. At scale 0.05 the secondary suppression does not converge
+SCALE = "0.1"  # (a known limit, README "Privacy"): publication then fails with a clear error
 
 
 @pytest.fixture(scope="module")
