@@ -57,6 +57,13 @@ $(DAGSTER_HOME)/dagster.yaml: config/dagster.yaml
 		echo "$@ is your own: not replaced; add the settings of config/dagster.yaml to it (concurrency: runs: max_concurrent_runs: 1)" >&2; \
 	fi
 
+# The instance's run storage is created once, before any run: two runs started together on a new Dagster home
+# would otherwise both create it (found in CI: "alembic_version has more than one head").
+DAGSTER_INSTANCE := $(DAGSTER_HOME)/.storage-created
+$(DAGSTER_INSTANCE): $(DAGSTER_HOME)/dagster.yaml | $(VENV)/.installed
+	$(DAGSTER) instance migrate >/dev/null
+	touch $@
+
 # dagster-dbt prepares dbt's manifest (dbt parse); it is never committed.
 prepare: install
 	cd dbt_project && ../$(BIN)/dbt parse --quiet --profiles-dir .
@@ -71,35 +78,35 @@ sample: install
 
 CYCLES = $(shell $(BIN)/python -c "from social_monitor.settings import load_settings; c = load_settings().config().report_cycles; print(f'{c[0]}...{c[-1]}')")
 
-ingest: install prepare $(DAGSTER_HOME)/dagster.yaml
+ingest: install prepare $(DAGSTER_INSTANCE)
 	$(DAGSTER) asset materialize $(MODULE) --select 'group:raw' --partition-range $(CYCLES)
 
-build-marts: install prepare $(DAGSTER_HOME)/dagster.yaml
+build-marts: install prepare $(DAGSTER_INSTANCE)
 	$(DAGSTER) job execute $(MODULE) -j build_marts
 
 action-areas: install
 	$(BIN)/social-monitor action-areas
 
 # One Dagster run of every asset over every report cycle (raw partitions, dbt, classification, publication).
-materialize: install prepare $(DAGSTER_HOME)/dagster.yaml
+materialize: install prepare $(DAGSTER_INSTANCE)
 	$(DAGSTER) asset materialize $(MODULE) --select '*' --partition-range $(CYCLES)
 
 # The nightly case: one (new or corrected) report cycle, then everything downstream.
-cycle: install prepare $(DAGSTER_HOME)/dagster.yaml
+cycle: install prepare $(DAGSTER_INSTANCE)
 	@test -n "$(CYCLE)" || { echo "usage: make cycle CYCLE=<report cycle in config/city.yml>"; exit 2; }
 	@$(BIN)/python -c "import sys; from social_monitor.settings import load_settings; c = load_settings().config().report_cycles; \
 	sys.exit(0 if $(CYCLE) in c else f'report cycle $(CYCLE) is not in the configuration ({load_settings().config_path}): {list(c)}; add it to report_cycles first')"
 	$(DAGSTER) asset materialize $(MODULE) --select '*' --partition $(CYCLE)
 
 # After a change of a dbt model's SQL: every dbt table from scratch (int_unterbezirk_counts is incremental).
-rebuild: install prepare $(DAGSTER_HOME)/dagster.yaml
+rebuild: install prepare $(DAGSTER_INSTANCE)
 	$(DAGSTER) job execute $(MODULE) -j build_marts -c config/full_refresh.yaml
 
 # A new pseudonym key (SOCIAL_MONITOR_PSEUDONYM_KEY): the loader refuses a delivery under a key other than
 # the warehouse's, so every cycle is reloaded. `social-monitor rekey` checks that the landing folder holds
 # every configured cycle's deliveries and empties the raw tables and the delivery log in one transaction;
 # the normal materialisation then reloads every cycle under the new key and rebuilds everything downstream.
-rekey: install prepare $(DAGSTER_HOME)/dagster.yaml
+rekey: install prepare $(DAGSTER_INSTANCE)
 	$(BIN)/social-monitor rekey --yes
 	$(DAGSTER) asset materialize $(MODULE) --select '*' --partition-range $(CYCLES)
 
@@ -107,7 +114,7 @@ run: install data/landing/.sample-city
 	$(MAKE) --no-print-directory materialize 2>&1 | grep -E 'RUN_SUCCESS|RUN_FAILURE|STEP_FAILURE|ASSET_CHECK_EVALUATION.*failed|Error' ; test $${PIPESTATUS[0]} -eq 0
 	$(BIN)/social-monitor action-areas
 
-dev: install prepare $(DAGSTER_HOME)/dagster.yaml
+dev: install prepare $(DAGSTER_INSTANCE)
 	$(DAGSTER) dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 test: install

@@ -56,6 +56,10 @@ def two_runs(tmp_path_factory):
     done = run(env, [str(BIN / "social-monitor"), "generate", "--out", str(root / "data" / "landing"),
                      "--scale", "0.05", "--cycles", CYCLE, "-q"])
     assert done.returncode == 0, done.stderr
+    # as `make cycle` does: the instance settings and the run storage exist before any run starts
+    shutil.copy(PROJECT_DIR / "config" / "dagster.yaml", Path(env["DAGSTER_HOME"]) / "dagster.yaml")
+    done = run(env, [*DAGSTER, "instance", "migrate"])
+    assert done.returncode == 0, done.stdout + done.stderr
     logs = [root / "first.log", root / "second.log"]
     processes = [start(env, CYCLE_RUN, log) for log in logs]
     codes = [process.wait(timeout=CEILING_SECONDS) for process in processes]
