@@ -10,7 +10,14 @@ export UV_PYTHON_DOWNLOADS := never
 # Use the machine's CA certificates (company proxies, mirrors).
 export UV_NATIVE_TLS := 1
 export UV_SYSTEM_CERTS := 1
-export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# The city: a folder name in config/ or a path to a city folder (README: Your own city). `make run CITY=berlin`.
+CITY ?= dortmund
+export SOCIAL_MONITOR_CITY := $(CITY)
+CITY_NAME := $(notdir $(abspath $(CITY)))
+# Each city has its own data folder and Dagster home, so two cities never share a warehouse or a run history.
+export SOCIAL_MONITOR_DATA_DIR ?= $(CURDIR)/data/$(CITY_NAME)
+DATA := $(SOCIAL_MONITOR_DATA_DIR)
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home/$(CITY_NAME)
 DAGSTER := $(BIN)/dagster
 MODULE := -m orchestration.definitions
 
@@ -24,16 +31,16 @@ help:
 	@echo "make rekey        full reload under a new SOCIAL_MONITOR_PSEUDONYM_KEY: empty the raw tables, reload every cycle"
 	@echo "make benchmark    the pipeline against a hand-written DuckDB script and pandas (W1-W4, nightly; about 25 minutes)"
 	@echo "make dev          open the Dagster UI (dagster dev) on http://127.0.0.1:3000"
-	@echo "make sample       (re)generate the sample city's deliveries into data/landing"
+	@echo "make sample       (re)generate the sample city's deliveries into data/<city>/landing"
 	@echo "make action-areas print the action areas per report cycle from the published file"
 	@echo "make docs         regenerate docs/indicators.md and the published file's dbt sources from their definitions"
 	@echo "make docs-serve   dbt docs of the published file (every table and column, German) on http://127.0.0.1:8080"
 	@echo "make report       the German report per report cycle (self-contained HTML with maps) from the published file"
 	@echo "make screenshots  screenshots (and PDF=1 a PDF) of the report in headless chromium into docs/"
 	@echo "make graph-screenshot  docs/dagster-graph.png of the asset graph (with make dev running)"
-	@echo "make exports      Parquet and Excel of the published marts per report cycle (data/published/exports/)"
+	@echo "make exports      Parquet and Excel of the published marts per report cycle (data/<city>/published/exports/)"
 	@echo "make lint         ruff"
-	@echo "make clean        remove data/, the Dagster home and dbt's target/"
+	@echo "make clean        remove the city's data folder and Dagster home and dbt's target/"
 
 # The project's own files install everything: uv (pinned) in .tools, the locked environment in .venv.
 $(TOOLS)/bin/uv:
@@ -68,13 +75,13 @@ $(DAGSTER_INSTANCE): $(DAGSTER_HOME)/dagster.yaml | $(VENV)/.installed
 prepare: install
 	cd dbt_project && ../$(BIN)/dbt parse --quiet --profiles-dir .
 
-data/landing/.sample-city: | $(VENV)/.installed
-	$(BIN)/social-monitor generate --out data/landing
+$(DATA)/landing/.sample-city: | $(VENV)/.installed
+	$(BIN)/social-monitor generate --out $(DATA)/landing
 	touch $@
 
 sample: install
-	rm -f data/landing/.sample-city
-	$(MAKE) data/landing/.sample-city
+	rm -f $(DATA)/landing/.sample-city
+	$(MAKE) $(DATA)/landing/.sample-city
 
 CYCLES = $(shell $(BIN)/python -c "from social_monitor.settings import load_settings; c = load_settings().config().report_cycles; print(f'{c[0]}...{c[-1]}')")
 
@@ -93,7 +100,7 @@ materialize: install prepare $(DAGSTER_INSTANCE)
 
 # The nightly case: one (new or corrected) report cycle, then everything downstream.
 cycle: install prepare $(DAGSTER_INSTANCE)
-	@test -n "$(CYCLE)" || { echo "usage: make cycle CYCLE=<report cycle in config/city.yml>"; exit 2; }
+	@test -n "$(CYCLE)" || { echo "usage: make cycle CYCLE=<report cycle in config/$(CITY_NAME)/city.yml>"; exit 2; }
 	@$(BIN)/python -c "import sys; from social_monitor.settings import load_settings; c = load_settings().config().report_cycles; \
 	sys.exit(0 if $(CYCLE) in c else f'report cycle $(CYCLE) is not in the configuration ({load_settings().config_path}): {list(c)}; add it to report_cycles first')"
 	$(DAGSTER) asset materialize $(MODULE) --select '*' --partition $(CYCLE)
@@ -110,7 +117,7 @@ rekey: install prepare $(DAGSTER_INSTANCE)
 	$(BIN)/social-monitor rekey --yes
 	$(DAGSTER) asset materialize $(MODULE) --select '*' --partition-range $(CYCLES)
 
-run: install data/landing/.sample-city
+run: install $(DATA)/landing/.sample-city
 	$(MAKE) --no-print-directory materialize 2>&1 | grep -E 'RUN_SUCCESS|RUN_FAILURE|STEP_FAILURE|ASSET_CHECK_EVALUATION.*failed|Error' ; test $${PIPESTATUS[0]} -eq 0
 	$(BIN)/social-monitor action-areas
 
@@ -132,13 +139,13 @@ docs: install
 	$(BIN)/social-monitor catalogue-docs --out docs/indicators.md
 	$(BIN)/social-monitor published-docs
 
-# dbt docs of the published file (tables and columns in German); needs data/published/marts.duckdb (make run)
+# dbt docs of the published file (tables and columns in German); needs data/<city>/published/marts.duckdb (make run)
 docs-serve: install
 	cd dbt_project && export SOCIAL_MONITOR_PUBLISHED="$$(../$(BIN)/python -c 'from social_monitor.settings import load_settings; print(load_settings().published_path)')" && \
 	../$(BIN)/dbt docs generate --target docs --profiles-dir . --target-path target/docs && \
 	../$(BIN)/dbt docs serve --target docs --profiles-dir . --target-path target/docs --host 127.0.0.1 --port 8080 --no-browser
 
-# The Bericht zur sozialen Lage per report cycle (data/published/report/bericht_<cycle>.html) from the published file
+# The Bericht zur sozialen Lage per report cycle (data/<city>/published/report/bericht_<cycle>.html) from the published file
 report: install
 	$(BIN)/social-monitor report
 
@@ -150,9 +157,9 @@ screenshots: report
 graph-screenshot: install
 	$(BIN)/python scripts/dagster_graph_screenshot.py
 
-# Parquet and Excel of the published marts per report cycle (data/published/exports/<cycle>/)
+# Parquet and Excel of the published marts per report cycle (data/<city>/published/exports/<cycle>/)
 exports: install
 	$(BIN)/social-monitor export
 
 clean:
-	rm -rf data $(DAGSTER_HOME) dbt_project/target dbt_project/logs
+	rm -rf $(DATA) $(DAGSTER_HOME) dbt_project/target dbt_project/logs

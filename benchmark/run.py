@@ -37,11 +37,11 @@ from pathlib import Path
 
 import duckdb
 import psutil
-import yaml
 
 from benchmark.baselines.compare import compare_area_indicators
 from benchmark.measure import GIB, Measurement, run_measured
 from benchmark.workloads import ALL_CYCLES, DEFAULT_RUN, NEW_CYCLE, WORKLOADS, Workload
+from social_monitor.settings import DEFAULT_CITY, copy_city
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -120,15 +120,14 @@ def run_baseline(kind: str, landing: Path, cycles: Sequence[int], out: Path, log
 
 def pipeline_env(workdir: Path, landing: Path, cycles: Sequence[int]) -> dict[str, str]:
     """The environment of a pipeline run with its own data folder, Dagster home and city configuration."""
-    config = yaml.safe_load((PROJECT_DIR / "config" / "city.yml").read_text(encoding="utf-8"))
-    config["report_cycles"] = list(cycles)
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "city.yml").write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    shutil.rmtree(workdir / "city", ignore_errors=True)
+    copy_city(DEFAULT_CITY, workdir / "city", report_cycles=list(cycles))
     home = workdir / "dagster_home"
     home.mkdir(exist_ok=True)
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {**os.environ, "SOCIAL_MONITOR_DATA_DIR": str(workdir / "data"), "SOCIAL_MONITOR_LANDING_DIR": str(landing),
-           "SOCIAL_MONITOR_CONFIG": str(workdir / "city.yml"), "DAGSTER_HOME": str(home)}
+           "SOCIAL_MONITOR_CITY": str(workdir / "city"), "DAGSTER_HOME": str(home)}
     for variable in ("SOCIAL_MONITOR_WAREHOUSE", "SOCIAL_MONITOR_PUBLISHED"):
         env.pop(variable, None)
     return env

@@ -39,7 +39,7 @@ nightly_schedule = dg.ScheduleDefinition(
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Watches the landing folder for delivery manifests (<source>_<YYYY-12-31>.manifest.json). A new "
     "or changed delivery of a configured report cycle starts an ingest run for that source and cycle; the "
-    "nightly schedule then rebuilds the marts. A delivery for a cycle not in config/city.yml, and a manifest that "
+    "nightly schedule then rebuilds the marts. A delivery for a cycle not in city.yml, and a manifest that "
     "cannot be read (each named with its file and field), is skipped with a message; the others are still "
     "picked up.",
 )
@@ -56,7 +56,7 @@ def new_delivery_sensor(context: dg.SensorEvaluationContext):
         if seen.get(key) == manifest.sha256:
             continue
         if manifest.report_cycle not in REPORT_CYCLES:
-            skipped.append(f"{key}: report cycle {manifest.report_cycle} is not in config/city.yml")
+            skipped.append(f"{key}: report cycle {manifest.report_cycle} is not in city.yml")
             continue
         if manifest.reference_date != reference_date_of(manifest.report_cycle):
             skipped.append(f"{key}: reference date {manifest.reference_date} is not 31 December of a report cycle")

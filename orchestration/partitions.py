@@ -1,4 +1,4 @@
-"""One partition per report cycle (Berichtsjahr), from config/city.yml."""
+"""One partition per report cycle (Berichtsjahr), from city.yml."""
 
 import dagster as dg
 

@@ -1,7 +1,7 @@
 """Statistical disclosure control of the published marts (statistische Geheimhaltung).
 
 Applied when publishing, never in the private warehouse. By configuration (``publication`` in
-config/city.yml, read into ``DisclosureRule``):
+city.yml, read into ``DisclosureRule``):
 
 - **small counts**: a count from 1 to ``min_count - 1`` (default 1 or 2 persons) is never published; every
   cell that shows it as numerator or denominator is suppressed (``small_count``);

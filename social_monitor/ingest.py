@@ -257,7 +257,7 @@ def load_delivery(
             raise DeliveryError(
                 f"{name}: delivery refused, {len(rejected_lines)} of {rows_in} rows "
                 f"({len(rejected_lines) / rows_in:.1%}) would be quarantined, more than the threshold of "
-                f"{max_rejected_share:.1%} (quarantine_max_share in config/city.yml); the problems are in "
+                f"{max_rejected_share:.1%} (quarantine_max_share in city.yml); the problems are in "
                 "raw.rejected_rows.\n" + _refusal_message(name, problems, len(rejected_lines), rows_in), problems)
 
         pseudonymised = {column: key.sql(column) for column in pseudonymised_columns(source)}

@@ -1,12 +1,15 @@
 """Where the pipeline reads and writes, and the city's configuration.
 
-Every path has a default inside the project folder and can be moved by an environment variable:
+A city is a folder (``config/<city>/``): its settings (``city.yml``) and everything else that differs
+between cities. ``SOCIAL_MONITOR_CITY`` selects it, by the name of a folder in ``config/`` or by a path
+(default ``dortmund``, the sample city). Every other path has a default inside the project folder and can be
+moved by an environment variable:
 
-- ``SOCIAL_MONITOR_DATA_DIR``: the data folder (default ``<project>/data``)
+- ``SOCIAL_MONITOR_DATA_DIR``: the data folder (default ``<project>/data/<city folder name>``, so two
+  cities never share a warehouse)
 - ``SOCIAL_MONITOR_LANDING_DIR``: where deliveries arrive (default ``<data>/landing``)
 - ``SOCIAL_MONITOR_WAREHOUSE``: the private DuckDB warehouse (default ``<data>/warehouse/warehouse.duckdb``)
 - ``SOCIAL_MONITOR_PUBLISHED``: the published file BI tools read (default ``<data>/published/marts.duckdb``)
-- ``SOCIAL_MONITOR_CONFIG``: the city configuration (default ``<project>/config/city.yml``)
 - ``SOCIAL_MONITOR_DUCKDB_MEMORY_LIMIT``: what DuckDB may hold in memory while loading a delivery and in dbt
   before it spills to disk (default ``2GB``)
 - ``SOCIAL_MONITOR_RUN_LOCK_WAIT_SECONDS``: how long a run waits for another run that holds the warehouse
@@ -25,6 +28,10 @@ import yaml
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
+# the folder of the shipped city folders, and the city run when SOCIAL_MONITOR_CITY is not set
+CITIES_DIR = PROJECT_DIR / "config"
+DEFAULT_CITY = "dortmund"
+CITY_FILE = "city.yml"
 # how long a run waits for the run that holds the warehouse (social_monitor/storage.py) before it gives up
 DEFAULT_RUN_LOCK_WAIT_SECONDS = 3600.0
 
@@ -35,8 +42,12 @@ class Settings:
     landing_dir: Path
     warehouse_path: Path
     published_path: Path
-    config_path: Path
+    city_dir: Path
     run_lock_wait_seconds: float = DEFAULT_RUN_LOCK_WAIT_SECONDS
+
+    @property
+    def config_path(self) -> Path:
+        return self.city_dir / CITY_FILE
 
     def config(self) -> CityConfig:
         return CityConfig.from_file(self.config_path)
@@ -55,7 +66,7 @@ class CityConfig:
     quarantine_max_share: float = 0.01
     # statistical disclosure control of the published file (social_monitor/disclosure.py)
     publication: Mapping[str, object] | None = None
-    config_dir: Path = PROJECT_DIR / "config"
+    config_dir: Path = CITIES_DIR / DEFAULT_CITY
 
     @classmethod
     def from_file(cls, path: Path) -> CityConfig:
@@ -92,15 +103,33 @@ class CityConfig:
         return methods
 
 
+def city_dir(name_or_path: str | os.PathLike) -> Path:
+    """The city folder: a folder name in config/ (``dortmund``) or a path to a folder holding city.yml."""
+    text = str(name_or_path).strip()
+    if not text:
+        raise ValueError(f"SOCIAL_MONITOR_CITY is empty: give a city folder's name in {CITIES_DIR} or its path")
+    is_name = "/" not in text and os.sep not in text and text not in (".", "..")
+    folder = (CITIES_DIR / text if is_name else Path(text)).resolve()
+    if not (folder / CITY_FILE).is_file():
+        shipped = sorted(p.name for p in CITIES_DIR.iterdir() if (p / CITY_FILE).is_file())
+        raise ValueError(f"SOCIAL_MONITOR_CITY={text!r}: {folder} is not a city folder (it has no {CITY_FILE}); "
+                         f"the shipped cities are {', '.join(shipped)}")
+    return folder
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
-    data_dir = Path(env.get("SOCIAL_MONITOR_DATA_DIR", PROJECT_DIR / "data")).resolve()
+    if "SOCIAL_MONITOR_CONFIG" in env:
+        raise ValueError("SOCIAL_MONITOR_CONFIG is no longer read: a city is a folder now; set SOCIAL_MONITOR_CITY "
+                         "to the folder that holds its city.yml (README: Your own city)")
+    city = city_dir(env.get("SOCIAL_MONITOR_CITY") or DEFAULT_CITY)
+    data_dir = Path(env.get("SOCIAL_MONITOR_DATA_DIR", PROJECT_DIR / "data" / city.name)).resolve()
     return Settings(
         data_dir=data_dir,
         landing_dir=Path(env.get("SOCIAL_MONITOR_LANDING_DIR", data_dir / "landing")).resolve(),
         warehouse_path=Path(env.get("SOCIAL_MONITOR_WAREHOUSE", data_dir / "warehouse" / "warehouse.duckdb")).resolve(),
         published_path=Path(env.get("SOCIAL_MONITOR_PUBLISHED", data_dir / "published" / "marts.duckdb")).resolve(),
-        config_path=Path(env.get("SOCIAL_MONITOR_CONFIG", PROJECT_DIR / "config" / "city.yml")).resolve(),
+        city_dir=city,
         run_lock_wait_seconds=_seconds(env, "SOCIAL_MONITOR_RUN_LOCK_WAIT_SECONDS", DEFAULT_RUN_LOCK_WAIT_SECONDS),
     )
 
@@ -116,3 +145,17 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     if not 0 <= seconds < float("inf"):
         raise ValueError(f"{name}={text!r} is not a number of seconds (0 or more)")
     return seconds
+
+
+def copy_city(source: str | os.PathLike, target: Path, **changes: object) -> Path:
+    """A copy of a city folder at ``target`` with the top-level keys of its city.yml replaced by ``changes``
+    (for a benchmark or a test that runs a variant of a shipped city)."""
+    import shutil
+
+    shutil.copytree(city_dir(source), target)
+    config_file = target / CITY_FILE
+    if changes:
+        config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+        config.update(changes)
+        config_file.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return target

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from social_monitor.settings import DBT_PROJECT_DIR, PROJECT_DIR, CityConfig
+from social_monitor.settings import DBT_PROJECT_DIR, PROJECT_DIR, load_settings
 from tests.pipeline_env import BIN, environment
 from tests.waiting import CEILING_SECONDS, wait_for
 
@@ -129,7 +129,7 @@ def ui(tmp_path_factory):
     ceiling: on a loaded 2-core machine start-up took over 120 s."""
     root = tmp_path_factory.mktemp("dagster_ui")
     env = environment(root)
-    env.pop("SOCIAL_MONITOR_CONFIG", None)
+    env.pop("SOCIAL_MONITOR_CITY", None)
     home = Path(env["DAGSTER_HOME"])
     shutil.copyfile(PROJECT_DIR / "config" / "dagster.yaml", home / "dagster.yaml")
     port = free_port()
@@ -242,7 +242,7 @@ def test_every_asset_is_described_owned_and_kinded(ui):
 
 
 def test_the_raw_assets_have_one_partition_per_report_cycle(ui):
-    cycles = [str(cycle) for cycle in CityConfig.from_file(PROJECT_DIR / "config" / "city.yml").report_cycles]
+    cycles = [str(cycle) for cycle in load_settings({}).config().report_cycles]
     assert cycles
     for key in ("raw/register", "raw/sgb2", "raw/sgb12", "raw/asylblg"):
         assert ui["nodes"][key]["isPartitioned"]

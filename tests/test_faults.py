@@ -19,7 +19,7 @@ import pytest
 
 from social_monitor.deliveries import SOURCES, reference_date_of, sha256_of, write_manifest
 from social_monitor.publish import publish
-from social_monitor.settings import PROJECT_DIR
+from social_monitor.settings import DEFAULT_CITY, PROJECT_DIR, copy_city
 from tests.pipeline_env import BUILD_MARTS, INGEST, build, environment, sh
 from tests.waiting import CEILING_SECONDS
 
@@ -164,11 +164,8 @@ def test_a_quarantine_above_its_threshold_fails_the_run_and_publishes_nothing_of
     shutil.copytree(city["root"] / "data", root / "data")
     published = root / "data" / "published" / "marts.duckdb"
     good = checksums(published)
-    config = (PROJECT_DIR / "config" / "city.yml").read_text(encoding="utf-8")
-    config = config.replace("ingest_policy: fail", "ingest_policy: quarantine")
-    (root / "city.yml").write_text(config.replace("quarantine_max_share: 0.01", "quarantine_max_share: 0.001"),
-                                   encoding="utf-8")
-    env = {**environment(root), "SOCIAL_MONITOR_CONFIG": str(root / "city.yml")}
+    copy_city(DEFAULT_CITY, root / "city", ingest_policy="quarantine", quarantine_max_share=0.001)
+    env = {**environment(root), "SOCIAL_MONITOR_CITY": str(root / "city")}
     # a corrected 2018 register in which every 100th person has an Unterbezirk that does not exist: 1 % of
     # the rows, above the threshold of 0.1 %
     register = root / "data" / "landing" / SOURCES["register"].file_name(reference_date_of(2018))

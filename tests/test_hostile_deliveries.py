@@ -33,7 +33,6 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 from dagster import DagsterEventType, DagsterInstance
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -42,7 +41,7 @@ from schemas.raw import code_lists, file_columns
 from social_monitor import cli
 from social_monitor.deliveries import SOURCES, Manifest, read_manifest, reference_date_of, write_manifest
 from social_monitor.ingest import MAX_MESSAGE_CHARS, DeliveryError, LoadResult, load_delivery
-from social_monitor.settings import PROJECT_DIR
+from social_monitor.settings import DEFAULT_CITY, PROJECT_DIR, copy_city
 from tests.pipeline_env import BIN, DAGSTER
 
 CYCLE = 2018
@@ -412,12 +411,10 @@ def test_hostile_deliveries_through_dagster_leave_nothing_personal_in_its_home_o
             manifest.path.write_text(json.dumps(content_json), encoding="utf-8")
             personal |= dates_
             names |= {manifest.data_path.name, str(manifest.path), manifest.path.name}  # a refusal names one
-        config = yaml.safe_load((PROJECT_DIR / "config" / "city.yml").read_text(encoding="utf-8"))
-        config.update(ingest_policy=policy, quarantine_max_share=1.0)
-        (root / "city.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+        copy_city(DEFAULT_CITY, root / "city", ingest_policy=policy, quarantine_max_share=1.0)
         (root / "dagster_home").mkdir()
         env = {**os.environ, "SOCIAL_MONITOR_DATA_DIR": str(root / "data"), "DAGSTER_HOME": str(root / "dagster_home"),
-               "SOCIAL_MONITOR_CONFIG": str(root / "city.yml")}
+               "SOCIAL_MONITOR_CITY": str(root / "city")}
         for variable in ("SOCIAL_MONITOR_WAREHOUSE", "SOCIAL_MONITOR_PUBLISHED", "SOCIAL_MONITOR_LANDING_DIR"):
             env.pop(variable, None)
         done = subprocess.run([*DAGSTER, "asset", "materialize", "-m", "orchestration.definitions",

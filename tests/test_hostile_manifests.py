@@ -43,7 +43,7 @@ from social_monitor.deliveries import (
     sha256_of,
 )
 from social_monitor.ingest import DeliveryError, load_delivery
-from social_monitor.settings import PROJECT_DIR
+from social_monitor.settings import PROJECT_DIR, load_settings
 from tests.deliveries import person, write_delivery
 
 CYCLE = 2018
@@ -371,7 +371,7 @@ def _materialize_sgb12(tmp_path: Path, landing: Path) -> dg.ExecuteInProcessResu
         [asset], partition_key=str(CYCLE), raise_on_error=False, instance=dg.DagsterInstance.ephemeral(),
         resources={"warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
                    "pipeline": PipelineSettings(landing_dir=str(landing), published_path=str(tmp_path / "pub.duckdb"),
-                                                config_path=str(PROJECT_DIR / "config" / "city.yml"))})
+                                                config_path=str(load_settings({}).config_path))})
 
 
 def _failure(result: dg.ExecuteInProcessResult) -> str:

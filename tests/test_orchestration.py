@@ -47,7 +47,7 @@ def test_sensor_requests_new_and_changed_deliveries_once(tmp_path, monkeypatch):
         first = new_delivery_sensor(context)
         assert [(r.partition_key, r.asset_selection) for r in first] == [("2018", [dg.AssetKey(["raw", "register"])])]
         second = new_delivery_sensor(context)
-        assert isinstance(second, dg.SkipReason) and "2030 is not in config/city.yml" in second.skip_message
+        assert isinstance(second, dg.SkipReason) and "2030 is not in city.yml" in second.skip_message
 
         write_delivery(tmp_path, "register", 2018, [person("p2", "01.01.1990", "001")])  # a corrected delivery
         third = new_delivery_sensor(context)

@@ -41,6 +41,7 @@ from social_monitor.sample_city.geometry import (
     load_geometry,
     write_geojson,
 )
+from social_monitor.settings import load_settings
 from tests.pipeline_env import build
 from tests.waiting import CEILING_SECONDS
 
@@ -297,7 +298,7 @@ def test_the_asset_writes_every_cycle_and_a_users_geometry_is_not_marked_synthet
     monkeypatch.setenv("SOCIAL_MONITOR_GEOMETRY", str(boundaries))
     monkeypatch.setenv("SOCIAL_MONITOR_GEOMETRY_CODE_PROPERTY", "UB")
     result = dg.materialize([report_bericht], resources={"pipeline": PipelineSettings(
-        landing_dir=str(tmp_path), published_path=str(copy), config_path="config/city.yml")})
+        landing_dir=str(tmp_path), published_path=str(copy), config_path=str(load_settings({}).config_path))})
     assert result.success
     metadata = result.asset_materializations_for_node("report__bericht")[0].metadata
     for cycle in published["cycles"]:

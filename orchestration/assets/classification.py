@@ -27,10 +27,10 @@ MARTS = [dg.AssetKey(["marts", name]) for name in ("area_indicators", "indicator
     owners=["team:social-planning"],
     metadata={"warehouse_tables": "classification.action_areas, classification.action_area_indicators, "
                                   "classification.action_area_quartiere",
-              "rule": "config/city.yml: action_areas"},
+              "rule": "city.yml: action_areas"},
     description=(
         "Aktionsräume (action areas) for every report cycle: the Sozialräume whose social situation is "
-        "below the city average by the rule in config/city.yml (default: at least 2 of transfer rate, "
+        "below the city average by the rule in city.yml (default: at least 2 of transfer rate, "
         "child transfer rate and SGB-II-Quote worse than the city value), with the indicators that put "
         "each in, the change since the previous cycle (kept, new, released) and the Quartiere still worse "
         "than the city. Tables classification.action_areas, action_area_indicators, action_area_quartiere."
@@ -78,10 +78,10 @@ def action_areas(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     metadata={"warehouse_tables": "classification.classification_methods, classification.area_classifications, "
                                   "classification.area_classification_dimensions, "
                                   "classification.area_classification_indicators",
-              "method_config": "config/city.yml: classification_methods (docs/classification.md)"},
+              "method_config": "city.yml: classification_methods (docs/classification.md)"},
     description=(
         "Gebietsklassifikation by every method: the action-area rule (dortmund_action_areas) and each entry of "
-        "classification_methods in config/city.yml (sample city: mss_style, the Berlin MSS procedure on the "
+        "classification_methods in city.yml (sample city: mss_style, the Berlin MSS procedure on the "
         "Unterbezirke, and the custom transfer_deviation). Per method, cycle and area: index values, classes, "
         "previous class, flag (kept/new/released), fragility near a class border and reasons. Tables "
         "classification.classification_methods, area_classifications, area_classification_dimensions, "

@@ -63,7 +63,7 @@ class ActionAreaRule:
         return parse_method({
             "id": METHOD_ID,
             "name_de": "Aktionsräume (Dortmund, Bericht zur sozialen Lage)",
-            "source": "config/city.yml: action_areas",
+            "source": "city.yml: action_areas",
             "description": f"Aktionsraum, wenn mindestens {self.min_indicators_worse} von {len(self.indicators)} "
                            "Indikatoren schlechter als der Stadtwert sind.",
             "area_level": self.area_level,
@@ -77,7 +77,7 @@ class ActionAreaRule:
                             {"code": 1, "label": "Aktionsraum", "short": "A"}],
             }],
             "flag": {"label": "Aktionsraum", "any_of": [{"action_area": [1]}]},
-        }, where="action_areas in config/city.yml")
+        }, where="action_areas in city.yml")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Run the classification on the warehouse's marts and store the results beside them.
 
-- ``classify_in_warehouse``: Dortmund's action areas (the rule in config/city.yml) with their Quartiere,
+- ``classify_in_warehouse``: Dortmund's action areas (the rule in city.yml) with their Quartiere,
   tables ``classification.action_areas``, ``action_area_indicators``, ``action_area_quartiere``;
 - ``classify_methods_in_warehouse``: every method, the action-area rule included, through the engine,
   tables ``classification.classification_methods``, ``area_classifications``,
@@ -95,7 +95,7 @@ def classify_methods_in_warehouse(con: duckdb.DuckDBPyConnection, rule: ActionAr
     """Run the action-area rule and every configured method through the engine; write the four tables."""
     catalogue = _catalogue(con)
     if any(m.id == METHOD_ID for m in methods):
-        raise MethodError(f"method id {METHOD_ID!r} is kept for the action-area rule of config/city.yml")
+        raise MethodError(f"method id {METHOD_ID!r} is kept for the action-area rule of city.yml")
     names = {r["indicator_id"]: (r["name_de"], r["unit"]) for r in catalogue.iter_rows(named=True)}
     all_methods = [rule.to_method(rule_directions(catalogue, rule)), *methods]
     results = [classify(indicator_table(con, method), method, indicator_names=names) for method in all_methods]
