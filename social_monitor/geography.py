@@ -3,7 +3,8 @@
 ``levels.yml`` lists the levels (id, German names, parent level or grouped level, key format, areas file);
 one level is the *base*: the level deliveries carry, from which every other level is built. An area may
 carry a validity (``valid_from``/``valid_to``, report cycles, inclusive), so a geography reform is data: a
-retired area ends, its successors begin.
+retired area ends, its successors begin. ``conversion.csv`` (``load_conversion``) maps each retired base area
+onto its successors with a weight, published or assumed.
 
 Everything that needs a level, a level's name or an area reads it from ``load_geography``. Errors name the
 file, the line and the column (``GeographyError``). Plain Python: no Dagster, no dbt.

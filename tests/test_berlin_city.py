@@ -13,6 +13,8 @@ import dataclasses
 import io
 import os
 import re
+import subprocess
+import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -28,7 +30,7 @@ from social_monitor.geography import (
     load_conversion,
     load_geography,
 )
-from social_monitor.settings import city_dir
+from social_monitor.settings import PROJECT_DIR, city_dir, load_settings
 
 BERLIN = city_dir("berlin")
 CALIBRATION = BERLIN / "sample" / "calibration.csv"
@@ -259,3 +261,31 @@ def test_a_missing_conversion_is_refused_where_base_areas_retire(tmp_path):
     geography = dataclasses.replace(GEOGRAPHY, directory=tmp_path)
     with pytest.raises(GeographyError, match=r"conversion\.csv: missing, but 447 Planungsräume retire"):
         load_conversion(geography)
+
+
+def test_the_methods_and_action_areas_of_city_yml_name_berlin_levels():
+    config = load_settings({"SOCIAL_MONITOR_CITY": "berlin"}).config()
+    levels = {level.id for level in GEOGRAPHY.levels}
+    assert config.action_areas["area_level"] in levels
+    methods = config.methods()
+    assert [(m.id, m.area_level, m.min_population) for m in methods] == [("mss_style", "planungsraum", 300)]
+    # the method's indicators are the catalogue's transfer rates (S1/S2, unemployment, follow in a later issue)
+    catalogue = PROJECT_DIR / "dbt_project" / "seeds" / "catalogue" / "indicator_catalogue.csv"
+    with open(catalogue, encoding="utf-8", newline="") as handle:
+        known = {row["indicator_id"] for row in csv.DictReader(handle)}
+    status = next(d for d in methods[0].dimensions if d.id == "status")
+    assert {indicator.id for indicator in status.indicators} <= known
+
+
+@needs_shared
+def test_the_build_script_reproduces_the_committed_files(tmp_path):
+    """The city folder's data files are the script's output, byte for byte (no hand edits)."""
+    done = subprocess.run([sys.executable, str(PROJECT_DIR / "scripts" / "build_berlin_sample.py"),
+                           "--shared", str(SHARED), "--city", str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.csv"))
+    assert [str(p) for p in written] == ["geography/bezirke.csv", "geography/bezirksregionen.csv",
+                                         "geography/conversion.csv", "geography/planungsraeume.csv",
+                                         "geography/prognoseraeume.csv", "sample/calibration.csv"]
+    for relative in written:
+        assert (tmp_path / relative).read_bytes() == (BERLIN / relative).read_bytes(), relative
