@@ -289,3 +289,9 @@ def test_the_build_script_reproduces_the_committed_files(tmp_path):
                                          "geography/prognoseraeume.csv", "sample/calibration.csv"]
     for relative in written:
         assert (tmp_path / relative).read_bytes() == (BERLIN / relative).read_bytes(), relative
+
+
+def test_a_geography_without_retired_base_areas_needs_no_conversion():
+    dortmund = load_geography(city_dir("dortmund"))
+    assert all(area.valid_to is None for area in dortmund.areas_of(dortmund.base.id))
+    assert load_conversion(dortmund) is None
