@@ -3,7 +3,8 @@
 ``levels.yml`` lists the levels (id, German names, parent level or grouped level, key format, areas file);
 one level is the *base*: the level deliveries carry, from which every other level is built. An area may
 carry a validity (``valid_from``/``valid_to``, report cycles, inclusive), so a geography reform is data: a
-retired area ends, its successors begin.
+retired area ends, its successors begin. ``conversion.csv`` (``load_conversion``) maps each retired base area
+onto its successors with a weight, published or assumed.
 
 Everything that needs a level, a level's name or an area reads it from ``load_geography``. Errors name the
 file, the line and the column (``GeographyError``). Plain Python: no Dagster, no dbt.
@@ -273,3 +274,123 @@ def _check_areas(geography: Geography) -> None:
                 raise GeographyError(f"{level.areas_file}: area {area.area_id}, column {column}: "
                                      f"{geography.level(target_level).name_de} {key} does not exist for the "
                                      "whole validity of the area")
+
+
+# --- Conversion between geography versions --------------------------------------------------------------
+# ``conversion.csv`` beside levels.yml maps each retired base area (one with a valid_to) onto the base areas
+# valid in the first report cycle after it: columns old_area_id, new_area_id, weight (the share of the old
+# area that goes to the new one, in (0, 1]; the weights of an old area sum to 1), weight_status (published
+# or assumed) and basis (how the row was found, free text). An old area with one row of weight 1 continues
+# unsplit; a split or an assumed row makes every figure converted through it an estimate.
+
+CONVERSION_FILE = "conversion.csv"
+CONVERSION_COLUMNS = ("old_area_id", "new_area_id", "weight", "weight_status", "basis")
+WEIGHT_SUM_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class ConversionRow:
+    line: int
+    old_area_id: str
+    new_area_id: str
+    weight: float
+    weight_status: str
+    basis: str
+
+
+@dataclass(frozen=True)
+class Conversion:
+    path: Path
+    level: str  # the base level
+    rows: tuple[ConversionRow, ...]
+
+    def targets(self, old_area_id: str) -> list[ConversionRow]:
+        return [row for row in self.rows if row.old_area_id == old_area_id]
+
+    def is_exact(self, old_area_id: str) -> bool:
+        """True where the old area goes whole to one new area by a published row (not an estimate)."""
+        rows = self.targets(old_area_id)
+        return len(rows) == 1 and rows[0].weight == 1 and rows[0].weight_status == "published"
+
+
+def conversion_path(geography: Geography) -> Path:
+    return geography.directory / CONVERSION_FILE
+
+
+def load_conversion(geography: Geography) -> Conversion | None:
+    """Read and check the conversion of the retired base areas; None where no base area retires and there is
+    no conversion file. Errors name the file, the line (where the fault is on one) and the column."""
+    path = conversion_path(geography)
+    base = geography.base
+    retired = {area.area_id: area for area in geography.areas_of(base.id) if area.valid_to is not None}
+    if not path.is_file():
+        if retired:
+            first = sorted(retired)[0]
+            raise GeographyError(f"{path}: missing, but {len(retired)} {base.plural_de} retire (the first: "
+                                 f"{first}, valid to {retired[first].valid_to}); list their successors there")
+        return None
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            header = reader.fieldnames or []
+            for column in CONVERSION_COLUMNS:
+                if column not in header:
+                    raise GeographyError(f"{path}, line 1, column {column}: missing (the columns are "
+                                         f"{', '.join(CONVERSION_COLUMNS)})")
+            rows = [_conversion_row(path, line, row, geography, retired) for line, row in enumerate(reader, start=2)]
+    except UnicodeDecodeError:
+        raise GeographyError(f"{path}: not UTF-8 text") from None
+    except csv.Error as error:
+        raise GeographyError(f"{path}: not a CSV file ({error})") from None
+    seen: dict[tuple[str, str], int] = {}
+    by_old: dict[str, list[ConversionRow]] = {}
+    for row in rows:
+        pair = (row.old_area_id, row.new_area_id)
+        if pair in seen:
+            raise GeographyError(f"{path}, line {row.line}, column new_area_id: {row.old_area_id} -> "
+                                 f"{row.new_area_id} already on line {seen[pair]}")
+        seen[pair] = row.line
+        by_old.setdefault(row.old_area_id, []).append(row)
+    for old_id, old_rows in by_old.items():
+        total = sum(row.weight for row in old_rows)
+        if abs(total - 1) > WEIGHT_SUM_TOLERANCE:
+            lines = ", ".join(str(row.line) for row in old_rows)
+            raise GeographyError(f"{path}, line {old_rows[0].line}, column weight: the weights of {old_id} sum "
+                                 f"to {total:.6g}, not 1 (lines {lines})")
+    if missing := sorted(set(retired) - set(by_old)):
+        raise GeographyError(f"{path}, column old_area_id: no row converts the retired {base.name_de} "
+                             f"{missing[0]} (valid to {retired[missing[0]].valid_to})"
+                             f"{f' nor {len(missing) - 1} more' if len(missing) > 1 else ''}")
+    return Conversion(path=path, level=base.id, rows=tuple(rows))
+
+
+def _conversion_row(path: Path, line: int, row: dict, geography: Geography, retired: Mapping[str, Area]
+                    ) -> ConversionRow:
+    if None in row or any(value is None for value in row.values()):
+        raise GeographyError(f"{path}, line {line}: has another number of fields than the header")
+    base = geography.base
+    old_id = row["old_area_id"].strip()
+    old = retired.get(old_id)
+    if old is None:
+        raise GeographyError(f"{path}, line {line}, column old_area_id: not a retired {base.name_de} (a key "
+                             f"of {base.areas_file.name} with a valid_to)")
+    new_id = row["new_area_id"].strip()
+    after = old.valid_to + 1
+    if not any(area.area_id == new_id for area in geography.areas_of(base.id, after)):
+        raise GeographyError(f"{path}, line {line}, column new_area_id: not a {base.name_de} valid in report "
+                             f"cycle {after}, the first after {old_id} retires")
+    text = row["weight"].strip()
+    try:
+        weight = float(text)
+    except ValueError:
+        weight = float("nan")
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", text) or not 0 < weight <= 1:
+        raise GeographyError(f"{path}, line {line}, column weight: must be a decimal number above 0 and at most 1")
+    status = row["weight_status"].strip()
+    if status not in STATUS_VALUES:
+        raise GeographyError(f"{path}, line {line}, column weight_status: must be published or assumed")
+    basis = row["basis"].strip()
+    if not basis:
+        raise GeographyError(f"{path}, line {line}, column basis: empty (say how the row was found)")
+    return ConversionRow(line=line, old_area_id=old_id, new_area_id=new_id, weight=weight,
+                         weight_status=status, basis=basis)
