@@ -990,3 +990,24 @@ def _quote(identifier: str) -> str:
 def _sql_str(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
+
+
+def count_delivered_rows(manifest: Manifest) -> int:
+    """The data rows of the file a (new) manifest describes, after checking the file against the city's layout
+    as the loader does: its header (a missing or unknown column is named, a field that may be data is only
+    counted), encoding and separator. Nothing is loaded; the messages quote no value of the file."""
+    layout = manifest.layout
+    if layout is None:
+        raise ValueError(f"{manifest.path}: the manifest needs the city's layout of its source")
+    name = manifest.data_path.name
+    problem = data_file_problem(manifest)
+    if problem:
+        raise DeliveryError(one_line(f"{name}: {problem}"))
+    if manifest.data_path.stat().st_size == 0:
+        raise DeliveryError(f"{name}: the file is empty (expected at least a header line)")
+    with duckdb.connect(":memory:") as con, tempfile.TemporaryDirectory(prefix="social-monitor-") as tmp:
+        with _text_view(con, layout, manifest, Path(tmp)) as text_view:
+            try:
+                return con.execute(f"select count(*) from {text_view}").fetchone()[0]
+            except duckdb.Error as exc:
+                raise _read_error(name, layout, manifest, exc) from None
