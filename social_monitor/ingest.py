@@ -876,7 +876,9 @@ class _Explainer:
         contract = layout.contract
         self.headers = dict(layout.headers)
         # a coded column's codes as the city writes them; the other code lists (area keys) the contract's
-        self.codes = {**code_lists(contract), **{column: list(codes) for column, codes in layout.codes.items()}}
+        self.contract_codes = code_lists(contract)
+        self.codes = {**self.contract_codes, **{column: list(codes) for column, codes in layout.codes.items()}}
+        self.columns = {header: column for column, header in self.headers.items()}
         self.ranges = value_ranges(contract)
         self.known_checks = check_texts(contract) | {"not_nullable", "field_uniqueness", "multiple_fields_uniqueness",
                                                       "column_in_dataframe", "column_in_schema"}
@@ -905,10 +907,10 @@ class _Explainer:
         return f"value fails {check}"
 
     def _code(self, value: str, codes: list[str], check: str, header: str | None) -> str:
+        if value in self.contract_codes.get(self.columns.get(header), ()):  # published in the contract
+            return f"value {value!r} fails {check}: it is the contract's code, not one of the city's layout"
         if value in self.code_columns:  # a published code, of another column (fields shifted?)
             where = ", ".join(self.code_columns[value])
-            if where == header:  # a code of the contract that is not one of the city's
-                return f"value {value!r} fails {check}: it is the contract's code, not one of the city's layout"
             return f"value {value!r} fails {check}: it is a code of {where} (fields shifted?)"
         folded = value.strip().casefold()
         for code in codes:

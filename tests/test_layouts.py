@@ -202,6 +202,26 @@ def test_a_generated_layout_loads_the_same_rows_and_names_its_own_headers(tmp_pa
         assert repr(odd.strip()) not in problem.reason
 
 
+def test_a_contract_code_the_city_does_not_use_is_named_and_an_unknown_one_is_not(tmp_path):
+    layouts = load_layouts(other_city(tmp_path))
+    rows = [{"Kennung": f"K-{i}", "Geburtstag": "01/02/1990", "Geschlecht_Code": code, "Gebiet": "001"}
+            for i, code in enumerate(["F", "w", "Q7", "HLU"])]
+    path = tmp_path / "landing" / layouts["asylblg"].file_name(reference_date_of(CYCLE))
+    path.parent.mkdir()
+    text = "|".join(rows[0]) + "\n" + "".join("|".join(row.values()) + "\n" for row in rows)
+    path.write_bytes(text.encode("cp1252"))
+    write_manifest(path, layouts["asylblg"], reference_date_of(CYCLE), len(rows))
+    with duckdb.connect() as con, pytest.raises(DeliveryError) as refused:
+        load_delivery(con, find_manifest(path.parent, layouts["asylblg"], CYCLE))
+    reasons = {(p.line, p.column): p.reason for p in refused.value.problems}
+    check = "isin(['M', 'F', 'D', 'X'])"
+    assert reasons == {
+        (3, "Geschlecht_Code"): f"value 'w' fails {check}: it is the contract's code, not one of the city's layout",
+        (4, "Geschlecht_Code"): f"value fails {check}",
+        (5, "Geschlecht_Code"): f"value 'HLU' fails {check}: it is a code of Kapitel (fields shifted?)",
+    }
+
+
 def _write_dortmund(folder: Path) -> Path:
     _write_sgb12(folder, load_layouts(DORTMUND)["sgb12"])
     return folder
