@@ -8,6 +8,7 @@ import dagster as dg
 
 from orchestration.partitions import REPORT_CYCLES
 from social_monitor.deliveries import reference_date_of, scan_manifests
+from social_monitor.layouts import load_layouts
 from social_monitor.settings import load_settings
 
 RAW = dg.AssetSelection.groups("raw")
@@ -37,17 +38,19 @@ nightly_schedule = dg.ScheduleDefinition(
     job=ingest_job,
     minimum_interval_seconds=300,
     default_status=dg.DefaultSensorStatus.STOPPED,
-    description="Watches the landing folder for delivery manifests (<source>_<YYYY-12-31>.manifest.json). A new "
+    description="Watches the landing folder for delivery manifests (named as the city's delivery layouts say, "
+    "e.g. sgb12_<YYYY-12-31>.manifest.json). A new "
     "or changed delivery of a configured report cycle starts an ingest run for that source and cycle; the "
     "nightly schedule then rebuilds the marts. A delivery for a cycle not in city.yml, and a manifest that "
     "cannot be read (each named with its file and field), is skipped with a message; the others are still "
     "picked up.",
 )
 def new_delivery_sensor(context: dg.SensorEvaluationContext):
-    landing = load_settings().landing_dir
+    settings = load_settings()
+    landing = settings.landing_dir
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     requests, skipped = [], []
-    scan = scan_manifests(Path(landing)) if landing.exists() else None
+    scan = scan_manifests(Path(landing), load_layouts(settings.city_dir)) if landing.exists() else None
     for problem in scan.problems if scan else []:  # a bad manifest is reported; the others go on
         context.log.warning(problem)
         skipped.append(problem)

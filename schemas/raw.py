@@ -1,8 +1,10 @@
 """Contracts of the raw deliveries a statistics office receives.
 
-Each model describes one source after parsing: English column names, the header each column has in the
-delivered file (``metadata["header"]``), types, allowed codes, ranges and key uniqueness. The loader
-(``social_monitor.ingest``) reads a file with DuckDB, parses it into these columns and validates it with
+Each model describes one source after parsing, the same for every city: English column names, types,
+canonical codes, ranges and key uniqueness. How a city delivers it (file name, format, encoding, separator,
+date format, its header for every column and its codes for the canonical ones) is the city's delivery layout,
+``config/<city>/deliveries.yml`` (``social_monitor.layouts``). The loader (``social_monitor.ingest``) reads a
+file with DuckDB, renames and recodes it by the layout, parses it into these columns and validates it with
 the polars backend of Pandera, so an extract is never copied into pandas.
 
 Every model carries the lineage columns ``source_file`` and ``source_line`` (the line in a delivered text
@@ -26,18 +28,21 @@ SGB12_KINDS = ["HLU", "GSI"]  # Hilfe zum Lebensunterhalt (3. Kap.), Grundsicher
 MAX_AGE = 120
 
 
-def column(header: str, *, personal: bool = False, pseudonymise: bool = False, **checks) -> object:
-    """A contract column: ``header`` is its name in the delivered file.
+def column(*, personal: bool = False, pseudonymise: bool = False, codes: list[str] | None = None, **checks) -> object:
+    """A contract column, delivered under the header the city's layout gives it.
 
     ``personal`` marks columns whose values must never appear in messages, logs or metadata;
-    ``pseudonymise`` marks identifiers that are stored only as keyed-hash pseudonyms.
+    ``pseudonymise`` marks identifiers that are stored only as keyed-hash pseudonyms; ``codes`` is the
+    column's canonical code list: a city's layout maps its own codes to these.
     """
-    return pa.Field(metadata={"header": header, "personal": personal or pseudonymise, "pseudonymise": pseudonymise},
-                    **checks)
+    if codes is not None:
+        checks["isin"] = codes
+    return pa.Field(metadata={"delivered": True, "personal": personal or pseudonymise, "pseudonymise": pseudonymise,
+                              "coded": codes is not None}, **checks)
 
 
 def _lineage(**checks) -> object:
-    return pa.Field(metadata={"header": None, "personal": False}, **checks)
+    return pa.Field(metadata={"delivered": False, "personal": False}, **checks)
 
 
 class RawDelivery(pa.DataFrameModel):
@@ -74,15 +79,15 @@ class _BornBeforeReference(RawDelivery):
 class RegisterPersons(_BornBeforeReference):
     """Bevölkerungsbestand: one row per registered person at the reference date (Melderegister)."""
 
-    person_key: str = column("Personen_ID", pseudonymise=True, str_length={"min_value": 1, "max_value": 64})
-    birth_date: dt.date = column("Geburtsdatum", personal=True)
-    sex: str = column("Geschlecht", isin=SEX_CODES)
-    nationality_group: str = column("Staatsangehörigkeit", isin=NATIONALITY_GROUPS)
-    residence_type: str = column("Wohnungsstatus", isin=RESIDENCE_TYPES)
-    move_in_date: dt.date = column("Zuzugsdatum", personal=True, nullable=True)
-    unterbezirk_id: str = column("Unterbezirk", isin=unterbezirk_codes())
-    street_key: str = column("Straßenschlüssel", personal=True, str_matches=r"^\d{5}$")
-    house_number: str = column("Hausnummer", personal=True, str_length={"min_value": 1, "max_value": 8})
+    person_key: str = column(pseudonymise=True, str_length={"min_value": 1, "max_value": 64})
+    birth_date: dt.date = column(personal=True)
+    sex: str = column(codes=SEX_CODES)
+    nationality_group: str = column(codes=NATIONALITY_GROUPS)
+    residence_type: str = column(codes=RESIDENCE_TYPES)
+    move_in_date: dt.date = column(personal=True, nullable=True)
+    unterbezirk_id: str = column(isin=unterbezirk_codes())
+    street_key: str = column(personal=True, str_matches=r"^\d{5}$")
+    house_number: str = column(personal=True, str_length={"min_value": 1, "max_value": 8})
 
     class Config:
         unique = ["person_key"]
@@ -99,10 +104,10 @@ class Sgb2Recipients(RawDelivery):
     """SGB II (Grundsicherung für Arbeitsuchende), Bundesagentur für Arbeit: one row per
     Leistungsberechtigte(r) at the reference date, with the Bedarfsgemeinschaft."""
 
-    person_key: str = column("Personen_ID", pseudonymise=True, str_length={"min_value": 1, "max_value": 64})
-    household_key: str = column("BG_Nummer", pseudonymise=True, str_length={"min_value": 1, "max_value": 64})
-    age: pl.Int16 = column("Alter", in_range={"min_value": 0, "max_value": 67})
-    unterbezirk_id: str = column("Unterbezirk", isin=unterbezirk_codes())
+    person_key: str = column(pseudonymise=True, str_length={"min_value": 1, "max_value": 64})
+    household_key: str = column(pseudonymise=True, str_length={"min_value": 1, "max_value": 64})
+    age: pl.Int16 = column(in_range={"min_value": 0, "max_value": 67})
+    unterbezirk_id: str = column(isin=unterbezirk_codes())
 
     class Config:
         unique = ["person_key"]
@@ -112,10 +117,10 @@ class Sgb12Recipients(_BornBeforeReference):
     """SGB XII (Sozialhilfe), Sozialamt: Hilfe zum Lebensunterhalt (HLU) and Grundsicherung im Alter
     und bei Erwerbsminderung (GSI), one row per recipient at the reference date."""
 
-    person_key: str = column("Personen_ID", pseudonymise=True, str_length={"min_value": 1, "max_value": 64})
-    benefit_kind: str = column("Leistungsart", isin=SGB12_KINDS)
-    birth_date: dt.date = column("Geburtsdatum", personal=True)
-    unterbezirk_id: str = column("Unterbezirk", isin=unterbezirk_codes())
+    person_key: str = column(pseudonymise=True, str_length={"min_value": 1, "max_value": 64})
+    benefit_kind: str = column(codes=SGB12_KINDS)
+    birth_date: dt.date = column(personal=True)
+    unterbezirk_id: str = column(isin=unterbezirk_codes())
 
     class Config:
         unique = ["person_key"]
@@ -124,17 +129,17 @@ class Sgb12Recipients(_BornBeforeReference):
 class AsylblgRecipients(_BornBeforeReference):
     """Asylbewerberleistungsgesetz (AsylbLG), Sozialamt: one row per recipient at the reference date."""
 
-    person_key: str = column("Personen_ID", pseudonymise=True, str_length={"min_value": 1, "max_value": 64})
-    birth_date: dt.date = column("Geburtsdatum", personal=True)
-    sex: str = column("Geschlecht", isin=SEX_CODES)
-    unterbezirk_id: str = column("Unterbezirk", isin=unterbezirk_codes())
+    person_key: str = column(pseudonymise=True, str_length={"min_value": 1, "max_value": 64})
+    birth_date: dt.date = column(personal=True)
+    sex: str = column(codes=SEX_CODES)
+    unterbezirk_id: str = column(isin=unterbezirk_codes())
 
     class Config:
         unique = ["person_key"]
 
 
 # checks across columns (by the start of their name or error) -> the column a problem they find is
-# reported under, by its header in the file
+# reported under (by its header in the city's file)
 CHECK_COLUMNS = {
     "birth_date must": "birth_date",
     "move_in_date must": "move_in_date",
@@ -148,14 +153,17 @@ def check_column(check: str) -> str | None:
     return next((column for start, column in CHECK_COLUMNS.items() if check.startswith(start)), None)
 
 
-def file_columns(model: type[RawDelivery]) -> dict[str, str]:
-    """``{header in the file: column name}`` for the columns a delivered file must have, in order."""
+def delivered_columns(model: type[RawDelivery]) -> list[str]:
+    """The columns a delivered file must have (under the headers of the city's layout), in contract order."""
     schema = model.to_schema()
-    return {
-        col.metadata["header"]: name
-        for name, col in schema.columns.items()
-        if col.metadata and col.metadata.get("header")
-    }
+    return [name for name, col in schema.columns.items() if col.metadata and col.metadata.get("delivered")]
+
+
+def coded_columns(model: type[RawDelivery]) -> dict[str, list[str]]:
+    """``{column: its canonical codes}`` for the columns a city's layout recodes (``column(codes=...)``)."""
+    schema = model.to_schema()
+    return {name: list(codes) for name, codes in code_lists(model).items()
+            if schema.columns[name].metadata.get("coded")}
 
 
 def personal_columns(model: type[RawDelivery]) -> set[str]:

@@ -21,7 +21,9 @@ import pyarrow.parquet as pq
 
 from social_monitor.deliveries import MANIFEST_SUFFIX, Manifest, read_manifest
 from social_monitor.ingest import DeliveryError, Problem, load_delivery
+from social_monitor.layouts import load_layouts
 from social_monitor.pseudonyms import KEY_ENV, PseudonymKey
+from social_monitor.settings import load_settings
 
 DESCRIPTION = (
     "Print the raw lines of a refused or quarantined delivery (PATH: its manifest or its data file) to the "
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{prog}: error: stdout is not a terminal; the lines hold personal data, so they are printed to a "
               "terminal only (--allow-pipe prints them anyway)", file=sys.stderr, flush=True)
         return 2
-    manifest = read_manifest(manifest_path(args.path))
+    manifest = read_manifest(manifest_path(args.path), load_layouts(load_settings().city_dir))
     verdict, problems = recheck(manifest)
     print(verdict)
     wanted = parse_lines(args.lines) if args.lines else None

@@ -1,8 +1,9 @@
 """The raw sources a statistics office receives, how their files are named, and their manifests.
 
-A delivery is one file of one source for one reference date (31 December of a report cycle), with a
-manifest beside it (``<file stem>.manifest.json``) that states what the sender meant to deliver: source,
-reference date, format, encoding, separator, row count and SHA-256 checksum.
+A delivery is one file of one source for one reference date (31 December of a report cycle), named as the
+city's delivery layout says (``social_monitor.layouts``), with a manifest beside it (``<file
+stem>.manifest.json``) that states what the sender meant to deliver: source, reference date, format,
+encoding, separator, row count and SHA-256 checksum.
 """
 
 from __future__ import annotations
@@ -14,32 +15,25 @@ import json
 import os
 import re
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from schemas.raw import AsylblgRecipients, RawDelivery, RegisterPersons, Sgb2Recipients, Sgb12Recipients
+
+if TYPE_CHECKING:
+    from social_monitor.layouts import Layouts, SourceLayout
 
 MANIFEST_SUFFIX = ".manifest.json"
 
 
 @dataclass(frozen=True)
 class Source:
+    """A source: its canonical contract and its warehouse table. How a city delivers it (file name, format,
+    headers, codes) is the city's layout (``social_monitor.layouts``)."""
+
     name: str
-    file_prefix: str
-    file_format: str  # "csv" (semicolon-separated text with a header) or "parquet"
-    encoding: str  # of a csv file; "utf-8" for parquet
     contract: type[RawDelivery]
-    sender: str
-
-    @property
-    def extension(self) -> str:
-        return "parquet" if self.file_format == "parquet" else "csv"
-
-    def file_name(self, reference_date: dt.date) -> str:
-        return f"{self.file_prefix}_{reference_date.isoformat()}.{self.extension}"
-
-    def manifest_name(self, reference_date: dt.date) -> str:
-        return f"{self.file_prefix}_{reference_date.isoformat()}{MANIFEST_SUFFIX}"
 
     @property
     def table(self) -> str:
@@ -50,15 +44,12 @@ class Source:
 SOURCES: dict[str, Source] = {
     s.name: s
     for s in (
-        Source("register", "bevoelkerung", "csv", "cp1252", RegisterPersons, "Melderegister (Bürgerdienste)"),
-        Source("sgb2", "sgb2", "parquet", "utf-8", Sgb2Recipients, "Bundesagentur für Arbeit, Statistik"),
-        Source("sgb12", "sgb12", "csv", "utf-8", Sgb12Recipients, "Sozialamt, SGB XII"),
-        Source("asylblg", "asylblg", "csv", "utf-8", AsylblgRecipients, "Sozialamt, AsylbLG"),
+        Source("register", RegisterPersons),
+        Source("sgb2", Sgb2Recipients),
+        Source("sgb12", Sgb12Recipients),
+        Source("asylblg", AsylblgRecipients),
     )
 }
-
-_MANIFEST_NAME = re.compile(r"^(?P<prefix>[a-z0-9]+)_(?P<date>\d{4}-\d{2}-\d{2})" + re.escape(MANIFEST_SUFFIX) + "$")
-
 
 def reference_date_of(report_cycle: int) -> dt.date:
     """The register's reference date of a report cycle: 31 December of that year."""
@@ -77,6 +68,7 @@ class Manifest:
     sha256: str
     sender: str
     path: Path  # of the manifest itself
+    layout: SourceLayout | None = field(default=None, compare=False)  # the city's layout of its source
 
     @property
     def data_path(self) -> Path:
@@ -144,29 +136,32 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_manifest(data_path: Path, source: Source, reference_date: dt.date, rows: int) -> Path:
-    """Write the manifest beside a delivered file (used by the sample-city generator)."""
+def write_manifest(data_path: Path, layout: SourceLayout, reference_date: dt.date, rows: int) -> Path:
+    """Write the manifest beside a delivered file, with the format details of the city's layout (used by the
+    sample-city generator and ``social-monitor write-manifest``)."""
     manifest = Manifest(
-        source=source.name,
+        source=layout.name,
         reference_date=reference_date,
         file=data_path.name,
-        file_format=source.file_format,
-        encoding=source.encoding,
-        delimiter=";" if source.file_format == "csv" else None,
+        file_format=layout.file_format,
+        encoding=layout.encoding,
+        delimiter=layout.separator if layout.file_format == "csv" else None,
         rows=rows,
         sha256=sha256_of(data_path),
-        sender=source.sender,
-        path=data_path.parent / source.manifest_name(reference_date),
+        sender=layout.sender,
+        path=data_path.parent / layout.manifest_name(reference_date),
     )
     manifest.path.write_text(json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return manifest.path
 
 
-def read_manifest(path: Path, source: Source | None = None, report_cycle: int | None = None) -> Manifest:
+def read_manifest(path: Path, layouts: Layouts, source: Source | SourceLayout | None = None,
+                  report_cycle: int | None = None) -> Manifest:
     """Read and check a manifest: a regular file (not a link) of at most ``MAX_MANIFEST_BYTES``, UTF-8 (a
     byte order mark is allowed), one JSON object whose fields have the right types and values, and whose
-    source and reference date agree with its own file name and, when given, with the ``source`` and
-    ``report_cycle`` being loaded (``check_identity``). Any problem is a ``ManifestError``."""
+    source and reference date agree with its own file name (by the city's ``layouts``) and, when given,
+    with the ``source`` and ``report_cycle`` being loaded (``check_identity``). Any problem is a
+    ``ManifestError``. The manifest carries its source's layout (``Manifest.layout``)."""
     path = Path(path)
     text = _manifest_text(path)
     try:
@@ -210,14 +205,12 @@ def read_manifest(path: Path, source: Source | None = None, report_cycle: int | 
         raise ManifestError(path, f"field file {shown(raw['file'])} {file_problem}")
     if raw["format"] not in FORMATS:
         raise ManifestError(path, f"field format {shown(raw['format'])} is not one of {', '.join(FORMATS)}")
-    encoding_problem = _encoding_problem(raw["encoding"])
-    if encoding_problem:
-        raise ManifestError(path, f"field encoding {shown(raw['encoding'])} {encoding_problem}")
+    encoding_problem_ = encoding_problem(raw["encoding"])
+    if encoding_problem_:
+        raise ManifestError(path, f"field encoding {shown(raw['encoding'])} {encoding_problem_}")
     delimiter = raw.get("delimiter")
-    if delimiter is not None and (len(delimiter) != 1 or delimiter in "\"\r\n" or not delimiter.isprintable()
-                                  and delimiter != "\t"):
-        raise ManifestError(path, f"field delimiter {shown(delimiter)} is not one character (other than a "
-                                  "quote or a line break)")
+    if delimiter is not None and delimiter_problem(delimiter):
+        raise ManifestError(path, f"field delimiter {shown(delimiter)} {delimiter_problem(delimiter)}")
     rows = raw["rows"]
     if isinstance(rows, str) and re.fullmatch(r"\s*[0-9]{1,18}\s*", rows):
         rows = int(rows)
@@ -236,27 +229,23 @@ def read_manifest(path: Path, source: Source | None = None, report_cycle: int | 
         sha256=raw["sha256"].lower(),  # PowerShell's Get-FileHash writes upper case
         sender=one_line(raw.get("sender") or "", 200),
         path=path,
+        layout=layouts.get(raw["source"]),
     )
-    check_identity(manifest, source, report_cycle)
+    check_identity(manifest, layouts, source, report_cycle)
     return manifest
 
 
-def check_identity(manifest: Manifest, source: Source | None = None, report_cycle: int | None = None) -> None:
-    """The source and reference date a manifest states must be those of its own file name and, when given,
+def check_identity(manifest: Manifest, layouts: Layouts, source: Source | SourceLayout | None = None,
+                   report_cycle: int | None = None) -> None:
+    """The source and reference date a manifest states must be those of its own file name (by the city's
+    ``layouts``) and, when given,
     of the asset (``source``) and partition (``report_cycle``) being loaded. A ``ManifestError`` names all
     of them and which disagree (an AsylbLG manifest copied over the SGB XII one, another cycle's manifest)."""
     stated = (manifest.source, manifest.reference_date)
-    named = _MANIFEST_NAME.fullmatch(manifest.path.name)
-    by_prefix = {s.file_prefix: s.name for s in SOURCES.values()}
-    views = [("the manifest says", stated)]
-    if named:
-        try:
-            named_date = dt.date.fromisoformat(named["date"])
-        except ValueError:
-            named_date = None
-        views.append(("its file name says", (by_prefix.get(named["prefix"], named["prefix"]), named_date)))
-    else:
-        views.append(("its file name says", (None, None)))
+    from social_monitor.layouts import source_of_manifest_name
+
+    views = [("the manifest says", stated), ("its file name says",
+                                             source_of_manifest_name(layouts, manifest.path.name) or (None, None))]
     if source is not None or report_cycle is not None:
         views.append(("the partition being loaded is",
                       (source.name if source else manifest.source,
@@ -266,9 +255,10 @@ def check_identity(manifest: Manifest, source: Source | None = None, report_cycl
         return
     described = "; ".join(f"{label} {view[0] or '?'} {view[1].isoformat() if view[1] else '?'}"
                           for label, view in views)
+    expected = layouts[manifest.source].manifest_glob if manifest.source in layouts else \
+        f"<source>_<YYYY-12-31>{MANIFEST_SUFFIX}"
     raise ManifestError(manifest.path, f"source and reference date disagree: {described} (expected "
-                                       f"<source>_<YYYY-12-31>{MANIFEST_SUFFIX} with the same source and date "
-                                       "inside)")
+                                       f"{expected} with the same source and date inside)")
 
 
 def data_file_problem(manifest: Manifest) -> str | None:
@@ -301,7 +291,14 @@ def _file_name_problem(name: str) -> str | None:
     return None
 
 
-def _encoding_problem(name: str) -> str | None:
+def delimiter_problem(delimiter: str) -> str | None:
+    """Why ``delimiter`` cannot separate the fields of a delivered text file, or None."""
+    if len(delimiter) != 1 or delimiter in "\"\r\n" or not delimiter.isprintable() and delimiter != "\t":
+        return "is not one character (other than a quote or a line break)"
+    return None
+
+
+def encoding_problem(name: str) -> str | None:
     try:
         codec = codecs.lookup(name)
     except (LookupError, ValueError):
@@ -363,26 +360,30 @@ class LandingScan:
     problems: list[str]
 
 
-def scan_manifests(landing_dir: Path) -> LandingScan:
+def scan_manifests(landing_dir: Path, layouts: Layouts) -> LandingScan:
     """Every delivery manifest in the landing folder, sorted by reference date and source; a bad manifest is
-    reported in ``problems`` and does not stop the others from being read."""
+    reported in ``problems`` and does not stop the others from being read. A manifest's name must be one of
+    the city's layouts' (``SourceLayout.manifest_glob``)."""
+    from social_monitor.layouts import source_of_manifest_name
+
     found, problems = [], []
     for path in sorted(Path(landing_dir).glob(f"*{MANIFEST_SUFFIX}")):
-        if not _MANIFEST_NAME.fullmatch(path.name):
-            problems.append(one_line(f"{path}: the name does not follow <source>_<YYYY-12-31>{MANIFEST_SUFFIX} "
-                                     "(lower case, e.g. sgb12_2018-12-31.manifest.json); not read"))
+        if source_of_manifest_name(layouts, path.name) is None:
+            patterns = ", ".join(layout.manifest_glob for layout in layouts.values())
+            problems.append(one_line(f"{path}: the name does not follow the city's delivery layouts ({patterns});"
+                                     " not read", 600))
             continue
         try:
-            found.append(read_manifest(path))
+            found.append(read_manifest(path, layouts))
         except ManifestError as exc:
             problems.append(str(exc))
     return LandingScan(sorted(found, key=lambda m: (m.reference_date, m.source)), problems)
 
 
-def find_manifest(landing_dir: Path, source: Source, report_cycle: int) -> Manifest | None:
-    """The manifest of one source's delivery for one report cycle, checked to state that source and cycle;
-    None if there is none."""
-    path = Path(landing_dir) / source.manifest_name(reference_date_of(report_cycle))
+def find_manifest(landing_dir: Path, layout: SourceLayout, report_cycle: int) -> Manifest | None:
+    """The manifest of one source's delivery for one report cycle, named by the city's layout of the source,
+    checked to state that source and cycle; None if there is none."""
+    path = Path(landing_dir) / layout.manifest_name(reference_date_of(report_cycle))
     if not os.path.lexists(path):
         return None
-    return read_manifest(path, source, report_cycle)
+    return read_manifest(path, {layout.name: layout}, layout, report_cycle)

@@ -66,19 +66,18 @@ from schemas.raw import (
     check_column,
     check_texts,
     code_lists,
-    file_columns,
     pseudonymised_columns,
     value_ranges,
 )
 from social_monitor.deliveries import (
     SOURCES,
     Manifest,
-    Source,
     check_identity,
     data_file_problem,
     one_line,
     sha256_of,
 )
+from social_monitor.layouts import SourceLayout
 from social_monitor.pseudonyms import KEY_ENV, REKEY_REMEDY, PseudonymKey
 
 POLICIES = ("fail", "quarantine")
@@ -209,7 +208,9 @@ def load_delivery(
     if not 0 <= max_rejected_share <= 1:
         raise ValueError(f"max_rejected_share must lie between 0 and 1, not {max_rejected_share!r}")
     started = time.perf_counter()
-    source = SOURCES[manifest.source]
+    source = manifest.layout  # the city's layout of the source: headers, codes, date format
+    if source is None:
+        raise ValueError(f"{manifest.path}: read the manifest with the city's delivery layouts (read_manifest)")
     contract = source.contract
     path = manifest.data_path
     name = path.name
@@ -223,7 +224,7 @@ def load_delivery(
         stored = f"{scratch}._typed"
         with _text_view(con, source, manifest, Path(tmp)) as text_view:
             try:
-                con.execute(f"create table {stored} as {_typed_select(contract, text_view)}")
+                con.execute(f"create table {stored} as {_typed_select(source, text_view)}")
             except duckdb.Error as exc:
                 raise _read_error(name, source, manifest, exc) from None
             finally:
@@ -242,10 +243,10 @@ def load_delivery(
         if rows_in == 0:
             raise DeliveryError(f"{name}: the file holds a header but no data rows; a delivery for report cycle "
                                 f"{manifest.report_cycle} cannot be empty")
-        unparsed = _parse_problems(con, contract, typed, name)
+        unparsed = _parse_problems(con, source, typed, name)
         reported = {(p.line, p.column) for p in unparsed}
-        problems = (unparsed + _duplicate_key_problems(con, contract, typed, name, reported)
-                    + _contract_problems(con, contract, typed, manifest, reported))
+        problems = (unparsed + _duplicate_key_problems(con, source, typed, name, reported)
+                    + _contract_problems(con, source, typed, manifest, reported))
         problems.sort(key=lambda p: (p.line is not None, p.line or 0))  # in file order, whatever the batches
         rejected_lines = sorted({p.line for p in problems if p.line is not None})
         whole_file = [p for p in problems if p.line is None]
@@ -365,9 +366,10 @@ def _scratch_database(con: duckdb.DuckDBPyConnection, folder: Path) -> Iterator[
 # --- the file as a whole -----------------------------------------------------------------------------
 
 
-def _check_file(manifest: Manifest, source: Source) -> None:
+def _check_file(manifest: Manifest, source: SourceLayout) -> None:
     path, name = manifest.data_path, manifest.data_path.name
-    check_identity(manifest)  # source and date as the manifest's own name says (read_manifest checks it too)
+    # source and date as the manifest's own name says (read_manifest checks it too)
+    check_identity(manifest, {source.name: source})
     problem = data_file_problem(manifest)  # a regular file in the landing folder: no link, no path out of it
     if problem:
         raise DeliveryError(one_line(f"{name}: {problem}"))
@@ -379,7 +381,7 @@ def _check_file(manifest: Manifest, source: Source) -> None:
         raise DeliveryError(f"{name}: reference date {manifest.reference_date} in manifest {manifest.path.name} is "
                             "not 31 December; a report cycle's deliveries are taken on 31.12.")
     if manifest.file_format != source.file_format:
-        raise DeliveryError(f"{name}: manifest says format {manifest.file_format!r}, the contract of "
+        raise DeliveryError(f"{name}: manifest says format {manifest.file_format!r}, the delivery layout of "
                             f"{source.name} expects {source.file_format!r}")
     actual = sha256_of(path)
     if actual != manifest.sha256:
@@ -407,7 +409,7 @@ def _check_key(con: duckdb.DuckDBPyConnection, key: PseudonymKey, name: str) -> 
         f"{REKEY_REMEDY}")
 
 
-def _check_not_another_cycles_file(con: duckdb.DuckDBPyConnection, manifest: Manifest, source: Source) -> None:
+def _check_not_another_cycles_file(con: duckdb.DuckDBPyConnection, manifest: Manifest, source: SourceLayout) -> None:
     """The very file of another report cycle, sent again under this cycle's name, is refused."""
     other = con.execute(
         "select report_cycle, source_file from raw.deliveries where source = ? and sha256 = ? and report_cycle <> ?",
@@ -418,9 +420,10 @@ def _check_not_another_cycles_file(con: duckdb.DuckDBPyConnection, manifest: Man
 
 
 @contextmanager
-def _text_view(con: duckdb.DuckDBPyConnection, source: Source, manifest: Manifest, tmp: Path) -> Iterator[str]:
-    """A temp view of the file with every contract column as text, in file order."""
-    columns = file_columns(source.contract)
+def _text_view(con: duckdb.DuckDBPyConnection, source: SourceLayout, manifest: Manifest, tmp: Path) -> Iterator[str]:
+    """A temp view of the file with every column of the layout as text (under the city's headers), in file
+    order."""
+    columns = source.file_columns
     path, name = manifest.data_path, manifest.data_path.name
     if source.file_format == "parquet":
         try:  # the top-level columns and their types (parquet_schema would list the fields of nested ones too)
@@ -626,7 +629,7 @@ CSV_CAUSES = {
 }
 
 
-def _read_error(name: str, source: Source, manifest: Manifest, exc: duckdb.Error) -> BaseException:
+def _read_error(name: str, source: SourceLayout, manifest: Manifest, exc: duckdb.Error) -> BaseException:
     """What an error while DuckDB reads the delivery means, in a message that quotes nothing of the file
     (DuckDB's own text quotes the offending line). Memory and disk errors are the machine's, not the file's:
     they are passed on."""
@@ -674,36 +677,45 @@ def _lone_cr_line(path: Path, encoding: str) -> int | None:
 # --- rows -------------------------------------------------------------------------------------------
 
 
-def _typed_select(contract: type[RawDelivery], text_view: str) -> str:
-    """The contract's file columns parsed into their types, and ``_unparsed``: the headers whose non-empty
-    text did not parse (NULL when every value parsed), found in the same pass.
+def _typed_select(layout: SourceLayout, text_view: str) -> str:
+    """The file's columns (by the city's headers) parsed into the contract's columns and types, the city's
+    codes mapped to the contract's, and ``_unparsed``: the headers whose non-empty text did not parse or is no
+    code of the layout (NULL when every value parsed), found in the same pass; ``_code_<column>``: the text of
+    a coded column whose value is no code of the layout (NULL otherwise), for the message.
 
     The lineage columns (line, file, report cycle, reference date) are added when the rows are read."""
-    columns = file_columns(contract)
-    schema = contract.to_schema()
+    columns = layout.file_columns
+    schema = layout.contract.to_schema()
     trimmed = [f"nullif(trim({_quote(header)}), '') as _v{i}" for i, header in enumerate(columns)]
-    parsed, failed = [], []
+    parsed, failed, unmapped = [], [], []
     for i, (header, column) in enumerate(columns.items()):
         dtype = schema.columns[column].dtype
-        parsed.append(f"{_parse_expr(dtype, f'_v{i}')} as {column}")
-        if _parse_expectation(dtype):
+        if column in layout.codes:
+            cases = " ".join(f"when {_sql_str(city)} then {_sql_str(code)}"
+                             for city, code in layout.codes[column].items())
+            parsed.append(f"case _v{i} {cases} end as {column}")
+        else:
+            parsed.append(f"{_parse_expr(dtype, f'_v{i}', layout.date_format)} as {column}")
+        if column in layout.codes or _parse_expectation(dtype, layout):
             parsed.append(f"_v{i}")
             failed.append((f"{column} is null and _v{i} is not null", header))
+        if column in layout.codes:
+            unmapped.append(f"case when {column} is null then _v{i} end as _code_{column}")
     if failed:
         any_failed = " or ".join(f"({condition})" for condition, _ in failed)
         listed = ", ".join(f"case when {condition} then {_sql_str(header)} end" for condition, header in failed)
         unparsed = f"case when {any_failed} then list_filter([{listed}], h -> h is not null) end"
     else:
         unparsed = "cast(null as varchar[])"
-    return (f"select {', '.join(columns.values())}, {unparsed} as _unparsed "
+    return (f"select {', '.join([*columns.values(), *unmapped])}, {unparsed} as _unparsed "
             f"from (select {', '.join(parsed)} from (select {', '.join(trimmed)} from {text_view}))")
 
 
-def _parse_expr(dtype: object, value: str) -> str:
-    """The typed value of a trimmed text (NULL for an empty one)."""
+def _parse_expr(dtype: object, value: str, date_format: str) -> str:
+    """The typed value of a trimmed text (NULL for an empty one); dates in the layout's ``date_format``."""
     kind = str(dtype)
     if kind == "Date":  # year 1 to 9999: the dates Python and polars can hold (year 0 made Pandera panic)
-        parsed = f"cast(try_strptime({value}, '%d.%m.%Y') as date)"
+        parsed = f"cast(try_strptime({value}, {_sql_str(date_format)}) as date)"
         return f"case when year({parsed}) between 1 and 9999 then {parsed} end"
     if kind.startswith("Int"):  # "6.5" is not a whole number (a plain cast would round it to 7)
         return (f"case when regexp_full_match({value}, '[+-]?[0-9]+([.]0+)?') "
@@ -711,11 +723,11 @@ def _parse_expr(dtype: object, value: str) -> str:
     return value
 
 
-def _parse_expectation(dtype: object) -> str | None:
+def _parse_expectation(dtype: object, layout: SourceLayout) -> str | None:
     """What a value of a type that is parsed from text must be, for the message; None for text."""
     kind = str(dtype)
     if kind == "Date":
-        return "a date DD.MM.YYYY"
+        return f"a date {layout.date_expectation}"
     if kind.startswith("Int"):
         return "a whole number"
     return None
@@ -731,28 +743,38 @@ def _row_select(contract: type[RawDelivery], manifest: Manifest, replace: dict[s
                      for column in contract.to_schema().columns)
 
 
-def _parse_problems(
-    con: duckdb.DuckDBPyConnection, contract: type[RawDelivery], typed: str, name: str
-) -> list[Problem]:
-    """Values present in the file that did not parse into the contract's type."""
-    schema = contract.to_schema()
-    expected = {header: _parse_expectation(schema.columns[column].dtype)
-                for header, column in file_columns(contract).items()}
-    rows = con.execute(f"select source_line, _unparsed from {typed} where _unparsed is not null "
-                       "order by source_line").fetchall()
-    return [Problem(name, line, header, "parse", f"value is not {expected[header]}")
-            for line, headers in rows for header in headers]
+def _parse_problems(con: duckdb.DuckDBPyConnection, layout: SourceLayout, typed: str, name: str) -> list[Problem]:
+    """Values present in the file that did not parse into the contract's type, or that are no code of the
+    city's layout (reported as the failed code list, ``isin([...the city's codes])``)."""
+    schema = layout.contract.to_schema()
+    columns = layout.file_columns
+    expected = {header: _parse_expectation(schema.columns[column].dtype, layout) for header, column in columns.items()}
+    coded = list(layout.codes)
+    explain = _Explainer(layout)
+    rows = con.execute(f"select source_line, _unparsed, {', '.join(['null', *(f'_code_{c}' for c in coded)])} "
+                       f"from {typed} where _unparsed is not null order by source_line").fetchall()
+    problems = []
+    for line, headers, _, *values in rows:
+        for header in headers:
+            column = columns[header]
+            if column in layout.codes:
+                check = explain.check_of(column)
+                problems.append(Problem(name, line, header, check, explain.value(column, values[coded.index(column)],
+                                                                                 check)))
+            else:
+                problems.append(Problem(name, line, header, "parse", f"value is not {expected[header]}"))
+    return problems
 
 
 def _duplicate_key_problems(
-    con: duckdb.DuckDBPyConnection, contract: type[RawDelivery], typed: str, name: str,
+    con: duckdb.DuckDBPyConnection, layout: SourceLayout, typed: str, name: str,
     already_reported: set[tuple[int | None, str | None]],
 ) -> list[Problem]:
     """Every row of a key that occurs more than once in the delivery, as Pandera reports the contract's
     ``Config.unique`` (and a column's ``unique=True``): a check across the whole delivery, so it is done
     here in SQL, not per batch. NULL keys count as equal, as in Pandera."""
-    schema = contract.to_schema()
-    headers = {column: header for header, column in file_columns(contract).items()}
+    schema = layout.contract.to_schema()
+    headers = dict(layout.headers)
     keys = []
     if schema.unique:
         unique = schema.unique
@@ -785,14 +807,15 @@ def _batch_schema(contract: type[RawDelivery]) -> pa.DataFrameSchema:
 
 
 def _contract_problems(
-    con: duckdb.DuckDBPyConnection, contract: type[RawDelivery], typed: str, manifest: Manifest,
+    con: duckdb.DuckDBPyConnection, layout: SourceLayout, typed: str, manifest: Manifest,
     already_reported: set[tuple[int | None, str | None]],
 ) -> list[Problem]:
     """Pandera's verdict on the typed rows, batch by batch (polars backend: no pandas copy; the rows stream
     from DuckDB as Arrow record batches of ``ROWS_PER_BATCH``), mapped to file lines."""
     name = manifest.data_path.name
+    contract = layout.contract
     schema = _batch_schema(contract)
-    explain = _Explainer(contract)
+    explain = _Explainer(layout)
     problems: list[Problem] = []
     whole_file: set[tuple[str | None, str, str]] = set()  # reported once, not once per batch
     result = con.execute(f"select {_row_select(contract, manifest)} from {typed}")
@@ -843,25 +866,27 @@ def _failure_problems(cases: pl.DataFrame, lines: pl.Series, name: str, explain:
 
 class _Explainer:
     """What a failed check says about a value, safe by construction: a value read from the file is shown only
-    if it is one of the published codes of the contracts (``schemas.raw.code_lists``): a value of a column
-    with a code list that is no code of it is described by the code it resembles (in case, white space or
-    leading zeros) or the code list it belongs to; a number by the bound it crosses; anything else not at
-    all. Check names are the contract's own (anything else is "a contract check")."""
+    if it is one of the published codes of the city's layouts or of the contracts (``SourceLayout.city_codes``):
+    a value of a column with a code list that is no code of it is described by the code it resembles (in
+    case, white space or leading zeros) or the code list it belongs to; a number by the bound it crosses;
+    anything else not at all. Check names are the contract's own (anything else is "a contract check"), or
+    for a coded column the city's code list. Columns are named by the city's headers."""
 
-    def __init__(self, contract: type[RawDelivery]):
-        self.headers = {column: header for header, column in file_columns(contract).items()}
-        self.codes = code_lists(contract)
+    def __init__(self, layout: SourceLayout):
+        contract = layout.contract
+        self.headers = dict(layout.headers)
+        # a coded column's codes as the city writes them; the other code lists (area keys) the contract's
+        self.contract_codes = code_lists(contract)
+        self.codes = {**self.contract_codes, **{column: list(codes) for column, codes in layout.codes.items()}}
+        self.columns = {header: column for column, header in self.headers.items()}
         self.ranges = value_ranges(contract)
         self.known_checks = check_texts(contract) | {"not_nullable", "field_uniqueness", "multiple_fields_uniqueness",
                                                       "column_in_dataframe", "column_in_schema"}
-        self.code_columns: dict[str, list[str]] = {}  # code -> the file columns (of any source) it is a code of
-        for source in SOURCES.values():
-            for column, codes in code_lists(source.contract).items():
-                header = {c: h for h, c in file_columns(source.contract).items()}[column]
-                for code in codes:
-                    self.code_columns.setdefault(code, [])
-                    if header not in self.code_columns[code]:
-                        self.code_columns[code].append(header)
+        self.code_columns = layout.city_codes  # code -> the file columns (of any source) it is a code of
+
+    def check_of(self, column: str) -> str:
+        """The check a value of a coded column that is no code of the city's layout fails."""
+        return _short_check(f"isin({self.codes[column]!r})")
 
     def check(self, text: str) -> str:
         if text in self.known_checks or re.fullmatch(r"dtype\('[A-Za-z0-9_ ,()\[\]]{1,40}'\)", text):
@@ -872,7 +897,7 @@ class _Explainer:
         if value is None:
             return f"value fails {check}"
         if column in self.codes:
-            return self._code(str(value), self.codes[column], check)
+            return self._code(str(value), self.codes[column], check, self.headers.get(column))
         if column in self.ranges and re.fullmatch(r"[+-]?[0-9]+(?:[.][0-9]+)?", str(value)):
             value, (low, high) = float(str(value)), self.ranges[column]  # Pandera's failure cases are text
             if value < low:
@@ -881,7 +906,9 @@ class _Explainer:
                 return f"value above the maximum {high}, fails {check}"
         return f"value fails {check}"
 
-    def _code(self, value: str, codes: list[str], check: str) -> str:
+    def _code(self, value: str, codes: list[str], check: str, header: str | None) -> str:
+        if value in self.contract_codes.get(self.columns.get(header), ()):  # published in the contract
+            return f"value {value!r} fails {check}: it is the contract's code, not one of the city's layout"
         if value in self.code_columns:  # a published code, of another column (fields shifted?)
             where = ", ".join(self.code_columns[value])
             return f"value {value!r} fails {check}: it is a code of {where} (fields shifted?)"
@@ -906,7 +933,7 @@ def _short_check(check: str) -> str:
 
 
 def _record_rejections(
-    con: duckdb.DuckDBPyConnection, source: Source, manifest: Manifest, problems: list[Problem], outcome: str
+    con: duckdb.DuckDBPyConnection, source: SourceLayout, manifest: Manifest, problems: list[Problem], outcome: str
 ) -> None:
     """Record a delivery's problems: a loaded delivery replaces every record of its cycle; a refused one only
     the records of earlier refusals, so the quarantined rows of the load that stays are kept."""
@@ -965,3 +992,24 @@ def _quote(identifier: str) -> str:
 def _sql_str(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
+
+
+def count_delivered_rows(manifest: Manifest) -> int:
+    """The data rows of the file a (new) manifest describes, after checking the file against the city's layout
+    as the loader does: its header (a missing or unknown column is named, a field that may be data is only
+    counted), encoding and separator. Nothing is loaded; the messages quote no value of the file."""
+    layout = manifest.layout
+    if layout is None:
+        raise ValueError(f"{manifest.path}: the manifest needs the city's layout of its source")
+    name = manifest.data_path.name
+    problem = data_file_problem(manifest)
+    if problem:
+        raise DeliveryError(one_line(f"{name}: {problem}"))
+    if manifest.data_path.stat().st_size == 0:
+        raise DeliveryError(f"{name}: the file is empty (expected at least a header line)")
+    with duckdb.connect(":memory:") as con, tempfile.TemporaryDirectory(prefix="social-monitor-") as tmp:
+        with _text_view(con, layout, manifest, Path(tmp)) as text_view:
+            try:
+                return con.execute(f"select count(*) from {text_view}").fetchone()[0]
+            except duckdb.Error as exc:
+                raise _read_error(name, layout, manifest, exc) from None

@@ -28,6 +28,7 @@ import duckdb
 
 from social_monitor.deliveries import SOURCES, ManifestError, data_file_problem, find_manifest, reference_date_of
 from social_monitor.ingest import ensure_raw_schema
+from social_monitor.layouts import Layouts, load_layouts
 from social_monitor.pseudonyms import KEY_ENV, PseudonymKey
 from social_monitor.settings import load_settings
 
@@ -50,11 +51,13 @@ class Cleared:
     fingerprints: list[str | None]  # the keys they were loaded under (None: before fingerprints were recorded)
 
 
-def reload_problems(con: duckdb.DuckDBPyConnection, landing_dir: Path, report_cycles: tuple[int, ...]) -> list[str]:
-    """Why a reload from ``landing_dir`` could not bring back every cycle; empty if it can."""
+def reload_problems(con: duckdb.DuckDBPyConnection, landing_dir: Path, report_cycles: tuple[int, ...],
+                    layouts: Layouts) -> list[str]:
+    """Why a reload from ``landing_dir`` could not bring back every cycle; empty if it can (deliveries named
+    by the city's ``layouts``)."""
     problems = []
     for cycle in report_cycles:
-        for source in SOURCES.values():
+        for source in layouts.values():
             try:
                 manifest = find_manifest(landing_dir, source, cycle)
             except ManifestError as exc:
@@ -73,11 +76,12 @@ def reload_problems(con: duckdb.DuckDBPyConnection, landing_dir: Path, report_cy
     return problems
 
 
-def clear_for_new_key(con: duckdb.DuckDBPyConnection, landing_dir: Path, report_cycles: tuple[int, ...]) -> Cleared:
+def clear_for_new_key(con: duckdb.DuckDBPyConnection, landing_dir: Path, report_cycles: tuple[int, ...],
+                      layouts: Layouts) -> Cleared:
     """Empty the raw person tables, raw.deliveries and raw.rejected_rows in one transaction, after checking
     that the landing folder can reload every configured cycle (``RekeyError`` otherwise, nothing changed)."""
     ensure_raw_schema(con)
-    problems = reload_problems(con, Path(landing_dir), report_cycles)
+    problems = reload_problems(con, Path(landing_dir), report_cycles, layouts)
     if problems:
         more = f" … and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
         raise RekeyError(f"{landing_dir}: cannot reload every cycle, nothing was cleared: "
@@ -113,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
     key = PseudonymKey.from_env()
     settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(settings.warehouse_path)) as con:
-        cleared = clear_for_new_key(con, settings.landing_dir, settings.config().report_cycles)
+        cleared = clear_for_new_key(con, settings.landing_dir, settings.config().report_cycles,
+                                    load_layouts(settings.city_dir))
     before = ", ".join(f[:12] if f else "unknown (before fingerprints)" for f in cleared.fingerprints) or "none"
     progress(args, f"{settings.warehouse_path}: {cleared.deliveries} deliveries cleared (key fingerprint(s) "
                    f"{before}); the reload uses the {key.description}, fingerprint {key.fingerprint[:12]}")

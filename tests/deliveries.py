@@ -8,18 +8,22 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from schemas.raw import file_columns
-from social_monitor.deliveries import SOURCES, reference_date_of, write_manifest
+from social_monitor.deliveries import reference_date_of, write_manifest
+from social_monitor.layouts import load_layouts
+from social_monitor.settings import CITIES_DIR
+
+# the delivery layouts of the Dortmund sample city, which the hand-made deliveries of the tests follow
+LAYOUTS = load_layouts(CITIES_DIR / "dortmund")
 
 
 def write_delivery(folder: Path, source_name: str, cycle: int, rows: list[dict[str, object]],
                    *, text: str | None = None) -> Path:
     """Write one delivery and its manifest; ``text`` replaces the generated CSV body (for bad files)."""
-    source = SOURCES[source_name]
+    source = LAYOUTS[source_name]
     folder.mkdir(parents=True, exist_ok=True)
     ref = reference_date_of(cycle)
     path = folder / source.file_name(ref)
-    headers = list(file_columns(source.contract))
+    headers = list(source.file_columns)
     if source.file_format == "parquet":
         columns = {h: [row.get(h) for row in rows] for h in headers}
         types = {h: (pa.int16() if h == "Alter" else pa.string()) for h in headers}

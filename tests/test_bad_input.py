@@ -31,9 +31,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from schemas.raw import file_columns, personal_columns
+from schemas.raw import personal_columns
 from social_monitor.deliveries import (
-    SOURCES,
     Manifest,
     ManifestError,
     find_manifest,
@@ -42,15 +41,15 @@ from social_monitor.deliveries import (
     write_manifest,
 )
 from social_monitor.ingest import DeliveryError, load_delivery
-from tests.deliveries import person
+from tests.deliveries import LAYOUTS, person
 
 CYCLE = 2018
 REFUSED, QUARANTINED, ACCEPTED = "refused", "row quarantined", "accepted"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "bad-input.md"
 
-HEADERS = {name: list(file_columns(source.contract)) for name, source in SOURCES.items()}
-HEADER_OF = {name: {column: header for header, column in file_columns(source.contract).items()}
-             for name, source in SOURCES.items()}
+HEADERS = {name: list(source.file_columns) for name, source in LAYOUTS.items()}
+HEADER_OF = {name: {column: header for header, column in source.file_columns.items()}
+             for name, source in LAYOUTS.items()}
 
 # The personal values of the bad rows: no message and no reason in raw.rejected_rows may show any of them
 # (``bad`` adds every personal value a case puts into a row; the ISO form of a date is added as well).
@@ -87,7 +86,7 @@ BAD_ROW = 3  # ... and row 3 of a Parquet file
 
 def bad(source: str, **changes: object) -> dict[str, object]:
     """The personal row of a source with columns changed (by contract name, e.g. ``sex="x"``)."""
-    personal = personal_columns(SOURCES[source].contract)
+    personal = personal_columns(LAYOUTS[source].contract)
     row = dict(BAD[source])
     for column, value in changes.items():
         row[HEADER_OF[source][column]] = value
@@ -139,7 +138,7 @@ def delivery(source: str, data: list, *, raw: bytes | str | None = None, encodin
     """
 
     def build(folder: Path) -> Manifest:
-        src = SOURCES[source]
+        src = LAYOUTS[source]
         ref = reference_date or reference_date_of(CYCLE)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / src.file_name(ref)
@@ -156,7 +155,7 @@ def delivery(source: str, data: list, *, raw: bytes | str | None = None, encodin
             manifest_path.write_text(json.dumps(content, ensure_ascii=False), encoding="utf-8")
         if after is not None:
             after(path)
-        return read_manifest(manifest_path)
+        return read_manifest(manifest_path, LAYOUTS)
 
     return build
 
@@ -318,9 +317,9 @@ CASES = [
     Case("manifest names a file that does not exist",
          delivery("sgb12", rows("sgb12", bad("sgb12")), after=Path.unlink), REFUSED,
          r"^{file}: file named in manifest sgb12_2018-12-31\.manifest\.json does not exist"),
-    Case("manifest format disagrees with the contract",
+    Case("manifest format disagrees with the layout",
          delivery("sgb12", rows("sgb12", bad("sgb12")), manifest={"format": "parquet"}), REFUSED,
-         r"^{file}: manifest says format 'parquet', the contract of sgb12 expects 'csv'"),
+         r"^{file}: manifest says format 'parquet', the delivery layout of sgb12 expects 'csv'"),
     Case("file named for another reference date",
          delivery("sgb12", rows("sgb12", bad("sgb12")), manifest={"file": "sgb12_2017-12-31.csv"},
                   after=_rename_to("sgb12_2017-12-31.csv")), REFUSED,
@@ -447,7 +446,7 @@ CASES = [
          delivery("sgb12", rows("sgb12", bad("sgb12", benefit_kind="XX"),
                                 extra=(bad("sgb12", person_key="K-9931-ZY", benefit_kind="XX"),))), REFUSED,
          r"^{file}: delivery refused, 2 of 5 rows \(40\.0%\) would be quarantined, more than the threshold of "
-         r"20\.0% \(quarantine_max_share in config/city\.yml\); the problems are in raw\.rejected_rows\.\n"
+         r"20\.0% \(quarantine_max_share in city\.yml\); the problems are in raw\.rejected_rows\.\n"
          r"(?s:.*)^  - {file}, line 4, column Leistungsart: value fails isin", share=0.2),
     # --- line numbers ---------------------------------------------------------------------------------
     Case("blank line between rows",
@@ -523,7 +522,7 @@ def _count(con, table: str) -> int:
 
 
 def _assert_nothing_loaded(con, source: str) -> None:
-    assert _count(con, f"raw.{SOURCES[source].table}") == 0
+    assert _count(con, f"raw.{LAYOUTS[source].table}") == 0
     assert _count(con, "raw.deliveries") == 0
 
 
@@ -531,7 +530,7 @@ def _assert_nothing_loaded(con, source: str) -> None:
 def test_bad_delivery(tmp_path, con, case: Case):
     manifest = case.build(tmp_path / "landing")
     name, source = manifest.data_path.name, manifest.source
-    table = SOURCES[source].table
+    table = LAYOUTS[source].table
 
     if case.outcome == REFUSED:
         with pytest.raises(DeliveryError) as refused:
@@ -568,7 +567,7 @@ def test_bad_delivery(tmp_path, con, case: Case):
                        and re.search(problem.check, row[3]) and re.search(problem.reason or problem.check, row[4])
                        for row in rejected), rejected
         _assert_nothing_personal("\n".join(row[4] for row in rejected))
-        first = 1 if SOURCES[source].file_format == "parquet" else 2
+        first = 1 if LAYOUTS[source].file_format == "parquet" else 2
         loaded = {r[0] for r in con.execute(f"select source_line from raw.{table}").fetchall()}
         assert loaded == set(range(first, first + result.rows_in)) - bad_lines
         recorded = con.execute("select rows_in, rows_accepted, rows_rejected, policy from raw.deliveries "
@@ -588,11 +587,11 @@ def test_bad_delivery(tmp_path, con, case: Case):
 
 
 def _load(con, folder: Path, source: str, cycle: int = CYCLE, **options):
-    return load_delivery(con, find_manifest(folder, SOURCES[source], cycle), **options)
+    return load_delivery(con, find_manifest(folder, LAYOUTS[source], cycle), **options)
 
 
 def _state(con, source: str) -> tuple:
-    table = SOURCES[source].table
+    table = LAYOUTS[source].table
     return (con.execute(f"select report_cycle, source_line, source_file from raw.{table} order by all").fetchall(),
             con.execute("select report_cycle, sha256, rows_in, rows_accepted, rows_rejected from raw.deliveries "
                         "where source = ? order by all", [source]).fetchall(),
@@ -649,10 +648,10 @@ def test_previous_cycles_file_delivered_again_is_refused(tmp_path, con):
     folder = tmp_path / "landing"
     delivery("register", rows("register", bad("register")), reference_date=reference_date_of(2012))(folder)
     _load(con, folder, "register", cycle=2012)
-    old = folder / SOURCES["register"].file_name(reference_date_of(2012))
-    again = folder / SOURCES["register"].file_name(reference_date_of(CYCLE))
+    old = folder / LAYOUTS["register"].file_name(reference_date_of(2012))
+    again = folder / LAYOUTS["register"].file_name(reference_date_of(CYCLE))
     again.write_bytes(old.read_bytes())
-    write_manifest(again, SOURCES["register"], reference_date_of(CYCLE), 4)
+    write_manifest(again, LAYOUTS["register"], reference_date_of(CYCLE), 4)
     with pytest.raises(DeliveryError, match=r"^bevoelkerung_2018-12-31\.csv: .*bevoelkerung_2012-12-31\.csv"):
         _load(con, folder, "register")
 
@@ -687,7 +686,7 @@ def test_unreadable_manifest_is_refused(tmp_path, content, says):
     path = tmp_path / "sgb12_2018-12-31.manifest.json"
     path.write_text(content if isinstance(content, str) else json.dumps(content), encoding="utf-8")
     with pytest.raises(ManifestError, match=rf"^{re.escape(str(path))}: .*{re.escape(says)}"):
-        find_manifest(tmp_path, SOURCES["sgb12"], CYCLE)
+        find_manifest(tmp_path, LAYOUTS["sgb12"], CYCLE)
 
 
 STANDALONE_KINDS = ["repeated delivery", "corrected delivery", "refused correction",

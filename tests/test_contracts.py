@@ -5,9 +5,9 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from social_monitor.deliveries import SOURCES, find_manifest, reference_date_of, write_manifest
+from social_monitor.deliveries import find_manifest, reference_date_of, write_manifest
 from social_monitor.ingest import DeliveryError, load_delivery
-from tests.deliveries import person, write_delivery
+from tests.deliveries import LAYOUTS, person, write_delivery
 
 CYCLE = 2018
 
@@ -37,10 +37,10 @@ def con(tmp_path):
 
 
 def _load(con, folder, source, policy="fail"):
-    return load_delivery(con, find_manifest(folder, SOURCES[source], CYCLE), policy=policy)
+    return load_delivery(con, find_manifest(folder, LAYOUTS[source], CYCLE), policy=policy)
 
 
-@pytest.mark.parametrize("source", sorted(SOURCES))
+@pytest.mark.parametrize("source", sorted(LAYOUTS))
 def test_good_delivery_is_loaded(tmp_path, con, source):
     write_delivery(tmp_path, source, CYCLE, GOOD_ROWS[source])
     result = _load(con, tmp_path, source)
@@ -49,7 +49,7 @@ def test_good_delivery_is_loaded(tmp_path, con, source):
         GOOD_ROWS[source])
 
 
-@pytest.mark.parametrize("source", sorted(SOURCES))
+@pytest.mark.parametrize("source", sorted(LAYOUTS))
 def test_bad_row_refuses_delivery_naming_file_line_and_column(tmp_path, con, source):
     bad, column, says = BAD_ROWS[source]
     path = write_delivery(tmp_path, source, CYCLE, GOOD_ROWS[source] + [bad])
@@ -57,14 +57,14 @@ def test_bad_row_refuses_delivery_naming_file_line_and_column(tmp_path, con, sou
         _load(con, tmp_path, source)
     message = str(refused.value)
     line = len(GOOD_ROWS[source]) + 2  # header is line 1 in a text file; Parquet rows count from 1
-    if SOURCES[source].file_format == "parquet":
+    if LAYOUTS[source].file_format == "parquet":
         line -= 1
     assert f"{path.name}, line {line}, column {column}" in message
     assert says in message
     assert con.execute(f"select count(*) from raw.{source}").fetchone()[0] == 0  # nothing half-loaded
 
 
-@pytest.mark.parametrize("source", sorted(SOURCES))
+@pytest.mark.parametrize("source", sorted(LAYOUTS))
 def test_quarantine_keeps_the_balance(tmp_path, con, source):
     bad, _, _ = BAD_ROWS[source]
     write_delivery(tmp_path, source, CYCLE, GOOD_ROWS[source] + [bad])
@@ -113,7 +113,7 @@ def test_wrong_encoding_is_refused(tmp_path, con):
     text = "Personen_ID;Leistungsart;Geburtsdatum;Unterbezirk\np1;HLU;01.01.1980;001\npä;HLU;01.01.1980;001\n"
     path = write_delivery(tmp_path, "sgb12", CYCLE, [{}, {}], text=text)
     path.write_bytes(text.encode("cp1252"))  # announced as UTF-8, delivered as cp1252
-    write_manifest(path, SOURCES["sgb12"], reference_date_of(CYCLE), 2)
+    write_manifest(path, LAYOUTS["sgb12"], reference_date_of(CYCLE), 2)
     with pytest.raises(DeliveryError, match=r"sgb12_2018-12-31.csv, line 3: (Invalid unicode|.*not valid)"):
         _load(con, tmp_path, "sgb12")
 
@@ -127,7 +127,7 @@ def test_changed_file_fails_the_checksum(tmp_path, con):
 
 def test_row_count_must_match_manifest(tmp_path, con):
     write_delivery(tmp_path, "sgb12", CYCLE, GOOD_ROWS["sgb12"])
-    manifest = find_manifest(tmp_path, SOURCES["sgb12"], CYCLE)
+    manifest = find_manifest(tmp_path, LAYOUTS["sgb12"], CYCLE)
     lying = type(manifest)(**{**manifest.__dict__, "rows": 5})
     with pytest.raises(DeliveryError, match="holds 1 data rows but its manifest .* announces 5"):
         load_delivery(con, lying)

@@ -21,11 +21,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from social_monitor.deliveries import SOURCES, find_manifest
+from social_monitor.deliveries import find_manifest
 from social_monitor.ingest import load_delivery
 from social_monitor.pseudonyms import PseudonymKey
 from social_monitor.settings import DBT_PROJECT_DIR, PROJECT_DIR
-from tests.deliveries import person, write_delivery
+from tests.deliveries import LAYOUTS, person, write_delivery
 from tests.waiting import CEILING_SECONDS
 
 DBT = str(Path(sys.executable).parent / "dbt")
@@ -55,7 +55,7 @@ def rows(source: str, cycle: int) -> list[dict[str, object]]:
 
 def _load(con: duckdb.DuckDBPyConnection, landing: Path, source: str, cycle: int) -> None:
     write_delivery(landing, source, cycle, rows(source, cycle))
-    load_delivery(con, find_manifest(landing, SOURCES[source], cycle))
+    load_delivery(con, find_manifest(landing, LAYOUTS[source], cycle))
 
 
 def _dbt_build(root: Path, warehouse: Path, name: str) -> dict[str, object]:

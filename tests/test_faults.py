@@ -17,9 +17,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from social_monitor.deliveries import SOURCES, reference_date_of, sha256_of, write_manifest
+from social_monitor.deliveries import reference_date_of, sha256_of, write_manifest
 from social_monitor.publish import publish
 from social_monitor.settings import DEFAULT_CITY, PROJECT_DIR, copy_city
+from tests.deliveries import LAYOUTS
 from tests.pipeline_env import BUILD_MARTS, INGEST, build, environment, sh
 from tests.waiting import CEILING_SECONDS
 
@@ -168,13 +169,13 @@ def test_a_quarantine_above_its_threshold_fails_the_run_and_publishes_nothing_of
     env = {**environment(root), "SOCIAL_MONITOR_CITY": str(root / "city")}
     # a corrected 2018 register in which every 100th person has an Unterbezirk that does not exist: 1 % of
     # the rows, above the threshold of 0.1 %
-    register = root / "data" / "landing" / SOURCES["register"].file_name(reference_date_of(2018))
+    register = root / "data" / "landing" / LAYOUTS["register"].file_name(reference_date_of(2018))
     earlier = sha256_of(register)  # the delivery loaded by the good run
     header, *body = [line for line in register.read_bytes().split(b"\n") if line]
     bad = [b";".join([*line.split(b";")[:6], b"999", *line.split(b";")[7:]]) if i % 100 == 0 else line
            for i, line in enumerate(body)]
     register.write_bytes(b"\n".join([header, *bad]) + b"\n")
-    write_manifest(register, SOURCES["register"], reference_date_of(2018), len(bad))
+    write_manifest(register, LAYOUTS["register"], reference_date_of(2018), len(bad))
     refused_sha256 = sha256_of(register)
     assert refused_sha256 != earlier
 

@@ -37,21 +37,22 @@ from dagster import DagsterEventType, DagsterInstance
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from schemas.raw import code_lists, file_columns
+from schemas.raw import code_lists
 from social_monitor import cli
-from social_monitor.deliveries import SOURCES, Manifest, read_manifest, reference_date_of, write_manifest
+from social_monitor.deliveries import Manifest, read_manifest, reference_date_of, write_manifest
 from social_monitor.ingest import MAX_MESSAGE_CHARS, DeliveryError, LoadResult, load_delivery
 from social_monitor.settings import DEFAULT_CITY, PROJECT_DIR, copy_city
+from tests.deliveries import LAYOUTS
 from tests.pipeline_env import BIN, DAGSTER
 
 CYCLE = 2018
 MARK = "PII"  # every marked personal value starts with it; no message, check or header holds it
-PERSON_TABLES = {source.table for source in SOURCES.values()}
-CSV_SOURCES = sorted(name for name, source in SOURCES.items() if source.file_format == "csv")
-HEADERS = {name: list(file_columns(source.contract)) for name, source in SOURCES.items()}
+PERSON_TABLES = {source.table for source in LAYOUTS.values()}
+CSV_SOURCES = sorted(name for name, source in LAYOUTS.items() if source.file_format == "csv")
+HEADERS = {name: list(source.file_columns) for name, source in LAYOUTS.items()}
 CODES = {name: {header: code_lists(source.contract)[column]
-                for header, column in file_columns(source.contract).items() if column in code_lists(source.contract)}
-         for name, source in SOURCES.items()}
+                for header, column in source.file_columns.items() if column in code_lists(source.contract)}
+         for name, source in LAYOUTS.items()}
 ODD_DATES = ["01.01.0000", "00.00.0000", "31.02.1961", "29.02.1900", "1.1.1", "01.01.10000", "31.12.9999",
              "01.01.-001", "1961-03-17", "17.03.61", "17.03.1961 00:00:00", "۱۷.۰۳.۱۹۶۱"]
 ODD_NUMBERS = ["-0", "+5", "5.0", "6.5", "1e3", "NaN", "inf", "99999999999999999999", "0x10", "٥", " 7 "]
@@ -177,7 +178,7 @@ def csv_deliveries(draw, sources: list[str] = CSV_SOURCES) -> tuple[str, bytes, 
         text = ending.join(lines) + draw(st.sampled_from([ending, "", ending * 3]))
     if draw(st.booleans()) and draw(st.booleans()):
         text = "\ufeff" + text
-    native = SOURCES[source].encoding
+    native = LAYOUTS[source].encoding
     written = draw(st.sampled_from([native] * 6 + ["utf-8", "cp1252", "utf-16"]))
     declared = draw(st.sampled_from([native] * 12 + [written] * 4 + ENCODINGS))
     content = text.encode(written, errors="replace")
@@ -254,10 +255,10 @@ def deliver(folder: Path, source: str, content: bytes, announced: int, encoding:
             delimiter: str | None) -> Manifest:
     """The file and its manifest (checksum of the file as it is; encoding and separator as drawn)."""
     folder.mkdir(parents=True, exist_ok=True)
-    src = SOURCES[source]
+    src = LAYOUTS[source]
     path = folder / src.file_name(reference_date_of(CYCLE))
     path.write_bytes(content)
-    manifest = read_manifest(write_manifest(path, src, reference_date_of(CYCLE), announced))
+    manifest = read_manifest(write_manifest(path, src, reference_date_of(CYCLE), announced), LAYOUTS)
     return dataclasses.replace(manifest, encoding=encoding, delimiter=delimiter)
 
 
@@ -284,7 +285,7 @@ def load_and_check(case: tuple, policy: str, share: float) -> str:
     source, content, announced, encoding, delimiter, personal = case
     with tempfile.TemporaryDirectory(prefix="hostile-") as tmp:
         manifest = deliver(Path(tmp) / "landing", source, content, announced, encoding, delimiter)
-        name, table = manifest.data_path.name, SOURCES[source].table
+        name, table = manifest.data_path.name, LAYOUTS[source].table
         with duckdb.connect(str(Path(tmp) / "warehouse.duckdb")) as con:
             try:
                 result: LoadResult | DeliveryError = load_delivery(con, manifest, policy=policy,
@@ -365,7 +366,7 @@ def test_show_bad_lines_shows_the_first_line_of_a_file_without_its_header_and_a_
     path = tmp_path / "b" / "sgb2_2018-12-31.parquet"
     path.parent.mkdir()
     pq.write_table(table, path)
-    write_manifest(path, SOURCES["sgb2"], reference_date_of(CYCLE), 2)
+    write_manifest(path, LAYOUTS["sgb2"], reference_date_of(CYCLE), 2)
     assert cli.main(["show-bad-lines", str(path), "--allow-pipe"]) == 0
     printed = capsys.readouterr().out
     assert "row 2: Personen_ID='PIIp2' | BG_Nummer='PIIb2' | Alter=99 | Unterbezirk='001'" in printed

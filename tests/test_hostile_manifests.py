@@ -35,7 +35,6 @@ from orchestration.resources import PipelineSettings, WarehouseResource
 from social_monitor.deliveries import (
     MAX_MANIFEST_BYTES,
     MAX_MESSAGE,
-    SOURCES,
     ManifestError,
     check_identity,
     find_manifest,
@@ -44,7 +43,7 @@ from social_monitor.deliveries import (
 )
 from social_monitor.ingest import DeliveryError, load_delivery
 from social_monitor.settings import PROJECT_DIR, load_settings
-from tests.deliveries import person, write_delivery
+from tests.deliveries import LAYOUTS, person, write_delivery
 
 CYCLE = 2018
 SGB12_ROWS = [{"Personen_ID": "p3", "Leistungsart": "GSI", "Geburtsdatum": "05.06.1940", "Unterbezirk": "341"},
@@ -75,7 +74,7 @@ def folders(tmp_path_factory) -> dict[str, Path]:
 def _outcome(manifest_path: Path, landing: Path) -> str:
     """Read the manifest and load its delivery; check the outcome is one of the three allowed ones."""
     try:
-        manifest = read_manifest(manifest_path)
+        manifest = read_manifest(manifest_path, LAYOUTS)
     except ManifestError as exc:
         _assert_one_line(str(exc), MAX_MESSAGE)
         assert str(exc).startswith(f"{manifest_path}: "), str(exc)
@@ -117,7 +116,7 @@ PATH_TRICKS = st.sampled_from([
     "sgb12_2025-12-31.csv", "asylblg_2018-12-31.csv", DATA.upper(), f"~/{DATA}", "%2e%2e%2foutside",
 ]) | st.lists(st.sampled_from(["..", ".", "outside", DATA, "", "landing"]), min_size=1, max_size=5).map("/".join)
 FIELD_VALUES = {
-    "source": st.sampled_from([*SOURCES, "SGB12", "wohngeld", ""]),
+    "source": st.sampled_from([*LAYOUTS, "SGB12", "wohngeld", ""]),
     "reference_date": st.sampled_from(["2025-12-31", "2012-12-31", "2018-06-30", "20181231", "31.12.2018",
                                        "2018-12-31T00:00", "2018-13-31", "２０１８-12-31", "2018-12-31 "]),
     "file": PATH_TRICKS,
@@ -236,7 +235,7 @@ def test_utf16_null_list_and_huge_manifests_name_the_manifest(folders):
                         "field encoding 'xxxxxxx")]:
         _write(path, data)
         with pytest.raises(ManifestError) as raised:
-            read_manifest(path)
+            read_manifest(path, LAYOUTS)
         assert says in str(raised.value) and str(raised.value).startswith(f"{path}: ")
         _assert_one_line(str(raised.value), MAX_MESSAGE)
 
@@ -257,7 +256,7 @@ def test_one_bad_manifest_does_not_stop_the_sensor(tmp_path, monkeypatch, folder
     def check(data: bytes) -> None:
         _write(bad_path, data)
         try:
-            read_manifest(bad_path)
+            read_manifest(bad_path, LAYOUTS)
             problem = None
         except ManifestError as exc:
             problem = str(exc)
@@ -300,7 +299,7 @@ def test_asylblg_manifest_copied_over_the_sgb12_one_is_refused(tmp_path):
     landing = _landing_with_two_sources(tmp_path)
     shutil.copy(landing / "asylblg_2018-12-31.manifest.json", landing / MANIFEST)
     with pytest.raises(ManifestError) as raised:
-        find_manifest(landing, SOURCES["sgb12"], CYCLE)
+        find_manifest(landing, LAYOUTS["sgb12"], CYCLE)
     message = str(raised.value)
     assert message.startswith(f"{landing / MANIFEST}: source and reference date disagree: ")
     assert "the manifest says asylblg 2018-12-31; its file name says sgb12 2018-12-31" in message
@@ -312,14 +311,14 @@ def test_another_cycles_manifest_is_refused_for_this_partition(tmp_path):
     (landing / MANIFEST).write_bytes((landing / "sgb12_2025-12-31.manifest.json").read_bytes())
     with pytest.raises(ManifestError, match=r"the manifest says sgb12 2025-12-31; its file name says sgb12 "
                                             r"2018-12-31; the partition being loaded is sgb12 2018-12-31"):
-        find_manifest(landing, SOURCES["sgb12"], CYCLE)
+        find_manifest(landing, LAYOUTS["sgb12"], CYCLE)
     # the asset's source and partition are checked, not only the manifest's own name
-    manifest_2025 = read_manifest(landing / "sgb12_2025-12-31.manifest.json")
+    manifest_2025 = read_manifest(landing / "sgb12_2025-12-31.manifest.json", LAYOUTS)
     with pytest.raises(ManifestError, match=r"the partition being loaded is asylblg 2025-12-31"):
-        check_identity(manifest_2025, SOURCES["asylblg"], 2025)
+        check_identity(manifest_2025, LAYOUTS, LAYOUTS["asylblg"], 2025)
     with pytest.raises(ManifestError, match=r"the partition being loaded is sgb12 2012-12-31"):
-        check_identity(manifest_2025, SOURCES["sgb12"], 2012)
-    check_identity(manifest_2025, SOURCES["sgb12"], 2025)
+        check_identity(manifest_2025, LAYOUTS, LAYOUTS["sgb12"], 2012)
+    check_identity(manifest_2025, LAYOUTS, LAYOUTS["sgb12"], 2025)
 
 
 @pytest.mark.parametrize("file", [f"../outside/{DATA}", "ABSOLUTE", f"sub/../{DATA}"])
@@ -329,7 +328,7 @@ def test_a_manifest_cannot_name_a_file_outside_the_landing_folder(folders, tmp_p
     target = str(folders["outside"] / DATA) if file == "ABSOLUTE" else file
     (landing / MANIFEST).write_text(json.dumps({**folders["outside_manifest"], "file": target}), encoding="utf-8")
     with pytest.raises(ManifestError, match=r"field file .* is not a bare file name in the landing folder"):
-        find_manifest(landing, SOURCES["sgb12"], CYCLE)
+        find_manifest(landing, LAYOUTS["sgb12"], CYCLE)
 
 
 @pytest.mark.parametrize("where", ["outside", "inside"])
@@ -344,7 +343,7 @@ def test_a_symbolic_link_is_not_a_delivery(folders, tmp_path, where):
     (landing / DATA).symlink_to(target)
     (landing / MANIFEST).write_text(json.dumps(folders["outside_manifest"]), encoding="utf-8")  # right checksum
     with duckdb.connect() as con, pytest.raises(DeliveryError) as raised:
-        load_delivery(con, find_manifest(landing, SOURCES["sgb12"], CYCLE))
+        load_delivery(con, find_manifest(landing, LAYOUTS["sgb12"], CYCLE))
     assert str(raised.value).startswith(f"{DATA}: is a symbolic link; a delivery must be a regular file")
     assert "OUTSIDE-1" not in str(raised.value) and str(target) not in str(raised.value)
 
@@ -354,12 +353,12 @@ def test_a_linked_manifest_and_a_pipe_are_refused_without_reading_them(folders, 
     landing.mkdir()
     (landing / MANIFEST).symlink_to(folders["outside"] / MANIFEST)
     with pytest.raises(ManifestError, match="the manifest is a symbolic link"):
-        find_manifest(landing, SOURCES["sgb12"], CYCLE)
+        find_manifest(landing, LAYOUTS["sgb12"], CYCLE)
     (landing / MANIFEST).unlink()
     os.mkfifo(landing / DATA)  # reading it would block forever
     (landing / MANIFEST).write_text(json.dumps(folders["valid"]), encoding="utf-8")
     with duckdb.connect() as con, pytest.raises(DeliveryError, match=r"is not a regular file"):
-        load_delivery(con, find_manifest(landing, SOURCES["sgb12"], CYCLE))
+        load_delivery(con, find_manifest(landing, LAYOUTS["sgb12"], CYCLE))
 
 
 # --- the found cases, through a real Dagster materialisation ------------------------------------------
@@ -439,7 +438,7 @@ def test_each_field_is_named(folders, tmp_path, field, value, says):
     path = tmp_path / MANIFEST
     path.write_text(json.dumps({**folders["valid"], field: value}), encoding="utf-8")
     with pytest.raises(ManifestError) as raised:
-        read_manifest(path)
+        read_manifest(path, LAYOUTS)
     assert str(raised.value) == f"{path}: {says}" or str(raised.value).startswith(f"{path}: {says}")
 
 
@@ -447,4 +446,4 @@ def test_a_field_given_twice_is_refused(folders, tmp_path):
     path = tmp_path / MANIFEST
     path.write_text('{"source": "asylblg", ' + json.dumps(folders["valid"])[1:], encoding="utf-8")
     with pytest.raises(ManifestError, match=r": field 'source' is given twice$"):
-        read_manifest(path)
+        read_manifest(path, LAYOUTS)

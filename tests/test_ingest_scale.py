@@ -13,10 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import social_monitor.ingest as ingest
-from schemas.raw import file_columns
-from social_monitor.deliveries import SOURCES, find_manifest, reference_date_of, write_manifest
+from social_monitor.deliveries import find_manifest, reference_date_of, write_manifest
 from social_monitor.ingest import DeliveryError, load_delivery
-from tests.deliveries import person, write_delivery
+from tests.deliveries import LAYOUTS, person, write_delivery
 
 CYCLE = 2018
 ROWS = 3500
@@ -73,7 +72,7 @@ DELIVERIES = {"register": (_register_rows, REGISTER_PROBLEMS), "sgb2": (_sgb2_ro
 
 def _outcome(con, folder, source: str, policy: str) -> tuple:
     """Everything a load shows: the refusal message (policy fail) or the result, rejections and rows."""
-    manifest = find_manifest(folder, SOURCES[source], CYCLE)
+    manifest = find_manifest(folder, LAYOUTS[source], CYCLE)
     if policy == "fail":
         with pytest.raises(DeliveryError) as refused:
             load_delivery(con, manifest)
@@ -124,13 +123,13 @@ def test_a_delivery_of_several_batches_is_reported_as_one_batch(tmp_path, monkey
         bad_lines = {p[0] for p in expected}
         assert counts == (ROWS, ROWS - len(bad_lines), len(bad_lines))
         assert set(rejected) == expected
-        first = 1 if SOURCES[source].file_format == "parquet" else 2
+        first = 1 if LAYOUTS[source].file_format == "parquet" else 2
         assert [row[0] for row in loaded] == sorted(set(range(first, first + ROWS)) - bad_lines)
 
 
 def test_duplicate_keys_are_checked_over_the_keys_of_the_contract():
     """Uniqueness is taken out of the batch schema and checked in SQL over the contract's own key columns."""
-    for source in SOURCES.values():
+    for source in LAYOUTS.values():
         assert ingest._batch_schema(source.contract).unique is None
         assert source.contract.to_schema().unique == ["person_key"]  # the cached contract is left as it is
 
@@ -139,7 +138,7 @@ def test_duplicate_keys_are_checked_over_the_keys_of_the_contract():
 
 
 def _register_text(*rows: dict) -> str:
-    headers = list(file_columns(SOURCES["register"].contract))
+    headers = list(LAYOUTS["register"].file_columns)
     lines = [";".join(headers)] + [";".join(str(row[h]) for h in headers) for row in rows]
     return "\n".join(lines) + "\n"
 
@@ -158,7 +157,7 @@ def test_cp1252_register_is_read_exactly(tmp_path, con, monkeypatch, c1_bytes):
     rows = [*GOOD, {**GOOD[0], "Personen_ID": "p3", "Hausnummer": house},
             {**GOOD[0], "Personen_ID": "p4", "Geschlecht": "ä"}]
     write_delivery(tmp_path, "register", CYCLE, rows, text=_register_text(*rows))
-    result = load_delivery(con, find_manifest(tmp_path, SOURCES["register"], CYCLE), policy="quarantine")
+    result = load_delivery(con, find_manifest(tmp_path, LAYOUTS["register"], CYCLE), policy="quarantine")
     assert bool(transcoded) == c1_bytes
     # the unknown code is not shown (it is not a published code): the line names it
     assert [(p.line, p.reason) for p in result.problems] == [(5, "value fails isin(['m', 'w', 'd', 'o'])")]
@@ -174,7 +173,7 @@ def test_byte_undefined_in_cp1252_is_refused_with_its_line(tmp_path, con, where,
         raw = raw.replace(b"Personen_ID", b"Personen\x81ID", 1)
     else:
         raw = raw.replace(b"k070000;", b"k07\x9d000;")
-    source = SOURCES["register"]
+    source = LAYOUTS["register"]
     path = tmp_path / source.file_name(reference_date_of(CYCLE))
     path.write_bytes(raw)
     write_manifest(path, source, reference_date_of(CYCLE), len(rows))
@@ -196,7 +195,7 @@ def _limit_during_load(con, tmp_path, monkeypatch) -> str:
 
     monkeypatch.setattr(ingest, "_contract_problems", spy)
     write_delivery(tmp_path, "register", CYCLE, GOOD)
-    load_delivery(con, find_manifest(tmp_path, SOURCES["register"], CYCLE))
+    load_delivery(con, find_manifest(tmp_path, LAYOUTS["register"], CYCLE))
     return seen[0]
 
 
@@ -216,7 +215,7 @@ def test_a_lower_limit_of_the_connection_is_kept(tmp_path, con, monkeypatch):
 def test_parquet_rows_are_numbered_from_one(tmp_path, con):
     """Rows are numbered by their place in the stored table (no numbering while reading, which would keep
     DuckDB to one thread); in a Parquet file the first row is row 1."""
-    source = SOURCES["sgb2"]
+    source = LAYOUTS["sgb2"]
     path = tmp_path / source.file_name(reference_date_of(CYCLE))
     rows = _sgb2_rows()[:5]
     rows[3]["Alter"] = 99

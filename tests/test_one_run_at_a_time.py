@@ -18,9 +18,9 @@ import duckdb
 import pytest
 from dagster import DagsterEventType, DagsterInstance
 
-from social_monitor.deliveries import SOURCES
 from social_monitor.settings import PROJECT_DIR, load_settings
 from social_monitor.storage import RunLock, RunLockBusy
+from tests.deliveries import LAYOUTS
 from tests.pipeline_env import BIN, BUILD_MARTS, DAGSTER, INGEST, environment
 from tests.waiting import CEILING_SECONDS
 
@@ -98,7 +98,7 @@ def test_after_the_two_runs_the_warehouse_is_consistent(two_runs):
         assert [d[0] for d in deliveries] == ["asylblg", "register", "sgb12", "sgb2"]
         assert all(rows_in == accepted + rejected for _, rows_in, accepted, rejected in deliveries)
         for source, _, accepted, _ in deliveries:
-            stored = con.execute(f"select count(*) from raw.{SOURCES[source].table} "
+            stored = con.execute(f"select count(*) from raw.{LAYOUTS[source].table} "
                                  f"where report_cycle = {CYCLE}").fetchone()[0]
             assert stored == accepted, source  # each delivery loaded once, not twice
         # the marts counted the deliveries as they were last loaded, not a load that happened during the count

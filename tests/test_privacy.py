@@ -8,10 +8,10 @@ import hmac
 import duckdb
 import pytest
 
-from social_monitor.deliveries import SOURCES, find_manifest
+from social_monitor.deliveries import find_manifest
 from social_monitor.ingest import load_delivery
 from social_monitor.pseudonyms import DEVELOPMENT_KEY, KEY_ENV, PseudonymKey
-from tests.deliveries import person, write_delivery
+from tests.deliveries import LAYOUTS, person, write_delivery
 
 CYCLE = 2018
 KEYS = ["P-000001", "P-000002", "Müller-Ä-7"]
@@ -31,7 +31,7 @@ def _load(con, folder, key=None):
     write_delivery(folder, "register", CYCLE, REGISTER)
     write_delivery(folder, "sgb2", CYCLE, SGB2)
     for source in ("register", "sgb2"):
-        load_delivery(con, find_manifest(folder, SOURCES[source], CYCLE), key=key)
+        load_delivery(con, find_manifest(folder, LAYOUTS[source], CYCLE), key=key)
 
 
 def _hmac(secret: str, value: str) -> str:

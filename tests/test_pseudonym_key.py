@@ -17,12 +17,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from social_monitor.deliveries import SOURCES, find_manifest, reference_date_of
+from social_monitor.deliveries import find_manifest, reference_date_of
 from social_monitor.ingest import DeliveryError, load_delivery
 from social_monitor.pseudonyms import KEY_ENV, PseudonymKey
 from social_monitor.rekey import RekeyError, clear_for_new_key
 from social_monitor.settings import PROJECT_DIR, load_settings
-from tests.deliveries import person, write_delivery
+from tests.deliveries import LAYOUTS, person, write_delivery
 from tests.pipeline_env import BIN, DAGSTER, environment
 
 KEY_A = "the-old-key-of-the-city-0001"
@@ -44,13 +44,13 @@ def _rows(source: str, cycle: int) -> list[dict]:
 
 def _landing(folder: Path, cycles=CYCLES) -> Path:
     for cycle in cycles:
-        for source in SOURCES:
+        for source in LAYOUTS:
             write_delivery(folder, source, cycle, _rows(source, cycle))
     return folder
 
 
 def _load(con, landing: Path, source: str, cycle: int, secret: str):
-    return load_delivery(con, find_manifest(landing, SOURCES[source], cycle),
+    return load_delivery(con, find_manifest(landing, LAYOUTS[source], cycle),
                          key=PseudonymKey.from_env({KEY_ENV: secret}))
 
 
@@ -75,10 +75,10 @@ def test_fingerprint_identifies_the_key_without_showing_it(one, other):
 def test_every_load_records_the_fingerprint(tmp_path):
     landing = _landing(tmp_path / "landing", [2018])
     with duckdb.connect() as con:
-        for source in SOURCES:
+        for source in LAYOUTS:
             _load(con, landing, source, 2018, KEY_A)
         recorded = con.execute("select source, key_fingerprint from raw.deliveries order by all").fetchall()
-        assert recorded == [(s, PseudonymKey.from_env({KEY_ENV: KEY_A}).fingerprint) for s in sorted(SOURCES)]
+        assert recorded == [(s, PseudonymKey.from_env({KEY_ENV: KEY_A}).fingerprint) for s in sorted(LAYOUTS)]
         assert KEY_A not in str(con.execute("select * from raw.deliveries").fetchall())
 
 
@@ -95,7 +95,7 @@ def test_a_load_under_another_key_is_refused_and_changes_nothing(tmp_path, what)
             _load(con, landing, source, cycle, KEY_B)
         message = str(raised.value)
         old, new = (PseudonymKey.from_env({KEY_ENV: k}).fingerprint[:12] for k in (KEY_A, KEY_B))
-        assert message.startswith(f"{SOURCES[source].file_name(reference_date_of(cycle))}: refused: the "
+        assert message.startswith(f"{LAYOUTS[source].file_name(reference_date_of(cycle))}: refused: the "
                                   "pseudonym key")
         assert f"fingerprint {new}" in message and f"2 under fingerprint {old}" in message
         assert "make rekey" in message and KEY_A not in message and KEY_B not in message
@@ -123,7 +123,7 @@ def test_rekey_refuses_to_clear_when_the_landing_folder_cannot_reload_everything
         (landing / "asylblg_2007-12-31.manifest.json").unlink()
         (landing / "sgb12_2012-12-31.csv").unlink()
         with pytest.raises(RekeyError) as raised:
-            clear_for_new_key(con, landing, CYCLES)
+            clear_for_new_key(con, landing, CYCLES, LAYOUTS)
         assert "nothing was cleared" in str(raised.value)
         assert "no asylblg_2007-12-31.manifest.json" in str(raised.value)
         assert "sgb12_2012-12-31.csv: file named in manifest" in str(raised.value)
@@ -146,7 +146,7 @@ def test_full_reload_under_a_new_key(tmp_path):
     warehouse.parent.mkdir(parents=True)
     with duckdb.connect(str(warehouse)) as con:
         for cycle in CYCLES:
-            for source in SOURCES:
+            for source in LAYOUTS:
                 _load(con, landing, source, cycle, KEY_A)
     new_key = {**env, KEY_ENV: KEY_B}
     raw = [*DAGSTER, "asset", "materialize", "-m", "orchestration.definitions", "--select", "group:raw"]
@@ -159,7 +159,7 @@ def test_full_reload_under_a_new_key(tmp_path):
     cleared = subprocess.run([str(BIN / "social-monitor"), "rekey", "--yes"], cwd=PROJECT_DIR, env=new_key,
                              capture_output=True, text=True, timeout=600)
     assert cleared.returncode == 0, cleared.stderr
-    assert f"cleared {len(CYCLES) * len(SOURCES)} deliveries" in cleared.stdout
+    assert f"cleared {len(CYCLES) * len(LAYOUTS)} deliveries" in cleared.stdout
     reloaded = subprocess.run([*raw, "--partition-range", f"{CYCLES[0]}...{CYCLES[-1]}"], cwd=PROJECT_DIR,
                               env=new_key, capture_output=True, text=True, timeout=600)
     assert reloaded.returncode == 0, reloaded.stderr[-3000:]
@@ -167,7 +167,7 @@ def test_full_reload_under_a_new_key(tmp_path):
     b = PseudonymKey.from_env({KEY_ENV: KEY_B})
     with duckdb.connect(str(warehouse), read_only=True) as con:
         fingerprints = con.execute("select key_fingerprint, count(*) from raw.deliveries group by all").fetchall()
-        assert fingerprints == [(b.fingerprint, len(CYCLES) * len(SOURCES))]
+        assert fingerprints == [(b.fingerprint, len(CYCLES) * len(LAYOUTS))]
         keys = {row[0] for row in con.execute("select person_key from raw.register where report_cycle = 2018")
                 .fetchall()}
         assert keys == {b.pseudonym("r2018-1"), b.pseudonym("r2018-2")}

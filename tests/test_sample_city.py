@@ -21,12 +21,13 @@ import pyarrow.parquet as pq
 import pytest
 from pandera.config import ValidationDepth, config_context
 
-from schemas.raw import file_columns
 from schemas.reference import REFERENCE_DIR
-from social_monitor.deliveries import SOURCES, Source, reference_date_of
+from social_monitor.deliveries import reference_date_of
+from social_monitor.layouts import SourceLayout
 from social_monitor.sample_city import generate
 from social_monitor.sample_city.calibration import plan_cycle
 from social_monitor.sample_city.cli import main as sample_city_main
+from tests.deliveries import LAYOUTS
 
 CYCLES = (2007, 2012, 2018, 2025)
 SMALL_CYCLES = (2007, 2018)
@@ -77,7 +78,7 @@ def _load(directory: Path, cycles: tuple[int, ...]) -> duckdb.DuckDBPyConnection
     selects = {"register": [], "recipients": []}
     for cycle in cycles:
         ref = reference_date_of(cycle)
-        path = {name: directory / source.file_name(ref) for name, source in SOURCES.items()}
+        path = {name: directory / source.file_name(ref) for name, source in LAYOUTS.items()}
         selects["register"].append(f"""
             select {cycle} as cycle, Personen_ID as person_key,
                    strptime(Geburtsdatum, '%d.%m.%Y')::date as birth_date,
@@ -155,9 +156,9 @@ def by_area(con, level: str, cycle: int) -> dict[str, dict[str, float]]:
 # --- parsing into the contracts (test-local; the production loader lives in social_monitor.ingest) -----
 
 
-def parse_delivery(path: Path, source: Source, cycle: int) -> pl.DataFrame:
+def parse_delivery(path: Path, source: SourceLayout, cycle: int) -> pl.DataFrame:
     """The delivered file as the contract's English columns plus the lineage columns."""
-    headers = file_columns(source.contract)
+    headers = source.file_columns
     if source.file_format == "parquet":
         frame = pl.read_parquet(path)
     else:
@@ -189,22 +190,22 @@ def _digests(directory: Path) -> dict[str, str]:
 def test_same_seed_and_scale_give_identical_bytes(small_city, tmp_path):
     paths = generate(tmp_path, cycles=SMALL_CYCLES, scale=0.05)
     assert [p.name for p in paths] == [
-        s.file_name(reference_date_of(c)) for c in SMALL_CYCLES for s in SOURCES.values()
+        s.file_name(reference_date_of(c)) for c in SMALL_CYCLES for s in LAYOUTS.values()
     ]
     assert _digests(tmp_path) == _digests(small_city)
-    assert len(_digests(tmp_path)) == 2 * len(SMALL_CYCLES) * len(SOURCES)  # data files + manifests
+    assert len(_digests(tmp_path)) == 2 * len(SMALL_CYCLES) * len(LAYOUTS)  # data files + manifests
 
 
 def test_another_seed_gives_other_persons(small_city, tmp_path):
     generate(tmp_path, cycles=(2018,), scale=0.05, seed=1)
-    name = SOURCES["register"].file_name(reference_date_of(2018))
+    name = LAYOUTS["register"].file_name(reference_date_of(2018))
     assert (tmp_path / name).read_bytes() != (small_city / name).read_bytes()
 
 
 def test_manifests_match_the_files(small_city):
     for cycle in SMALL_CYCLES:
         ref = reference_date_of(cycle)
-        for source in SOURCES.values():
+        for source in LAYOUTS.values():
             data = small_city / source.file_name(ref)
             manifest = json.loads((small_city / source.manifest_name(ref)).read_text(encoding="utf-8"))
             assert manifest["sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
@@ -220,14 +221,14 @@ def test_manifests_match_the_files(small_city):
 def test_csv_headers_encoding_and_layout(small_city):
     """Register cp1252 (its header has ö and ß), the others UTF-8; semicolons, \\n, DD.MM.YYYY, no quotes."""
     ref = reference_date_of(2018)
-    for source in SOURCES.values():
+    for source in LAYOUTS.values():
         if source.file_format != "csv":
             continue
         raw = (small_city / source.file_name(ref)).read_bytes()
         assert b"\r" not in raw and b'"' not in raw
         text = raw.decode(source.encoding)
         header, first = text.split("\n")[:2]
-        assert header.split(";") == list(file_columns(source.contract))
+        assert header.split(";") == list(source.file_columns)
         assert len(first.split(";")) == len(header.split(";"))
         if source.name == "register":
             assert "Straßenschlüssel" in header and "Staatsangehörigkeit" in header
@@ -241,8 +242,8 @@ def test_csv_headers_encoding_and_layout(small_city):
 
 
 def test_parquet_layout(small_city):
-    schema = pq.read_schema(small_city / SOURCES["sgb2"].file_name(reference_date_of(2018)))
-    assert schema.names == list(file_columns(SOURCES["sgb2"].contract))
+    schema = pq.read_schema(small_city / LAYOUTS["sgb2"].file_name(reference_date_of(2018)))
+    assert schema.names == list(LAYOUTS["sgb2"].file_columns)
     assert [str(t) for t in schema.types] == ["string", "string", "int16", "string"]
 
 
@@ -255,18 +256,18 @@ def test_person_keys_are_pseudonymous_hex(small_db):
     assert addresses == 0
 
 
-@pytest.mark.parametrize("source_name", list(SOURCES))
+@pytest.mark.parametrize("source_name", list(LAYOUTS))
 @pytest.mark.parametrize("cycle", SMALL_CYCLES)
 def test_files_satisfy_their_contracts(small_city, source_name, cycle):
-    source = SOURCES[source_name]
+    source = LAYOUTS[source_name]
     frame = parse_delivery(small_city / source.file_name(reference_date_of(cycle)), source, cycle)
     with config_context(validation_depth=ValidationDepth.SCHEMA_AND_DATA):
         source.contract.validate(frame, lazy=True)
 
 
-@pytest.mark.parametrize("source_name", list(SOURCES))
+@pytest.mark.parametrize("source_name", list(LAYOUTS))
 def test_full_scale_files_satisfy_their_contracts(full_city, source_name):
-    source = SOURCES[source_name]
+    source = LAYOUTS[source_name]
     frame = parse_delivery(full_city / source.file_name(reference_date_of(2025)), source, 2025)
     with config_context(validation_depth=ValidationDepth.SCHEMA_AND_DATA):
         source.contract.validate(frame, lazy=True)
@@ -599,9 +600,9 @@ def test_cli_writes_an_odd_cycle_and_prints_a_summary(tmp_path, capsys):
     assert lines[0].startswith("bevoelkerung_2010-12-31.csv: ")
     rows = int(lines[0].split(": ")[1].split()[0])
     assert rows == pytest.approx(576_705 * 0.05 * 1.015, abs=5)
-    frame = parse_delivery(tmp_path / "bevoelkerung_2010-12-31.csv", SOURCES["register"], 2010)
+    frame = parse_delivery(tmp_path / "bevoelkerung_2010-12-31.csv", LAYOUTS["register"], 2010)
     with config_context(validation_depth=ValidationDepth.SCHEMA_AND_DATA):
-        SOURCES["register"].contract.validate(frame, lazy=True)
+        LAYOUTS["register"].contract.validate(frame, lazy=True)
 
 
 def test_scale_below_minimum_is_refused(tmp_path):

@@ -11,6 +11,7 @@ from orchestration.partitions import SINGLE_RUN, report_cycle_partitions
 from orchestration.resources import PipelineSettings, WarehouseResource
 from social_monitor.deliveries import SOURCES, ManifestError, Source, find_manifest, reference_date_of
 from social_monitor.ingest import DeliveryError, load_delivery
+from social_monitor.layouts import LAYOUT_FILE, LayoutError, load_layouts
 from social_monitor.pseudonyms import PseudonymKey
 from social_monitor.settings import CityConfig
 
@@ -25,18 +26,22 @@ def build_raw_asset(source: Source) -> dg.AssetsDefinition:
         owners=["team:statistics-office"],
         description=(
             f"{inspect.cleandoc(source.contract.__doc__)}\n\n"
-            f"File: `{source.file_prefix}_<YYYY-12-31>.{source.extension}` "
-            f"({source.file_format}, {source.encoding}) from {source.sender}, validated against "
+            f"File: named, formatted and headed as the city's delivery layout ({LAYOUT_FILE}, key "
+            f"`{source.name}`) says, with a manifest; recoded to and validated against "
             f"`schemas.raw.{source.contract.__name__}` and loaded into `raw.{source.table}`."
         ),
         metadata={
             "warehouse_table": f"raw.{source.table}",
             "contract": f"schemas.raw.{source.contract.__name__}",
-            "delivery_file": f"{source.file_prefix}_<YYYY-12-31>.{source.extension} + .manifest.json",
+            "delivery_layout": f"<city folder>/{LAYOUT_FILE}: {source.name}",
         },
     )
     def _raw(context: dg.AssetExecutionContext, warehouse: WarehouseResource, pipeline: PipelineSettings):
         config = CityConfig.from_file(Path(pipeline.config_path))
+        try:
+            layout = load_layouts(config.config_dir)[source.name]
+        except LayoutError as exc:
+            raise dg.Failure(description=str(exc)) from None
         pseudonym_key = PseudonymKey.from_env()
         if pseudonym_key.is_development:
             context.log.warning(f"Person keys are pseudonymised with the {pseudonym_key.description}.")
@@ -44,13 +49,13 @@ def build_raw_asset(source: Source) -> dg.AssetsDefinition:
         with warehouse.connect() as con:
             for key in context.partition_keys:
                 try:
-                    manifest = find_manifest(Path(pipeline.landing_dir), source, int(key))
+                    manifest = find_manifest(Path(pipeline.landing_dir), layout, int(key))
                 except ManifestError as exc:
                     raise dg.Failure(description=str(exc)) from None
                 if manifest is None:
                     raise dg.Failure(
                         description=f"No delivery of {source.name} for report cycle {key}: expected "
-                        f"{source.manifest_name(reference_date_of(int(key)))} in {pipeline.landing_dir}"
+                        f"{layout.manifest_name(reference_date_of(int(key)))} in {pipeline.landing_dir}"
                     )
                 try:
                     result = load_delivery(con, manifest, policy=config.ingest_policy,

@@ -12,8 +12,9 @@ from social_monitor.sample_city.generator import DEFAULT_CYCLES, DEFAULT_SEED, g
 DEFAULT_OUT = Path("data/landing")
 DESCRIPTION = (
     "Write the raw extracts of the synthetic sample city (register, SGB II, SGB XII, AsylbLG) with a "
-    "manifest each, one set per report cycle (reference date 31 December). Deterministic: the same seed "
-    "and scale give byte-identical files. Prints one summary line per file, never person-level rows."
+    "manifest each, in the delivery layouts of the selected city folder (SOCIAL_MONITOR_CITY), one set per "
+    "report cycle (reference date 31 December). Deterministic: the same seed and scale give byte-identical "
+    "files. Prints one summary line per file, never person-level rows."
 )
 
 
@@ -69,7 +70,10 @@ def run(args: argparse.Namespace) -> int:
     a cycle are written together, so their lines come when the cycle is done) and a total; progress per cycle
     on stderr (none with ``quiet``)."""
     from social_monitor.cli import progress
+    from social_monitor.layouts import load_layouts
+    from social_monitor.settings import load_settings
 
+    layouts = load_layouts(load_settings().city_dir)  # the selected city's delivery layouts
     started = time.perf_counter()
     total = 0
     for done, cycle in enumerate(args.cycles, start=1):
@@ -77,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         cycle_started = time.perf_counter()
         progress(args, f"{step}: writing the deliveries into {args.out} …")
         rows_of_cycle = 0
-        written = generate_cycle(args.out, cycle, seed=args.seed, scale=args.scale)
+        written = generate_cycle(args.out, cycle, seed=args.seed, scale=args.scale, layouts=layouts)
         for path, rows in written:
             print(f"{path.name}: {rows} rows", flush=True)
             rows_of_cycle += rows

@@ -1,7 +1,9 @@
 """Write the raw extracts of the sample city, Unterbezirk by Unterbezirk, in bounded memory.
 
 For each report cycle the generator writes, flat into one folder, the four deliveries of
-``social_monitor.deliveries.SOURCES`` with a manifest each:
+``social_monitor.deliveries.SOURCES`` with a manifest each, in a city's delivery layouts
+(``config/<city>/deliveries.yml``: file names, format, encoding, separator, date format, headers and codes;
+by default the sample city's). In the Dortmund sample's layouts:
 
 - ``bevoelkerung_<date>.csv`` (Melderegister, cp1252): the residents with main residence (Wohnungsstatus
   H) plus persons with a secondary residence only (N);
@@ -27,8 +29,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from schemas.raw import NATIONALITY_GROUPS, SEX_CODES, file_columns
-from social_monitor.deliveries import SOURCES, Source, reference_date_of, write_manifest
+from schemas.raw import NATIONALITY_GROUPS, RESIDENCE_TYPES, SEX_CODES, SGB12_KINDS
+from social_monitor.deliveries import SOURCES, reference_date_of, write_manifest
+from social_monitor.layouts import Layouts, SourceLayout, load_layouts
 from social_monitor.sample_city.calibration import (
     AGES,
     ASYLBLG,
@@ -47,13 +50,11 @@ FLUSH_ROWS = 250_000  # rows buffered per file before they are written
 SLICE_ROWS = 200_000  # persons whose attributes are drawn and formatted at a time
 STREET_KEY_BASE = 10_000
 STREETS_PER_UNTERBEZIRK = 450  # key space of street keys per Unterbezirk
-CSV_DATE_FORMAT = "%d.%m.%Y"
 _EPOCH = dt.date(1970, 1, 1)
 _MASK64 = (1 << 64) - 1
 _HEX_LOWER = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _HEX_UPPER = np.frombuffer(b"0123456789ABCDEF", dtype=np.uint8)
 _HOUSE_SUFFIXES = ["", "a", "b", "c"]
-_RESIDENCE_TYPES = ["H", "N"]
 
 
 # --- pseudonymous keys -----------------------------------------------------------------------------
@@ -259,7 +260,7 @@ def _attribute_slice(
                 "birth_date": _dates(birth),
                 "sex": _codes(SEX_CODES, sex),
                 "nationality_group": _codes(NATIONALITY_GROUPS, nat),
-                "residence_type": _codes(_RESIDENCE_TYPES, residence),
+                "residence_type": _codes(RESIDENCE_TYPES, residence),
                 "move_in_date": _dates(move_in),
                 "unterbezirk_id": pl.repeat(unterbezirk, n, eager=True, dtype=pl.String),
                 "street_key": pl.Series(street).cast(pl.String),
@@ -276,7 +277,7 @@ def _attribute_slice(
         pl.DataFrame(
             {
                 "person_key": _hex_keys(counters[rows], person_salt),
-                "benefit_kind": _codes(["HLU", "GSI"], (scheme[rows] == GSI).astype(np.int8)),
+                "benefit_kind": _codes(SGB12_KINDS, (scheme[rows] == GSI).astype(np.int8)),
                 "birth_date": _dates(birth[rows]),
                 "unterbezirk_id": pl.repeat(unterbezirk, rows.size, eager=True, dtype=pl.String),
             }
@@ -301,18 +302,28 @@ def _attribute_slice(
 
 
 class _Sink:
-    """A delivery file being written: buffers up to FLUSH_ROWS rows, renames columns to the file headers."""
+    """A delivery file being written: buffers up to FLUSH_ROWS rows; writes them in the city's layout (its
+    headers, its codes, dates in its date format)."""
 
-    def __init__(self, source: Source, path: Path):
+    def __init__(self, source: SourceLayout, path: Path):
         self.source = source
         self.path = path
         self.rows = 0
-        self._headers = file_columns(source.contract)  # {German header: English column}, file order
+        self._headers = source.file_columns  # {the city's header: contract column}, file order
+        self._recode = {column: source.city_code_of(column) for column in source.codes
+                        if any(city != code for city, code in source.codes[column].items())}
         self._buffer: list[pl.DataFrame] = []
         self._buffered = 0
 
     def _to_file_columns(self, frame: pl.DataFrame) -> pl.DataFrame:
-        return frame.select([pl.col(column).alias(header) for header, column in self._headers.items()])
+        def cell(column: str) -> pl.Expr:
+            value = pl.col(column)
+            if column in self._recode:
+                value = value.replace_strict(self._recode[column], return_dtype=pl.String)
+            elif frame.schema[column] == pl.Date:
+                value = value.dt.strftime(self.source.date_format)
+            return value
+        return frame.select([cell(column).alias(header) for header, column in self._headers.items()])
 
     def add(self, frame: pl.DataFrame) -> None:
         if frame.height:
@@ -335,19 +346,18 @@ class _Sink:
 
 
 class _CsvSink(_Sink):
-    def __init__(self, source: Source, path: Path):
+    def __init__(self, source: SourceLayout, path: Path):
         super().__init__(source, path)
         self._handle = open(path, "wb")  # noqa: SIM115 - closed in close()
-        self._handle.write((";".join(self._headers) + "\n").encode(source.encoding))
+        self._handle.write((source.separator.join(self._headers) + "\n").encode(source.encoding))
 
     def _write(self, frame: pl.DataFrame) -> None:
         text = frame.write_csv(
             None,
             include_header=False,
-            separator=";",
+            separator=self.source.separator,
             line_terminator="\n",
-            quote_style="never",
-            date_format=CSV_DATE_FORMAT,
+            quote_style="necessary",  # a city code with the separator in it is quoted
             null_value="",
         )
         self._handle.write(text.encode(self.source.encoding))
@@ -358,7 +368,7 @@ class _CsvSink(_Sink):
 
 
 class _ParquetSink(_Sink):
-    def __init__(self, source: Source, path: Path):
+    def __init__(self, source: SourceLayout, path: Path):
         super().__init__(source, path)
         contract_types = {"person_key": pa.string(), "household_key": pa.string(), "age": pa.int16()}
         self._schema = pa.schema(
@@ -374,15 +384,25 @@ class _ParquetSink(_Sink):
         self._writer.close()
 
 
-def _open_sink(source: Source, path: Path) -> _Sink:
+def _open_sink(source: SourceLayout, path: Path) -> _Sink:
     return _ParquetSink(source, path) if source.file_format == "parquet" else _CsvSink(source, path)
 
 
 # --- the public entry point ------------------------------------------------------------------------
 
 
-def generate_cycle(out_dir: Path, cycle: int, seed: int = DEFAULT_SEED, scale: float = 1.0) -> list[tuple[Path, int]]:
-    """Write the four deliveries of one report cycle; returns ``(data file, rows)`` per delivery."""
+def sample_layouts() -> dict[str, SourceLayout]:
+    """The delivery layouts of the shipped sample city (the default of ``generate``)."""
+    from social_monitor.settings import CITIES_DIR, DEFAULT_CITY
+
+    return load_layouts(CITIES_DIR / DEFAULT_CITY)
+
+
+def generate_cycle(out_dir: Path, cycle: int, seed: int = DEFAULT_SEED, scale: float = 1.0,
+                   layouts: Layouts | None = None) -> list[tuple[Path, int]]:
+    """Write the four deliveries of one report cycle in the city's ``layouts`` (default: the sample city's);
+    returns ``(data file, rows)`` per delivery."""
+    layouts = sample_layouts() if layouts is None else layouts
     plan = plan_cycle(cycle, scale)
     if int(plan.streets.max()) > STREETS_PER_UNTERBEZIRK:
         raise ValueError("too many streets for the street key space of an Unterbezirk")
@@ -390,7 +410,8 @@ def generate_cycle(out_dir: Path, cycle: int, seed: int = DEFAULT_SEED, scale: f
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sinks: dict[str, _Sink] = {}
-    for name, source in SOURCES.items():
+    for name in SOURCES:
+        source = layouts[name]
         # A stale manifest must never describe a file being rewritten.
         (out_dir / source.manifest_name(reference_date)).unlink(missing_ok=True)
         sinks[name] = _open_sink(source, out_dir / source.file_name(reference_date))
@@ -409,7 +430,7 @@ def generate_cycle(out_dir: Path, cycle: int, seed: int = DEFAULT_SEED, scale: f
             sink.close()
     written = []
     for name, sink in sinks.items():
-        write_manifest(sink.path, SOURCES[name], reference_date, sink.rows)
+        write_manifest(sink.path, layouts[name], reference_date, sink.rows)
         written.append((sink.path, sink.rows))
     return written
 
@@ -419,8 +440,10 @@ def generate(
     cycles: tuple[int, ...] | list[int] = DEFAULT_CYCLES,
     seed: int = DEFAULT_SEED,
     scale: float = 1.0,
+    layouts: Layouts | None = None,
 ) -> list[Path]:
-    """Write the raw extracts of the sample city for each report cycle into ``out_dir``.
+    """Write the raw extracts of the sample city for each report cycle into ``out_dir``, in the city's
+    delivery ``layouts`` (default: the sample city's).
 
     Deterministic: the same seed and scale give byte-identical files. ``scale`` multiplies every area's
     population (0.05 or more keeps the calibration within rounding). Returns the data files written (the
@@ -430,7 +453,8 @@ def generate(
         raise ValueError(f"seed {seed} is negative")
     if scale < 0.05:
         raise ValueError(f"scale {scale} is below 0.05: the calibration would drown in rounding")
-    return [path for cycle in cycles for path, _ in generate_cycle(Path(out_dir), int(cycle), seed, scale)]
+    layouts = sample_layouts() if layouts is None else layouts
+    return [path for cycle in cycles for path, _ in generate_cycle(Path(out_dir), int(cycle), seed, scale, layouts)]
 
 
-__all__ = ["DEFAULT_CYCLES", "DEFAULT_SEED", "generate", "generate_cycle"]
+__all__ = ["DEFAULT_CYCLES", "DEFAULT_SEED", "generate", "generate_cycle", "sample_layouts"]
