@@ -27,7 +27,9 @@ from social_monitor.deliveries import SOURCES, Source, reference_date_of
 from social_monitor.sample_city import generate
 from social_monitor.sample_city.calibration import plan_cycle
 from social_monitor.sample_city.cli import main as sample_city_main
+from social_monitor.settings import city_dir
 
+DORTMUND = city_dir("dortmund")
 CYCLES = (2007, 2012, 2018, 2025)
 SMALL_CYCLES = (2007, 2018)
 AKTIONSRAEUME_2007 = {
@@ -55,14 +57,14 @@ ADDED_2018 = {"Dorstfeld", "Bövinghausen/Westrich"}
 def full_city(tmp_path_factory) -> Path:
     """The default sample city: scale 1.0, the four default report cycles."""
     out = tmp_path_factory.mktemp("full_city")
-    generate(out, cycles=CYCLES, scale=1.0)
+    generate(out, cycles=CYCLES, scale=1.0, city_dir=DORTMUND)
     return out
 
 
 @pytest.fixture(scope="module")
 def small_city(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("small_city")
-    generate(out, cycles=SMALL_CYCLES, scale=0.05)
+    generate(out, cycles=SMALL_CYCLES, scale=0.05, city_dir=DORTMUND)
     return out
 
 
@@ -187,7 +189,7 @@ def _digests(directory: Path) -> dict[str, str]:
 
 
 def test_same_seed_and_scale_give_identical_bytes(small_city, tmp_path):
-    paths = generate(tmp_path, cycles=SMALL_CYCLES, scale=0.05)
+    paths = generate(tmp_path, cycles=SMALL_CYCLES, scale=0.05, city_dir=DORTMUND)
     assert [p.name for p in paths] == [
         s.file_name(reference_date_of(c)) for c in SMALL_CYCLES for s in SOURCES.values()
     ]
@@ -196,7 +198,7 @@ def test_same_seed_and_scale_give_identical_bytes(small_city, tmp_path):
 
 
 def test_another_seed_gives_other_persons(small_city, tmp_path):
-    generate(tmp_path, cycles=(2018,), scale=0.05, seed=1)
+    generate(tmp_path, cycles=(2018,), scale=0.05, seed=1, city_dir=DORTMUND)
     name = SOURCES["register"].file_name(reference_date_of(2018))
     assert (tmp_path / name).read_bytes() != (small_city / name).read_bytes()
 
@@ -583,7 +585,7 @@ def test_any_year_from_2000_is_planned_smoothly():
     changes smoothly (no jump above 2.5 % a year)."""
     previous = None
     for year in range(2000, 2041):
-        plan = plan_cycle(year, 0.05)
+        plan = plan_cycle(DORTMUND, year, 0.05)
         pop = plan.residents.sum()
         rate = plan.recipients.sum() / pop
         assert 0.159 <= rate <= 0.17, year
@@ -606,7 +608,7 @@ def test_cli_writes_an_odd_cycle_and_prints_a_summary(tmp_path, capsys):
 
 def test_scale_below_minimum_is_refused(tmp_path):
     with pytest.raises(ValueError):
-        generate(tmp_path, cycles=(2018,), scale=0.01)
+        generate(tmp_path, cycles=(2018,), scale=0.01, city_dir=DORTMUND)
     with pytest.raises(SystemExit):
         sample_city_main(["--out", str(tmp_path), "--scale", "0.01"])
 
@@ -623,5 +625,5 @@ def test_console_script_help():
 def test_scale_multiplies_population():
     """``scale`` multiplies every area's population (scale 2 → twice the residents of each Unterbezirk,
     within rounding)."""
-    one, two = plan_cycle(2018, 1.0), plan_cycle(2018, 2.0)
+    one, two = plan_cycle(DORTMUND, 2018, 1.0), plan_cycle(DORTMUND, 2018, 2.0)
     assert np.abs(two.residents.sum(axis=1) - 2 * one.residents.sum(axis=1)).max() <= 2
