@@ -188,6 +188,32 @@ def _digests(directory: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
 
 
+# Regression pin (not a property): the SHA-256 of the Dortmund sample's files at scale 0.05, default seed,
+# as main's generator wrote them before the generator read a city folder (issue 11). Any change to the
+# Dortmund sample's output fails here; change these only for a deliberate change of the sample city. The
+# Parquet file is pinned by its rows (written as CSV by polars), since its bytes carry the pyarrow version.
+DORTMUND_PIN = {
+    "bevoelkerung_2007-12-31.csv": "a3208d4286556ae73e39bfc579dfa1708d48bae3fad2ea6d27399e90c50add05",
+    "sgb2_2007-12-31.parquet": "5ce3ce187f536803b77cc53a5b08ed11dc0503d21cf59285cd342aacb4829a31",
+    "sgb12_2007-12-31.csv": "98c2e8085ed8517f4b8cf1b73660270d758646c5124e7bd81214b2bceccf7862",
+    "asylblg_2007-12-31.csv": "887d56c0e9d3fa5adeb5dc3997e401e77f190ca58c028f24ff9f9d34448235f5",
+    "bevoelkerung_2018-12-31.csv": "682d1ff5c905b60a0a7206d6a5cbf006b6228810639fbb72dd679262b5c0827f",
+    "sgb2_2018-12-31.parquet": "be710cc38a5d786ad61848af88359dd0f1ad1a89c50a6d612135518987a88b09",
+    "sgb12_2018-12-31.csv": "42a71efc94ae64984e07bebd9f95fb2d4f56e76b4368e9d73a3a1baa1609f7d6",
+    "asylblg_2018-12-31.csv": "60dbed9ff4a1c3ef9cceeed0496ed5d349efd83f32dd3995a4650cde7e6c2325",
+}
+
+
+def test_dortmund_sample_is_unchanged_regression_pin(small_city):
+    """The Dortmund sample at scale 0.05 (2007, 2018) is what main's generator wrote before issue 11."""
+    found = {}
+    for name in DORTMUND_PIN:
+        path = small_city / name
+        data = pl.read_parquet(path).write_csv(None).encode() if name.endswith(".parquet") else path.read_bytes()
+        found[name] = hashlib.sha256(data).hexdigest()
+    assert found == DORTMUND_PIN
+
+
 def test_same_seed_and_scale_give_identical_bytes(small_city, tmp_path):
     paths = generate(tmp_path, cycles=SMALL_CYCLES, scale=0.05, city_dir=DORTMUND)
     assert [p.name for p in paths] == [
