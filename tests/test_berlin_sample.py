@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import re
+import shutil
 from collections import Counter
 from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.raw import file_columns
 from social_monitor.deliveries import SOURCES, reference_date_of
+from social_monitor.geography import load_geography
+from social_monitor.sample_city.area_table import BaseAreaTablePlanner
+from social_monitor.sample_city.calibration import SampleError, read_spec
 from social_monitor.sample_city.cli import main as sample_city_main
 from social_monitor.settings import city_dir
 
@@ -27,6 +35,8 @@ SCALE = 0.05
 # Per area, recipients are rounded per age band (floor or ceiling of the expected count in each of the four
 # bands), so an area's recipients are within 4 persons of its target rate × residents.
 BANDS = 4
+GEOGRAPHY = load_geography(BERLIN)
+CYCLES_IN_TABLE = (2012, 2014, 2016, 2018, 2020)
 
 
 def _table() -> dict[int, dict[str, tuple[int, float | None]]]:
@@ -132,3 +142,70 @@ def test_transfer_rate_per_planungsraum_meets_s3(berlin, cycle):
         assert abs(recipients[key] - s3 / 100 * residents[key]) < BANDS, (cycle, key)
         checked += 1
     assert checked > 400
+
+
+# --- hostile sample input ----------------------------------------------------------------------------------
+
+EXAMPLES = int(os.environ.get("SOCIAL_MONITOR_HYPOTHESIS_EXAMPLES", "40"))
+HEADER, *TABLE_ROWS = list(csv.reader((BERLIN / "sample" / "calibration.csv").read_text(encoding="utf-8").splitlines()))
+COLUMNS = {"cycle": "report_cycle", "area": "plr_id", "residents": "residents", "transfer_share": "s3_transfer_share"}
+TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
+
+
+def _bad_share(text: str) -> bool:
+    try:
+        return not 0 <= float(text.strip()) < 95
+    except ValueError:
+        return True
+
+
+BAD = {
+    "cycle": TEXT.filter(lambda v: re.fullmatch(r"[0-9]{4}", v.strip()) is None),
+    "area": TEXT.filter(lambda v: re.fullmatch(r"[0-9]{8}", v.strip()) is None),
+    "residents": TEXT.filter(lambda v: v.strip() != "" and re.fullmatch(r"[0-9]+", v.strip()) is None),
+    "transfer_share": st.one_of(TEXT, st.floats().map(repr)).filter(lambda v: v.strip() != "" and _bad_share(v)),
+}
+
+
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None)
+@given(data=st.data(), line=st.integers(min_value=2, max_value=len(TABLE_ROWS) + 1),
+       role=st.sampled_from(sorted(COLUMNS)))
+def test_a_hostile_cell_of_the_table_is_refused_naming_file_line_and_column(tmp_path_factory, data, line, role):
+    """A cell the planner cannot use (a cycle that is not a year, a key that is not a Planungsraum's format,
+    residents that are not a whole number, a share that is not a percentage under 95) is refused with the
+    file, the line and the table's header; a well-formed key of the other LOR version when the cycle is planned."""
+    value = data.draw(BAD[role], label="value")
+    rows = [list(row) for row in TABLE_ROWS]
+    rows[line - 2][HEADER.index(COLUMNS[role])] = value
+    folder = tmp_path_factory.mktemp("hostile")
+    shutil.copytree(BERLIN / "sample", folder / "sample")
+    target = folder / "sample" / "calibration.csv"
+    with open(target, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(HEADER)
+        writer.writerows(rows)
+    spec = read_spec(folder)
+    with pytest.raises(SampleError) as refused:
+        BaseAreaTablePlanner(spec, GEOGRAPHY)
+    message = str(refused.value)
+    assert f"{target}, line {line}, column {COLUMNS[role]}:" in message
+
+
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None)
+@given(line=st.integers(min_value=2, max_value=len(TABLE_ROWS) + 1), data=st.data())
+def test_a_key_of_the_other_lor_version_is_refused_when_its_cycle_is_planned(tmp_path_factory, line, data):
+    row = TABLE_ROWS[line - 2]
+    cycle = int(row[HEADER.index("report_cycle")])
+    other = sorted(k for c in CYCLES_IN_TABLE if (c >= 2020) != (cycle >= 2020) for k in _table()[c])
+    key = data.draw(st.sampled_from(other), label="key")
+    rows = [list(r) for r in TABLE_ROWS]
+    rows[line - 2][HEADER.index("plr_id")] = key
+    folder = tmp_path_factory.mktemp("other_version")
+    shutil.copytree(BERLIN / "sample", folder / "sample")
+    target = folder / "sample" / "calibration.csv"
+    with open(target, "w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows([HEADER, *rows])
+    planner = BaseAreaTablePlanner(read_spec(folder), GEOGRAPHY)
+    with pytest.raises(SampleError, match=re.escape(f"{target}, line {line}, column plr_id: Planungsraum {key} "
+                                                    f"is not valid in report cycle {cycle}")):
+        planner.plan(cycle, SCALE)

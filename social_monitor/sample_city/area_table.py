@@ -20,11 +20,13 @@ match its rate up to rounding; ages, sexes, nationalities and schemes follow the
 
 from __future__ import annotations
 
+import csv
 import re
+from pathlib import Path
 
 import numpy as np
 
-from social_monitor.geography import CITY_LEVEL, Geography
+from social_monitor.geography import CITY_LEVEL, Geography, Level
 from social_monitor.sample_city.calibration import (
     CyclePlan,
     SampleError,
@@ -54,12 +56,18 @@ class BaseAreaTablePlanner:
 
     def _read_table(self) -> dict[int, dict[str, tuple[int, int, float | None]]]:
         """cycle -> area -> (line, residents, transfer share as a fraction or None)."""
-        import csv
-
         path = self.spec.file("base_areas")
         if not path.is_file():
             raise SampleError(f"{path}: missing (named in {self.spec.path})")
         base = self.geography.base
+        try:
+            return self._parse_table(path, base)
+        except UnicodeDecodeError:
+            raise SampleError(f"{path}: not UTF-8 text") from None
+        except csv.Error as error:
+            raise SampleError(f"{path}: not a CSV file ({error})") from None
+
+    def _parse_table(self, path: Path, base: Level) -> dict[int, dict[str, tuple[int, int, float | None]]]:
         table: dict[int, dict[str, tuple[int, int, float | None]]] = {}
         with open(path, encoding="utf-8", newline="") as handle:
             reader = csv.DictReader(handle)
@@ -77,7 +85,7 @@ class BaseAreaTablePlanner:
                 if not base.key_matches(area):
                     raise SampleError(f"{where('area')}: not the key of a {base.name_de} ({base.key_pattern})")
                 residents_text = (row[c["residents"]] or "").strip()
-                if residents_text and not residents_text.isdigit():
+                if residents_text and not re.fullmatch(r"[0-9]+", residents_text):
                     raise SampleError(f"{where('residents')}: not a whole number of persons")
                 share_text = (row[c["transfer_share"]] or "").strip()
                 share = None
