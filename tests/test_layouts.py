@@ -109,8 +109,8 @@ def test_another_citys_layout_generates_and_loads_the_same_rows_through_dagster(
     the same accepted rows, canonical, through real Dagster materialisations into real DuckDB files."""
     city = other_city(tmp_path)
     layouts = load_layouts(city)
-    generate(tmp_path / "dortmund" / "landing", cycles=(CYCLE,), scale=0.05)
-    generate(tmp_path / "other" / "landing", cycles=(CYCLE,), scale=0.05, layouts=layouts)
+    generate(tmp_path / "dortmund" / "landing", cycles=(CYCLE,), scale=0.05, city_dir=CITIES_DIR / "dortmund")
+    generate(tmp_path / "other" / "landing", cycles=(CYCLE,), scale=0.05, city_dir=city, layouts=layouts)
     written = sorted(p.name for p in (tmp_path / "other" / "landing").iterdir())
     assert "EWR-2018-12-31.parquet" in written and "hlu_gsi_2018-12-31.manifest.json" in written
     raw = (tmp_path / "other" / "landing" / "hlu_gsi_2018-12-31.tsv").read_bytes()

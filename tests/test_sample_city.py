@@ -27,8 +27,10 @@ from social_monitor.layouts import SourceLayout
 from social_monitor.sample_city import generate
 from social_monitor.sample_city.calibration import plan_cycle
 from social_monitor.sample_city.cli import main as sample_city_main
+from social_monitor.settings import city_dir
 from tests.deliveries import LAYOUTS
 
+DORTMUND = city_dir("dortmund")
 CYCLES = (2007, 2012, 2018, 2025)
 SMALL_CYCLES = (2007, 2018)
 AKTIONSRAEUME_2007 = {
@@ -56,14 +58,14 @@ ADDED_2018 = {"Dorstfeld", "Bövinghausen/Westrich"}
 def full_city(tmp_path_factory) -> Path:
     """The default sample city: scale 1.0, the four default report cycles."""
     out = tmp_path_factory.mktemp("full_city")
-    generate(out, cycles=CYCLES, scale=1.0)
+    generate(out, cycles=CYCLES, scale=1.0, city_dir=DORTMUND)
     return out
 
 
 @pytest.fixture(scope="module")
 def small_city(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("small_city")
-    generate(out, cycles=SMALL_CYCLES, scale=0.05)
+    generate(out, cycles=SMALL_CYCLES, scale=0.05, city_dir=DORTMUND)
     return out
 
 
@@ -187,8 +189,34 @@ def _digests(directory: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
 
 
+# Regression pin (not a property): the SHA-256 of the Dortmund sample's files at scale 0.05, default seed,
+# as main's generator wrote them before the generator read a city folder (issue 11). Any change to the
+# Dortmund sample's output fails here; change these only for a deliberate change of the sample city. The
+# Parquet file is pinned by its rows (written as CSV by polars), since its bytes carry the pyarrow version.
+DORTMUND_PIN = {
+    "bevoelkerung_2007-12-31.csv": "a3208d4286556ae73e39bfc579dfa1708d48bae3fad2ea6d27399e90c50add05",
+    "sgb2_2007-12-31.parquet": "5ce3ce187f536803b77cc53a5b08ed11dc0503d21cf59285cd342aacb4829a31",
+    "sgb12_2007-12-31.csv": "98c2e8085ed8517f4b8cf1b73660270d758646c5124e7bd81214b2bceccf7862",
+    "asylblg_2007-12-31.csv": "887d56c0e9d3fa5adeb5dc3997e401e77f190ca58c028f24ff9f9d34448235f5",
+    "bevoelkerung_2018-12-31.csv": "682d1ff5c905b60a0a7206d6a5cbf006b6228810639fbb72dd679262b5c0827f",
+    "sgb2_2018-12-31.parquet": "be710cc38a5d786ad61848af88359dd0f1ad1a89c50a6d612135518987a88b09",
+    "sgb12_2018-12-31.csv": "42a71efc94ae64984e07bebd9f95fb2d4f56e76b4368e9d73a3a1baa1609f7d6",
+    "asylblg_2018-12-31.csv": "60dbed9ff4a1c3ef9cceeed0496ed5d349efd83f32dd3995a4650cde7e6c2325",
+}
+
+
+def test_dortmund_sample_is_unchanged_regression_pin(small_city):
+    """The Dortmund sample at scale 0.05 (2007, 2018) is what main's generator wrote before issue 11."""
+    found = {}
+    for name in DORTMUND_PIN:
+        path = small_city / name
+        data = pl.read_parquet(path).write_csv(None).encode() if name.endswith(".parquet") else path.read_bytes()
+        found[name] = hashlib.sha256(data).hexdigest()
+    assert found == DORTMUND_PIN
+
+
 def test_same_seed_and_scale_give_identical_bytes(small_city, tmp_path):
-    paths = generate(tmp_path, cycles=SMALL_CYCLES, scale=0.05)
+    paths = generate(tmp_path, cycles=SMALL_CYCLES, scale=0.05, city_dir=DORTMUND)
     assert [p.name for p in paths] == [
         s.file_name(reference_date_of(c)) for c in SMALL_CYCLES for s in LAYOUTS.values()
     ]
@@ -197,7 +225,7 @@ def test_same_seed_and_scale_give_identical_bytes(small_city, tmp_path):
 
 
 def test_another_seed_gives_other_persons(small_city, tmp_path):
-    generate(tmp_path, cycles=(2018,), scale=0.05, seed=1)
+    generate(tmp_path, cycles=(2018,), scale=0.05, seed=1, city_dir=DORTMUND)
     name = LAYOUTS["register"].file_name(reference_date_of(2018))
     assert (tmp_path / name).read_bytes() != (small_city / name).read_bytes()
 
@@ -584,7 +612,7 @@ def test_any_year_from_2000_is_planned_smoothly():
     changes smoothly (no jump above 2.5 % a year)."""
     previous = None
     for year in range(2000, 2041):
-        plan = plan_cycle(year, 0.05)
+        plan = plan_cycle(DORTMUND, year, 0.05)
         pop = plan.residents.sum()
         rate = plan.recipients.sum() / pop
         assert 0.159 <= rate <= 0.17, year
@@ -607,7 +635,7 @@ def test_cli_writes_an_odd_cycle_and_prints_a_summary(tmp_path, capsys):
 
 def test_scale_below_minimum_is_refused(tmp_path):
     with pytest.raises(ValueError):
-        generate(tmp_path, cycles=(2018,), scale=0.01)
+        generate(tmp_path, cycles=(2018,), scale=0.01, city_dir=DORTMUND)
     with pytest.raises(SystemExit):
         sample_city_main(["--out", str(tmp_path), "--scale", "0.01"])
 
@@ -624,5 +652,5 @@ def test_console_script_help():
 def test_scale_multiplies_population():
     """``scale`` multiplies every area's population (scale 2 → twice the residents of each Unterbezirk,
     within rounding)."""
-    one, two = plan_cycle(2018, 1.0), plan_cycle(2018, 2.0)
+    one, two = plan_cycle(DORTMUND, 2018, 1.0), plan_cycle(DORTMUND, 2018, 2.0)
     assert np.abs(two.residents.sum(axis=1) - 2 * one.residents.sum(axis=1)).max() <= 2

@@ -1,11 +1,12 @@
-"""The sample city: deterministic raw extracts of a synthetic city shaped like Dortmund.
+"""The sample city: deterministic raw extracts of a synthetic city, from a city folder's sample input.
 
-``generate(out_dir, cycles, seed, scale)`` writes, per report cycle, the register extract
-(Bevölkerungsbestand), the SGB II, SGB XII and AsylbLG recipient files and their manifests, calibrated
-to the published facts about Dortmund (see ``CALIBRATION.md`` in this folder). Nothing in it is real
-personal data.
+``generate(out_dir, cycles, seed, scale, city_dir=...)`` writes, per report cycle, the register extract
+(Bevölkerungsbestand), the SGB II, SGB XII and AsylbLG recipient files and their manifests, calibrated to
+the city's ``sample/`` input (``sample.yml`` names the planner and its files; the Dortmund sample's
+calibration is documented in ``config/dortmund/sample/CALIBRATION.md``). Nothing in it is real personal
+data.
 """
 
-from social_monitor.sample_city.generator import DEFAULT_CYCLES, DEFAULT_SEED, generate, generate_cycle
+from social_monitor.sample_city.generator import DEFAULT_SEED, generate, generate_cycle, report_cycles
 
-__all__ = ["DEFAULT_CYCLES", "DEFAULT_SEED", "generate", "generate_cycle"]
+__all__ = ["DEFAULT_SEED", "generate", "generate_cycle", "report_cycles"]

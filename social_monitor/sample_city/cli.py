@@ -7,13 +7,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from social_monitor.sample_city.generator import DEFAULT_CYCLES, DEFAULT_SEED, generate_cycle
+from social_monitor.sample_city.generator import DEFAULT_SEED, generate_cycle, report_cycles
 
 DEFAULT_OUT = Path("data/landing")
 DESCRIPTION = (
-    "Write the raw extracts of the synthetic sample city (register, SGB II, SGB XII, AsylbLG) with a "
-    "manifest each, in the delivery layouts of the selected city folder (SOCIAL_MONITOR_CITY), one set per "
-    "report cycle (reference date 31 December). Deterministic: the same seed and scale give byte-identical "
+    "Write the raw extracts of the city's synthetic sample city (register, SGB II, SGB XII, AsylbLG) with a "
+    "manifest each, one set per report cycle (reference date 31 December), from the city folder's sample "
+    "input (sample/sample.yml) and geography, in the city's delivery layouts (deliveries.yml). Deterministic: "
+    "the same seed and scale give byte-identical "
     "files. Prints one summary line per file, never person-level rows."
 )
 
@@ -49,12 +50,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"folder the files and manifests are written to, flat (default: {DEFAULT_OUT})",
     )
     parser.add_argument(
+        "--city",
+        metavar="CITY",
+        help="the city folder: a folder name in config/ or a path (default: SOCIAL_MONITOR_CITY, else dortmund)",
+    )
+    parser.add_argument(
         "--cycles",
         type=_cycle,
         nargs="+",
-        default=list(DEFAULT_CYCLES),
         metavar="YEAR",
-        help="report cycles to write, any year from 2000 (default: %(default)s)",
+        help="report cycles to write, any year the city's sample input plans (default: the city's report cycles)",
     )
     parser.add_argument("--seed", type=_seed, default=DEFAULT_SEED, help="random seed (default: %(default)s)")
     parser.add_argument(
@@ -71,17 +76,20 @@ def run(args: argparse.Namespace) -> int:
     on stderr (none with ``quiet``)."""
     from social_monitor.cli import progress
     from social_monitor.layouts import load_layouts
-    from social_monitor.settings import load_settings
+    from social_monitor.settings import city_dir, load_settings
 
-    layouts = load_layouts(load_settings().city_dir)  # the selected city's delivery layouts
     started = time.perf_counter()
+    folder = city_dir(args.city) if args.city else load_settings().city_dir
+    layouts = load_layouts(folder)  # the city's delivery layouts
+    cycles = args.cycles or list(report_cycles(folder))
     total = 0
-    for done, cycle in enumerate(args.cycles, start=1):
-        step = f"cycle {cycle} ({done} of {len(args.cycles)})"
+    for done, cycle in enumerate(cycles, start=1):
+        step = f"cycle {cycle} ({done} of {len(cycles)})"
         cycle_started = time.perf_counter()
         progress(args, f"{step}: writing the deliveries into {args.out} …")
         rows_of_cycle = 0
-        written = generate_cycle(args.out, cycle, seed=args.seed, scale=args.scale, layouts=layouts)
+        written = generate_cycle(args.out, cycle, seed=args.seed, scale=args.scale, city_dir=folder,
+                                 layouts=layouts)
         for path, rows in written:
             print(f"{path.name}: {rows} rows", flush=True)
             rows_of_cycle += rows

@@ -1,9 +1,9 @@
-"""Write the raw extracts of the sample city, Unterbezirk by Unterbezirk, in bounded memory.
+"""Write the raw extracts of a city's sample city, base area by base area, in bounded memory.
 
 For each report cycle the generator writes, flat into one folder, the four deliveries of
 ``social_monitor.deliveries.SOURCES`` with a manifest each, in a city's delivery layouts
 (``config/<city>/deliveries.yml``: file names, format, encoding, separator, date format, headers and codes;
-by default the sample city's). In the Dortmund sample's layouts:
+by default those of the city folder). In the Dortmund sample's layouts:
 
 - ``bevoelkerung_<date>.csv`` (Melderegister, cp1252): the residents with main residence (Wohnungsstatus
   H) plus persons with a secondary residence only (N);
@@ -11,11 +11,13 @@ by default the sample city's). In the Dortmund sample's layouts:
 - ``sgb12_<date>.csv`` (Sozialamt): HLU and GSI recipients;
 - ``asylblg_<date>.csv`` (Sozialamt): AsylbLG recipients.
 
-All counts come from the cycle's plan (:mod:`.calibration`); the generator only decides *who*: it draws
-the recipients of each Unterbezirk and age band without replacement from the register persons, so every
-recipient is a main resident of that cycle's register with the same person key and Unterbezirk, and a
-person receives at most one benefit. Randomness comes from one generator per (seed, cycle, Unterbezirk),
-so the output depends only on seed and scale: the same seed and scale give byte-identical files.
+All counts come from the cycle's plan (:mod:`.calibration`, by the planner the city folder's
+``sample/sample.yml`` names); the generator only decides *who*: it draws the recipients of each base area
+(the level deliveries carry: Dortmund's Unterbezirk, Berlin's Planungsraum) and age band without
+replacement from the register persons, so every recipient is a main resident of that cycle's register with
+the same person key and area, and a person receives at most one benefit. The area column carries the base
+area's key as text. Randomness comes from one generator per (seed, cycle, area), so the output depends only
+on the city's input, seed and scale: the same seed and scale give byte-identical files.
 """
 
 from __future__ import annotations
@@ -43,13 +45,14 @@ from social_monitor.sample_city.calibration import (
     CyclePlan,
     plan_cycle,
 )
+from social_monitor.settings import CITY_FILE, CityConfig
 
-DEFAULT_CYCLES = (2007, 2012, 2018, 2025)
 DEFAULT_SEED = 20071231
 FLUSH_ROWS = 250_000  # rows buffered per file before they are written
 SLICE_ROWS = 200_000  # persons whose attributes are drawn and formatted at a time
 STREET_KEY_BASE = 10_000
-STREETS_PER_UNTERBEZIRK = 450  # key space of street keys per Unterbezirk
+STREET_KEY_END = 100_000  # street keys are five digits (the register's contract)
+STREETS_PER_UNTERBEZIRK = 450  # key space of street keys per base area (less where there are many areas)
 _EPOCH = dt.date(1970, 1, 1)
 _MASK64 = (1 << 64) - 1
 _HEX_LOWER = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
@@ -111,7 +114,8 @@ def _dates(days: np.ndarray) -> pl.Series:
 
 
 def _unterbezirk_rows(
-    plan: CyclePlan, u: int, rng: np.random.Generator, first_person: int, first_household: int, seed: int
+    plan: CyclePlan, u: int, rng: np.random.Generator, first_person: int, first_household: int, seed: int,
+    street_keys: int = STREETS_PER_UNTERBEZIRK,
 ) -> Iterator[tuple[str, pl.DataFrame]]:
     """Rows of one Unterbezirk as ``(source name, frame with English columns)``, in slices.
 
@@ -122,7 +126,7 @@ def _unterbezirk_rows(
     """
     p = plan.params
     cycle = plan.cycle
-    unterbezirk = plan.unterbezirk_ids[u]
+    unterbezirk = plan.area_ids[u]
     person_salt = _salt(seed, cycle, 1)
 
     # Main residents, sorted by age (so each age band is a contiguous range), then secondary residents.
@@ -204,7 +208,7 @@ def _unterbezirk_rows(
     for lo in range(0, n, SLICE_ROWS):
         hi = min(lo + SLICE_ROWS, n)
         yield from _attribute_slice(
-            rng, p, cycle, ref_days, unterbezirk, int(plan.streets[u]), u,
+            rng, p, cycle, ref_days, unterbezirk, min(int(plan.streets[u]), street_keys), u, street_keys,
             age[lo:hi], residence[lo:hi], nat[lo:hi], scheme[lo:hi],
             first_person + lo, person_salt,
         )  # fmt: skip
@@ -218,6 +222,7 @@ def _attribute_slice(
     unterbezirk: str,
     n_streets: int,
     u: int,
+    street_keys: int,
     age: np.ndarray,
     residence: np.ndarray,
     nat: np.ndarray,
@@ -248,7 +253,7 @@ def _attribute_slice(
     move_in_missing = (rng.random(n) < p["move_in_missing_share"]) & (residence == 0)
 
     # Address: street key of the Unterbezirk, house number with an occasional letter.
-    street = STREET_KEY_BASE + u * STREETS_PER_UNTERBEZIRK + rng.integers(0, n_streets, size=n)
+    street = STREET_KEY_BASE + u * street_keys + rng.integers(0, n_streets, size=n)
     house = 1 + np.minimum(np.floor(rng.exponential(18.0, size=n)), 198).astype(np.int64)
     suffix = np.where(rng.random(n) < 0.07, 1 + rng.integers(0, 3, size=n), 0)
 
@@ -391,21 +396,22 @@ def _open_sink(source: SourceLayout, path: Path) -> _Sink:
 # --- the public entry point ------------------------------------------------------------------------
 
 
-def sample_layouts() -> dict[str, SourceLayout]:
-    """The delivery layouts of the shipped sample city (the default of ``generate``)."""
-    from social_monitor.settings import CITIES_DIR, DEFAULT_CITY
+def street_keys_per_area(n_areas: int) -> int:
+    """The street keys of one base area: STREETS_PER_UNTERBEZIRK, fewer where the five-digit key space is
+    shared by many areas (an area with more streets than keys uses all its keys)."""
+    return min(STREETS_PER_UNTERBEZIRK, (STREET_KEY_END - STREET_KEY_BASE) // max(n_areas, 1))
 
-    return load_layouts(CITIES_DIR / DEFAULT_CITY)
 
-
-def generate_cycle(out_dir: Path, cycle: int, seed: int = DEFAULT_SEED, scale: float = 1.0,
-                   layouts: Layouts | None = None) -> list[tuple[Path, int]]:
-    """Write the four deliveries of one report cycle in the city's ``layouts`` (default: the sample city's);
-    returns ``(data file, rows)`` per delivery."""
-    layouts = sample_layouts() if layouts is None else layouts
-    plan = plan_cycle(cycle, scale)
-    if int(plan.streets.max()) > STREETS_PER_UNTERBEZIRK:
-        raise ValueError("too many streets for the street key space of an Unterbezirk")
+def generate_cycle(
+    out_dir: Path, cycle: int, seed: int = DEFAULT_SEED, scale: float = 1.0, *, city_dir: Path,
+    layouts: Layouts | None = None,
+) -> list[tuple[Path, int]]:
+    """Write the four deliveries of one report cycle of the city folder's sample, in the city's delivery
+    ``layouts`` (default: those of ``city_dir``); returns ``(data file, rows)`` per delivery. The areas are the
+    base areas of the city's geography valid in the cycle."""
+    layouts = load_layouts(city_dir) if layouts is None else layouts
+    plan = plan_cycle(city_dir, cycle, scale)
+    street_keys = street_keys_per_area(len(plan.area_ids))
     reference_date = reference_date_of(cycle)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -418,9 +424,9 @@ def generate_cycle(out_dir: Path, cycle: int, seed: int = DEFAULT_SEED, scale: f
     try:
         next_person = 0
         next_household = 0
-        for u in range(len(plan.unterbezirk_ids)):
+        for u in range(len(plan.area_ids)):
             rng = np.random.default_rng(np.random.SeedSequence([seed, cycle, u]))
-            for name, frame in _unterbezirk_rows(plan, u, rng, next_person, next_household, seed):
+            for name, frame in _unterbezirk_rows(plan, u, rng, next_person, next_household, seed, street_keys):
                 sinks[name].add(frame)
             next_person += int(plan.residents[u].sum() + plan.secondary[u])
             sgb2_persons = int(plan.recipients[u, :, SGB2].sum())
@@ -437,24 +443,35 @@ def generate_cycle(out_dir: Path, cycle: int, seed: int = DEFAULT_SEED, scale: f
 
 def generate(
     out_dir: Path | str,
-    cycles: tuple[int, ...] | list[int] = DEFAULT_CYCLES,
+    cycles: tuple[int, ...] | list[int] | None = None,
     seed: int = DEFAULT_SEED,
     scale: float = 1.0,
+    *,
+    city_dir: Path,
     layouts: Layouts | None = None,
 ) -> list[Path]:
-    """Write the raw extracts of the sample city for each report cycle into ``out_dir``, in the city's
-    delivery ``layouts`` (default: the sample city's).
+    """Write the raw extracts of a city folder's sample city for each report cycle into ``out_dir``, in the
+    city's delivery ``layouts`` (default: those of ``city_dir``).
 
-    Deterministic: the same seed and scale give byte-identical files. ``scale`` multiplies every area's
-    population (0.05 or more keeps the calibration within rounding). Returns the data files written (the
-    manifests lie beside them).
+    ``city_dir`` is the city folder (its ``sample/`` input and its geography); ``cycles`` default to the
+    city's report cycles (city.yml). Deterministic: the same seed and scale give byte-identical files.
+    ``scale`` multiplies every area's population (0.05 or more keeps the calibration within rounding).
+    Returns the data files written (the manifests lie beside them).
     """
     if seed < 0:
         raise ValueError(f"seed {seed} is negative")
     if scale < 0.05:
         raise ValueError(f"scale {scale} is below 0.05: the calibration would drown in rounding")
-    layouts = sample_layouts() if layouts is None else layouts
-    return [path for cycle in cycles for path, _ in generate_cycle(Path(out_dir), int(cycle), seed, scale, layouts)]
+    if cycles is None:
+        cycles = report_cycles(city_dir)
+    layouts = load_layouts(city_dir) if layouts is None else layouts
+    return [path for cycle in cycles
+            for path, _ in generate_cycle(Path(out_dir), int(cycle), seed, scale, city_dir=city_dir, layouts=layouts)]
 
 
-__all__ = ["DEFAULT_CYCLES", "DEFAULT_SEED", "generate", "generate_cycle", "sample_layouts"]
+def report_cycles(city_dir: Path) -> tuple[int, ...]:
+    """The city's report cycles (city.yml), the generator's default cycles."""
+    return CityConfig.from_file(Path(city_dir) / CITY_FILE).report_cycles
+
+
+__all__ = ["DEFAULT_SEED", "generate", "generate_cycle", "report_cycles"]
