@@ -103,7 +103,7 @@ def test_after_the_two_runs_the_warehouse_is_consistent(two_runs):
             assert stored == accepted, source  # each delivery loaded once, not twice
         # the marts counted the deliveries as they were last loaded, not a load that happened during the count
         loaded = con.execute(f"select max(loaded_at) from raw.deliveries where report_cycle = {CYCLE}").fetchone()[0]
-        counted = con.execute("select distinct deliveries_loaded_at from intermediate.int_unterbezirk_counts "
+        counted = con.execute("select distinct deliveries_loaded_at from intermediate.int_base_area_counts "
                               f"where report_cycle = {CYCLE}").fetchall()
         assert counted == [(loaded,)]
     with duckdb.connect(str(two_runs["published"]), read_only=True) as con:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from schemas.reference import read_reference
+from social_monitor.sample_city.reference import read_reference
 
 DATA_DIR = Path(__file__).resolve().parent
 MAX_AGE = 105  # oldest single year of age generated (the contract allows 120)
