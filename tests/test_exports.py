@@ -78,7 +78,8 @@ def _rows() -> dict[str, list[tuple]]:
                           True, cycle == 2025))
     methods = [("mss_style", "MSS-Stil", "sozialraum", "Status-Index", "Berlin MSS", "status", "Aufmerksamkeit",
                 300.0, "id: mss_style\n", None)]
-    rows = {"areas": areas, "area_levels": area_levels, "area_hierarchy": hierarchy, "indicators": indicators, "area_indicators": cells, "action_areas": action,
+    rows = {"areas": areas, "area_levels": area_levels, "area_hierarchy": hierarchy, "indicators": indicators,
+            "area_indicators": cells, "action_areas": action,
             "action_area_indicators": action_ind, "action_area_quartiere": quartiere,
             "classification_methods": methods, "area_classifications": classes,
             "area_classification_dimensions": dims, "area_classification_indicators": class_ind}
