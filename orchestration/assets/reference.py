@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from orchestration.partitions import SINGLE_RUN
 from orchestration.resources import PipelineSettings, WarehouseResource
 from schemas.reference import CONTRACTS
 from social_monitor.geography import REFERENCE_SCHEMA, REFERENCE_TABLES, GeographyError, load_geography
@@ -15,6 +16,7 @@ from social_monitor.settings import CityConfig
 
 @dg.multi_asset(
     name="geography",
+    backfill_policy=SINGLE_RUN,  # runs once in a run over a range of report cycles (make run)
     specs=[dg.AssetSpec(
         key=[REFERENCE_SCHEMA, table], group_name="reference", kinds={"duckdb", "pandera"},
         owners=["team:statistics-office"],
