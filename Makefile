@@ -105,7 +105,7 @@ cycle: install prepare $(DAGSTER_INSTANCE)
 	sys.exit(0 if $(CYCLE) in c else f'report cycle $(CYCLE) is not in the configuration ({load_settings().config_path}): {list(c)}; add it to report_cycles first')"
 	$(DAGSTER) asset materialize $(MODULE) --select '*' --partition $(CYCLE)
 
-# After a change of a dbt model's SQL: every dbt table from scratch (int_unterbezirk_counts is incremental).
+# After a change of a dbt model's SQL: every dbt table from scratch (int_base_area_counts is incremental).
 rebuild: install prepare $(DAGSTER_INSTANCE)
 	$(DAGSTER) job execute $(MODULE) -j build_marts -c config/full_refresh.yaml
 

@@ -92,18 +92,20 @@ def no_suppressed_cell_recoverable(pipeline: PipelineSettings) -> dg.AssetCheckR
 @dg.asset_check(
     asset=dg.AssetKey(["classification", "action_areas"]),
     name="every_area_classified_in_every_cycle",
-    description="Every Sozialraum of the reference geography has exactly one classification per cycle.",
+    description="Every area of the action-area rule's level (city.yml action_areas.area_level, a level of the "
+    "city's geography) has exactly one classification per cycle.",
 )
-def every_area_classified(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+def every_area_classified(warehouse: WarehouseResource, pipeline: PipelineSettings) -> dg.AssetCheckResult:
+    level = str(CityConfig.from_file(Path(pipeline.config_path)).action_areas.get("area_level", ""))
     with warehouse.connect() as con:
         rows = con.execute(
             """
             select c.report_cycle, count(a.area_id) as classified,
-                   (select count(*) from marts.areas where area_level = 'sozialraum') as expected
+                   (select count(*) from marts.areas where area_level = ?) as expected
             from intermediate.int_report_cycles c
             left join classification.action_areas a using (report_cycle)
             group by c.report_cycle order by 1
-            """
+            """, [level]
         ).fetchall()
     return dg.AssetCheckResult(
         passed=bool(rows) and all(r[1] == r[2] for r in rows),

@@ -7,13 +7,14 @@ from orchestration.assets.dbt import dbt_models
 from orchestration.assets.exports import published_exports
 from orchestration.assets.publish import published_marts
 from orchestration.assets.raw import raw_assets
+from orchestration.assets.reference import geography
 from orchestration.assets.report import report_bericht
 from orchestration.checks import checks
 from orchestration.jobs import build_marts_job, ingest_job, new_delivery_sensor, nightly_schedule
 from orchestration.resources import build_resources
 
 defs = dg.Definitions(
-    assets=[*raw_assets, dbt_models, action_areas, area_classifications, published_marts, published_exports,
+    assets=[*raw_assets, geography, dbt_models, action_areas, area_classifications, published_marts, published_exports,
             report_bericht],
     asset_checks=checks,
     jobs=[ingest_job, build_marts_job],

@@ -69,6 +69,11 @@ class PipelineSettings(dg.ConfigurableResource):
     landing_dir: str
     published_path: str
     config_path: str
+    # the city folder (its geography/ and the rest); empty: the folder of config_path
+    city_dir: str = ""
+
+    def city_folder(self) -> Path:
+        return Path(self.city_dir) if self.city_dir else Path(self.config_path).parent
 
 
 def build_resources() -> dict[str, object]:
@@ -80,6 +85,7 @@ def build_resources() -> dict[str, object]:
             landing_dir=str(settings.landing_dir),
             published_path=str(settings.published_path),
             config_path=str(settings.config_path),
+            city_dir=str(settings.city_dir),
         ),
         "dbt": DbtCliResource(project_dir=dbt_project, profiles_dir=str(dbt_project.project_dir)),
     }

@@ -11,6 +11,7 @@ description and Excel sheet name (``Config``), every column a German header and 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandera.polars as pa
@@ -18,7 +19,9 @@ import polars as pl
 
 from social_monitor.disclosure import DisclosureRule
 
-AREA_LEVELS = ["city", "stadtbezirk", "statistischer_bezirk", "sozialraum", "unterbezirk"]
+# columns naming a level: their values must be levels of the city's geography (published table area_levels),
+# checked at validation time (``with_area_levels``), not fixed here
+LEVEL_COLUMNS = ("area_level", "parent_level", "grouped_level", "container_level")
 CHANGES = ["first_cycle", "kept", "new", "released", "not_action_area"]
 FLAG_CHANGES = ["first_cycle", "kept", "new", "released", "not_flagged"]
 CLASS_CHANGES = ["no_previous", "same", "better", "worse"]
@@ -31,8 +34,8 @@ def _de(header: str, description: str) -> dict[str, str]:
 
 # descriptions used by several tables
 _CYCLE = _de("Berichtsjahr", "Berichtsjahr (Stichtag 31.12. des Jahres), aus dem die Daten stammen.")
-_LEVEL = _de("Gebietsebene", "Gebietsebene: city (Gesamtstadt), stadtbezirk (Stadtbezirk), statistischer_bezirk "
-             "(statistischer Bezirk), sozialraum (Sozialraum) oder unterbezirk (Unterbezirk).")
+_LEVEL = _de("Gebietsebene", "Gebietsebene: city (Gesamtstadt) oder die Kennung einer Gebietsebene der Stadt "
+             "(siehe Tabelle area_levels).")
 _AREA = _de("Gebietsnummer", "Schlüssel des Gebiets auf seiner Gebietsebene.")
 _AREA_NAME = _de("Gebietsname", "Name des Gebiets.")
 _INDICATOR = _de("Indikator", "Schlüssel des Indikators (siehe Tabelle indicators, Indikatorenkatalog).")
@@ -58,16 +61,9 @@ class _Published(pa.DataFrameModel):
 class Areas(_Published):
     """Die Gebietsgliederung: every area of every level."""
 
-    area_level: str = pa.Field(isin=AREA_LEVELS, metadata=_LEVEL)
+    area_level: str = pa.Field(metadata=_LEVEL)
     area_id: str = pa.Field(metadata=_AREA)
     area_name: str = pa.Field(metadata=_AREA_NAME)
-    stadtbezirk_id: str = pa.Field(nullable=True, metadata=_de(
-        "Stadtbezirk", "Schlüssel des Stadtbezirks, zu dem das Gebiet gehört (leer für die Gesamtstadt)."))
-    bezirk_id: str = pa.Field(nullable=True, metadata=_de(
-        "Statistischer Bezirk", "Schlüssel des statistischen Bezirks, zu dem das Gebiet gehört (nur für "
-        "Unterbezirke und statistische Bezirke)."))
-    sozialraum_id: str = pa.Field(nullable=True, metadata=_de(
-        "Sozialraum", "Schlüssel des Sozialraums, zu dem das Gebiet gehört (nur für Unterbezirke und Sozialräume)."))
     name_status: str = pa.Field(isin=["published", "assumed"], metadata=_de(
         "Herkunft des Namens", "published: amtlich veröffentlichter Gebietsname; assumed: angenommener Name "
         "(nicht amtlich belegt)."))
@@ -75,9 +71,57 @@ class Areas(_Published):
     class Config:
         unique = ["area_level", "area_id"]
         title = "Gebiete"
-        description = ("Die Gebietsgliederung der Stadt: jedes Gebiet jeder Ebene (Gesamtstadt, Stadtbezirke, "
-                       "statistische Bezirke, Sozialräume, Unterbezirke) mit den übergeordneten Gebieten.")
+        description = ("Die Gebietsgliederung der Stadt: jedes Gebiet jeder Gebietsebene (siehe area_levels) mit "
+                       "seinem Namen; in welchen Gebieten es liegt, steht in area_hierarchy.")
         metadata = {"sheet_de": "Gebiete"}
+
+
+class AreaLevels(_Published):
+    """Die Gebietsebenen, wie die Stadt sie nennt."""
+
+    area_level: str = pa.Field(unique=True, metadata=_de("Gebietsebene", "Kennung der Gebietsebene (city für die "
+                                                         "Gesamtstadt), wie sie in den anderen Tabellen steht."))
+    name_de: str = pa.Field(metadata=_de("Bezeichnung", "Name der Gebietsebene, z. B. Stadtbezirk."))
+    plural_de: str = pa.Field(metadata=_de("Bezeichnung (Mehrzahl)", "Name der Gebietsebene in der Mehrzahl, "
+                                           "z. B. Stadtbezirke."))
+    parent_level: str = pa.Field(nullable=True, metadata=_de(
+        "Übergeordnete Ebene", "Die Gebietsebene, in der jedes Gebiet dieser Ebene liegt; leer für die "
+        "Gesamtstadt und für Ebenen, die Gebiete quer zur Gliederung zusammenfassen."))
+    grouped_level: str = pa.Field(nullable=True, metadata=_de(
+        "Zusammengefasste Ebene", "Bei einer Ebene, die Gebiete der untersten Ebene quer zur Gliederung "
+        "zusammenfasst (z. B. Sozialräume): die zusammengefasste Ebene; sonst leer."))
+    is_base: bool = pa.Field(metadata=_de("Unterste Ebene", "Wahr für die Ebene, die die Lieferungen tragen; jede "
+                                          "andere Ebene wird aus ihr gebildet."))
+    level_order: pl.Int32 = pa.Field(ge=0, unique=True, metadata=_de("Reihenfolge", "Reihenfolge der Ebenen "
+                                                                     "(Gesamtstadt 0)."))
+
+    class Config:
+        title = "Gebietsebenen"
+        description = ("Die Gebietsebenen der Stadt mit ihren Namen, der übergeordneten Ebene und der untersten "
+                       "Ebene, aus der alle Zahlen gebildet werden.")
+        metadata = {"sheet_de": "Gebietsebenen"}
+
+
+class AreaHierarchy(_Published):
+    """Which area lies in which: one row per area and per area of a higher or grouping level it lies in."""
+
+    area_level: str = pa.Field(metadata=_LEVEL)
+    area_id: str = pa.Field(metadata=_AREA)
+    container_level: str = pa.Field(metadata=_de("Ebene des umfassenden Gebiets", "Gebietsebene des Gebiets, in "
+                                                 "dem das Gebiet liegt (siehe area_levels)."))
+    container_id: str = pa.Field(metadata=_de("Umfassendes Gebiet", "Schlüssel des Gebiets, in dem das Gebiet "
+                                              "liegt."))
+    is_direct: bool = pa.Field(metadata=_de(
+        "Unmittelbar", "Wahr, wenn das Gebiet unmittelbar in diesem Gebiet liegt (übergeordnetes Gebiet oder "
+        "zusammenfassendes Gebiet); die Zahlen des umfassenden Gebiets sind die Summe dieser Gebiete."))
+
+    class Config:
+        unique = ["area_level", "area_id", "container_level"]
+        title = "Gebietszuordnung"
+        description = ("Für jedes Gebiet jedes Gebiet einer höheren oder zusammenfassenden Ebene, in dem es liegt "
+                       "(auch die Gesamtstadt): mit container_level = Ebene erhält man zu jedem Gebiet sein Gebiet "
+                       "dieser Ebene.")
+        metadata = {"sheet_de": "Gebietszuordnung"}
 
 
 class Indicators(_Published):
@@ -88,7 +132,8 @@ class Indicators(_Published):
     name_de: str = pa.Field(metadata=_de("Bezeichnung", "Deutsche Bezeichnung des Indikators, z. B. "
                                          "Transferleistungsquote."))
     description_de: str = pa.Field(nullable=True, metadata=_de("Definition", "Definition des Indikators."))
-    numerator_measure: str = pa.Field(metadata=_de("Zähler", "Zählgröße des Zählers (Anzahl je Unterbezirk)."))
+    numerator_measure: str = pa.Field(metadata=_de("Zähler", "Zählgröße des Zählers (Anzahl je Gebiet der untersten "
+                                                   "Gebietsebene, zu jeder Ebene aufsummiert)."))
     denominator_measure: str = pa.Field(nullable=True, metadata=_de(
         "Nenner", "Zählgröße des Nenners; leer bei reinen Anzahlen."))
     unit: str = pa.Field(metadata=_de("Einheit", "Einheit des Werts, z. B. % oder Personen."))
@@ -110,7 +155,7 @@ class AreaIndicators(_Published):
     """Indikatoren je Gebiet und Berichtsjahr."""
 
     report_cycle: pl.Int32 = pa.Field(metadata=_CYCLE)
-    area_level: str = pa.Field(isin=AREA_LEVELS, metadata=_LEVEL)
+    area_level: str = pa.Field(metadata=_LEVEL)
     area_id: str = pa.Field(metadata=_AREA)
     indicator_id: str = pa.Field(metadata=_INDICATOR)
     numerator: pl.Int64 = pa.Field(nullable=True, metadata=_de(
@@ -224,7 +269,7 @@ class ClassificationMethods(_Published):
 
     method_id: str = pa.Field(unique=True, metadata=_de("Verfahren", "Schlüssel des Klassifikationsverfahrens."))
     name_de: str = pa.Field(metadata=_de("Bezeichnung", "Deutsche Bezeichnung des Verfahrens."))
-    area_level: str = pa.Field(isin=AREA_LEVELS, metadata=_de("Gebietsebene", "Gebietsebene, die das Verfahren "
+    area_level: str = pa.Field(metadata=_de("Gebietsebene", "Gebietsebene, die das Verfahren "
                                                               "einstuft."))
     description: str = pa.Field(metadata=_de("Beschreibung", "Beschreibung des Verfahrens."))
     source: str = pa.Field(metadata=_de("Quelle", "Quelle oder Vorbild des Verfahrens (z. B. Berliner Monitoring "
@@ -405,6 +450,8 @@ class DisclosureAudit(_Published):
 # published table name -> (source table in the warehouse, contract)
 PUBLISHED_TABLES: dict[str, tuple[str, type[_Published]]] = {
     "areas": ("marts.areas", Areas),
+    "area_levels": ("marts.area_levels", AreaLevels),
+    "area_hierarchy": ("marts.area_hierarchy", AreaHierarchy),
     "indicators": ("marts.indicators", Indicators),
     "area_indicators": ("marts.area_indicators", AreaIndicators),
     "action_areas": ("classification.action_areas", ActionAreas),
@@ -423,6 +470,17 @@ PUBLISHED_TABLES: dict[str, tuple[str, type[_Published]]] = {
 DOCUMENTED_TABLES: dict[str, type[_Published]] = {
     **{table: contract for table, (_source, contract) in PUBLISHED_TABLES.items()}, "publication": Publication,
     "disclosure_audit": DisclosureAudit}
+
+
+def with_area_levels(contract: type[_Published], area_levels: Sequence[str]) -> pa.DataFrameSchema:
+    """The contract with the city's levels injected: every column naming a level (``LEVEL_COLUMNS``) must name
+    one of ``area_levels`` (the published area_levels, from the city's geography)."""
+    schema = contract.to_schema()
+    for name in LEVEL_COLUMNS:
+        if name in schema.columns:
+            column = schema.columns[name]
+            schema = schema.update_column(name, checks=[*column.checks, pa.Check.isin(list(area_levels))])
+    return schema
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,12 @@ file, row and column, and ``report_cycle`` / ``reference_date`` of the delivery.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+from collections.abc import Collection
 
 import pandera.polars as pa
 import polars as pl
-
-from schemas.reference import unterbezirk_codes
 
 SEX_CODES = ["m", "w", "d", "o"]  # männlich, weiblich, divers, ohne Angabe
 NATIONALITY_GROUPS = ["deutsch", "EU", "Drittstaat", "staatenlos/ungeklärt"]
@@ -39,6 +39,14 @@ def column(*, personal: bool = False, pseudonymise: bool = False, codes: list[st
         checks["isin"] = codes
     return pa.Field(metadata={"delivered": True, "personal": personal or pseudonymise, "pseudonymise": pseudonymise,
                               "coded": codes is not None}, **checks)
+
+
+def area_key() -> object:
+    """The area key of a delivery: a key of the city's base level (the level deliveries carry) valid in the
+    delivery's report cycle. The keys are the city's geography (``social_monitor.geography``), not fixed here:
+    they are injected at validation time (``with_area_keys``). Area keys are published, never personal."""
+    return pa.Field(metadata={"delivered": True, "personal": False, "pseudonymise": False, "coded": False,
+                              "area_key": True})
 
 
 def _lineage(**checks) -> object:
@@ -85,7 +93,7 @@ class RegisterPersons(_BornBeforeReference):
     nationality_group: str = column(codes=NATIONALITY_GROUPS)
     residence_type: str = column(codes=RESIDENCE_TYPES)
     move_in_date: dt.date = column(personal=True, nullable=True)
-    unterbezirk_id: str = column(isin=unterbezirk_codes())
+    unterbezirk_id: str = area_key()
     street_key: str = column(personal=True, str_matches=r"^\d{5}$")
     house_number: str = column(personal=True, str_length={"min_value": 1, "max_value": 8})
 
@@ -107,7 +115,7 @@ class Sgb2Recipients(RawDelivery):
     person_key: str = column(pseudonymise=True, str_length={"min_value": 1, "max_value": 64})
     household_key: str = column(pseudonymise=True, str_length={"min_value": 1, "max_value": 64})
     age: pl.Int16 = column(in_range={"min_value": 0, "max_value": 67})
-    unterbezirk_id: str = column(isin=unterbezirk_codes())
+    unterbezirk_id: str = area_key()
 
     class Config:
         unique = ["person_key"]
@@ -120,7 +128,7 @@ class Sgb12Recipients(_BornBeforeReference):
     person_key: str = column(pseudonymise=True, str_length={"min_value": 1, "max_value": 64})
     benefit_kind: str = column(codes=SGB12_KINDS)
     birth_date: dt.date = column(personal=True)
-    unterbezirk_id: str = column(isin=unterbezirk_codes())
+    unterbezirk_id: str = area_key()
 
     class Config:
         unique = ["person_key"]
@@ -132,7 +140,7 @@ class AsylblgRecipients(_BornBeforeReference):
     person_key: str = column(pseudonymise=True, str_length={"min_value": 1, "max_value": 64})
     birth_date: dt.date = column(personal=True)
     sex: str = column(codes=SEX_CODES)
-    unterbezirk_id: str = column(isin=unterbezirk_codes())
+    unterbezirk_id: str = area_key()
 
     class Config:
         unique = ["person_key"]
@@ -179,12 +187,32 @@ def pseudonymised_columns(model_or_source: object) -> list[str]:
     return [name for name, col in schema.columns.items() if col.metadata and col.metadata.get("pseudonymise")]
 
 
-def code_lists(model: type[RawDelivery]) -> dict[str, list[str]]:
-    """``{column: its allowed codes}`` for the columns with an ``isin`` check: published code lists, so a
-    value that is one of them may be shown in a message (it identifies nobody)."""
+def area_key_columns(model: type[RawDelivery]) -> list[str]:
+    """The columns holding an area key of the base level (checked against the geography at validation time)."""
     schema = model.to_schema()
-    return {name: [str(code) for code in check.statistics["allowed_values"]]
-            for name, col in schema.columns.items() for check in col.checks if check.name == "isin"}
+    return [name for name, col in schema.columns.items() if col.metadata and col.metadata.get("area_key")]
+
+
+def with_area_keys(schema: pa.DataFrameSchema, area_keys: Collection[str]) -> pa.DataFrameSchema:
+    """A copy of ``schema`` whose area key columns accept exactly ``area_keys`` (the base keys of the city's
+    geography valid in the delivery's report cycle: ``Geography.base_keys(cycle)``)."""
+    schema = copy.deepcopy(schema)  # to_schema() is cached: never change it in place
+    for col in schema.columns.values():
+        if col.metadata and col.metadata.get("area_key"):
+            col.checks = [*col.checks, pa.Check.isin(sorted(area_keys))]
+    return schema
+
+
+def code_lists(model: type[RawDelivery], area_keys: Collection[str] | None = None) -> dict[str, list[str]]:
+    """``{column: its allowed codes}`` for the columns with an ``isin`` check, and the area key columns with
+    ``area_keys`` when given: published code lists, so a value that is one of them may be shown in a message
+    (it identifies nobody)."""
+    schema = model.to_schema()
+    codes = {name: [str(code) for code in check.statistics["allowed_values"]]
+             for name, col in schema.columns.items() for check in col.checks if check.name == "isin"}
+    if area_keys is not None:
+        codes.update({name: sorted(area_keys) for name in area_key_columns(model)})
+    return codes
 
 
 def value_ranges(model: type[RawDelivery]) -> dict[str, tuple[object, object]]:
@@ -194,9 +222,10 @@ def value_ranges(model: type[RawDelivery]) -> dict[str, tuple[object, object]]:
             for name, col in schema.columns.items() for check in col.checks if check.name == "in_range"}
 
 
-def check_texts(model: type[RawDelivery]) -> set[str]:
-    """Every check text the contract itself defines (Pandera reports a failure under one of them)."""
-    schema = model.to_schema()
+def check_texts(model: type[RawDelivery], area_keys: Collection[str] | None = None) -> set[str]:
+    """Every check text the contract itself defines (Pandera reports a failure under one of them), with the
+    check of the area keys when given."""
+    schema = model.to_schema() if area_keys is None else with_area_keys(model.to_schema(), area_keys)
     texts = {str(check.error) for check in schema.checks}
     texts |= {str(check.error) for col in schema.columns.values() for check in col.checks}
     return texts

@@ -1,25 +1,79 @@
-"""Reference geography the raw contracts check area codes against.
+"""Contracts of the warehouse's reference geography (schema ``reference``), loaded from the city folder's
+``geography/`` by the Dagster assets of the group reference (``social_monitor/reference.py``).
 
-The single source of truth is the dbt seed in ``dbt_project/seeds/reference/``: a city that swaps in its
-own geography changes those files and the contracts follow.
+Generic long tables: no level of a particular city is named here; the levels are rows of ``area_levels``.
+dbt reads them as sources (``dbt_project/models/staging/_reference__sources.yml``).
 """
 
 from __future__ import annotations
 
-import csv
-from functools import cache
-from pathlib import Path
+import pandera.polars as pa
+import polars as pl
 
-REFERENCE_DIR = Path(__file__).resolve().parent.parent / "dbt_project" / "seeds" / "reference"
-
-
-def read_reference(name: str) -> list[dict[str, str]]:
-    """Rows of one reference seed (``stadtbezirke``, ``statistische_bezirke``, ``unterbezirke``, …)."""
-    with open(REFERENCE_DIR / f"{name}.csv", encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
+from social_monitor.geography import STATUS_VALUES
 
 
-@cache
-def unterbezirk_codes() -> tuple[str, ...]:
-    """All valid Unterbezirk codes (three digits, the first two are the statistischer Bezirk)."""
-    return tuple(row["unterbezirk_id"] for row in read_reference("unterbezirke"))
+class _Reference(pa.DataFrameModel):
+    class Config:
+        strict = True
+        coerce = False
+
+
+class AreaLevels(_Reference):
+    """The levels, the city (``city``) first, then as declared in levels.yml."""
+
+    area_level: str = pa.Field(unique=True, str_matches=r"^[a-z][a-z0-9_]*$")
+    name_de: str
+    plural_de: str
+    parent_level: str = pa.Field(nullable=True)  # the level each area lies in (null: city, grouping levels)
+    grouped_level: str = pa.Field(nullable=True)  # the base level, for a level grouping base areas
+    is_base: bool
+    level_order: pl.Int32 = pa.Field(ge=0, unique=True)
+
+    @pa.dataframe_check(error="exactly one level is the base level")
+    def one_base(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("is_base").sum() == 1)
+
+
+class Areas(_Reference):
+    """Every area of every level, the city as area ``city`` of level ``city``."""
+
+    area_level: str
+    area_id: str
+    area_name: str
+    parent_level: str = pa.Field(nullable=True)
+    parent_id: str = pa.Field(nullable=True)
+    valid_from: pl.Int32 = pa.Field(nullable=True)
+    valid_to: pl.Int32 = pa.Field(nullable=True)
+    name_status: str = pa.Field(isin=list(STATUS_VALUES))
+
+
+class AreaMemberships(_Reference):
+    """Per report cycle: every base area valid in it and every area it lies in (its own level and the city
+    included), so a base area's count adds up to each of them."""
+
+    report_cycle: pl.Int32
+    base_area_id: str
+    area_level: str
+    area_id: str
+
+    class Config:
+        unique = ["report_cycle", "base_area_id", "area_level"]
+
+
+class AreaContainers(_Reference):
+    """Every area and every area it lies in (the city included); ``is_direct``: the declared relation along
+    which counts add up (parent, group)."""
+
+    area_level: str
+    area_id: str
+    container_level: str
+    container_id: str
+    is_direct: bool
+
+    class Config:
+        unique = ["area_level", "area_id", "container_level"]
+
+
+CONTRACTS: dict[str, type[_Reference]] = {
+    "area_levels": AreaLevels, "areas": Areas, "area_memberships": AreaMemberships, "area_containers": AreaContainers}

@@ -11,9 +11,11 @@ city.yml, read into ``DisclosureRule``):
   suppressed count could be recovered from the published ones. The relations are declared once, from the
   indicator catalogue and the area hierarchy (``declared_relations``):
 
-  * across area levels: every count of a statistischer Bezirk, Sozialraum, Stadtbezirk and the city is the
-    sum over its parts (Unterbezirke add up to both their Bezirk and their Sozialraum, which cut across
-    Bezirk lines);
+  * across area levels: every count of an area is the sum over the areas that lie directly in it, as the
+    city's geography declares them (``Hierarchy``, from the published area_levels and area_hierarchy): a
+    base area adds up to its parent and to the area of every level grouping it (Dortmund's Unterbezirke to
+    both their statistischer Bezirk and their Sozialraum, which cut across Bezirk lines), every area to its
+    parent, the top level and every grouping level to the city;
   * between counts: a count is the sum of others (catalogue column ``numerator_sum_of`` /
     ``denominator_sum_of``: residents and their age groups, transfer recipients and their four schemes);
   * between cycles: a change since the previous cycle (catalogue column ``change_of``) is the count minus
@@ -54,14 +56,6 @@ from scipy.sparse import csr_matrix, hstack
 REASONS = ("small_count", "small_population", "secondary")
 KEY = ["report_cycle", "area_level", "area_id", "indicator_id"]
 POPULATION_INDICATOR = "residents"
-# the parts every count adds up from: (part level, column of areas naming the total, total level)
-HIERARCHY = (
-    ("unterbezirk", "bezirk_id", "statistischer_bezirk"),
-    ("unterbezirk", "sozialraum_id", "sozialraum"),
-    ("statistischer_bezirk", "stadtbezirk_id", "stadtbezirk"),
-    ("stadtbezirk", None, "city"),
-    ("sozialraum", None, "city"),
-)
 CITY_ID = "city"
 MAX_ROUNDS = 20
 
@@ -153,12 +147,48 @@ class Catalogue:
 
 
 @dataclass(frozen=True)
+class Hierarchy:
+    """Which areas add up to which: per step (part level, total level), each total area with the areas that lie
+    directly in it. Steps run from the deepest part level up (a base area to its parent before its groups), parts
+    in the order of their keys: the relations come in one order for one geography (the linear programs of the
+    secondary suppression may choose other partners among equally cheap ones in another order)."""
+
+    steps: tuple[tuple[str, str, tuple[tuple[str, tuple[str, ...]], ...]], ...]
+
+    @classmethod
+    def from_tables(cls, levels: pl.DataFrame, hierarchy: pl.DataFrame) -> Hierarchy:
+        """From the published ``area_levels`` (area_level, parent_level, level_order) and ``area_hierarchy``
+        (area_level, area_id, container_level, container_id, is_direct)."""
+        parent = dict(zip(levels["area_level"].to_list(), levels["parent_level"].to_list(), strict=True))
+        order = dict(zip(levels["area_level"].to_list(), levels["level_order"].to_list(), strict=True))
+
+        def depth(level: str) -> int:
+            steps, current = 0, level
+            while current != CITY_ID and steps <= len(parent):
+                current, steps = parent.get(current) or CITY_ID, steps + 1
+            return steps
+
+        # parts in the order of their keys, totals in the order of their first part
+        members: dict[tuple[str, str], dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        for level, area, total_level, total in hierarchy.filter(pl.col("is_direct")).sort("area_id").select(
+                "area_level", "area_id", "container_level", "container_id").iter_rows():
+            members[(level, total_level)][total].append(area)
+        for level, total_level in members:
+            if level not in order or total_level not in order:
+                raise ValueError(f"area_hierarchy: level {level if level not in order else total_level!r} is not in "
+                                 "area_levels")
+        pairs = sorted(members, key=lambda p: (-depth(p[0]), -depth(p[1]), order[p[0]], order[p[1]]))
+        return cls(tuple((part, total, tuple((t, tuple(children)) for t, children in members[(part, total)].items()))
+                         for part, total in pairs))
+
+
+@dataclass(frozen=True)
 class Relation:
     kind: str  # hierarchy, sum_of, change_of
     terms: tuple[tuple[Key, int], ...]  # sum of coefficient * count == 0
 
 
-def declared_relations(keys: Iterable[Key], areas: pl.DataFrame, catalogue: Catalogue) -> list[Relation]:
+def declared_relations(keys: Iterable[Key], hierarchy: Hierarchy, catalogue: Catalogue) -> list[Relation]:
     """Every additive relation between the counts ``keys``, from the area hierarchy and the catalogue.
 
     A relation is declared only when all its counts are among ``keys``."""
@@ -171,16 +201,10 @@ def declared_relations(keys: Iterable[Key], areas: pl.DataFrame, catalogue: Cata
         if all(k in keys for k, _ in terms):
             relations.append(Relation(kind, tuple(terms)))
 
-    for part_level, column, total_level in HIERARCHY:
-        parts = areas.filter(pl.col("area_level") == part_level)
-        totals = ([CITY_ID] * parts.height if column is None else parts[column].to_list())
-        members: dict[str, list[str]] = defaultdict(list)
-        for area_id, total in zip(parts["area_id"].to_list(), totals, strict=True):
-            if total is not None:
-                members[total].append(area_id)
+    for part_level, total_level, members in hierarchy.steps:
         for cycle in cycles:
             for measure in measures:
-                for total, children in members.items():
+                for total, children in members:
                     add("hierarchy", [((cycle, total_level, total, measure), 1)]
                         + [((cycle, part_level, child, measure), -1) for child in children])
     places = sorted({k[:3] for k in keys})
@@ -332,12 +356,12 @@ def _intervals(hidden: set[Key], known: Mapping[Key, int], relations: Sequence[R
     return intervals, by_subtraction
 
 
-def audit(cells: pl.DataFrame, areas: pl.DataFrame, catalogue: Catalogue, rule: DisclosureRule,
+def audit(cells: pl.DataFrame, hierarchy: Hierarchy, catalogue: Catalogue, rule: DisclosureRule,
           relations: Sequence[Relation] | None = None) -> Audit:
     """Try to recover every suppressed cell of the published ``cells`` (numbers emptied, ``suppression``)."""
     values, shown = counts_of(cells, catalogue)
     if relations is None:
-        relations = declared_relations(values, areas, catalogue)
+        relations = declared_relations(values, hierarchy, catalogue)
     hidden = {k for k, v in values.items() if v is None}
     known = {k: v for k, v in values.items() if v is not None}
     intervals, by_subtraction = _intervals(hidden, known, relations, catalogue.change_measures)
@@ -444,12 +468,12 @@ class _Protector:
         return [self.keys[i] for i in used[moved]]
 
 
-def suppress(cells: pl.DataFrame, areas: pl.DataFrame, rule: DisclosureRule, catalogue: Catalogue) -> pl.DataFrame:
+def suppress(cells: pl.DataFrame, hierarchy: Hierarchy, rule: DisclosureRule, catalogue: Catalogue) -> pl.DataFrame:
     """``cells`` (marts.area_indicators) with ``suppression`` set: primary reasons, then secondary cells until
     the audit can recover no suppressed cell and narrow no small count below the protection interval."""
     flagged = _primary(cells, rule)
     values, shown = counts_of(cells, catalogue)
-    relations = declared_relations(values, areas, catalogue)
+    relations = declared_relations(values, hierarchy, catalogue)
     check_relations(relations, values)
     reasons = flagged["suppression"].to_list()
     cells_of: dict[Key, list[int]] = defaultdict(list)
@@ -473,7 +497,7 @@ def suppress(cells: pl.DataFrame, areas: pl.DataFrame, rule: DisclosureRule, cat
 
     for _ in range(MAX_ROUNDS):
         current = flagged.with_columns(pl.Series("suppression", reasons, dtype=pl.Utf8))
-        result = audit(_emptied(current), areas, catalogue, rule, relations)
+        result = audit(_emptied(current), hierarchy, catalogue, rule, relations)
         if result.passed:
             return current
         published = np.array([is_published(x) for x in protector.keys])
@@ -491,7 +515,7 @@ def suppress(cells: pl.DataFrame, areas: pl.DataFrame, rule: DisclosureRule, cat
     raise RuntimeError(f"disclosure control: secondary suppression did not converge in {MAX_ROUNDS} rounds")
 
 
-def apply(cells: pl.DataFrame, areas: pl.DataFrame, rule: DisclosureRule, catalogue: Catalogue) -> pl.DataFrame:
+def apply(cells: pl.DataFrame, hierarchy: Hierarchy, rule: DisclosureRule, catalogue: Catalogue) -> pl.DataFrame:
     """The published form of ``cells``: suppressed cells keep their row, with their numbers emptied (and the
     city value of an indicator whose city cell is suppressed)."""
-    return _emptied(suppress(cells, areas, rule, catalogue))
+    return _emptied(suppress(cells, hierarchy, rule, catalogue))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -394,3 +394,63 @@ def _conversion_row(path: Path, line: int, row: dict, geography: Geography, reti
         raise GeographyError(f"{path}, line {line}, column basis: empty (say how the row was found)")
     return ConversionRow(line=line, old_area_id=old_id, new_area_id=new_id, weight=weight,
                          weight_status=status, basis=basis)
+# ------------------------------------------------------------------------------ the warehouse's reference
+
+REFERENCE_SCHEMA = "reference"
+# the tables the pipeline reads the geography from (dbt sources of the same names), with their columns
+REFERENCE_TABLES: dict[str, dict[str, str]] = {
+    "area_levels": {"area_level": "varchar", "name_de": "varchar", "plural_de": "varchar",
+                    "parent_level": "varchar", "grouped_level": "varchar", "is_base": "boolean",
+                    "level_order": "integer"},
+    "areas": {"area_level": "varchar", "area_id": "varchar", "area_name": "varchar", "parent_level": "varchar",
+              "parent_id": "varchar", "valid_from": "integer", "valid_to": "integer", "name_status": "varchar"},
+    "area_memberships": {"report_cycle": "integer", "base_area_id": "varchar", "area_level": "varchar",
+                         "area_id": "varchar"},
+    "area_containers": {"area_level": "varchar", "area_id": "varchar", "container_level": "varchar",
+                        "container_id": "varchar", "is_direct": "boolean"},
+}
+
+
+def containers(geography: Geography) -> Iterator[tuple[str, str, str, str, bool]]:
+    """(level, area, container level, container area, direct) for every area and every area it lies in, the
+    city included: along the parents, and from a base area to the areas of the levels grouping it. Direct:
+    the declared relation (parent, group; the city for the top level and for grouping levels), the one the
+    area's counts add up along."""
+    by_key = {(area.level, area.area_id): area for area in geography.areas}
+    seen: set[tuple[str, str]] = set()
+    for area in geography.areas:
+        if (area.level, area.area_id) in seen:
+            continue
+        seen.add((area.level, area.area_id))
+        level = geography.level(area.level)
+        if level.groups is not None:
+            yield area.level, area.area_id, CITY_LEVEL, CITY_LEVEL, True
+            continue
+        current, direct = area, True
+        while True:
+            parent_level = geography.level(current.level).parent
+            if parent_level == CITY_LEVEL or current.parent_id is None:
+                yield area.level, area.area_id, CITY_LEVEL, CITY_LEVEL, direct
+                break
+            yield area.level, area.area_id, parent_level, current.parent_id, direct
+            current, direct = by_key[(parent_level, current.parent_id)], False
+        for grouping, group_id in area.groups.items():
+            yield area.level, area.area_id, grouping, group_id, True
+
+
+def reference_rows(geography: Geography, cycles: Iterable[int]) -> dict[str, list[tuple]]:
+    """The rows of the reference tables (``REFERENCE_TABLES``, columns in that order) for ``cycles``."""
+    levels = [(CITY_LEVEL, geography.city_name_de, geography.city_name_de, None, None, False, 0)]
+    levels += [(level.id, level.name_de, level.plural_de, None if level.groups else level.parent, level.groups,
+                level.base, order) for order, level in enumerate(geography.levels, start=1)]
+    areas = [(CITY_LEVEL, CITY_LEVEL, geography.city_name_de, None, None, None, None, "published")]
+    for area in geography.areas:
+        level = geography.level(area.level)
+        parent_level = None if level.groups else level.parent
+        areas.append((area.level, area.area_id, area.area_name, parent_level,
+                      CITY_LEVEL if parent_level == CITY_LEVEL else area.parent_id, area.valid_from, area.valid_to,
+                      # a city's own geography without a name_status column is its official one
+                      area.status.get("name_status", "published")))
+    memberships = [(cycle, *membership) for cycle in sorted(set(cycles)) for membership in geography.memberships(cycle)]
+    return {"area_levels": levels, "areas": areas, "area_memberships": memberships,
+            "area_containers": list(containers(geography))}

@@ -48,7 +48,7 @@ import re
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +68,7 @@ from schemas.raw import (
     code_lists,
     pseudonymised_columns,
     value_ranges,
+    with_area_keys,
 )
 from social_monitor.deliveries import (
     SOURCES,
@@ -77,8 +78,10 @@ from social_monitor.deliveries import (
     one_line,
     sha256_of,
 )
+from social_monitor.geography import load_geography
 from social_monitor.layouts import SourceLayout
 from social_monitor.pseudonyms import KEY_ENV, REKEY_REMEDY, PseudonymKey
+from social_monitor.settings import load_settings
 
 POLICIES = ("fail", "quarantine")
 MAX_LISTED_PROBLEMS = 10
@@ -193,18 +196,23 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 def load_delivery(
     con: duckdb.DuckDBPyConnection, manifest: Manifest, *, policy: str = "fail", max_rejected_share: float = 1.0,
-    key: PseudonymKey | None = None,
+    key: PseudonymKey | None = None, area_keys: Collection[str] | None = None,
 ) -> LoadResult:
     """Load the delivery a manifest describes into ``raw.<source>``, replacing its report cycle.
 
     Under the quarantine policy a delivery whose rejected rows exceed ``max_rejected_share`` of its rows is
     refused as a whole: so many bad rows mean a broken extract, not a few bad records. Person and household
     keys are validated as delivered and stored as keyed-hash pseudonyms (``social_monitor.pseudonyms``;
-    ``key`` defaults to the one from the environment).
+    ``key`` defaults to the one from the environment). The area key must be one of ``area_keys``: the base
+    keys of the city's geography valid in the delivery's report cycle (default: those of the selected city,
+    ``SOCIAL_MONITOR_CITY``, read when called).
     """
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {POLICIES}, not {policy!r}")
     key = key or PseudonymKey.from_env()
+    if area_keys is None:
+        area_keys = selected_city_area_keys(manifest.report_cycle)
+    area_keys = tuple(sorted(area_keys))
     if not 0 <= max_rejected_share <= 1:
         raise ValueError(f"max_rejected_share must lie between 0 and 1, not {max_rejected_share!r}")
     started = time.perf_counter()
@@ -246,7 +254,7 @@ def load_delivery(
         unparsed = _parse_problems(con, source, typed, name)
         reported = {(p.line, p.column) for p in unparsed}
         problems = (unparsed + _duplicate_key_problems(con, source, typed, name, reported)
-                    + _contract_problems(con, source, typed, manifest, reported))
+                    + _contract_problems(con, source, typed, manifest, reported, area_keys))
         problems.sort(key=lambda p: (p.line is not None, p.line or 0))  # in file order, whatever the batches
         rejected_lines = sorted({p.line for p in problems if p.line is not None})
         whole_file = [p for p in problems if p.line is None]
@@ -797,25 +805,33 @@ def _duplicate_key_problems(
 
 
 @functools.cache
-def _batch_schema(contract: type[RawDelivery]) -> pa.DataFrameSchema:
-    """The contract without its uniqueness checks, which span the whole delivery (see above)."""
+def _batch_schema(contract: type[RawDelivery], area_keys: tuple[str, ...] | None = None) -> pa.DataFrameSchema:
+    """The contract without its uniqueness checks, which span the whole delivery (see above), and with the area
+    keys of the delivery's cycle (``schemas.raw.with_area_keys``; None: the area key is not checked)."""
     schema = copy.deepcopy(contract.to_schema())  # to_schema() is cached: never change it in place
+    if area_keys is not None:
+        schema = with_area_keys(schema, area_keys)
     schema.unique = None
     for col in schema.columns.values():
         col.unique = False
     return schema
 
 
+def selected_city_area_keys(cycle: int) -> tuple[str, ...]:
+    """The base keys valid in ``cycle`` of the selected city's geography (read now, not at import)."""
+    return load_geography(load_settings().city_dir).base_keys(cycle)
+
+
 def _contract_problems(
     con: duckdb.DuckDBPyConnection, layout: SourceLayout, typed: str, manifest: Manifest,
-    already_reported: set[tuple[int | None, str | None]],
+    already_reported: set[tuple[int | None, str | None]], area_keys: tuple[str, ...],
 ) -> list[Problem]:
     """Pandera's verdict on the typed rows, batch by batch (polars backend: no pandas copy; the rows stream
     from DuckDB as Arrow record batches of ``ROWS_PER_BATCH``), mapped to file lines."""
     name = manifest.data_path.name
     contract = layout.contract
-    schema = _batch_schema(contract)
-    explain = _Explainer(layout)
+    schema = _batch_schema(contract, area_keys)
+    explain = _Explainer(layout, area_keys)
     problems: list[Problem] = []
     whole_file: set[tuple[str | None, str, str]] = set()  # reported once, not once per batch
     result = con.execute(f"select {_row_select(contract, manifest)} from {typed}")
@@ -872,16 +888,16 @@ class _Explainer:
     anything else not at all. Check names are the contract's own (anything else is "a contract check"), or
     for a coded column the city's code list. Columns are named by the city's headers."""
 
-    def __init__(self, layout: SourceLayout):
+    def __init__(self, layout: SourceLayout, area_keys: Collection[str] = ()):
         contract = layout.contract
         self.headers = dict(layout.headers)
-        # a coded column's codes as the city writes them; the other code lists (area keys) the contract's
-        self.contract_codes = code_lists(contract)
+        # a coded column's codes as the city writes them; the area keys the geography's (valid in the cycle)
+        self.contract_codes = code_lists(contract, area_keys)
         self.codes = {**self.contract_codes, **{column: list(codes) for column, codes in layout.codes.items()}}
         self.columns = {header: column for column, header in self.headers.items()}
         self.ranges = value_ranges(contract)
-        self.known_checks = check_texts(contract) | {"not_nullable", "field_uniqueness", "multiple_fields_uniqueness",
-                                                      "column_in_dataframe", "column_in_schema"}
+        self.known_checks = check_texts(contract, area_keys) | {
+            "not_nullable", "field_uniqueness", "multiple_fields_uniqueness", "column_in_dataframe", "column_in_schema"}
         self.code_columns = layout.city_codes  # code -> the file columns (of any source) it is a code of
 
     def check_of(self, column: str) -> str:

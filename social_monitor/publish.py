@@ -16,9 +16,9 @@ import duckdb
 import polars as pl
 from pandera.config import ValidationDepth, config_context
 
-from schemas.published import PUBLISHED_TABLES, DisclosureAudit
+from schemas.published import PUBLISHED_TABLES, DisclosureAudit, with_area_levels
 from social_monitor.catalogue import read_catalogue
-from social_monitor.disclosure import Audit, Catalogue, DisclosureRule
+from social_monitor.disclosure import Audit, Catalogue, DisclosureRule, Hierarchy
 from social_monitor.disclosure import apply as disclosure_apply
 from social_monitor.disclosure import audit as disclosure_audit
 
@@ -62,7 +62,8 @@ SELECTS = {
                s.suppression is not null as is_suppressed
         from warehouse.classification.action_area_quartiere q
         left join main.area_indicators s
-          on s.report_cycle = q.report_cycle and s.area_level = 'unterbezirk' and s.area_id = q.unterbezirk_id
+          on s.report_cycle = q.report_cycle and s.area_id = q.unterbezirk_id
+         and s.area_level = (select area_level from warehouse.marts.area_levels where is_base)
          and s.indicator_id = q.indicator_id""",
     # an index input is hidden when its cell is suppressed in that cycle, or, for a change between cycles,
     # in any cycle; then all inputs of that dimension are hidden, or the index would give the missing one
@@ -120,9 +121,9 @@ def publish(warehouse_path: Path, published_path: Path, *, city_name: str = "",
     try:
         con.execute(f"attach '{Path(warehouse_path).as_posix()}' as warehouse (read_only)")
         cells = con.execute("select * from warehouse.marts.area_indicators").pl()
-        areas = con.execute("select * from warehouse.marts.areas").pl()
-        area_indicators = disclosure_apply(cells, areas, disclosure, catalogue)
-        checked = disclosure_audit(area_indicators, areas, catalogue, disclosure)
+        hierarchy = read_hierarchy(con, "warehouse.marts.")
+        area_indicators = disclosure_apply(cells, hierarchy, disclosure, catalogue)
+        checked = disclosure_audit(area_indicators, hierarchy, catalogue, disclosure)
         if not checked.passed:
             raise RuntimeError(f"disclosure audit failed: {summary(checked)}")
         con.execute("create table main.area_indicators as select * from area_indicators")
@@ -139,10 +140,13 @@ def publish(warehouse_path: Path, published_path: Path, *, city_name: str = "",
         con.execute("detach warehouse")
         cycles = [row[0] for row in con.execute(
             "select distinct report_cycle from main.area_indicators order by 1").fetchall()]
+        # the city's levels (from its geography, through marts.area_levels) are injected into the contracts here
+        levels = [row[0] for row in con.execute("select area_level from main.area_levels").fetchall()]
         with config_context(validation_depth=ValidationDepth.SCHEMA_AND_DATA):
             DisclosureAudit.validate(con.execute("select * from main.disclosure_audit").pl(), lazy=True)
             for table, (_source, contract) in PUBLISHED_TABLES.items():
-                contract.validate(con.execute(f"select * from main.{table}").pl(), lazy=True)
+                with_area_levels(contract, levels).validate(con.execute(f"select * from main.{table}").pl(),
+                                                            lazy=True)
                 counts[table] = con.execute(f"select count(*) from main.{table}").fetchone()[0]
         published_at = dt.datetime.now().replace(microsecond=0)
         con.execute("create table main.publication (table_name varchar, row_count bigint, published_at timestamp, "
@@ -172,12 +176,18 @@ def summary(result: Audit) -> str:
         "narrower_than_protection"))
 
 
+def read_hierarchy(con: duckdb.DuckDBPyConnection, prefix: str = "") -> Hierarchy:
+    """Which areas add up to which, from the tables area_levels and area_hierarchy (``prefix``: their schema)."""
+    return Hierarchy.from_tables(con.execute(f"select * from {prefix}area_levels").pl(),
+                                 con.execute(f"select * from {prefix}area_hierarchy").pl())
+
+
 def read_audit(published_path: Path, catalogue: Catalogue, rule: DisclosureRule) -> Audit:
-    """The disclosure audit of a published file, from its own cells and areas only (what a reader has)."""
+    """The disclosure audit of a published file, from its own cells and geography only (what a reader has)."""
     with duckdb.connect(str(published_path), read_only=True) as con:
         cells = con.execute("select * from area_indicators").pl()
-        areas = con.execute("select * from areas").pl()
-    return disclosure_audit(cells, areas, catalogue, rule)
+        hierarchy = read_hierarchy(con)
+    return disclosure_audit(cells, hierarchy, catalogue, rule)
 
 
 def published_rule(con: duckdb.DuckDBPyConnection) -> DisclosureRule:

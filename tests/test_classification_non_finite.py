@@ -274,8 +274,12 @@ def test_a_nan_in_the_marts_fails_the_pipeline_classification(tmp_path):
                 "('y', 'Y-Quote', '%', 'higher_is_worse'), ('residents', 'Einwohner', '', 'neutral')) "
                 "t(indicator_id, name_de, unit, direction)")
     con.execute("create table marts.areas as select 'sozialraum' as area_level, 'S' || i as area_id, "
-                "'Sozialraum ' || i as area_name, 'S' || i as sozialraum_id from range(1, 6) r(i) "
-                "union all select 'unterbezirk', 'U' || i, 'Quartier ' || i, 'S5' from range(1, 4) r(i)")
+                "'Sozialraum ' || i as area_name from range(1, 6) r(i) "
+                "union all select 'unterbezirk', 'U' || i, 'Quartier ' || i from range(1, 4) r(i)")
+    con.execute("create table marts.area_levels as select * from (values ('sozialraum', false), "
+                "('unterbezirk', true)) t(area_level, is_base)")
+    con.execute("create table marts.area_hierarchy as select 'unterbezirk' as area_level, 'U' || i as area_id, "
+                "'sozialraum' as container_level, 'S5' as container_id, true as is_direct from range(1, 4) r(i)")
     con.execute("""create table marts.area_indicators as
         select 2021 as report_cycle, 'sozialraum' as area_level, 'S' || i as area_id, indicator_id,
                (case when indicator_id = 'residents' then 1000 else i * 1.5 end)::double as value,

@@ -22,12 +22,13 @@ from pathlib import Path
 
 import pytest
 
+from social_monitor.geography import REFERENCE_TABLES
 from social_monitor.settings import DBT_PROJECT_DIR, PROJECT_DIR, load_settings
 from tests.pipeline_env import BIN, environment
 from tests.waiting import CEILING_SECONDS, wait_for
 
-# Stages of the pipeline, in order; "report" is the stage still to come. reference (the dbt seeds: geography
-# and indicator catalogue) and intermediate (dbt's middle layer) sit between raw and marts.
+# Stages of the pipeline, in order; "report" is the stage still to come. reference (the city's geography and
+# the indicator catalogue seed) and intermediate (dbt's middle layer) sit between raw and marts.
 GROUPS = ["raw", "reference", "staging", "intermediate", "marts", "classification", "publish", "report"]
 CONTROL_ASSETS = {"raw/register": "raw", "raw/sgb2": "raw", "raw/sgb12": "raw", "raw/asylblg": "raw",
                   "raw/deliveries": "raw",
@@ -117,8 +118,11 @@ def dbt_assets() -> dict[str, str]:
     """Every dbt model and seed as the asset key it must have and the group it belongs to."""
     models = {f"{path.parent.name}/{path.stem}": path.parent.name
               for path in (DBT_PROJECT_DIR / "models").glob("*/*.sql")}
-    seeds = {f"reference/{path.stem}": "reference" for path in (DBT_PROJECT_DIR / "seeds").rglob("*.csv")}
-    return {**models, **seeds}
+    # the seeds dbt loads (seeds/reference is disabled: the benchmark's copy of the geography)
+    seeds = {f"reference/{path.stem}": "reference"
+             for path in (DBT_PROJECT_DIR / "seeds" / "catalogue").rglob("*.csv")}
+    geography = {f"reference/{table}": "reference" for table in REFERENCE_TABLES}  # not dbt: read by it
+    return {**models, **seeds, **geography}
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from social_monitor.disclosure import Catalogue, DisclosureRule, _intervals, apply, audit, suppress
+from social_monitor.disclosure import Catalogue, DisclosureRule, Hierarchy, _intervals, apply, audit, suppress
 
 RULE = DisclosureRule(min_count=3, min_population_for_rates=100)
 LEVELS = ("city", "stadtbezirk", "statistischer_bezirk", "sozialraum", "unterbezirk")
@@ -35,19 +35,23 @@ CATALOGUE = Catalogue.from_rows(CATALOGUE_ROWS)
 BASE = ("young", "old", "scheme_a", "scheme_b")  # counts per Unterbezirk; everything else follows from them
 
 
-def areas_frame(tree: dict[str, tuple[str, str, str]]) -> pl.DataFrame:
-    """Unterbezirk -> (Bezirk, Sozialraum, Stadtbezirk) as the marts' areas table."""
-    rows = [{"area_level": "city", "area_id": "city", "stadtbezirk_id": None, "bezirk_id": None,
-             "sozialraum_id": None}]
-    rows += [{"area_level": "stadtbezirk", "area_id": s, "stadtbezirk_id": s, "bezirk_id": None, "sozialraum_id": None}
-             for s in sorted({s for _, _, s in tree.values()})]
-    rows += [{"area_level": "statistischer_bezirk", "area_id": b, "stadtbezirk_id": s, "bezirk_id": b,
-              "sozialraum_id": None} for b, s in sorted({(b, s) for b, _, s in tree.values()})]
-    rows += [{"area_level": "sozialraum", "area_id": r, "stadtbezirk_id": None, "bezirk_id": None, "sozialraum_id": r}
-             for r in sorted({r for _, r, _ in tree.values()})]
-    rows += [{"area_level": "unterbezirk", "area_id": u, "stadtbezirk_id": s, "bezirk_id": b, "sozialraum_id": r}
-             for u, (b, r, s) in sorted(tree.items())]
-    return pl.DataFrame(rows)
+def hierarchy_of(tree: dict[str, tuple[str, str, str]]) -> Hierarchy:
+    """Unterbezirk -> (Bezirk, Sozialraum, Stadtbezirk) as the published area_levels and area_hierarchy say it:
+    Unterbezirke in Bezirke in Stadtbezirke, and Sozialräume grouping Unterbezirke across Bezirk lines."""
+    levels = pl.DataFrame({"area_level": ["city", "stadtbezirk", "statistischer_bezirk", "sozialraum", "unterbezirk"],
+                           "parent_level": [None, "city", "stadtbezirk", None, "statistischer_bezirk"],
+                           "level_order": [0, 1, 2, 3, 4]})
+    rows = [("stadtbezirk", s, "city", "city", True) for s in sorted({s for _, _, s in tree.values()})]
+    rows += [("sozialraum", r, "city", "city", True) for r in sorted({r for _, r, _ in tree.values()})]
+    for b, s in sorted({(b, s) for b, _, s in tree.values()}):
+        rows += [("statistischer_bezirk", b, "stadtbezirk", s, True),
+                 ("statistischer_bezirk", b, "city", "city", False)]
+    for u, (b, r, s) in sorted(tree.items()):
+        rows += [("unterbezirk", u, "statistischer_bezirk", b, True), ("unterbezirk", u, "sozialraum", r, True),
+                 ("unterbezirk", u, "stadtbezirk", s, False), ("unterbezirk", u, "city", "city", False)]
+    hierarchy = pl.DataFrame(rows, schema=["area_level", "area_id", "container_level", "container_id", "is_direct"],
+                             orient="row")
+    return Hierarchy.from_tables(levels, hierarchy)
 
 
 def members(tree: dict[str, tuple[str, str, str]]) -> dict[tuple[str, str], list[str]]:
@@ -180,12 +184,12 @@ def test_a_part_published_beside_its_total_and_siblings_is_recovered_by_subtract
         .otherwise(None).alias("suppression"))
     primary_only = primary_only.with_columns(*[pl.when(pl.col("suppression").is_not_null()).then(None)
                                                .otherwise(pl.col(c)).alias(c) for c in ("numerator", "denominator")])
-    before = audit(primary_only, areas_frame(TREE), CATALOGUE, RULE)
+    before = audit(primary_only, hierarchy_of(TREE), CATALOGUE, RULE)
     assert before.by_subtraction == {2018: 1} and before.recoverable == {2018: 1} and not before.passed
     assert attacker(TREE, counts, primary_only, RULE)[0] == 1
 
-    published = apply(cells, areas_frame(TREE), RULE, CATALOGUE)
-    after = audit(published, areas_frame(TREE), CATALOGUE, RULE)
+    published = apply(cells, hierarchy_of(TREE), RULE, CATALOGUE)
+    after = audit(published, hierarchy_of(TREE), CATALOGUE, RULE)
     assert after.passed and not after.by_subtraction and not after.recoverable and not after.under_protected
     assert attacker(TREE, counts, published, RULE) == (0, 0)
     assert reasons(published, "scheme_b")["u2"] == "small_count"
@@ -198,7 +202,7 @@ def test_a_part_published_beside_its_total_and_siblings_is_recovered_by_subtract
         one_less = cells.with_columns(pl.Series("suppression", flags[:row] + [None] + flags[row + 1:]))
         one_less = one_less.with_columns(*[pl.when(pl.col("suppression").is_not_null()).then(None)
                                            .otherwise(pl.col(c)).alias(c) for c in ("numerator", "denominator")])
-        assert audit(one_less, areas_frame(TREE), CATALOGUE, RULE).recoverable.get(2018, 0) > 0, row
+        assert audit(one_less, hierarchy_of(TREE), CATALOGUE, RULE).recoverable.get(2018, 0) > 0, row
         assert attacker(TREE, counts, one_less, RULE)[0] > 0, row
 
 
@@ -221,8 +225,8 @@ def test_the_linear_program_pins_what_no_single_subtraction_gives():
 def test_a_change_since_the_previous_cycle_is_a_relation_between_cycles():
     counts = {2018: counts_of({u: 20 for u in TREE})[2018], 2025: counts_of({u: 20 for u in TREE}, old=201)[2018]}
     counts[2025]["u3"]["old"] = 2  # a small age group in 2025 (residents, change and rates around it)
-    published = apply(cells_frame(TREE, counts), areas_frame(TREE), RULE, CATALOGUE)
-    assert audit(published, areas_frame(TREE), CATALOGUE, RULE).passed
+    published = apply(cells_frame(TREE, counts), hierarchy_of(TREE), RULE, CATALOGUE)
+    assert audit(published, hierarchy_of(TREE), CATALOGUE, RULE).passed
     assert attacker(TREE, counts, published, RULE) == (0, 0)
 
 
@@ -230,23 +234,23 @@ def test_a_declared_relation_the_data_contradicts_is_refused():
     wrong = Catalogue.from_rows([dict(r, numerator_sum_of="young") if r["indicator_id"] == "residents" else r
                                  for r in CATALOGUE_ROWS])
     with pytest.raises(ValueError, match="declared sum_of relation of 'residents' does not hold in cycle 2018"):
-        suppress(cells_frame(TREE, counts_of({u: 20 for u in TREE})), areas_frame(TREE), RULE, wrong)
+        suppress(cells_frame(TREE, counts_of({u: 20 for u in TREE})), hierarchy_of(TREE), RULE, wrong)
 
 
 def test_rates_of_small_areas_are_withheld_but_not_secret():
     counts = counts_of({u: 20 for u in TREE}, young=30, old=20)
-    published = apply(cells_frame(TREE, counts), areas_frame(TREE), RULE, CATALOGUE)
+    published = apply(cells_frame(TREE, counts), hierarchy_of(TREE), RULE, CATALOGUE)
     assert set(reasons(published, "rate").values()) == {"small_population", None}
     assert reasons(published, "rate")["u1"] == "small_population"
     assert set(reasons(published, "residents").values()) == {None}
-    result = audit(published, areas_frame(TREE), CATALOGUE, RULE)
+    result = audit(published, hierarchy_of(TREE), CATALOGUE, RULE)
     assert result.passed and result.suppressed[2018] > 0 and not result.confidential
 
 
 def test_the_city_value_is_emptied_with_the_city_cell():
     counts = counts_of({"u1": 1, "u2": 0, "u3": 0, "u4": 0, "u5": 0})  # the city has a single scheme_b recipient
     cells = cells_frame(TREE, counts).with_columns(pl.lit(1.0).alias("city_value"))
-    published = apply(cells, areas_frame(TREE), RULE, CATALOGUE)
+    published = apply(cells, hierarchy_of(TREE), RULE, CATALOGUE)
     assert published.filter(pl.col("indicator_id") == "scheme_b")["city_value"].is_null().all()
     assert published.filter(pl.col("indicator_id") == "young")["city_value"].is_not_null().all()
 
@@ -290,7 +294,7 @@ def cities(draw):
 @given(cities())
 def test_generated_cities_leave_no_suppressed_cell_recoverable(city):
     tree, counts = city
-    areas = areas_frame(tree)
+    areas = hierarchy_of(tree)
     published = apply(cells_frame(tree, counts), areas, RULE, CATALOGUE)
     assert published.filter(pl.col("numerator").is_between(1, 2) | pl.col("denominator").is_between(1, 2)).is_empty()
     result = audit(published, areas, CATALOGUE, RULE)

@@ -37,10 +37,13 @@ PUBLISHED_AT = dt.datetime(2026, 3, 1, 12, 30)
 
 def _rows() -> dict[str, list[tuple]]:
     """Rows of every published table for two cycles: city, two Sozialräume, one Unterbezirk."""
-    areas = [("city", "0", "Musterstadt", None, None, None, "published"),
-             ("sozialraum", "S1", "Nordstadt", "1", None, "S1", "published"),
-             ("sozialraum", "S2", "Südstadt", "2", None, "S2", "assumed"),
-             ("unterbezirk", "011", "Hafen", "1", "01", "S1", "published")]
+    areas = [("city", "0", "Musterstadt", "published"), ("sozialraum", "S1", "Nordstadt", "published"),
+             ("sozialraum", "S2", "Südstadt", "assumed"), ("unterbezirk", "011", "Hafen", "published")]
+    area_levels = [("city", "Gesamtstadt", "Gesamtstadt", None, None, False, 0),
+                   ("sozialraum", "Sozialraum", "Sozialräume", None, "unterbezirk", False, 1),
+                   ("unterbezirk", "Unterbezirk", "Unterbezirke", "city", None, True, 2)]
+    hierarchy = [("sozialraum", "S1", "city", "0", True), ("sozialraum", "S2", "city", "0", True),
+                 ("unterbezirk", "011", "sozialraum", "S1", True), ("unterbezirk", "011", "city", "0", True)]
     indicators = [("residents", 10, "Einwohnerinnen und Einwohner", "Einwohner am 31.12.", "residents", None,
                    "Personen", 1, "neutral", "Bevölkerung"),
                   ("transfer_rate", 20, "Transferleistungsquote", "Empfänger je 100 Einwohner", "recipients",
@@ -75,7 +78,8 @@ def _rows() -> dict[str, list[tuple]]:
                           True, cycle == 2025))
     methods = [("mss_style", "MSS-Stil", "sozialraum", "Status-Index", "Berlin MSS", "status", "Aufmerksamkeit",
                 300.0, "id: mss_style\n", None)]
-    rows = {"areas": areas, "indicators": indicators, "area_indicators": cells, "action_areas": action,
+    rows = {"areas": areas, "area_levels": area_levels, "area_hierarchy": hierarchy, "indicators": indicators,
+            "area_indicators": cells, "action_areas": action,
             "action_area_indicators": action_ind, "action_area_quartiere": quartiere,
             "classification_methods": methods, "area_classifications": classes,
             "area_classification_dimensions": dims, "area_classification_indicators": class_ind}

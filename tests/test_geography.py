@@ -49,8 +49,9 @@ def test_every_base_area_lies_in_exactly_one_area_of_every_level():
     assert all(area == base[:2] for base, level, area in memberships if level == "statistischer_bezirk")
 
 
-def test_the_geography_agrees_with_the_dbt_seeds_until_dbt_reads_it():
-    """Interim: dbt still reads its own copy in dbt_project/seeds/reference; both must hold the same areas."""
+def test_the_geography_agrees_with_the_benchmark_copy_until_the_baselines_read_it():
+    """Interim: the benchmark's baselines still read a copy in dbt_project/seeds/reference (dbt no longer
+    loads it); both must hold the same areas."""
     seeds = Path(__file__).resolve().parents[1] / "dbt_project" / "seeds" / "reference"
     if not seeds.is_dir():
         pytest.skip("dbt reads the geography of the city folder")

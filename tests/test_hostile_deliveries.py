@@ -40,8 +40,9 @@ from hypothesis import strategies as st
 from schemas.raw import code_lists
 from social_monitor import cli
 from social_monitor.deliveries import Manifest, read_manifest, reference_date_of, write_manifest
+from social_monitor.geography import load_geography
 from social_monitor.ingest import MAX_MESSAGE_CHARS, DeliveryError, LoadResult, load_delivery
-from social_monitor.settings import DEFAULT_CITY, PROJECT_DIR, copy_city
+from social_monitor.settings import DEFAULT_CITY, PROJECT_DIR, city_dir, copy_city
 from tests.deliveries import LAYOUTS
 from tests.pipeline_env import BIN, DAGSTER
 
@@ -50,8 +51,9 @@ MARK = "PII"  # every marked personal value starts with it; no message, check or
 PERSON_TABLES = {source.table for source in LAYOUTS.values()}
 CSV_SOURCES = sorted(name for name, source in LAYOUTS.items() if source.file_format == "csv")
 HEADERS = {name: list(source.file_columns) for name, source in LAYOUTS.items()}
-CODES = {name: {header: code_lists(source.contract)[column]
-                for header, column in source.file_columns.items() if column in code_lists(source.contract)}
+AREA_KEYS = load_geography(city_dir(DEFAULT_CITY)).base_keys(CYCLE)  # the sample city's, as generated
+CODES = {name: {header: code_lists(source.contract, AREA_KEYS)[column]
+                for header, column in source.file_columns.items() if column in code_lists(source.contract, AREA_KEYS)}
          for name, source in LAYOUTS.items()}
 ODD_DATES = ["01.01.0000", "00.00.0000", "31.02.1961", "29.02.1900", "1.1.1", "01.01.10000", "31.12.9999",
              "01.01.-001", "1961-03-17", "17.03.61", "17.03.1961 00:00:00", "۱۷.۰۳.۱۹۶۱"]

@@ -93,8 +93,8 @@ def test_a_delivery_of_several_batches_is_reported_as_one_batch(tmp_path, monkey
     batches: list[int] = []
     one_batch = ingest._batch_schema
 
-    def counting_schema(contract):
-        schema = one_batch(contract)
+    def counting_schema(contract, area_keys=None):
+        schema = one_batch(contract, area_keys)
 
         class Counting:
             def validate(self, frame, **options):

@@ -103,7 +103,7 @@ def test_after_the_two_runs_the_warehouse_is_consistent(two_runs):
             assert stored == accepted, source  # each delivery loaded once, not twice
         # the marts counted the deliveries as they were last loaded, not a load that happened during the count
         loaded = con.execute(f"select max(loaded_at) from raw.deliveries where report_cycle = {CYCLE}").fetchone()[0]
-        counted = con.execute("select distinct deliveries_loaded_at from intermediate.int_unterbezirk_counts "
+        counted = con.execute("select distinct deliveries_loaded_at from intermediate.int_base_area_counts "
                               f"where report_cycle = {CYCLE}").fetchall()
         assert counted == [(loaded,)]
     with duckdb.connect(str(two_runs["published"]), read_only=True) as con:
@@ -159,8 +159,9 @@ def test_a_warehouse_locked_by_another_process_fails_with_one_line(two_runs, tmp
         assert first, (done.stdout + done.stderr)[-3000:]
         assert all(line.startswith("dagster._core.definitions.events.Failure: " + expected) for line in first), first
         assert all(f"PID {holder.pid})" in line for line in first), first
-    # dbt's step is the one that met the lock in the build (the Dagster process itself holds no connection)
-    assert 'Execution of step "dbt_models" failed' in build.stdout + build.stderr
+    # the geography's step (the first to write the warehouse) met the lock in the build (the Dagster process
+    # itself holds no connection)
+    assert 'Execution of step "geography" failed' in build.stdout + build.stderr
     print("\n".join(["", *failure_lines(ingest.stdout + ingest.stderr), *failure_lines(build.stdout + build.stderr),
                       cli.stderr]))
     assert cli.returncode == 1

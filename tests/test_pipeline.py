@@ -140,10 +140,10 @@ def test_published_file_holds_only_aggregates_and_opens_read_only(run):
     with duckdb.connect(str(run["published"]), read_only=True) as con:
         tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
         columns = {r[0] for r in con.execute("select column_name from information_schema.columns").fetchall()}
-    assert tables == {"areas", "indicators", "area_indicators", "action_areas", "action_area_indicators",
-                      "action_area_quartiere", "classification_methods", "area_classifications",
-                      "area_classification_dimensions", "area_classification_indicators", "publication",
-                      "disclosure_audit"}
+    assert tables == {"areas", "area_levels", "area_hierarchy", "indicators", "area_indicators", "action_areas",
+                      "action_area_indicators", "action_area_quartiere", "classification_methods",
+                      "area_classifications", "area_classification_dimensions", "area_classification_indicators",
+                      "publication", "disclosure_audit"}
     assert not any("person" in c or "birth" in c for c in columns)
     assert not Path(str(run["published"]) + ".tmp").exists()
 
@@ -192,15 +192,12 @@ def test_published_file_is_protected_by_disclosure_control(run):
         # a published total never has exactly one suppressed part (it would give it by subtraction)
         exposed = con.execute(
             """
-            with parts as (
-                select area_level, area_id, 'statistischer_bezirk' as parent_level, bezirk_id as parent_id
-                from areas where area_level = 'unterbezirk'
-                union all select area_level, area_id, 'sozialraum', sozialraum_id from areas
-                where area_level = 'unterbezirk'
-                union all select area_level, area_id, 'stadtbezirk', stadtbezirk_id from areas
-                where area_level = 'statistischer_bezirk'
-                union all select area_level, area_id, 'city', 'city' from areas
-                where area_level in ('stadtbezirk', 'sozialraum')
+            with parts as (  -- the sample city's additive relations, written out here
+                select area_level, area_id, container_level as parent_level, container_id as parent_id
+                from area_hierarchy
+                where (area_level, container_level) in (('unterbezirk', 'statistischer_bezirk'),
+                    ('unterbezirk', 'sozialraum'), ('statistischer_bezirk', 'stadtbezirk'), ('stadtbezirk', 'city'),
+                    ('sozialraum', 'city'))
             )
             select count(*) from (
                 select v.report_cycle, v.indicator_id, p.parent_level, p.parent_id,

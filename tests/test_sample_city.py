@@ -21,12 +21,12 @@ import pyarrow.parquet as pq
 import pytest
 from pandera.config import ValidationDepth, config_context
 
-from schemas.reference import REFERENCE_DIR
 from social_monitor.deliveries import reference_date_of
 from social_monitor.layouts import SourceLayout
 from social_monitor.sample_city import generate
 from social_monitor.sample_city.calibration import plan_cycle
 from social_monitor.sample_city.cli import main as sample_city_main
+from social_monitor.sample_city.reference import read_reference
 from social_monitor.settings import city_dir
 from tests.deliveries import LAYOUTS
 
@@ -72,11 +72,9 @@ def small_city(tmp_path_factory) -> Path:
 def _load(directory: Path, cycles: tuple[int, ...]) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the generated files of ``cycles`` and one row per Unterbezirk and cycle."""
     con = duckdb.connect()
-    con.execute(f"create table ub as select * from read_csv('{REFERENCE_DIR / 'unterbezirke.csv'}', all_varchar=true)")
-    con.execute(
-        f"create table sb as select * from read_csv('{REFERENCE_DIR / 'statistische_bezirke.csv'}', all_varchar=true)"
-    )
-    con.execute(f"create table sr as select * from read_csv('{REFERENCE_DIR / 'sozialraeume.csv'}', all_varchar=true)")
+    for table, name in (("ub", "unterbezirke"), ("sb", "statistische_bezirke"), ("sr", "sozialraeume")):
+        frame = pl.DataFrame(list(read_reference(name)))  # noqa: F841 - read by DuckDB
+        con.execute(f"create table {table} as select * from frame")
     selects = {"register": [], "recipients": []}
     for cycle in cycles:
         ref = reference_date_of(cycle)

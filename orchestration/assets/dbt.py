@@ -1,7 +1,7 @@
 """The dbt models (staging → intermediate → marts) and the reference seeds as Dagster assets.
 
 One `dbt build` over every loaded report cycle; the one model that reads every person
-(int_unterbezirk_counts) is incremental and recomputes only the cycles whose deliveries changed. dbt tests
+(int_base_area_counts) is incremental and recomputes only the cycles whose deliveries changed. dbt tests
 become asset checks.
 """
 
@@ -66,7 +66,7 @@ def _leading_comment(sql: str) -> str:
 
 
 class DbtBuildConfig(dg.Config):
-    """Run config of the dbt step. int_unterbezirk_counts recomputes only the report cycles whose deliveries
+    """Run config of the dbt step. int_base_area_counts recomputes only the report cycles whose deliveries
     changed; after a change of a model's SQL, rebuild every table from scratch with full_refresh."""
 
     full_refresh: bool = False

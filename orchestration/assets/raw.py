@@ -10,6 +10,7 @@ import dagster as dg
 from orchestration.partitions import SINGLE_RUN, report_cycle_partitions
 from orchestration.resources import PipelineSettings, WarehouseResource
 from social_monitor.deliveries import SOURCES, ManifestError, Source, find_manifest, reference_date_of
+from social_monitor.geography import GeographyError, load_geography
 from social_monitor.ingest import DeliveryError, load_delivery
 from social_monitor.layouts import LAYOUT_FILE, LayoutError, load_layouts
 from social_monitor.pseudonyms import PseudonymKey
@@ -38,9 +39,11 @@ def build_raw_asset(source: Source) -> dg.AssetsDefinition:
     )
     def _raw(context: dg.AssetExecutionContext, warehouse: WarehouseResource, pipeline: PipelineSettings):
         config = CityConfig.from_file(Path(pipeline.config_path))
-        try:
-            layout = load_layouts(config.config_dir)[source.name]
-        except LayoutError as exc:
+        city = pipeline.city_folder()
+        try:  # the city's delivery layout, and the area keys a delivery may carry per report cycle
+            layout = load_layouts(city)[source.name]
+            geography = load_geography(city)
+        except (LayoutError, GeographyError) as exc:
             raise dg.Failure(description=str(exc)) from None
         pseudonym_key = PseudonymKey.from_env()
         if pseudonym_key.is_development:
@@ -59,7 +62,8 @@ def build_raw_asset(source: Source) -> dg.AssetsDefinition:
                     )
                 try:
                     result = load_delivery(con, manifest, policy=config.ingest_policy,
-                                           max_rejected_share=config.quarantine_max_share, key=pseudonym_key)
+                                           max_rejected_share=config.quarantine_max_share, key=pseudonym_key,
+                                           area_keys=geography.base_keys(manifest.report_cycle))
                 except (DeliveryError, ManifestError) as exc:
                     raise dg.Failure(description=str(exc)) from None
                 context.log.info(
@@ -103,7 +107,7 @@ delivery_log = dg.AssetSpec(
     owners=["team:statistics-office"],
     description="Delivery log (raw.deliveries): one row per loaded delivery with source, report cycle, file, "
     "SHA-256, rows in, accepted and rejected, and load time. Written by every raw asset; "
-    "intermediate/int_unterbezirk_counts recounts only the cycles whose deliveries were loaded again.",
+    "intermediate/int_base_area_counts recounts only the cycles whose deliveries were loaded again.",
     metadata={"warehouse_table": "raw.deliveries"},
 )
 

@@ -35,25 +35,28 @@ def classify_in_warehouse(con: duckdb.DuckDBPyConnection, rule: ActionAreaRule) 
     """Classify from ``marts.area_indicators`` and write ``classification.action_areas`` and its details."""
     indicators = list(rule.indicators) + ([rule.quartier_indicator] if rule.quartier_indicator else [])
     placeholders = ", ".join("?" for _ in indicators)
+    # the Quartiere are the areas of the base level (the level deliveries carry), each in its area of the rule's
+    # level (marts.area_hierarchy)
+    base = con.execute("select area_level from marts.area_levels where is_base").fetchone()[0]
     values = con.execute(
         "select report_cycle, area_level, area_id, indicator_id, value, city_value from marts.area_indicators "
-        f"where area_level in (?, 'unterbezirk') and indicator_id in ({placeholders})",
-        [rule.area_level, *indicators],
+        f"where area_level in (?, ?) and indicator_id in ({placeholders})",
+        [rule.area_level, base, *indicators],
     ).pl()
     catalogue = _catalogue(con)
-    areas = con.execute("select area_level, area_id, area_name, sozialraum_id from marts.areas").pl()
+    areas = con.execute("select area_level, area_id, area_name from marts.areas").pl()
     level_names = areas.filter(areas["area_level"] == rule.area_level)
-    unterbezirke = areas.filter(areas["area_level"] == "unterbezirk")
-    level_key = {"sozialraum": "sozialraum_id"}.get(rule.area_level)
+    unterbezirke = areas.filter(areas["area_level"] == base)
+    containing = con.execute("select area_id, container_id from marts.area_hierarchy "
+                             "where area_level = ? and container_level = ?", [base, rule.area_level]).fetchall()
 
     result = classify_action_areas(
         values.filter(values["area_level"] == rule.area_level).drop("area_level"),
         catalogue,
         rule,
         area_names=dict(zip(level_names["area_id"], level_names["area_name"], strict=True)),
-        quartier_indicators=values.filter(values["area_level"] == "unterbezirk").drop("area_level"),
-        quartier_areas=(dict(zip(unterbezirke["area_id"], unterbezirke[level_key], strict=True))
-                        if level_key else None),
+        quartier_indicators=values.filter(values["area_level"] == base).drop("area_level"),
+        quartier_areas=dict(containing) or None,
         quartier_names=dict(zip(unterbezirke["area_id"], unterbezirke["area_name"], strict=True)),
     )
     con.execute(f"create schema if not exists {SCHEMA}")

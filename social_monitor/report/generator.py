@@ -73,7 +73,10 @@ class Published:
                 city_name=publication["city_name"][0] if publication.height else "",
                 cycles=sorted(values["report_cycle"].unique().to_list()),
                 indicators=table("select * from indicators order by sort_order"),
-                areas=table("select * from areas"),
+                # each area with the Sozialraum it lies in (the report's maps and labels are still Dortmund's)
+                areas=table("select a.*, h.container_id as sozialraum_id from areas a left join area_hierarchy h "
+                            "on h.area_level = a.area_level and h.area_id = a.area_id "
+                            "and h.container_level = 'sozialraum'"),
                 values=values,
                 action_areas=table("select * from action_areas"),
                 quartiere=table("select * from action_area_quartiere"),

@@ -28,9 +28,8 @@ import polars as pl
 import shapely
 from shapely.geometry import MultiPolygon, Point, Polygon, mapping, shape
 
-from social_monitor.settings import PROJECT_DIR
+from social_monitor.sample_city.reference import read_reference
 
-REFERENCE_DIR = PROJECT_DIR / "dbt_project" / "seeds" / "reference"
 SAMPLE_GEOMETRY = Path(__file__).with_name("geometry.geojson")
 GEOMETRY_ENV = "SOCIAL_MONITOR_GEOMETRY"
 CODE_PROPERTY_ENV = "SOCIAL_MONITOR_GEOMETRY_CODE_PROPERTY"
@@ -66,12 +65,12 @@ class Reference:
     names: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @classmethod
-    def from_seeds(cls, directory: Path = REFERENCE_DIR) -> Reference:
+    def from_seeds(cls, folder: Path | None = None) -> Reference:
+        """From the sample city's geography (``folder``: a copy of its city folder; default config/dortmund)."""
         def read(name: str) -> pl.DataFrame:
-            return pl.read_csv(directory / name, infer_schema_length=0)
+            return pl.DataFrame(list(read_reference(name, folder)), infer_schema_length=None)
 
-        ub, bz, sr, sb = (read(f"{n}.csv") for n in
-                          ("unterbezirke", "statistische_bezirke", "sozialraeume", "stadtbezirke"))
+        ub, bz, sr, sb = (read(n) for n in ("unterbezirke", "statistische_bezirke", "sozialraeume", "stadtbezirke"))
         ub = ub.join(bz.select("bezirk_id", "stadtbezirk_id"), on="bezirk_id")
         names = {("city", "city"): "Stadt"}
         for level, frame, id_col, name_col in (

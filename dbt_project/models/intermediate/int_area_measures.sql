@@ -1,34 +1,37 @@
--- Every count at every area level, in long form: Unterbezirk counts added up to statistischer Bezirk,
--- Sozialraum, Stadtbezirk and city (never averaged), plus the population of the previous cycle.
-with unterbezirk_counts as (
-    select counts.* exclude (deliveries_loaded_at, sgb2_age_bound), areas.bezirk_id, areas.sozialraum_id,
-        areas.stadtbezirk_id
-    from {{ ref('int_unterbezirk_counts') }} as counts
-    inner join {{ ref('int_area_hierarchy') }} as areas
-        on counts.unterbezirk_id = areas.unterbezirk_id
-),
-
-long as (
-    unpivot unterbezirk_counts
-    on columns(* exclude (report_cycle, unterbezirk_id, bezirk_id, sozialraum_id, stadtbezirk_id))
+-- Every count at every area level, in long form: the counts of the base areas added up to every area they lie
+-- in (the geography's memberships of the report cycle: the base level itself, every level above it, every
+-- level grouping base areas and the city; never averaged), plus the population of the previous cycle. A base
+-- area of the geography without a resident or recipient counts zero.
+with long as (
+    unpivot (select * exclude (deliveries_loaded_at, sgb2_age_bound) from {{ ref('int_base_area_counts') }})
+    on columns(* exclude (report_cycle, base_area_id))
     into name measure_id value measure_value
 ),
 
+measures as (
+    select distinct measure_id from long
+),
+
+memberships as (
+    select report_cycle, base_area_id, area_level, area_id
+    from {{ source('reference', 'area_memberships') }}
+    where report_cycle in (select report_cycle from {{ ref('int_report_cycles') }})
+),
+
 by_level as (
-    {% set levels = [
-        ('unterbezirk', 'unterbezirk_id'),
-        ('statistischer_bezirk', 'bezirk_id'),
-        ('sozialraum', 'sozialraum_id'),
-        ('stadtbezirk', 'stadtbezirk_id'),
-        ('city', "'city'"),
-    ] %}
-    {% for level, key in levels %}
-    select report_cycle, '{{ level }}' as area_level, {{ key }} as area_id, measure_id,
-        cast(sum(measure_value) as bigint) as measure_value
-    from long
+    select
+        memberships.report_cycle,
+        memberships.area_level,
+        memberships.area_id,
+        measures.measure_id,
+        cast(coalesce(sum(long.measure_value), 0) as bigint) as measure_value
+    from memberships
+    cross join measures
+    left join long
+        on memberships.report_cycle = long.report_cycle
+        and memberships.base_area_id = long.base_area_id
+        and measures.measure_id = long.measure_id
     group by all
-    {% if not loop.last %}union all{% endif %}
-    {% endfor %}
 ),
 
 previous_residents as (

@@ -1,30 +1,30 @@
 -- Every person receiving a transfer benefit (SGB II, SGB XII, AsylbLG) at a reference date, placed in the
--- Unterbezirk of the benefit record. A person in several schemes is counted once, in the first of
--- SGB II, SGB XII, AsylbLG. Person-level: private warehouse only. A view: int_unterbezirk_counts reads it
+-- base area of the benefit record (the level deliveries carry). A person in several schemes is counted once, in the first of
+-- SGB II, SGB XII, AsylbLG. Person-level: private warehouse only. A view: int_base_area_counts reads it
 -- only for the report cycles it recomputes, and no person-level copy is stored beside raw.
 {{ config(materialized='view') }}
 with recipients as (
-    select report_cycle, person_key, unterbezirk_id, age_years, 'sgb2' as scheme, 1 as priority
+    select report_cycle, person_key, base_area_id, age_years, 'sgb2' as scheme, 1 as priority
     from {{ ref('stg_sgb2__recipients') }}
 
     union all
 
     select
-        report_cycle, person_key, unterbezirk_id, age_years,
+        report_cycle, person_key, base_area_id, age_years,
         case benefit_kind when 'HLU' then 'sgb12_hlu' else 'sgb12_gsi' end as scheme,
         2 as priority
     from {{ ref('stg_sgb12__recipients') }}
 
     union all
 
-    select report_cycle, person_key, unterbezirk_id, age_years, 'asylblg' as scheme, 3 as priority
+    select report_cycle, person_key, base_area_id, age_years, 'asylblg' as scheme, 3 as priority
     from {{ ref('stg_asylblg__recipients') }}
 )
 
 select
     report_cycle,
     person_key,
-    unterbezirk_id,
+    base_area_id,
     age_years,
     scheme
 from recipients

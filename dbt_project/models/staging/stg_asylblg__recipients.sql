@@ -7,6 +7,6 @@ select
     report_cycle,
     reference_date,
     person_key,
-    unterbezirk_id,
+    unterbezirk_id as base_area_id,
     {{ age_at('birth_date', 'reference_date') }} as age_years
 from source

@@ -9,7 +9,7 @@ select
     report_cycle,
     reference_date,
     person_key,
-    unterbezirk_id,
+    unterbezirk_id as base_area_id,
     sex,
     nationality_group,
     nationality_group <> 'deutsch' as is_non_german,

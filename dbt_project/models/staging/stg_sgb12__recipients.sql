@@ -8,6 +8,6 @@ select
     reference_date,
     person_key,
     benefit_kind,
-    unterbezirk_id,
+    unterbezirk_id as base_area_id,
     {{ age_at('birth_date', 'reference_date') }} as age_years
 from source

@@ -1,5 +1,7 @@
--- Counts per report cycle and Unterbezirk, the lowest level: every other level adds these up.
--- Every Unterbezirk of the reference geography has a row in every complete cycle (zero where empty).
+-- Counts per report cycle and base area (the level deliveries carry): every other level adds these up
+-- (int_area_measures, along the geography's memberships). A base area with neither a resident nor a
+-- recipient has no row here; int_area_measures gives every base area of the geography its zeros, so this
+-- model does not depend on the geography and a changed geography needs no recount.
 --
 -- Incremental by report cycle: the only model that reads every person, so it recomputes only the cycles
 -- whose deliveries were (re)loaded since it counted them (raw.deliveries.loaded_at), that it has not
@@ -37,7 +39,7 @@ cycles as (
 residents as (
     select
         report_cycle,
-        unterbezirk_id,
+        base_area_id,
         count(*) as residents,
         count(*) filter (where age_years < 15) as residents_age_0_14,
         count(*) filter (where age_years between 15 and 64) as residents_age_15_64,
@@ -47,13 +49,13 @@ residents as (
         count(*) filter (where is_non_german) as residents_non_german
     from {{ ref('stg_register__persons') }}
     where is_main_residence and report_cycle in (select report_cycle from cycles)
-    group by report_cycle, unterbezirk_id
+    group by report_cycle, base_area_id
 ),
 
 recipients as (
     select
         report_cycle,
-        unterbezirk_id,
+        base_area_id,
         count(*) as recipients_transfer,
         count(*) filter (where age_years < 15) as recipients_transfer_age_0_14,
         count(*) filter (where age_years >= 65) as recipients_transfer_age_65_plus,
@@ -63,12 +65,12 @@ recipients as (
         count(*) filter (where scheme = 'asylblg') as recipients_asylblg
     from {{ ref('int_transfer_recipients') }}
     where report_cycle in (select report_cycle from cycles)
-    group by report_cycle, unterbezirk_id
+    group by report_cycle, base_area_id
 )
 
 select
     cycles.report_cycle,
-    areas.unterbezirk_id,
+    counted.base_area_id,
     coalesce(residents.residents, 0) as residents,
     coalesce(residents.residents_age_0_14, 0) as residents_age_0_14,
     coalesce(residents.residents_age_15_64, 0) as residents_age_15_64,
@@ -87,8 +89,13 @@ select
     cycles.deliveries_loaded_at,
     {{ bound }} as sgb2_age_bound
 from cycles
-cross join {{ ref('int_area_hierarchy') }} as areas
+inner join (
+    select report_cycle, base_area_id from residents
+    union
+    select report_cycle, base_area_id from recipients
+) as counted
+    on cycles.report_cycle = counted.report_cycle
 left join residents
-    on cycles.report_cycle = residents.report_cycle and areas.unterbezirk_id = residents.unterbezirk_id
+    on counted.report_cycle = residents.report_cycle and counted.base_area_id = residents.base_area_id
 left join recipients
-    on cycles.report_cycle = recipients.report_cycle and areas.unterbezirk_id = recipients.unterbezirk_id
+    on counted.report_cycle = recipients.report_cycle and counted.base_area_id = recipients.base_area_id
