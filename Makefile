@@ -12,6 +12,8 @@ export UV_NATIVE_TLS := 1
 export UV_SYSTEM_CERTS := 1
 # The city: a folder name in config/ or a path to a city folder (README: Your own city). `make run CITY=berlin`.
 CITY ?= dortmund
+# the scale of the generated sample city (make sample / make run); 1 is the city's size
+SCALE ?= 1
 export SOCIAL_MONITOR_CITY := $(CITY)
 CITY_NAME := $(notdir $(abspath $(CITY)))
 # Each city has its own data folder and Dagster home, so two cities never share a warehouse or a run history.
@@ -24,6 +26,8 @@ MODULE := -m orchestration.definitions
 .PHONY: help install sample prepare run materialize cycle rebuild rekey ingest build-marts action-areas dev test lint docs docs-serve exports report screenshots graph-screenshot benchmark clean
 
 help:
+	@echo "Every target runs the city folder config/dortmund/ unless CITY=<folder name in config/ or path> names another"
+	@echo "(make run CITY=berlin SCALE=0.1); SCALE is the sample generator's scale (default 1)."
 	@echo "make run          install, generate the sample city, materialise every asset for every cycle"
 	@echo "make test         install and run the whole test suite"
 	@echo "make cycle CYCLE=2025  (re)load one report cycle's deliveries, then rebuild marts, classification, publication"
@@ -76,7 +80,7 @@ prepare: install
 	cd dbt_project && ../$(BIN)/dbt parse --quiet --profiles-dir .
 
 $(DATA)/landing/.sample-city: | $(VENV)/.installed
-	$(BIN)/social-monitor generate --out $(DATA)/landing
+	$(BIN)/social-monitor generate --out $(DATA)/landing --scale $(SCALE)
 	touch $@
 
 sample: install

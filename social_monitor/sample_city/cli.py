@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from social_monitor.sample_city.generator import DEFAULT_SEED, generate_cycle, report_cycles
 
-DEFAULT_OUT = Path("data/landing")
 DESCRIPTION = (
     "Write the raw extracts of the city's synthetic sample city (register, SGB II, SGB XII, AsylbLG) with a "
     "manifest each, one set per report cycle (reference date 31 December), from the city folder's sample "
@@ -45,9 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out",
         type=Path,
-        default=DEFAULT_OUT,
+        default=None,
         metavar="DIR",
-        help=f"folder the files and manifests are written to, flat (default: {DEFAULT_OUT})",
+        help="folder the files and manifests are written to, flat (default: the landing folder of the selected "
+             "city, data/<city>/landing, or SOCIAL_MONITOR_LANDING_DIR)",
     )
     parser.add_argument(
         "--city",
@@ -76,10 +77,13 @@ def run(args: argparse.Namespace) -> int:
     on stderr (none with ``quiet``)."""
     from social_monitor.cli import progress
     from social_monitor.layouts import load_layouts
-    from social_monitor.settings import city_dir, load_settings
+    from social_monitor.settings import load_settings
 
     started = time.perf_counter()
-    folder = city_dir(args.city) if args.city else load_settings().city_dir
+    settings = load_settings({**os.environ, "SOCIAL_MONITOR_CITY": args.city} if args.city else None)
+    folder = settings.city_dir
+    if args.out is None:
+        args.out = settings.landing_dir
     layouts = load_layouts(folder)  # the city's delivery layouts
     cycles = args.cycles or list(report_cycles(folder))
     total = 0
