@@ -107,10 +107,14 @@ NOT_CHARACTER_SETS = {"undefined", "idna", "punycode", "unicode-escape", "raw-un
 FORMATS = ("csv", "parquet")
 
 
+def capped(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, an ellipsis marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
     """A message as one line of at most ``limit`` characters (control characters escaped)."""
-    text = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return capped("".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text), limit)
 
 
 def shown(value: object) -> str:

@@ -73,6 +73,7 @@ from schemas.raw import (
 from social_monitor.deliveries import (
     SOURCES,
     Manifest,
+    capped,
     check_identity,
     data_file_problem,
     one_line,
@@ -134,13 +135,9 @@ class DeliveryError(ValueError):
     is line 1), for ``social-monitor show-bad-lines``."""
 
     def __init__(self, message: str, problems: list[Problem] | None = None, *, line: int | None = None):
-        super().__init__(_capped(message, MAX_MESSAGE_CHARS))
+        super().__init__(capped(message, MAX_MESSAGE_CHARS))
         self.problems = problems or []
         self.line = line
-
-
-def _capped(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -154,8 +151,8 @@ class Problem:
     reason: str
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "reason", _capped(self.reason, MAX_REASON_CHARS))
-        object.__setattr__(self, "check", _capped(self.check, MAX_REASON_CHARS))
+        object.__setattr__(self, "reason", capped(self.reason, MAX_REASON_CHARS))
+        object.__setattr__(self, "check", capped(self.check, MAX_REASON_CHARS))
 
     def __str__(self) -> str:
         where = self.file
@@ -456,7 +453,7 @@ def _text_view(con: duckdb.DuckDBPyConnection, source: SourceLayout, manifest: M
     encoding = manifest.encoding.strip().lower().replace("_", "-")
     delimiter = manifest.delimiter or ";"
     if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '"\r\n':
-        raise DeliveryError(f"{name}: the separator {_capped(repr(delimiter), 20)} in the manifest "
+        raise DeliveryError(f"{name}: the separator {capped(repr(delimiter), 20)} in the manifest "
                             f"{manifest.path.name} is not one character (other than a quote or a line break)")
     csv_path, csv_encoding = _readable_by_duckdb(path, encoding, tmp)
     with open(csv_path, "rb") as handle:
@@ -503,7 +500,7 @@ def _readable_by_duckdb(path: Path, encoding: str, tmp: Path) -> tuple[Path, str
         codec = codecs.lookup(encoding).name
         "a".encode(codec)
     except (LookupError, UnicodeError):
-        raise DeliveryError(f"{path.name}: unknown encoding {_capped(repr(encoding), 60)} in the manifest") from None
+        raise DeliveryError(f"{path.name}: unknown encoding {capped(repr(encoding), 60)} in the manifest") from None
     if codec in ("cp1252", "iso8859-1"):
         undefined = CP1252_UNDEFINED if codec == "cp1252" else b""
         if not _has_bytes_80_to_9f(path, encoding, undefined):
