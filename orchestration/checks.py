@@ -93,7 +93,7 @@ def no_suppressed_cell_recoverable(pipeline: PipelineSettings) -> dg.AssetCheckR
     asset=dg.AssetKey(["classification", "action_areas"]),
     name="every_area_classified_in_every_cycle",
     description="Every area of the action-area rule's level (city.yml action_areas.area_level, a level of the "
-    "city's geography) has exactly one classification per cycle.",
+    "city's geography) valid in a cycle has exactly one classification in that cycle.",
 )
 def every_area_classified(warehouse: WarehouseResource, pipeline: PipelineSettings) -> dg.AssetCheckResult:
     level = str(CityConfig.from_file(Path(pipeline.config_path)).action_areas.get("area_level", ""))
@@ -101,7 +101,8 @@ def every_area_classified(warehouse: WarehouseResource, pipeline: PipelineSettin
         rows = con.execute(
             """
             select c.report_cycle, count(a.area_id) as classified,
-                   (select count(*) from marts.areas where area_level = ?) as expected
+                   (select count(distinct m.area_id) from reference.area_memberships m
+                    where m.report_cycle = c.report_cycle and m.area_level = ?) as expected
             from intermediate.int_report_cycles c
             left join classification.action_areas a using (report_cycle)
             group by c.report_cycle order by 1
@@ -116,18 +117,19 @@ def every_area_classified(warehouse: WarehouseResource, pipeline: PipelineSettin
 @dg.asset_check(
     asset=dg.AssetKey(["classification", "area_classifications"]),
     name="every_method_classifies_every_cycle",
-    description="Every method has a row for every report cycle and area of its level, and every included area "
-    "has a class in each dimension computed for that cycle; left-out areas carry a reason.",
+    description="Every method has a row for every report cycle and every area of its level valid in that cycle, "
+    "and every included area has a class in each dimension computed for that cycle; left-out areas carry a reason.",
 )
 def every_method_classifies_every_cycle(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     with warehouse.connect() as con:
         rows = con.execute(
             """
             with expected as (
-                select m.method_id, c.report_cycle, count(a.area_id) as areas
+                select m.method_id, c.report_cycle, count(distinct a.area_id) as areas
                 from classification.classification_methods m
                 cross join intermediate.int_report_cycles c
-                join marts.areas a on a.area_level = m.area_level
+                join reference.area_memberships a
+                  on a.area_level = m.area_level and a.report_cycle = c.report_cycle
                 group by all
             ), got as (
                 select method_id, report_cycle, count(*) as areas,

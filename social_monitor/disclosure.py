@@ -25,9 +25,10 @@ city.yml, read into ``DisclosureRule``):
     shows it.
 
   Secondary suppression is greedy: while the audit (``audit``) finds a suppressed cell it can recover or a
-  small count it can narrow below the protection interval, the cheapest published count in a relation with
-  it (fewest cells newly suppressed, then a count of at least the protection interval, then the smallest)
-  is suppressed too, and the audit runs again.
+  small count it can narrow below the protection interval, the cheapest published counts whose suppression
+  gives it room are suppressed too (a linear program on the count's neighbourhood in the relations, widened
+  until feasible: ``_Protector``), and the audit runs again. A round that can suppress nothing more ends
+  with an error naming the counts (measure, area, cycle; never a value).
 
 The audit recovers what a reader of the published file can: by subtraction in every declared relation
 (one suppressed count in a relation whose other counts are published), and by linear programming: for each
@@ -423,9 +424,17 @@ def _emptied(flagged: pl.DataFrame) -> pl.DataFrame:
 class _Protector:
     """Finds, for a suppressed count that the audit pins or narrows, published counts whose suppression gives it
     room: a linear program that moves the count up by the required width while every declared relation still
-    holds, moving published counts of the same cycle at the cost of the cells they would empty (the classic
-    cost-minimising protection of one cell). The counts it moves, once suppressed, leave the reader a second
-    consistent solution, so the count can be anything between its value and value + width."""
+    holds, moving published counts at the cost of the cells they would empty (the classic cost-minimising
+    protection of one cell). The counts it moves, once suppressed, leave the reader a second consistent
+    solution, so the count can be anything between its value and value + width.
+
+    The program is solved on a neighbourhood of the count first (the relations within ``depth`` steps of it;
+    every count with a relation outside stays at its value, so a solution there is a solution of the whole
+    system), widened until it is feasible: the whole system of a city has tens of thousands of counts, a
+    neighbourhood tens. Published counts of the count's own cycle move first; of other cycles only when
+    nothing else will do (a count tied to the previous cycle's by a change)."""
+
+    DEPTHS = (2, 4, 8, None)  # None: every relation
 
     def __init__(self, values: Mapping[Key, int | None], relations: Sequence[Relation], free: frozenset[str]):
         self.keys = sorted(values)
@@ -440,32 +449,59 @@ class _Protector:
                 rows.append(r)
                 cols.append(self.index[k])
         self.matrix = csr_matrix((data, (rows, cols)), shape=(len(relations), len(self.keys)))
-        self.rows_of_cycle = {c: np.unique(self.matrix[:, self.cycle == c].nonzero()[0])
-                              for c in np.unique(self.cycle)}
+        self.by_key = self.matrix.tocsc()
+        self.row_count = np.diff(self.by_key.indptr)  # relations per count
 
-    def partners(self, target: Key, width: float, published: np.ndarray, cost: np.ndarray) -> list[Key]:
-        cycle = target[0]
-        rows = self.rows_of_cycle[cycle]
-        used = np.unique(self.matrix[rows].nonzero()[1])
+    def _neighbourhood(self, target: int, depth: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Relations within ``depth`` steps of ``target``, the counts in them, and which of those may move (all of
+        whose relations are among them)."""
+        if depth is None:
+            rows = np.arange(self.matrix.shape[0])
+        else:
+            keys, rows = np.array([target]), np.array([], dtype=np.int64)
+            for _ in range(depth):
+                new_rows = np.setdiff1d(np.unique(self.by_key[:, keys].nonzero()[0]), rows)
+                if not len(new_rows):
+                    break
+                rows = np.union1d(rows, new_rows)
+                keys = np.unique(self.matrix[new_rows].nonzero()[1])
+        sub = self.matrix[rows]
+        used = np.unique(sub.nonzero()[1])
+        inside = np.diff(sub[:, used].tocsc().indptr)  # relations of each count inside the neighbourhood
+        return rows, used, inside == self.row_count[used]
+
+    def partners(self, target: Key, width: float, published: np.ndarray, cost: np.ndarray) -> list[Key] | None:
+        """The published counts to suppress so that ``target`` can move up by ``width``; None if none can."""
+        t_index = self.index[target]
+        for other_cycles in (False, True):
+            for depth in self.DEPTHS:
+                moved = self._solve(t_index, depth, width, published, cost, other_cycles)
+                if moved is not None:
+                    return [self.keys[i] for i in moved]
+        return None
+
+    def _solve(self, t_index: int, depth: int | None, width: float, published: np.ndarray, cost: np.ndarray,
+               other_cycles: bool) -> np.ndarray | None:
+        rows, used, interior = self._neighbourhood(t_index, depth)
         a = self.matrix[rows][:, used]
-        n = len(used)
         value, free, pub = self.value[used], self.free[used], published[used]
-        movable = pub & (self.cycle[used] == cycle)
-        base = np.where(pub, value, 0.0)
-        # x = base + up - down; hidden counts: x = up (any value >= 0, or free); published: moved if movable
-        up_bounds = [(None if (not p and f) else 0, None if (not p or m) else 0)
-                     for p, m, f in zip(pub, movable, free, strict=True)]
+        # displacement d = up - down of every count from its value; the relations hold for the values, so
+        # a @ d == 0 keeps them; a count may move when all its relations are here, a published one only in the
+        # target's cycle (unless other_cycles), every count stays >= 0 (except changes)
+        movable = interior & (~pub | other_cycles | (self.cycle[used] == self.cycle[t_index]))
+        up_bounds = [(0, None if m else 0) for m in movable]
         down_bounds = [(0, (None if f else v) if m else 0) for m, f, v in zip(movable, free, value, strict=True)]
-        t = int(np.searchsorted(used, self.index[target]))
-        up_bounds[t] = (value[t] + width, None)
+        t = int(np.searchsorted(used, t_index))
+        up_bounds[t] = (width, None)
         down_bounds[t] = (0, 0)
-        c = np.concatenate([np.where(movable, cost[used], 0.0), np.where(movable, cost[used], 0.0)])
-        result = linprog(c, A_eq=hstack([a, -a]).tocsr(), b_eq=-(a @ base), bounds=up_bounds + down_bounds,
-                         method="highs")
+        unit = np.where(pub, cost[used], 0.0)
+        result = linprog(np.concatenate([unit, unit]), A_eq=hstack([a, -a]).tocsr(), b_eq=np.zeros(len(rows)),
+                         bounds=up_bounds + down_bounds, method="highs")
         if result.status != 0:
-            return []
-        moved = (np.abs(result.x[:n]) + np.abs(result.x[n:]) > 1e-6) & movable
-        return [self.keys[i] for i in used[moved]]
+            return None
+        n = len(used)
+        moved = (np.abs(result.x[:n]) + np.abs(result.x[n:]) > 1e-6) & pub
+        return used[moved]
 
 
 def suppress(cells: pl.DataFrame, hierarchy: Hierarchy, rule: DisclosureRule, catalogue: Catalogue) -> pl.DataFrame:
@@ -495,24 +531,40 @@ def suppress(cells: pl.DataFrame, hierarchy: Hierarchy, rule: DisclosureRule, ca
         # only when nothing else will do
         return 1.0 + sum(1 for r in cells_of[x] if reasons[r] is None) + (1000.0 if x[1] == CITY_ID else 0.0)
 
-    for _ in range(MAX_ROUNDS):
+    for _ in range(MAX_ROUNDS):  # each round protects every count the audit finds failing
         current = flagged.with_columns(pl.Series("suppression", reasons, dtype=pl.Utf8))
         result = audit(_emptied(current), hierarchy, catalogue, rule, relations)
         if result.passed:
             return current
         published = np.array([is_published(x) for x in protector.keys])
         costs = np.array([cost(x) for x in protector.keys])
+        unprotectable, changed = [], False
         for k, width in sorted(result.failing.items()):
             small = values[k] is not None and 1 <= values[k] < rule.min_count
             need = rule.protection if width > 0.5 or small else 1
-            for partner in protector.partners(k, float(need), published, costs):
+            partners = protector.partners(k, float(need), published, costs)
+            if partners is None:
+                unprotectable.append(k)
+                continue
+            for partner in partners:
                 for row in cells_of[partner]:
                     if reasons[row] is None:
                         reasons[row] = "secondary"
+                        changed = True
                         for x in shown[row]:
                             i = protector.index[x]
                             published[i], costs[i] = is_published(x), cost(x)
-    raise RuntimeError(f"disclosure control: secondary suppression did not converge in {MAX_ROUNDS} rounds")
+        if not changed:
+            raise RuntimeError(f"disclosure control: no further suppression protects {_named(unprotectable)}; check "
+                               "the declared relations (indicator catalogue, area hierarchy)")
+    raise RuntimeError(f"disclosure control: secondary suppression did not converge in {MAX_ROUNDS} rounds; still "
+                       f"failing: {_named(sorted(result.failing))}")
+
+
+def _named(keys: Sequence[Key]) -> str:
+    """Counts by name (measure, area, cycle: no value), the first five."""
+    named = "; ".join(f"{k[3]} of {k[1]} {k[2]} in cycle {k[0]}" for k in keys[:5])
+    return f"{len(keys)} count(s) ({named}{' ...' if len(keys) > 5 else ''})"
 
 
 def apply(cells: pl.DataFrame, hierarchy: Hierarchy, rule: DisclosureRule, catalogue: Catalogue) -> pl.DataFrame:
