@@ -114,6 +114,11 @@ class AreaHierarchy(_Published):
     is_direct: bool = pa.Field(metadata=_de(
         "Unmittelbar", "Wahr, wenn das Gebiet unmittelbar in diesem Gebiet liegt (übergeordnetes Gebiet oder "
         "zusammenfassendes Gebiet); die Zahlen des umfassenden Gebiets sind die Summe dieser Gebiete."))
+    valid_from: pl.Int32 = pa.Field(nullable=True, metadata=_de(
+        "Gültig ab", "Erstes Berichtsjahr, in dem das Gebiet so liegt (leer: seit jeher); nach einer Gebietsreform "
+        "beginnen neue Gebiete, alte enden."))
+    valid_to: pl.Int32 = pa.Field(nullable=True, metadata=_de(
+        "Gültig bis", "Letztes Berichtsjahr, in dem das Gebiet so liegt (leer: bis heute)."))
 
     class Config:
         unique = ["area_level", "area_id", "container_level"]

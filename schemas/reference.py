@@ -70,6 +70,8 @@ class AreaContainers(_Reference):
     container_level: str
     container_id: str
     is_direct: bool
+    valid_from: pl.Int32 = pa.Field(nullable=True)  # report cycles the area lies there (None: open)
+    valid_to: pl.Int32 = pa.Field(nullable=True)
 
     class Config:
         unique = ["area_level", "area_id", "container_level"]

@@ -147,19 +147,28 @@ class Catalogue:
         return frozenset(change for change, _, _ in self.changes)
 
 
+Child = tuple[str, int | None, int | None]  # area id, valid from, valid to (report cycles, inclusive; None: open)
+
+
+def _valid(child: Child, cycle: int) -> bool:
+    return (child[1] is None or child[1] <= cycle) and (child[2] is None or cycle <= child[2])
+
+
 @dataclass(frozen=True)
 class Hierarchy:
     """Which areas add up to which: per step (part level, total level), each total area with the areas that lie
-    directly in it. Steps run from the deepest part level up (a base area to its parent before its groups), parts
-    in the order of their keys: the relations come in one order for one geography (the linear programs of the
-    secondary suppression may choose other partners among equally cheap ones in another order)."""
+    directly in it, each with the report cycles it lies there (a geography reform ends some, begins others).
+    Steps run from the deepest part level up (a base area to its parent before its groups), parts in the order
+    of their keys: the relations come in one order for one geography (the linear programs of the secondary
+    suppression may choose other partners among equally cheap ones in another order)."""
 
-    steps: tuple[tuple[str, str, tuple[tuple[str, tuple[str, ...]], ...]], ...]
+    steps: tuple[tuple[str, str, tuple[tuple[str, tuple[Child, ...]], ...]], ...]
 
     @classmethod
     def from_tables(cls, levels: pl.DataFrame, hierarchy: pl.DataFrame) -> Hierarchy:
         """From the published ``area_levels`` (area_level, parent_level, level_order) and ``area_hierarchy``
-        (area_level, area_id, container_level, container_id, is_direct)."""
+        (area_level, area_id, container_level, container_id, is_direct, and where areas change, valid_from and
+        valid_to)."""
         parent = dict(zip(levels["area_level"].to_list(), levels["parent_level"].to_list(), strict=True))
         order = dict(zip(levels["area_level"].to_list(), levels["level_order"].to_list(), strict=True))
 
@@ -169,11 +178,15 @@ class Hierarchy:
                 current, steps = parent.get(current) or CITY_ID, steps + 1
             return steps
 
+        for column in ("valid_from", "valid_to"):
+            if column not in hierarchy.columns:
+                hierarchy = hierarchy.with_columns(pl.lit(None, dtype=pl.Int64).alias(column))
         # parts in the order of their keys, totals in the order of their first part
-        members: dict[tuple[str, str], dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-        for level, area, total_level, total in hierarchy.filter(pl.col("is_direct")).sort("area_id").select(
-                "area_level", "area_id", "container_level", "container_id").iter_rows():
-            members[(level, total_level)][total].append(area)
+        members: dict[tuple[str, str], dict[str, list[Child]]] = defaultdict(lambda: defaultdict(list))
+        for level, area, total_level, total, valid_from, valid_to in hierarchy.filter(pl.col("is_direct")).sort(
+                "area_id", "valid_from", nulls_last=False).select(
+                "area_level", "area_id", "container_level", "container_id", "valid_from", "valid_to").iter_rows():
+            members[(level, total_level)][total].append((area, valid_from, valid_to))
         for level, total_level in members:
             if level not in order or total_level not in order:
                 raise ValueError(f"area_hierarchy: level {level if level not in order else total_level!r} is not in "
@@ -183,19 +196,80 @@ class Hierarchy:
                          for part, total in pairs))
 
 
+# ------------------------------------------------------------------------------------- geography versions
+# A city whose geography changed publishes each cycle on its own version and, harmonised, on the latest one
+# (issue 11, part 3). For the disclosure control both are one system of counts: a harmonised cell's level is
+# tagged with its version (``tagged``), so its counts are other counts than the same area's on the cycle's own
+# version, tied to them by the conversion (``Versions``).
+
+VERSION_TAG = "@"
+
+
+def tagged(level: str, version: int) -> str:
+    """The level of a harmonised cell: ``planungsraum@2020`` is the Planungsraum level on the version of 2020."""
+    return f"{level}{VERSION_TAG}{version}"
+
+
+def untagged(level: str) -> tuple[str, int | None]:
+    name, _, version = level.partition(VERSION_TAG)
+    return name, int(version) if version else None
+
+
+@dataclass(frozen=True)
+class Versions:
+    """The geography version of every report cycle (the first report cycle of the version), the base level, and
+    the conversion of retired base areas onto their successors (old area id, new area id): the persons of an
+    old area are counted in its successors, so per cycle the counts of every connected set of old areas add up
+    to those of their successors. A base area that is not retired is its own successor."""
+
+    of_cycle: Mapping[int, int]
+    base_level: str
+    conversion: tuple[tuple[str, str], ...] = ()
+
+    def components(self, old_ids: Iterable[str], new_ids: Iterable[str]) -> list[tuple[list[str], list[str]]]:
+        """The sets of old areas (``old_ids``: those with a count in the cycle) and of their successors
+        (``new_ids``: those of the harmonised cells) that hold the same persons."""
+        old_ids, new_ids = set(old_ids), set(new_ids)
+        retired = {old for old, _ in self.conversion}
+        pairs = [(o, n) for o, n in self.conversion if o in old_ids]
+        pairs += [(o, o) for o in sorted(old_ids - retired) if o in new_ids]
+        parent: dict[tuple[str, str], tuple[str, str]] = {}
+
+        def find(x: tuple[str, str]) -> tuple[str, str]:
+            parent.setdefault(x, x)
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        for o, n in pairs:
+            parent[find(("old", o))] = find(("new", n))
+        groups: dict[tuple[str, str], tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
+        for side, area in sorted(parent):
+            groups[find((side, area))][0 if side == "old" else 1].append(area)
+        return [group for group in groups.values() if group[0] and group[1]]
+
+
 @dataclass(frozen=True)
 class Relation:
     kind: str  # hierarchy, sum_of, change_of
     terms: tuple[tuple[Key, int], ...]  # sum of coefficient * count == 0
 
 
-def declared_relations(keys: Iterable[Key], hierarchy: Hierarchy, catalogue: Catalogue) -> list[Relation]:
-    """Every additive relation between the counts ``keys``, from the area hierarchy and the catalogue.
+def declared_relations(keys: Iterable[Key], hierarchy: Hierarchy, catalogue: Catalogue,
+                       versions: Versions | None = None) -> list[Relation]:
+    """Every additive relation between the counts ``keys``, from the area hierarchy and the catalogue, and between
+    a cycle's counts on its own geography version and its harmonised counts (``versions``).
 
     A relation is declared only when all its counts are among ``keys``."""
     keys = set(keys)
     measures = sorted({k[3] for k in keys})
     cycles = sorted({k[0] for k in keys})
+    tags: dict[int, set[int | None]] = defaultdict(set)  # per cycle: None (its own version), harmonised versions
+    areas_of: dict[tuple[int, str], set[str]] = defaultdict(set)
+    for cycle, level, area, _ in keys:
+        tags[cycle].add(untagged(level)[1])
+        areas_of[(cycle, level)].add(area)
     relations: list[Relation] = []
 
     def add(kind: str, terms: list[tuple[Key, int]]) -> None:
@@ -204,21 +278,46 @@ def declared_relations(keys: Iterable[Key], hierarchy: Hierarchy, catalogue: Cat
 
     for part_level, total_level, members in hierarchy.steps:
         for cycle in cycles:
-            for measure in measures:
-                for total, children in members:
-                    add("hierarchy", [((cycle, total_level, total, measure), 1)]
-                        + [((cycle, part_level, child, measure), -1) for child in children])
+            for tag in sorted(tags[cycle], key=lambda t: -1 if t is None else t):
+                on = cycle if tag is None else tag  # the cycle whose geography the counts are on
+                part, total_at = (part_level, total_level) if tag is None else (
+                    tagged(part_level, tag), tagged(total_level, tag))
+                valid = [(total, [c[0] for c in children if _valid(c, on)]) for total, children in members]
+                for measure in measures:
+                    for total, children in valid:
+                        if children:
+                            add("hierarchy", [((cycle, total_at, total, measure), 1)]
+                                + [((cycle, part, child, measure), -1) for child in children])
     places = sorted({k[:3] for k in keys})
     for total, parts in catalogue.sums:
         for place in places:
             add("sum_of", [((*place, total), 1)] + [((*place, part), -1) for part in parts])
+
+    def previous_level(cycle: int, level: str, before: int) -> str:
+        """The level of a count's previous-cycle count: a change is on one version, the cycle's own (or for a
+        harmonised count, its version); a previous cycle on another version is read harmonised onto it."""
+        if versions is None:
+            return level
+        name, tag = untagged(level)
+        on = versions.of_cycle[cycle] if tag is None else tag
+        return name if versions.of_cycle[before] == on else tagged(name, on)
+
     for change, previous_measure, of in catalogue.changes:
         for cycle, before in zip(cycles[1:], cycles[:-1], strict=True):
             for place in (p for p in places if p[0] == cycle):
-                now, then = (*place, of), (before, place[1], place[2], of)
+                now, then = (*place, of), (before, previous_level(cycle, place[1], before), place[2], of)
                 add("change_of", [((*place, change), 1), (now, -1), (then, 1)])
                 if previous_measure:
                     add("change_of", [((*place, previous_measure), 1), (then, -1)])
+    if versions is not None:
+        base = versions.base_level
+        for cycle in cycles:
+            for tag in sorted(t for t in tags[cycle] if t is not None):
+                harmonised = tagged(base, tag)
+                for olds, news in versions.components(areas_of[(cycle, base)], areas_of[(cycle, harmonised)]):
+                    for measure in measures:
+                        add("conversion", [((cycle, base, o, measure), 1) for o in olds]
+                            + [((cycle, harmonised, n, measure), -1) for n in news])
     return relations
 
 
@@ -358,11 +457,11 @@ def _intervals(hidden: set[Key], known: Mapping[Key, int], relations: Sequence[R
 
 
 def audit(cells: pl.DataFrame, hierarchy: Hierarchy, catalogue: Catalogue, rule: DisclosureRule,
-          relations: Sequence[Relation] | None = None) -> Audit:
+          relations: Sequence[Relation] | None = None, versions: Versions | None = None) -> Audit:
     """Try to recover every suppressed cell of the published ``cells`` (numbers emptied, ``suppression``)."""
     values, shown = counts_of(cells, catalogue)
     if relations is None:
-        relations = declared_relations(values, hierarchy, catalogue)
+        relations = declared_relations(values, hierarchy, catalogue, versions)
     hidden = {k for k, v in values.items() if v is None}
     known = {k: v for k, v in values.items() if v is not None}
     intervals, by_subtraction = _intervals(hidden, known, relations, catalogue.change_measures)
@@ -412,13 +511,18 @@ def _primary(cells: pl.DataFrame, rule: DisclosureRule) -> pl.DataFrame:
 
 def _emptied(flagged: pl.DataFrame) -> pl.DataFrame:
     hidden = pl.col("suppression").is_not_null()
-    city = (flagged.filter((pl.col("area_level") == "city") & hidden)
-            .select("report_cycle", "indicator_id", pl.lit(True).alias("_city_hidden")).unique())
+    # a harmonised cell's city value is the city cell on its version (its level's tag)
+    version = pl.col("area_level").str.split_exact(VERSION_TAG, 1).struct.field("field_1").fill_null("")
+    city = (flagged.filter((pl.col("area_level").str.split_exact(VERSION_TAG, 1).struct.field("field_0") == CITY_ID)
+                           & hidden)
+            .select("report_cycle", "indicator_id", version.alias("_version"), pl.lit(True).alias("_city_hidden"))
+            .unique())
     return flagged.with_columns(
-        *[pl.when(hidden).then(None).otherwise(pl.col(c)).alias(c) for c in ("numerator", "denominator", "value")]
-    ).join(city, on=["report_cycle", "indicator_id"], how="left", maintain_order="left").with_columns(
+        *[pl.when(hidden).then(None).otherwise(pl.col(c)).alias(c) for c in ("numerator", "denominator", "value")],
+        version.alias("_version"),
+    ).join(city, on=["report_cycle", "indicator_id", "_version"], how="left", maintain_order="left").with_columns(
         pl.when(pl.col("_city_hidden")).then(None).otherwise(pl.col("city_value")).alias("city_value")
-    ).drop("_city_hidden")
+    ).drop("_city_hidden", "_version")
 
 
 class _Protector:
@@ -504,12 +608,13 @@ class _Protector:
         return used[moved]
 
 
-def suppress(cells: pl.DataFrame, hierarchy: Hierarchy, rule: DisclosureRule, catalogue: Catalogue) -> pl.DataFrame:
+def suppress(cells: pl.DataFrame, hierarchy: Hierarchy, rule: DisclosureRule, catalogue: Catalogue,
+             versions: Versions | None = None) -> pl.DataFrame:
     """``cells`` (marts.area_indicators) with ``suppression`` set: primary reasons, then secondary cells until
     the audit can recover no suppressed cell and narrow no small count below the protection interval."""
     flagged = _primary(cells, rule)
     values, shown = counts_of(cells, catalogue)
-    relations = declared_relations(values, hierarchy, catalogue)
+    relations = declared_relations(values, hierarchy, catalogue, versions)
     check_relations(relations, values)
     reasons = flagged["suppression"].to_list()
     cells_of: dict[Key, list[int]] = defaultdict(list)
@@ -529,7 +634,8 @@ def suppress(cells: pl.DataFrame, hierarchy: Hierarchy, rule: DisclosureRule, ca
     def cost(x: Key) -> float:
         # the cells moving a count would empty; counts of the city (shown beside every area as the city value)
         # only when nothing else will do
-        return 1.0 + sum(1 for r in cells_of[x] if reasons[r] is None) + (1000.0 if x[1] == CITY_ID else 0.0)
+        city = untagged(x[1])[0] == CITY_ID
+        return 1.0 + sum(1 for r in cells_of[x] if reasons[r] is None) + (1000.0 if city else 0.0)
 
     for _ in range(MAX_ROUNDS):  # each round protects every count the audit finds failing
         current = flagged.with_columns(pl.Series("suppression", reasons, dtype=pl.Utf8))
@@ -567,7 +673,8 @@ def _named(keys: Sequence[Key]) -> str:
     return f"{len(keys)} count(s) ({named}{' ...' if len(keys) > 5 else ''})"
 
 
-def apply(cells: pl.DataFrame, hierarchy: Hierarchy, rule: DisclosureRule, catalogue: Catalogue) -> pl.DataFrame:
+def apply(cells: pl.DataFrame, hierarchy: Hierarchy, rule: DisclosureRule, catalogue: Catalogue,
+          versions: Versions | None = None) -> pl.DataFrame:
     """The published form of ``cells``: suppressed cells keep their row, with their numbers emptied (and the
     city value of an indicator whose city cell is suppressed)."""
-    return _emptied(suppress(cells, hierarchy, rule, catalogue))
+    return _emptied(suppress(cells, hierarchy, rule, catalogue, versions))

@@ -407,35 +407,40 @@ REFERENCE_TABLES: dict[str, dict[str, str]] = {
     "area_memberships": {"report_cycle": "integer", "base_area_id": "varchar", "area_level": "varchar",
                          "area_id": "varchar"},
     "area_containers": {"area_level": "varchar", "area_id": "varchar", "container_level": "varchar",
-                        "container_id": "varchar", "is_direct": "boolean"},
+                        "container_id": "varchar", "is_direct": "boolean", "valid_from": "integer",
+                        "valid_to": "integer"},
 }
 
 
-def containers(geography: Geography) -> Iterator[tuple[str, str, str, str, bool]]:
-    """(level, area, container level, container area, direct) for every area and every area it lies in, the
-    city included: along the parents, and from a base area to the areas of the levels grouping it. Direct:
-    the declared relation (parent, group; the city for the top level and for grouping levels), the one the
-    area's counts add up along."""
+def containers(geography: Geography) -> list[tuple[str, str, str, str, bool, int | None, int | None]]:
+    """(level, area, container level, container area, direct, valid from, valid to) for every area and every area
+    it lies in, the city included: along the parents, and from a base area to the areas of the levels grouping
+    it. Direct: the declared relation (parent, group; the city for the top level and for grouping levels), the
+    one the area's counts add up along. Valid from/to: the report cycles the area lies there (its own validity;
+    a key with several validities in one container gets their span, None where open)."""
     by_key = {(area.level, area.area_id): area for area in geography.areas}
-    seen: set[tuple[str, str]] = set()
+    found: dict[tuple[str, str, str, str, bool], list[tuple[int | None, int | None]]] = {}
     for area in geography.areas:
-        if (area.level, area.area_id) in seen:
-            continue
-        seen.add((area.level, area.area_id))
         level = geography.level(area.level)
+        validity = (area.valid_from, area.valid_to)
         if level.groups is not None:
-            yield area.level, area.area_id, CITY_LEVEL, CITY_LEVEL, True
+            found.setdefault((area.level, area.area_id, CITY_LEVEL, CITY_LEVEL, True), []).append(validity)
             continue
         current, direct = area, True
         while True:
             parent_level = geography.level(current.level).parent
             if parent_level == CITY_LEVEL or current.parent_id is None:
-                yield area.level, area.area_id, CITY_LEVEL, CITY_LEVEL, direct
+                found.setdefault((area.level, area.area_id, CITY_LEVEL, CITY_LEVEL, direct), []).append(validity)
                 break
-            yield area.level, area.area_id, parent_level, current.parent_id, direct
+            found.setdefault((area.level, area.area_id, parent_level, current.parent_id, direct), []).append(validity)
             current, direct = by_key[(parent_level, current.parent_id)], False
         for grouping, group_id in area.groups.items():
-            yield area.level, area.area_id, grouping, group_id, True
+            found.setdefault((area.level, area.area_id, grouping, group_id, True), []).append(validity)
+    rows = []
+    for row, validities in found.items():
+        starts, ends = [v[0] for v in validities], [v[1] for v in validities]
+        rows.append((*row, None if None in starts else min(starts), None if None in ends else max(ends)))
+    return rows
 
 
 def reference_rows(geography: Geography, cycles: Iterable[int]) -> dict[str, list[tuple]]:
@@ -453,4 +458,4 @@ def reference_rows(geography: Geography, cycles: Iterable[int]) -> dict[str, lis
                       area.status.get("name_status", "published")))
     memberships = [(cycle, *membership) for cycle in sorted(set(cycles)) for membership in geography.memberships(cycle)]
     return {"area_levels": levels, "areas": areas, "area_memberships": memberships,
-            "area_containers": list(containers(geography))}
+            "area_containers": containers(geography)}

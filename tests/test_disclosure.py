@@ -12,7 +12,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from social_monitor.disclosure import Catalogue, DisclosureRule, Hierarchy, _intervals, apply, audit, suppress
+from social_monitor import disclosure
+from social_monitor.disclosure import (
+    Catalogue,
+    DisclosureRule,
+    Hierarchy,
+    Versions,
+    _intervals,
+    apply,
+    audit,
+    check_relations,
+    declared_relations,
+    suppress,
+)
 
 RULE = DisclosureRule(min_count=3, min_population_for_rates=100)
 LEVELS = ("city", "stadtbezirk", "statistischer_bezirk", "sozialraum", "unterbezirk")
@@ -310,3 +322,111 @@ def test_generated_cities_leave_no_suppressed_cell_recoverable(city):
               for c in ("numerator", "denominator", "value")])
         assert not audit(primary_only, areas, CATALOGUE, RULE).passed
         assert attacker(tree, counts, primary_only, RULE) != (0, 0)
+
+
+# --- geography versions: a cycle published on its own version and harmonised onto the current one ---------
+# Bezirk B holds Planungsräume o1, o2 until 2019 and n1, n2, n3 from 2020; o1 became n1, o2 was split into n2
+# and n3. The persons of 2018 are counted per (old, new) pair; the harmonised cells of 2018 are the same
+# persons on the areas of 2020, so the two publications of 2018 are tied together.
+PAIRS_2018 = {"p1": ("o1", "n1"), "p2": ("o2", "n2"), "p3": ("o2", "n3")}
+VERSIONED_GROUPS = {  # (cycle, level as published to the disclosure control, area) -> its units
+    **{(2018, "plr", o): [p for p, (old, _) in PAIRS_2018.items() if old == o] for o in ("o1", "o2")},
+    **{(2018, "plr@2020", n): [p for p, (_, new) in PAIRS_2018.items() if new == n] for n in ("n1", "n2", "n3")},
+    **{(2018, level, area): sorted(PAIRS_2018) for level, area in (("bezirk", "B"), ("city", "city"),
+                                                                   ("bezirk@2020", "B"), ("city@2020", "city"))},
+    **{(2020, "plr", n): [n] for n in ("n1", "n2", "n3")},
+    **{(2020, level, area): ["n1", "n2", "n3"] for level, area in (("bezirk", "B"), ("city", "city"))},
+}
+
+
+def versioned_cells(units: dict[str, dict[str, int]]) -> pl.DataFrame:
+    def count(cycle, level, area, measure):
+        if measure == "residents":
+            return count(cycle, level, area, "young") + count(cycle, level, area, "old")
+        if measure == "recipients":
+            return count(cycle, level, area, "scheme_a") + count(cycle, level, area, "scheme_b")
+        if measure in ("residents_previous", "residents_change"):  # on the version of 2020: 2018 harmonised
+            before = count(2018, level if level == "city" else f"{level}@2020", area, "residents")
+            return before if measure == "residents_previous" else count(cycle, level, area, "residents") - before
+        return sum(units[u][measure] for u in VERSIONED_GROUPS[cycle, level, area])
+
+    rows = []
+    for cycle, level, area in VERSIONED_GROUPS:
+        for row in CATALOGUE_ROWS:
+            if row["numerator_measure"].startswith("residents_") and (cycle == 2018 or level.endswith("@2020")):
+                continue
+            num = count(cycle, level, area, row["numerator_measure"])
+            den = count(cycle, level, area, row["denominator_measure"]) if "denominator_measure" in row else None
+            rows.append({"report_cycle": cycle, "area_level": level, "area_id": area,
+                         "indicator_id": row["indicator_id"], "numerator": num, "denominator": den,
+                         "value": float(num) if den is None else (100 * num / den if den else None),
+                         "city_value": None})
+    return pl.DataFrame(rows, schema={"report_cycle": pl.Int32, "area_level": pl.Utf8, "area_id": pl.Utf8,
+                                      "indicator_id": pl.Utf8, "numerator": pl.Int64, "denominator": pl.Int64,
+                                      "value": pl.Float64, "city_value": pl.Float64})
+
+
+def versioned_hierarchy() -> Hierarchy:
+    levels = pl.DataFrame({"area_level": ["city", "bezirk", "plr"], "parent_level": [None, "city", "bezirk"],
+                           "level_order": [0, 1, 2]})
+    rows = [("bezirk", "B", "city", "city", True, None, None)]
+    rows += [("plr", o, "bezirk", "B", True, None, 2019) for o in ("o1", "o2")]
+    rows += [("plr", n, "bezirk", "B", True, 2020, None) for n in ("n1", "n2", "n3")]
+    return Hierarchy.from_tables(levels, pl.DataFrame(rows, orient="row", schema=[
+        "area_level", "area_id", "container_level", "container_id", "is_direct", "valid_from", "valid_to"]))
+
+
+VERSIONS = Versions(of_cycle={2018: 2018, 2020: 2020}, base_level="plr",
+                    conversion=(("o1", "n1"), ("o2", "n2"), ("o2", "n3")))
+
+
+def test_the_versions_of_one_cycle_are_tied_by_the_conversion_and_each_version_adds_up_on_its_own_areas():
+    cells = versioned_cells({u: {"young": 50, "old": 50, "scheme_a": 10, "scheme_b": 10}
+                             for u in [*PAIRS_2018, "n1", "n2", "n3"]})
+    values, _ = disclosure.counts_of(cells, CATALOGUE)
+    relations = declared_relations(values, versioned_hierarchy(), CATALOGUE, VERSIONS)
+    as_sets = {(r.kind, frozenset((k[1], k[2], c) for k, c in r.terms)) for r in relations
+               if all(k[0] == 2018 and k[3] == "young" for k, _ in r.terms)}
+    assert ("conversion", frozenset({("plr", "o1", 1), ("plr@2020", "n1", -1)})) in as_sets
+    assert ("conversion", frozenset({("plr", "o2", 1), ("plr@2020", "n2", -1), ("plr@2020", "n3", -1)})) in as_sets
+    # 2018 on its own version: B = o1 + o2 only; harmonised: B = n1 + n2 + n3
+    assert ("hierarchy", frozenset({("bezirk", "B", 1), ("plr", "o1", -1), ("plr", "o2", -1)})) in as_sets
+    assert ("hierarchy", frozenset({("bezirk@2020", "B", 1), ("plr@2020", "n1", -1), ("plr@2020", "n2", -1),
+                                    ("plr@2020", "n3", -1)})) in as_sets
+    # the change of 2020 is on the version of 2020: its previous count is the harmonised one of 2018
+    changes = [r for r in relations if r.kind == "change_of" and r.terms[0][0][:3] == (2020, "plr", "n2")]
+    assert changes and all((2018, "plr@2020", "n2", "residents") in dict(r.terms) for r in changes)
+    check_relations(relations, values)  # every declared relation holds on these counts
+
+
+def test_a_small_count_of_a_split_area_cannot_be_recovered_from_the_old_area_minus_its_other_part():
+    units = {u: {"young": 80, "old": 70, "scheme_a": 30, "scheme_b": 20} for u in [*PAIRS_2018, "n1", "n2", "n3"]}
+    units["p3"]["scheme_b"] = 1  # n3 in 2018 (harmonised) has 1 recipient of scheme b; o2 has 21, n2 20
+    cells = versioned_cells(units)
+    published = apply(cells, versioned_hierarchy(), RULE, CATALOGUE, VERSIONS)
+    assert audit(published, versioned_hierarchy(), CATALOGUE, RULE, versions=VERSIONS).passed
+    # an attacker written here: unknowns are the base counts of every unit; each published count an equation
+    measure_of = {r["indicator_id"]: (r["numerator_measure"], r.get("denominator_measure")) for r in CATALOGUE_ROWS}
+    var = {(u, m): i for i, (u, m) in enumerate(itertools.product([*PAIRS_2018, "n1", "n2", "n3"], BASE))}
+
+    def row_of(cycle, level, area, measure):
+        row = np.zeros(len(var))
+        parts = {"residents": ["young", "old"], "recipients": ["scheme_a", "scheme_b"]}
+        if measure in ("residents_previous", "residents_change"):
+            row -= row_of(2018, level if level == "city" else f"{level}@2020", area, "residents")
+            return -row if measure == "residents_previous" else row + row_of(cycle, level, area, "residents")
+        for m in parts.get(measure, [measure]):
+            for u in VERSIONED_GROUPS[cycle, level, area]:
+                row[var[u, m]] += 1
+        return row
+
+    equations, rhs = [], []
+    for r in published.filter(pl.col("suppression").is_null()).iter_rows(named=True):
+        for measure, value in zip(measure_of[r["indicator_id"]], (r["numerator"], r["denominator"]), strict=True):
+            if measure:
+                equations.append(row_of(r["report_cycle"], r["area_level"], r["area_id"], measure))
+                rhs.append(value)
+    target = row_of(2018, "plr@2020", "n3", "scheme_b")
+    ends = [sign * linprog(sign * target, A_eq=np.array(equations), b_eq=np.array(rhs, dtype=float),
+                           bounds=(0, None), method="highs").fun for sign in (1, -1)]
+    assert ends[1] - ends[0] >= RULE.protection - 1e-6
