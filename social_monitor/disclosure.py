@@ -536,7 +536,8 @@ class _Protector:
     every count with a relation outside stays at its value, so a solution there is a solution of the whole
     system), widened until it is feasible: the whole system of a city has tens of thousands of counts, a
     neighbourhood tens. Published counts of the count's own cycle move first; of other cycles only when
-    nothing else will do (a count tied to the previous cycle's by a change)."""
+    nothing else will do (a count tied to the previous cycle's by a change); published counts of the city only
+    in the whole system, where their cost keeps them last."""
 
     DEPTHS = (2, 4, 8, None)  # None: every relation
 
@@ -554,6 +555,7 @@ class _Protector:
                 cols.append(self.index[k])
         self.matrix = csr_matrix((data, (rows, cols)), shape=(len(relations), len(self.keys)))
         self.by_key = self.matrix.tocsc()
+        self.city = np.array([untagged(k[1])[0] == CITY_ID for k in self.keys])
         self.row_count = np.diff(self.by_key.indptr)  # relations per count
 
     def _neighbourhood(self, target: int, depth: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -593,6 +595,8 @@ class _Protector:
         # a @ d == 0 keeps them; a count may move when all its relations are here, a published one only in the
         # target's cycle (unless other_cycles), every count stays >= 0 (except changes)
         movable = interior & (~pub | other_cycles | (self.cycle[used] == self.cycle[t_index]))
+        if depth is not None:  # a published count of the city (shown beside every area) only in the whole system
+            movable &= ~(pub & self.city[used])
         up_bounds = [(0, None if m else 0) for m in movable]
         down_bounds = [(0, (None if f else v) if m else 0) for m, f, v in zip(movable, free, value, strict=True)]
         t = int(np.searchsorted(used, t_index))
