@@ -1,9 +1,13 @@
 -- Every count at every area level, in long form: the counts of the base areas added up to every area they lie
 -- in (the geography's memberships of the report cycle: the base level itself, every level above it, every
 -- level grouping base areas and the city; never averaged), plus the population of the previous cycle. A base
--- area of the geography without a resident or recipient counts zero.
+-- area of the geography without a resident or recipient counts zero. Each cycle on its own geography version
+-- (the same counts on the current version: int_area_measures_harmonised).
 with long as (
-    unpivot (select * exclude (deliveries_loaded_at, sgb2_age_bound) from {{ ref('int_base_area_counts') }})
+    unpivot (
+        select * exclude (current_base_area_id, deliveries_loaded_at, sgb2_age_bound, conversion_stamp)
+        from {{ ref('int_base_area_counts') }}
+    )
     on columns(* exclude (report_cycle, base_area_id))
     into name measure_id value measure_value
 ),
