@@ -121,7 +121,8 @@ def test_estimates_are_flagged_exactly_where_a_split_feeds(warehouse):
     Bezirke (holding every part of each split) and the city are exact; 2020 (the current version) is never an
     estimate; every row names the version 2020."""
     split_parts = {new for targets in conversion().values() if len(targets) > 1 for new, _ in targets}
-    flagged = {a for (c, lv, a), (_, est, _) in warehouse["harmonised"].items() if c == OLD and lv == "planungsraum" and est}
+    flagged = {a for (c, lv, a), (_, est, _) in warehouse["harmonised"].items()
+               if c == OLD and lv == "planungsraum" and est}
     assert flagged == split_parts
     assert not any(est for (c, lv, _), (_, est, _) in warehouse["harmonised"].items()
                    if c == NEW or lv in ("city", "bezirk"))
