@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import shutil
 from collections import Counter, defaultdict
 
 import duckdb
 import pytest
 
-from social_monitor.settings import city_dir
+from social_monitor.settings import PROJECT_DIR, city_dir
 from tests.pipeline_env import BIN, INGEST, environment, sh
 
 BERLIN = city_dir("berlin")
@@ -69,7 +70,7 @@ def warehouse(tmp_path_factory):
             "and index_value is not null", [NEW]).fetchone()[0]
         notes = con.execute("select notes from classification.classification_methods "
                             "where method_id = 'mss_style'").fetchone()[0]
-    return {"persons": persons, "own": {(c, lv, a): n for c, lv, a, n in own},
+    return {"root": root, "env": env, "persons": persons, "own": {(c, lv, a): n for c, lv, a, n in own},
             "harmonised": {(c, lv, a): (n, est, version) for c, lv, a, n, est, version in harmonised},
             "dynamics": dynamics, "notes": notes}
 
@@ -134,3 +135,28 @@ def test_the_dynamics_of_2020_compare_with_2018_on_the_new_version(warehouse):
     and the method's notes say so."""
     assert warehouse["dynamics"] > 200
     assert f"compares with {OLD} restated on the geography version of {NEW}" in warehouse["notes"]
+
+
+def test_a_changed_conversion_recounts_the_placement(warehouse, tmp_path):
+    """int_base_area_counts is incremental: a changed weight of a split (here the two weights of one old area
+    swapped, on a copy of the warehouse) recounts, and the persons of that area follow the new weights."""
+    rows = conversion()
+    old, targets = next((old, targets) for old, targets in sorted(rows.items())
+                        if len(targets) == 2 and abs(targets[0][1] - targets[1][1]) > 0.2)
+    swapped = [(new, weight) for (new, _), (_, weight) in zip(targets, reversed(targets), strict=True)]
+    copy = tmp_path / "warehouse.duckdb"  # the file name is the catalogue dbt writes to
+    shutil.copy(warehouse["root"] / "data" / "warehouse" / "warehouse.duckdb", copy)
+    with duckdb.connect(str(copy)) as con:
+        for new, weight in swapped:
+            con.execute("update reference.area_conversion set weight = ? where old_area_id = ? and new_area_id = ?",
+                        [weight, old, new])
+    sh({**warehouse["env"], "SOCIAL_MONITOR_WAREHOUSE": str(copy)}, str(BIN / "dbt"), "run", "--project-dir",
+       str(PROJECT_DIR / "dbt_project"), "--profiles-dir", str(PROJECT_DIR / "dbt_project"),
+       "-s", "int_base_area_successors", "int_base_area_counts")
+    with duckdb.connect(str(copy), read_only=True) as con:
+        counted = dict(con.execute("select current_base_area_id, sum(residents) from intermediate.int_base_area_counts "
+                                   "where report_cycle = ? and base_area_id = ? group by 1", [OLD, old]).fetchall())
+    expected = Counter(placed(key, swapped) for c, key, area in warehouse["persons"] if c == OLD and area == old)
+    assert counted == expected
+    before = Counter(placed(key, targets) for c, key, area in warehouse["persons"] if c == OLD and area == old)
+    assert expected != before
