@@ -56,7 +56,7 @@ cycles as (
 ),
 
 -- each person with its base area's successor on the current version (null for a base area without one,
--- which the own-version counts keep and assert_harmonised_residents_add_up_to_the_city reports)
+-- which the own-version counts keep and assert_harmonised_levels_add_up_to_the_own_city reports)
 persons as (
     select persons.*, successors.current_base_area_id
     from {{ ref('stg_register__persons') }} as persons
