@@ -77,5 +77,20 @@ class AreaContainers(_Reference):
         unique = ["area_level", "area_id", "container_level"]
 
 
+class AreaConversion(_Reference):
+    """The conversion of every retired base area onto its successors (``conversion.csv`` without its free-text
+    basis): the share ``weight`` of the old area that goes to the new one, published or assumed. Empty for a
+    city whose base areas never retire."""
+
+    old_area_id: str
+    new_area_id: str
+    weight: pl.Float64 = pa.Field(gt=0, le=1)
+    weight_status: str = pa.Field(isin=list(STATUS_VALUES))
+
+    class Config:
+        unique = ["old_area_id", "new_area_id"]
+
+
 CONTRACTS: dict[str, type[_Reference]] = {
-    "area_levels": AreaLevels, "areas": Areas, "area_memberships": AreaMemberships, "area_containers": AreaContainers}
+    "area_levels": AreaLevels, "areas": Areas, "area_memberships": AreaMemberships, "area_containers": AreaContainers,
+    "area_conversion": AreaConversion}

@@ -409,6 +409,9 @@ REFERENCE_TABLES: dict[str, dict[str, str]] = {
     "area_containers": {"area_level": "varchar", "area_id": "varchar", "container_level": "varchar",
                         "container_id": "varchar", "is_direct": "boolean", "valid_from": "integer",
                         "valid_to": "integer"},
+    # conversion.csv without its basis (free text): empty for a city whose base areas never retire
+    "area_conversion": {"old_area_id": "varchar", "new_area_id": "varchar", "weight": "double",
+                        "weight_status": "varchar"},
 }
 
 
@@ -444,7 +447,8 @@ def containers(geography: Geography) -> list[tuple[str, str, str, str, bool, int
 
 
 def reference_rows(geography: Geography, cycles: Iterable[int]) -> dict[str, list[tuple]]:
-    """The rows of the reference tables (``REFERENCE_TABLES``, columns in that order) for ``cycles``."""
+    """The rows of the reference tables (``REFERENCE_TABLES``, columns in that order) for ``cycles``; the
+    conversion is read and checked here (``load_conversion``), so a faulty conversion.csv stops the load."""
     levels = [(CITY_LEVEL, geography.city_name_de, geography.city_name_de, None, None, False, 0)]
     levels += [(level.id, level.name_de, level.plural_de, None if level.groups else level.parent, level.groups,
                 level.base, order) for order, level in enumerate(geography.levels, start=1)]
@@ -457,5 +461,8 @@ def reference_rows(geography: Geography, cycles: Iterable[int]) -> dict[str, lis
                       # a city's own geography without a name_status column is its official one
                       area.status.get("name_status", "published")))
     memberships = [(cycle, *membership) for cycle in sorted(set(cycles)) for membership in geography.memberships(cycle)]
+    conversion = load_conversion(geography)
+    conversion_rows = [(row.old_area_id, row.new_area_id, row.weight, row.weight_status)
+                       for row in (conversion.rows if conversion else ())]
     return {"area_levels": levels, "areas": areas, "area_memberships": memberships,
-            "area_containers": containers(geography)}
+            "area_containers": containers(geography), "area_conversion": conversion_rows}

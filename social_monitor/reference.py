@@ -11,7 +11,7 @@ import polars as pl
 from schemas.reference import CONTRACTS
 from social_monitor.geography import REFERENCE_SCHEMA, REFERENCE_TABLES, Geography, reference_rows
 
-_POLARS = {"varchar": pl.Utf8, "integer": pl.Int32, "boolean": pl.Boolean}
+_POLARS = {"varchar": pl.Utf8, "integer": pl.Int32, "boolean": pl.Boolean, "double": pl.Float64}
 
 
 def reference_frames(geography: Geography, cycles: Iterable[int]) -> dict[str, pl.DataFrame]:

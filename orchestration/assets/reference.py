@@ -1,5 +1,6 @@
 """The city's geography (``<city folder>/geography/``) in the warehouse's ``reference`` schema, read by dbt as
-sources. One step writes all four tables in one transaction (a reader never sees half a geography); each
+sources. One step writes all its tables (levels, areas, memberships, containers and the conversion between
+geography versions) in one transaction (a reader never sees half a geography); each
 table is its own asset because dbt reads each as its own source."""
 
 from pathlib import Path
@@ -31,13 +32,13 @@ from social_monitor.settings import CityConfig
 )
 def geography(warehouse: WarehouseResource, pipeline: PipelineSettings):
     city = pipeline.city_folder()
+    cycles = CityConfig.from_file(Path(pipeline.config_path)).report_cycles
     try:
         loaded = load_geography(city)
+        with warehouse.connect() as con:
+            rows = write_reference(con, loaded, cycles)  # reads and checks conversion.csv too
     except GeographyError as exc:  # names the file, line and column
         raise dg.Failure(description=str(exc)) from None
-    cycles = CityConfig.from_file(Path(pipeline.config_path)).report_cycles
-    with warehouse.connect() as con:
-        rows = write_reference(con, loaded, cycles)
     for table, count in rows.items():
         yield dg.MaterializeResult(asset_key=[REFERENCE_SCHEMA, table], metadata={
             "city_folder": dg.MetadataValue.path(str(city)), "rows": count,

@@ -13,6 +13,11 @@ dimension (index, class, previous class, distance to the nearest class border), 
 area and indicator (value, mean, SD, standardised value, weight, contribution), so every class can be
 traced back to its inputs.
 
+A change (``change_of``) compares an area's value with its value in the base cycle by area id. Where the
+base cycle lies on another geography version than the cycle, ``restated`` (:class:`Restated`) gives the base
+cycle's values restated on the cycle's version (the pipeline: ``marts.area_indicators_harmonised``); the
+change then compares on that version, and a note names the version and how many base values are estimates.
+
 A value, city value or population that is not a finite number (NaN, +inf, -inf) is refused with a
 ``DataError`` naming its cycle, area, indicator and column, unless the method has
 ``missing_values: exclude_area``: then it is read as missing (a note counts them). No index is computed
@@ -39,6 +44,18 @@ MAX_LISTED = 5
 WIDE_COLUMNS = {"index_value": "index", "class_code": "class", "class_label": "label",
                 "previous_class_code": "previous_class", "class_change": "change",
                 "distance_to_border": "distance_to_border", "is_fragile": "is_fragile"}
+
+
+@dataclass(frozen=True)
+class Restated:
+    """Values of report cycles restated on one geography version (the harmonised series), for the changes of
+    the cycles on that version whose base cycle lies on another. ``version``: the version's first report
+    cycle; ``cycles``: the report cycles on that version; ``values``: report_cycle, area_id, indicator_id,
+    value, city_value and is_estimate (the restated value rests on a split area's assumed share)."""
+
+    version: int
+    cycles: frozenset[int]
+    values: pl.DataFrame
 
 
 class DataError(ValueError):
@@ -76,14 +93,15 @@ class Classification:
 
 
 def classify(table: pl.DataFrame, method: Method, *,
-             indicator_names: Mapping[str, tuple[str, str]] | None = None) -> Classification:
+             indicator_names: Mapping[str, tuple[str, str]] | None = None,
+             restated: Restated | None = None) -> Classification:
     """Classify every area of every report cycle in ``table`` by ``method``.
 
     ``indicator_names`` maps indicator ids to (German name, unit) for the reasons, where the method does not
     name them itself (the pipeline passes its indicator catalogue). A cycle in which every area is left out
     (``min_population``, ``exclude_areas``, marked invalid, missing values) raises ``DataError``: a cycle
     without classes is no result. So do non-finite values (NaN, ±inf), unless ``missing_values: exclude_area``
-    reads them as missing.
+    reads them as missing. ``restated``: the base values of changes across a geography reform (see above).
     """
     notes: list[str] = []
     table = _non_finite(_prepare(table), method, notes)
@@ -99,7 +117,7 @@ def classify(table: pl.DataFrame, method: Method, *,
                         "the table has no population; give the population column or set min_population: 0")
 
     areas = _areas(table, method)
-    observations = _observations(table, method, cycles)
+    observations = _observations(table, method, cycles, restated, notes)
     observations, areas = _check_values(observations, areas, method, notes)
     _refuse_cycles_without_areas(areas, method)
     included = areas.filter("is_included").select("report_cycle", "area_id")
@@ -202,13 +220,14 @@ def _areas(table: pl.DataFrame, method: Method) -> pl.DataFrame:
             .drop("marked_invalid"))
 
 
-def _observations(table: pl.DataFrame, method: Method, cycles: list[int]) -> pl.DataFrame:
+def _observations(table: pl.DataFrame, method: Method, cycles: list[int], restated: Restated | None,
+                  notes: list[str]) -> pl.DataFrame:
     """Long frame: one row per dimension, indicator, cycle and area, derived (change) indicators computed."""
     grid = table.select("report_cycle", "area_id").unique(maintain_order=True)
     frames = []
     for dimension in method.dimensions:
         for spec in dimension.indicators:
-            values, base_of = _indicator_values(table, spec, cycles)
+            values, base_of = _indicator_values(table, spec, cycles, restated, notes)
             frames.append(
                 grid.join(values, on=["report_cycle", "area_id"], how="left").with_columns(
                     pl.lit(dimension.id).alias("dimension_id"),
@@ -225,9 +244,10 @@ def _observations(table: pl.DataFrame, method: Method, cycles: list[int]) -> pl.
         "weight", "direction", "has_base_cycle").sort("dimension_id", "indicator_id", "report_cycle", "area_id")
 
 
-def _indicator_values(table: pl.DataFrame, spec: IndicatorSpec, cycles: list[int]
-                      ) -> tuple[pl.DataFrame, dict[int, int] | None]:
-    """The indicator's values per cycle and area; for a change, also which base cycle each cycle uses."""
+def _indicator_values(table: pl.DataFrame, spec: IndicatorSpec, cycles: list[int], restated: Restated | None,
+                      notes: list[str]) -> tuple[pl.DataFrame, dict[int, int] | None]:
+    """The indicator's values per cycle and area; for a change, also which base cycle each cycle uses. A cycle
+    on the restated version whose base cycle is not compares with the base cycle's restated values."""
     source = table.filter(pl.col("indicator_id") == spec.source).select(
         "report_cycle", "area_id", "value", "city_value")
     if spec.change_of is None:
@@ -237,12 +257,30 @@ def _indicator_values(table: pl.DataFrame, spec: IndicatorSpec, cycles: list[int
         base = cycle - spec.change_years if spec.change_years else (cycles[position - 1] if position else None)
         if base in cycles:
             base_of[cycle] = base
-    bases = pl.DataFrame({"report_cycle": list(base_of), "base_cycle": list(base_of.values())},
-                         schema={"report_cycle": pl.Int32, "base_cycle": pl.Int32})
+    across = {} if restated is None else {
+        cycle: base for cycle, base in base_of.items() if cycle in restated.cycles and base not in restated.cycles}
+    bases = pl.DataFrame({"report_cycle": list(base_of), "base_cycle": list(base_of.values()),
+                          "is_restated": [cycle in across for cycle in base_of]},
+                         schema={"report_cycle": pl.Int32, "base_cycle": pl.Int32, "is_restated": pl.Boolean})
+    base_values = source.with_columns(pl.lit(False).alias("is_restated"))
+    if across:
+        restated_source = restated.values.filter(
+            (pl.col("indicator_id") == spec.source) & pl.col("report_cycle").is_in(list(across.values())))
+        base_values = pl.concat([base_values, restated_source.select(
+            pl.col("report_cycle").cast(pl.Int32), pl.col("area_id").cast(pl.Utf8),
+            pl.col("value").cast(pl.Float64), pl.col("city_value").cast(pl.Float64),
+            pl.lit(True).alias("is_restated"))], how="vertical")
+        for cycle, base in sorted(across.items()):
+            used = restated_source.filter(pl.col("report_cycle") == base)
+            notes.append(
+                f"{cycle}: {spec.id} compares with {base} restated on the geography version of {restated.version} "
+                f"(harmonised series; {used['is_estimate'].sum()} of {used.height} base values are estimates "
+                "because an area was split)")
     changes = (
         source.join(bases, on="report_cycle", how="inner")
-        .join(source.rename({"report_cycle": "base_cycle", "value": "base_value", "city_value": "base_city_value"}),
-              on=["base_cycle", "area_id"], how="left")
+        .join(base_values.rename({"report_cycle": "base_cycle", "value": "base_value",
+                                  "city_value": "base_city_value"}),
+              on=["base_cycle", "area_id", "is_restated"], how="left")
         .select("report_cycle", "area_id", (pl.col("value") - pl.col("base_value")).alias("value"),
                 (pl.col("city_value") - pl.col("base_city_value")).alias("city_value"))
     )

@@ -4,7 +4,10 @@
   tables ``classification.action_areas``, ``action_area_indicators``, ``action_area_quartiere``;
 - ``classify_methods_in_warehouse``: every method, the action-area rule included, through the engine,
   tables ``classification.classification_methods``, ``area_classifications``,
-  ``area_classification_dimensions`` and ``area_classification_indicators``.
+  ``area_classification_dimensions`` and ``area_classification_indicators``. Each cycle is classified on its
+  own geography version (``marts.area_indicators``); a change since a cycle on an older version compares with
+  that cycle restated on the current version (``marts.area_indicators_harmonised``), and the method's notes
+  say so and how many of those base values are estimates.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from social_monitor.classification.action_areas import (
     classify_action_areas,
     rule_directions,
 )
-from social_monitor.classification.engine import Classification, classify
+from social_monitor.classification.engine import Classification, Restated, classify
 from social_monitor.classification.methods import Method, MethodError
 
 SCHEMA = "classification"
@@ -93,6 +96,27 @@ def indicator_table(con: duckdb.DuckDBPyConnection, method: Method) -> pl.DataFr
     ).pl()
 
 
+def restated_values(con: duckdb.DuckDBPyConnection, method: Method) -> Restated | None:
+    """The base values of the method's changes restated on the current geography version: the cycles before
+    that version from ``marts.area_indicators_harmonised`` at the method's level (None without changes)."""
+    sources = sorted({spec.source for dimension in method.dimensions for spec in dimension.indicators
+                      if spec.change_of})
+    if not sources:
+        return None
+    version = con.execute("select max(geography_version) from marts.area_indicators_harmonised").fetchone()[0]
+    if version is None:
+        return None
+    cycles = frozenset(row[0] for row in con.execute(
+        "select distinct report_cycle from marts.area_indicators_harmonised where report_cycle >= ?",
+        [version]).fetchall())
+    placeholders = ", ".join("?" for _ in sources)
+    values = con.execute(
+        "select report_cycle, area_id, indicator_id, value, city_value, is_estimate "
+        f"from marts.area_indicators_harmonised where area_level = ? and report_cycle < ? "
+        f"and indicator_id in ({placeholders})", [method.area_level, version, *sources]).pl()
+    return Restated(version=version, cycles=cycles, values=values)
+
+
 def classify_methods_in_warehouse(con: duckdb.DuckDBPyConnection, rule: ActionAreaRule,
                                   methods: Sequence[Method]) -> list[Classification]:
     """Run the action-area rule and every configured method through the engine; write the four tables."""
@@ -101,7 +125,8 @@ def classify_methods_in_warehouse(con: duckdb.DuckDBPyConnection, rule: ActionAr
         raise MethodError(f"method id {METHOD_ID!r} is kept for the action-area rule of city.yml")
     names = {r["indicator_id"]: (r["name_de"], r["unit"]) for r in catalogue.iter_rows(named=True)}
     all_methods = [rule.to_method(rule_directions(catalogue, rule)), *methods]
-    results = [classify(indicator_table(con, method), method, indicator_names=names) for method in all_methods]
+    results = [classify(indicator_table(con, method), method, indicator_names=names,
+                        restated=restated_values(con, method)) for method in all_methods]
 
     method_rows = pl.DataFrame(
         [{"method_id": r.method.id, "name_de": r.method.name_de, "area_level": r.method.area_level,

@@ -1,9 +1,13 @@
 -- Every count at every area level, in long form: the counts of the base areas added up to every area they lie
 -- in (the geography's memberships of the report cycle: the base level itself, every level above it, every
 -- level grouping base areas and the city; never averaged), plus the population of the previous cycle. A base
--- area of the geography without a resident or recipient counts zero.
+-- area of the geography without a resident or recipient counts zero. Each cycle on its own geography version
+-- (the same counts on the current version: int_area_measures_harmonised).
 with long as (
-    unpivot (select * exclude (deliveries_loaded_at, sgb2_age_bound) from {{ ref('int_base_area_counts') }})
+    unpivot (
+        select * exclude (current_base_area_id, deliveries_loaded_at, sgb2_age_bound, conversion_stamp)
+        from {{ ref('int_base_area_counts') }}
+    )
     on columns(* exclude (report_cycle, base_area_id))
     into name measure_id value measure_value
 ),
@@ -34,6 +38,14 @@ by_level as (
     group by all
 ),
 
+version as (
+    select any_value(geography_version) as geography_version from {{ ref('int_area_harmonisation') }}
+),
+
+-- the population of the previous cycle on the cycle's own geography version: for a cycle on an older version by
+-- area key (the previous cycle is on the same version: only a reform onto the latest version is converted), for a
+-- cycle on the current version its previous cycle restated onto that version (int_area_measures_harmonised), so
+-- a key that names another area after a reform is never compared with its namesake
 previous_residents as (
     select
         current_counts.report_cycle,
@@ -50,6 +62,20 @@ previous_residents as (
         and previous_counts.area_id = current_counts.area_id
         and previous_counts.measure_id = 'residents'
     where current_counts.measure_id = 'residents'
+        and current_counts.report_cycle < (select geography_version from version)
+
+    union all
+
+    select
+        report_cycle,
+        area_level,
+        area_id,
+        max(measure_value) filter (where measure_id = 'residents_previous_cycle') as residents_previous_cycle,
+        max(measure_value) filter (where measure_id = 'residents_change') as residents_change
+    from {{ ref('int_area_measures_harmonised') }}
+    where report_cycle >= (select geography_version from version)
+        and measure_id in ('residents_previous_cycle', 'residents_change')
+    group by report_cycle, area_level, area_id
 )
 
 select report_cycle, area_level, area_id, measure_id, measure_value from by_level

@@ -1,0 +1,7 @@
+{# A number in [0, 1) drawn from a person's pseudonymised key: the first 15 hex digits of its MD5 over 16^15.
+   Stable across DuckDB versions and runs (MD5 is fixed; DuckDB's hash() is not), and reproducible outside
+   the warehouse (Python: int(hashlib.md5(key.encode()).hexdigest()[:15], 16) / 16**15). Places a person of
+   a split base area in one of its successors (int_base_area_successors). #}
+{% macro placement_number(person_key) -%}
+    (cast('0x' || substr(md5({{ person_key }}), 1, 15) as bigint) / 1152921504606846976.0)
+{%- endmacro %}

@@ -1,0 +1,69 @@
+-- Every count of every report cycle on the areas of the current geography version (the memberships of the
+-- latest report cycle): the counts of int_base_area_counts added up over each person's base area on the
+-- current version (current_base_area_id) to every area it lies in, plus the previous cycle's residents and
+-- the change on that same version. For a cycle on the current version these are int_area_measures' counts;
+-- for an older cycle a restatement, exact or an estimate as int_area_harmonisation says. An area of the
+-- current version without a resident or recipient counts zero.
+with long as (
+    unpivot (
+        select * exclude (base_area_id, deliveries_loaded_at, sgb2_age_bound, conversion_stamp)
+        from {{ ref('int_base_area_counts') }}
+    )
+    on columns(* exclude (report_cycle, current_base_area_id))
+    into name measure_id value measure_value
+),
+
+measures as (
+    select distinct measure_id from long
+),
+
+cycles as (
+    select report_cycle, previous_report_cycle from {{ ref('int_report_cycles') }}
+),
+
+current_memberships as (
+    select base_area_id, area_level, area_id
+    from {{ source('reference', 'area_memberships') }}
+    where report_cycle = (select max(report_cycle) from cycles)
+),
+
+by_level as (
+    select
+        cycles.report_cycle,
+        current_memberships.area_level,
+        current_memberships.area_id,
+        measures.measure_id,
+        cast(coalesce(sum(long.measure_value), 0) as bigint) as measure_value
+    from cycles
+    cross join current_memberships
+    cross join measures
+    left join long
+        on cycles.report_cycle = long.report_cycle
+        and current_memberships.base_area_id = long.current_base_area_id
+        and measures.measure_id = long.measure_id
+    group by all
+),
+
+previous_residents as (
+    select
+        current_counts.report_cycle,
+        current_counts.area_level,
+        current_counts.area_id,
+        previous_counts.measure_value as residents_previous_cycle,
+        current_counts.measure_value - previous_counts.measure_value as residents_change
+    from by_level as current_counts
+    inner join cycles
+        on current_counts.report_cycle = cycles.report_cycle
+    inner join by_level as previous_counts
+        on previous_counts.report_cycle = cycles.previous_report_cycle
+        and previous_counts.area_level = current_counts.area_level
+        and previous_counts.area_id = current_counts.area_id
+        and previous_counts.measure_id = 'residents'
+    where current_counts.measure_id = 'residents'
+)
+
+select report_cycle, area_level, area_id, measure_id, measure_value from by_level
+union all
+select report_cycle, area_level, area_id, 'residents_previous_cycle', residents_previous_cycle from previous_residents
+union all
+select report_cycle, area_level, area_id, 'residents_change', residents_change from previous_residents

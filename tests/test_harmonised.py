@@ -1,0 +1,162 @@
+"""The harmonised series across a geography reform (issue 11, part 3): the Berlin sample city with one cycle
+on each LOR version (2018 on the 447 Planungsräume, 2020 on the 542), ingested, built by dbt and classified
+by real Dagster runs into a real DuckDB file (the publication step is not run).
+
+Oracles, never the models under test: the persons as delivered (``raw.register``, main residence), the
+conversion table read here with csv (config/berlin/geography/conversion.csv) and the placement rule written
+out here in Python (the MD5 of the person key against the cumulative weights of the old area's rows, ordered
+by new key).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import shutil
+from collections import Counter, defaultdict
+
+import duckdb
+import pytest
+
+from social_monitor.settings import PROJECT_DIR, city_dir
+from tests.pipeline_env import BIN, INGEST, environment, sh
+
+BERLIN = city_dir("berlin")
+OLD, NEW = 2018, 2020
+SCALE = "0.05"  # the generator's smallest scale
+# every step of `build_marts` except the publication, the exports and the report
+BUILD = [str(BIN / "dagster"), "asset", "materialize", "-m", "orchestration.definitions", "--select",
+         "group:reference,group:staging,group:intermediate,group:marts,group:classification"]
+
+
+def conversion() -> dict[str, list[tuple[str, float]]]:
+    """Old Planungsraum -> [(new Planungsraum, weight)], as the city folder's file says."""
+    rows: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    with open(BERLIN / "geography" / "conversion.csv", encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            rows[row["old_area_id"]].append((row["new_area_id"], float(row["weight"])))
+    return rows
+
+
+def placed(person_key: str, targets: list[tuple[str, float]]) -> str:
+    number = int(hashlib.md5(person_key.encode()).hexdigest()[:15], 16) / 16**15
+    upper = 0.0
+    for position, (new_id, weight) in enumerate(sorted(targets)):
+        upper += weight
+        if number < upper or position == len(targets) - 1:
+            return new_id
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory):
+    root = tmp_path_factory.mktemp("harmonised")
+    env = {**environment(root), "SOCIAL_MONITOR_CITY": "berlin"}
+    sh(env, str(BIN / "social-monitor"), "generate", "--out", str(root / "data" / "landing"), "--scale", SCALE,
+       "--cycles", str(OLD), str(NEW), "-q")
+    sh(env, *INGEST, "--partition-range", f"{OLD}...{NEW}")
+    sh(env, *BUILD)
+    with duckdb.connect(str(root / "data" / "warehouse" / "warehouse.duckdb"), read_only=True) as con:
+        persons = con.execute("select report_cycle, person_key, unterbezirk_id from raw.register "
+                              "where residence_type = 'H'").fetchall()
+        own = con.execute("select report_cycle, area_level, area_id, numerator from marts.area_indicators "
+                          "where indicator_id = 'residents'").fetchall()
+        harmonised = con.execute(
+            "select report_cycle, area_level, area_id, numerator, is_estimate, geography_version "
+            "from marts.area_indicators_harmonised where indicator_id = 'residents'").fetchall()
+        dynamics = con.execute(
+            "select count(*) from classification.area_classification_dimensions "
+            "where method_id = 'mss_style' and report_cycle = ? and dimension_id = 'dynamics' "
+            "and index_value is not null", [NEW]).fetchone()[0]
+        notes = con.execute("select notes from classification.classification_methods "
+                            "where method_id = 'mss_style'").fetchone()[0]
+    return {"root": root, "env": env, "persons": persons, "own": {(c, lv, a): n for c, lv, a, n in own},
+            "harmonised": {(c, lv, a): (n, est, version) for c, lv, a, n, est, version in harmonised},
+            "dynamics": dynamics, "notes": notes}
+
+
+def test_own_version_counts_are_the_delivered_persons(warehouse):
+    """Each cycle on its own version: residents per Planungsraum = main residents delivered with its key."""
+    for cycle in (OLD, NEW):
+        delivered = Counter(area for c, _, area in warehouse["persons"] if c == cycle)
+        own = {a: n for (c, level, a), n in warehouse["own"].items() if c == cycle and level == "planungsraum"}
+        assert {a: n for a, n in own.items() if n} == delivered
+        assert len(own) == {OLD: 447, NEW: 542}[cycle]
+
+
+def test_harmonised_2018_is_every_person_placed_by_the_conversion(warehouse):
+    """2018 on the LOR of 2021: each 2018 resident counted in the successor the rule picks from its key."""
+    rows = conversion()
+    expected = Counter(placed(key, rows[area]) for c, key, area in warehouse["persons"] if c == OLD)
+    harmonised = {a: n for (c, level, a), (n, _, _) in warehouse["harmonised"].items()
+                  if c == OLD and level == "planungsraum"}
+    assert len(harmonised) == 542
+    assert {a: n for a, n in harmonised.items() if n} == expected
+
+
+def test_harmonised_2018_keeps_the_city_and_bezirk_totals(warehouse):
+    """Nobody is lost or invented: the city and every Bezirk (no Planungsraum moves between Bezirke in the
+    conversion) hold as many 2018 residents restated on the new version as on the old one."""
+    assert all(old[:2] == new[:2] for old, targets in conversion().items() for new, _ in targets)
+    for level in ("city", "bezirk"):
+        own = {a: n for (c, lv, a), n in warehouse["own"].items() if c == OLD and lv == level}
+        harmonised = {a: n for (c, lv, a), (n, _, _) in warehouse["harmonised"].items() if c == OLD and lv == level}
+        assert harmonised == own, level
+    assert sum(n for (c, lv, _), (n, _, _) in warehouse["harmonised"].items()
+               if c == OLD and lv == "planungsraum") == warehouse["own"][(OLD, "city", "city")]
+
+
+def test_a_renamed_planungsraum_keeps_its_count_and_is_exact(warehouse):
+    """An old Planungsraum converted whole onto a new one that nothing else feeds: same count, no estimate."""
+    rows = conversion()
+    fed_by = Counter(new for targets in rows.values() for new, _ in targets)
+    renamed = {old: targets[0][0] for old, targets in rows.items() if len(targets) == 1 and fed_by[targets[0][0]] == 1}
+    assert len(renamed) > 300
+    for old, new in renamed.items():
+        count, is_estimate, _ = warehouse["harmonised"][(OLD, "planungsraum", new)]
+        assert (count, is_estimate) == (warehouse["own"][(OLD, "planungsraum", old)], False), (old, new)
+
+
+def test_estimates_are_flagged_exactly_where_a_split_feeds(warehouse):
+    """A Planungsraum of 2021 is an estimate for 2018 exactly when part of a split old one goes to it; the
+    Bezirke (holding every part of each split) and the city are exact; 2020 (the current version) is never an
+    estimate; every row names the version 2020."""
+    split_parts = {new for targets in conversion().values() if len(targets) > 1 for new, _ in targets}
+    flagged = {a for (c, lv, a), (_, est, _) in warehouse["harmonised"].items()
+               if c == OLD and lv == "planungsraum" and est}
+    assert flagged == split_parts
+    assert not any(est for (c, lv, _), (_, est, _) in warehouse["harmonised"].items()
+                   if c == NEW or lv in ("city", "bezirk"))
+    assert {version for _, _, version in warehouse["harmonised"].values()} == {NEW}
+
+
+def test_the_dynamics_of_2020_compare_with_2018_on_the_new_version(warehouse):
+    """The change since 2018 of the Planungsräume of 2021 is computed (from 2018 restated on their version),
+    and the method's notes say so."""
+    assert warehouse["dynamics"] > 200
+    assert f"compares with {OLD} restated on the geography version of {NEW}" in warehouse["notes"]
+
+
+def test_a_changed_conversion_recounts_the_placement(warehouse, tmp_path):
+    """int_base_area_counts is incremental: a changed weight of a split (here the two weights of one old area
+    swapped, on a copy of the warehouse) recounts, and the persons of that area follow the new weights."""
+    rows = conversion()
+    old, targets = next((old, targets) for old, targets in sorted(rows.items())
+                        if len(targets) == 2 and abs(targets[0][1] - targets[1][1]) > 0.2)
+    swapped = [(new, weight) for (new, _), (_, weight) in zip(targets, reversed(targets), strict=True)]
+    copy = tmp_path / "warehouse.duckdb"  # the file name is the catalogue dbt writes to
+    shutil.copy(warehouse["root"] / "data" / "warehouse" / "warehouse.duckdb", copy)
+    with duckdb.connect(str(copy)) as con:
+        for new, weight in swapped:
+            con.execute("update reference.area_conversion set weight = ? where old_area_id = ? and new_area_id = ?",
+                        [weight, old, new])
+    sh({**warehouse["env"], "SOCIAL_MONITOR_WAREHOUSE": str(copy)}, str(BIN / "dbt"), "run", "--project-dir",
+       str(PROJECT_DIR / "dbt_project"), "--profiles-dir", str(PROJECT_DIR / "dbt_project"),
+       "-s", "int_base_area_successors", "int_base_area_counts")
+    with duckdb.connect(str(copy), read_only=True) as con:
+        counted = dict(con.execute("select current_base_area_id, sum(residents) from intermediate.int_base_area_counts "
+                                   "where report_cycle = ? and base_area_id = ? group by 1", [OLD, old]).fetchall())
+    expected = Counter(placed(key, swapped) for c, key, area in warehouse["persons"] if c == OLD and area == old)
+    assert counted == expected
+    before = Counter(placed(key, targets) for c, key, area in warehouse["persons"] if c == OLD and area == old)
+    assert expected != before
