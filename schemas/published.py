@@ -242,13 +242,15 @@ class ActionAreaIndicators(_Published):
 
 
 class ActionAreaQuartiere(_Published):
-    """The Quartiere (Unterbezirke) inside each action area, and whether each is still worse than the city."""
+    """The Quartiere (the areas of the base level) inside each action area, and whether each is still worse than
+    the city."""
 
     report_cycle: pl.Int32 = pa.Field(metadata=_CYCLE)
-    area_id: str = pa.Field(metadata=_de("Aktionsraum", "Schlüssel des Sozialraums, der Aktionsraum ist."))
-    unterbezirk_id: str = pa.Field(metadata=_de("Unterbezirk", "Schlüssel des Unterbezirks (Quartier) im "
-                                                "Aktionsraum."))
-    unterbezirk_name: str = pa.Field(nullable=True, metadata=_de("Name des Unterbezirks", "Name des Unterbezirks."))
+    area_id: str = pa.Field(metadata=_de("Aktionsraum", "Schlüssel des Gebiets, das Aktionsraum ist "
+                                         "(Ebene: action_areas.area_level)."))
+    base_area_id: str = pa.Field(metadata=_de("Quartier", "Schlüssel des Quartiers im Aktionsraum: ein Gebiet der "
+                                              "untersten Ebene (area_levels.is_base, z. B. Unterbezirk)."))
+    base_area_name: str = pa.Field(nullable=True, metadata=_de("Name des Quartiers", "Name des Quartiers."))
     indicator_id: str = pa.Field(metadata=_de("Indikator", "Der Indikator, an dem die Quartiere gemessen werden "
                                               "(quartier_indicator, z. B. Transferleistungsquote)."))
     value: pl.Float64 = pa.Field(nullable=True, metadata=_VALUE)
@@ -259,8 +261,8 @@ class ActionAreaQuartiere(_Published):
 
     class Config:
         title = "Aktionsräume: Quartiere"
-        description = ("Die Quartiere (Unterbezirke) in jedem Aktionsraum und ob jedes noch ungünstiger als die "
-                       "Gesamtstadt ist.")
+        description = ("Die Quartiere (Gebiete der untersten Ebene) in jedem Aktionsraum und ob jedes noch "
+                       "ungünstiger als die Gesamtstadt ist.")
         metadata = {"sheet_de": "Aktionsräume Quartiere"}
 
 

@@ -250,7 +250,7 @@ class ReportBuilder:
             "reasons": (action_row["reasons"] if action_row else None) or "",
             "worse_count": action_row["indicators_worse_count"] if action_row else None,
             "min_worse": action_row["min_indicators_worse"] if action_row else None,
-            "quartiere_worse": quartiere_worse["unterbezirk_name"].to_list(),
+            "quartiere_worse": quartiere_worse["base_area_name"].to_list(),
             "classifications": classifications,
         }
 
