@@ -199,11 +199,12 @@ class ActionAreas(_Published):
     """Aktionsräume je Berichtsjahr: one row per cycle and area of the classified level."""
 
     report_cycle: pl.Int32 = pa.Field(metadata=_CYCLE)
-    area_level: str = pa.Field(metadata=_de("Gebietsebene", "Gebietsebene der Einstufung (in der Regel sozialraum)."))
-    area_id: str = pa.Field(metadata=_de("Sozialraum", "Schlüssel des eingestuften Gebiets (Sozialraum)."))
+    area_level: str = pa.Field(metadata=_de("Gebietsebene", "Gebietsebene der Einstufung (action_areas.area_level "
+                                            "in city.yml, z. B. sozialraum)."))
+    area_id: str = pa.Field(metadata=_de("Gebiet", "Schlüssel des eingestuften Gebiets."))
     area_name: str = pa.Field(nullable=True, metadata=_AREA_NAME)
     is_action_area: bool = pa.Field(metadata=_de(
-        "Aktionsraum", "Wahr, wenn der Sozialraum in diesem Berichtsjahr ein Aktionsraum ist."))
+        "Aktionsraum", "Wahr, wenn das Gebiet in diesem Berichtsjahr ein Aktionsraum ist."))
     change_since_previous: str = pa.Field(isin=CHANGES, metadata=_de(
         "Veränderung zum Vorbericht", "first_cycle (erstes Berichtsjahr), kept (bleibt Aktionsraum), new (neuer "
         "Aktionsraum), released (kein Aktionsraum mehr), not_action_area (kein Aktionsraum)."))
@@ -212,7 +213,7 @@ class ActionAreas(_Published):
         "Gesamtstadt sind."))
     min_indicators_worse: pl.Int32 = pa.Field(ge=1, metadata=_de(
         "Mindestanzahl", "So viele Regelindikatoren müssen mindestens ungünstiger als die Gesamtstadt sein, damit "
-        "der Sozialraum ein Aktionsraum ist."))
+        "das Gebiet ein Aktionsraum ist."))
     indicators_worse: str = pa.Field(nullable=True, metadata=_de(
         "Ungünstigere Indikatoren", "Die Regelindikatoren, die ungünstiger als die Gesamtstadt sind."))
     reasons: str = pa.Field(nullable=True, metadata=_REASONS)
@@ -220,7 +221,7 @@ class ActionAreas(_Published):
     class Config:
         unique = ["report_cycle", "area_id"]
         title = "Aktionsräume"
-        description = ("Aktionsräume je Berichtsjahr: für jeden Sozialraum, ob er ein Aktionsraum ist (mindestens so "
+        description = ("Aktionsräume je Berichtsjahr: für jedes Gebiet, ob es ein Aktionsraum ist (mindestens so "
                        "viele Regelindikatoren wie verlangt, z. B. Transferleistungsquote, ungünstiger als die "
                        "Gesamtstadt), die Veränderung zum Vorbericht und die Begründung.")
         metadata = {"sheet_de": "Aktionsräume"}
@@ -230,30 +231,32 @@ class ActionAreaIndicators(_Published):
     """The values behind each classification: the area's value and the city value per rule indicator."""
 
     report_cycle: pl.Int32 = pa.Field(metadata=_CYCLE)
-    area_id: str = pa.Field(metadata=_de("Sozialraum", "Schlüssel des Sozialraums."))
+    area_id: str = pa.Field(metadata=_de("Gebiet", "Schlüssel des eingestuften Gebiets."))
     indicator_id: str = pa.Field(metadata=_de("Regelindikator", "Schlüssel des Regelindikators der "
                                               "Aktionsraum-Regel."))
     value: pl.Float64 = pa.Field(nullable=True, metadata=_VALUE)
     city_value: pl.Float64 = pa.Field(nullable=True, metadata=_CITY_VALUE)
-    is_worse: bool = pa.Field(metadata=_de("Ungünstiger als Gesamtstadt", "Wahr, wenn der Wert des Sozialraums "
+    is_worse: bool = pa.Field(metadata=_de("Ungünstiger als Gesamtstadt", "Wahr, wenn der Wert des Gebiets "
                                            "ungünstiger als der Wert der Gesamtstadt ist."))
     is_suppressed: bool = pa.Field(metadata=_SUPPRESSED)
 
     class Config:
         title = "Aktionsräume: Indikatoren"
-        description = ("Die Werte hinter jeder Einstufung als Aktionsraum: Wert des Sozialraums und der Gesamtstadt "
+        description = ("Die Werte hinter jeder Einstufung als Aktionsraum: Wert des Gebiets und der Gesamtstadt "
                        "je Regelindikator und Berichtsjahr.")
         metadata = {"sheet_de": "Aktionsräume Indikatoren"}
 
 
 class ActionAreaQuartiere(_Published):
-    """The Quartiere (Unterbezirke) inside each action area, and whether each is still worse than the city."""
+    """The Quartiere (the areas of the base level) inside each action area, and whether each is still worse than
+    the city."""
 
     report_cycle: pl.Int32 = pa.Field(metadata=_CYCLE)
-    area_id: str = pa.Field(metadata=_de("Aktionsraum", "Schlüssel des Sozialraums, der Aktionsraum ist."))
-    unterbezirk_id: str = pa.Field(metadata=_de("Unterbezirk", "Schlüssel des Unterbezirks (Quartier) im "
-                                                "Aktionsraum."))
-    unterbezirk_name: str = pa.Field(nullable=True, metadata=_de("Name des Unterbezirks", "Name des Unterbezirks."))
+    area_id: str = pa.Field(metadata=_de("Aktionsraum", "Schlüssel des Gebiets, das Aktionsraum ist "
+                                         "(Ebene: action_areas.area_level)."))
+    base_area_id: str = pa.Field(metadata=_de("Quartier", "Schlüssel des Quartiers im Aktionsraum: ein Gebiet der "
+                                              "untersten Ebene (area_levels.is_base, z. B. Unterbezirk)."))
+    base_area_name: str = pa.Field(nullable=True, metadata=_de("Name des Quartiers", "Name des Quartiers."))
     indicator_id: str = pa.Field(metadata=_de("Indikator", "Der Indikator, an dem die Quartiere gemessen werden "
                                               "(quartier_indicator, z. B. Transferleistungsquote)."))
     value: pl.Float64 = pa.Field(nullable=True, metadata=_VALUE)
@@ -264,8 +267,8 @@ class ActionAreaQuartiere(_Published):
 
     class Config:
         title = "Aktionsräume: Quartiere"
-        description = ("Die Quartiere (Unterbezirke) in jedem Aktionsraum und ob jedes noch ungünstiger als die "
-                       "Gesamtstadt ist.")
+        description = ("Die Quartiere (Gebiete der untersten Ebene) in jedem Aktionsraum und ob jedes noch "
+                       "ungünstiger als die Gesamtstadt ist.")
         metadata = {"sheet_de": "Aktionsräume Quartiere"}
 
 

@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # Render the report in a real headless browser (Debian's chromium) and save two screenshots:
 #   docs/report-overview.png  the top of the report (Übersicht, Aktionsräume)
-#   docs/report-profile.png   one Steckbrief (a Sozialraum profile)
+#   docs/report-profile.png   one Steckbrief (the profile of one area of the action-area level)
 # and, with PDF=1, the whole report as PDF beside the HTML (chromium --print-to-pdf).
 #
-# Usage: scripts/screenshots.sh [REPORT_HTML] [SOZIALRAUM_ID]
+# Usage: scripts/screenshots.sh [REPORT_HTML] [AREA_ID]
 #   REPORT_HTML    default: the newest data/published/report/bericht_<cycle>.html
 #                  (write it with `.venv/bin/social-monitor report`)
-#   SOZIALRAUM_ID  default: 37
+#   AREA_ID        default: 37 (a Sozialraum of the Dortmund sample)
 # Installs chromium with apt-get if it is missing (needs root; takes a minute).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 report="${1:-$(ls data/published/report/bericht_*.html 2>/dev/null | sort | tail -n 1)}"
-sozialraum="${2:-37}"
+area_id="${2:-37}"
 if [[ -z "$report" || ! -f "$report" ]]; then
   echo "no report found; run: .venv/bin/social-monitor report" >&2
   exit 1
@@ -33,7 +33,7 @@ trap 'rm -rf "$profile_dir" "$work_dir"' EXIT
 absolute="$(cd "$(dirname "$report")" && pwd)/$(basename "$report")"
 
 # one Steckbrief as a page of its own: the report's head and styles, that article only (no script needed)
-.venv/bin/python -m social_monitor.report.single_profile "$absolute" "$sozialraum" "$work_dir/steckbrief.html"
+.venv/bin/python -m social_monitor.report.single_profile "$absolute" "$area_id" "$work_dir/steckbrief.html"
 
 shoot() {  # url output width height
   "$browser" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
@@ -44,7 +44,7 @@ shoot() {  # url output width height
 mkdir -p docs
 shoot "file://$absolute" docs/report-overview.png 1280 1600
 shoot "file://$work_dir/steckbrief.html" docs/report-profile.png 1280 1800
-echo "docs/report-overview.png, docs/report-profile.png from $report (Steckbrief $sozialraum)"
+echo "docs/report-overview.png, docs/report-profile.png from $report (Steckbrief $area_id)"
 
 if [[ "${PDF:-0}" == "1" ]]; then
   "$browser" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \

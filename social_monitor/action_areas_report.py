@@ -35,9 +35,9 @@ def format_action_areas(path: Path) -> str:
         rows = con.execute(
             """
             select a.report_cycle, a.area_name, a.is_action_area, a.change_since_previous,
-                   count(q.unterbezirk_id) as quartiere,
-                   count(q.unterbezirk_id) filter (where q.is_worse_than_city) as quartiere_worse,
-                   string_agg(q.unterbezirk_name, ', ' order by q.unterbezirk_id)
+                   count(q.base_area_id) as quartiere,
+                   count(q.base_area_id) filter (where q.is_worse_than_city) as quartiere_worse,
+                   string_agg(q.base_area_name, ', ' order by q.base_area_id)
                        filter (where q.is_worse_than_city) as names_worse
             from action_areas a
             left join action_area_quartiere q using (report_cycle, area_id)

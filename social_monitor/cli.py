@@ -28,12 +28,14 @@ from social_monitor.classification import cli as classify_cli
 from social_monitor.classification.methods import MethodError
 from social_monitor.report import cli as report_cli
 from social_monitor.sample_city import cli as sample_city_cli
+from social_monitor.sample_city import geometry as boundaries_cli
 from social_monitor.storage import storage_problem
 
 PROG = "social-monitor"
 # subcommand -> (module with add_arguments/run, one-line help)
 SUBCOMMANDS: dict[str, tuple[ModuleType, str]] = {
     "generate": (sample_city_cli, "write the sample city's raw extracts and manifests"),
+    "boundaries": (boundaries_cli, "write the sample city's synthetic boundaries into its city folder"),
     "action-areas": (action_areas_report, "print the action areas per report cycle from the published file"),
     "classify": (classify_cli, "classify any indicator table by a method (Berlin MSS, Hamburg RISE, Dortmund, custom)"),
     "catalogue-docs": (catalogue, "write docs/indicators.md from the indicator catalogue"),

@@ -62,7 +62,7 @@ SELECTS = {
                s.suppression is not null as is_suppressed
         from warehouse.classification.action_area_quartiere q
         left join main.area_indicators s
-          on s.report_cycle = q.report_cycle and s.area_id = q.unterbezirk_id
+          on s.report_cycle = q.report_cycle and s.area_id = q.base_area_id
          and s.area_level = (select area_level from warehouse.marts.area_levels where is_base)
          and s.indicator_id = q.indicator_id""",
     # an index input is hidden when its cell is suppressed in that cycle, or, for a change between cycles,

@@ -66,6 +66,8 @@ class CityConfig:
     quarantine_max_share: float = 0.01
     # statistical disclosure control of the published file (social_monitor/disclosure.py)
     publication: Mapping[str, object] | None = None
+    # the report (social_monitor/report): map_levels, the levels drawn as maps
+    report: Mapping[str, object] | None = None
     config_dir: Path = CITIES_DIR / DEFAULT_CITY
 
     @classmethod
@@ -85,6 +87,7 @@ class CityConfig:
             classification_methods=tuple(raw.get("classification_methods") or ()),
             quarantine_max_share=float(raw.get("quarantine_max_share", 0.01)),
             publication=raw.get("publication"),
+            report=raw.get("report"),
             config_dir=Path(path).resolve().parent,
         )
 

@@ -81,10 +81,10 @@ def test_quartiere_inside_action_areas_are_named():
         _table(), CATALOGUE, RULE, quartier_indicators=quartiere,
         quartier_areas={"a1": "A", "a2": "A", "d1": "D", "c1": "C"}, quartier_names={"a1": "Wambeler Heide"},
     )
-    rows = {r["unterbezirk_id"]: r for r in result.quartiere.iter_rows(named=True)}
+    rows = {r["base_area_id"]: r for r in result.quartiere.iter_rows(named=True)}
     assert set(rows) == {"a1", "a2"}  # D and C are not action areas in 2018
     assert rows["a1"]["is_worse_than_city"] and not rows["a2"]["is_worse_than_city"]
-    assert rows["a1"]["unterbezirk_name"] == "Wambeler Heide"
+    assert rows["a1"]["base_area_name"] == "Wambeler Heide"
 
 
 @pytest.mark.parametrize(

@@ -305,7 +305,7 @@ def test_a_nan_in_the_marts_fails_the_pipeline_classification(tmp_path):
     # the Quartiere still worse than the city inside an action area: a NaN is missing, not worse
     quartier_rule = ActionAreaRule(indicators=("x", "y"), min_indicators_worse=2, quartier_indicator="x")
     quartiere = classify_in_warehouse(con, quartier_rule).quartiere
-    assert quartiere.select("unterbezirk_id", "value", "is_worse_than_city").rows() == [
+    assert quartiere.select("base_area_id", "value", "is_worse_than_city").rows() == [
         ("U1", 9.0, True), ("U2", None, False), ("U3", 2.0, False)]
     con.close()
 

@@ -206,7 +206,7 @@ def test_export_prints_progress_per_cycle(tmp_path, capsys):
 def test_report_reports_each_cycle_as_it_is_written(tmp_path, capsys, monkeypatch):
     calls = []
 
-    def fake_report(published, out, geometry, code_property, cycles, on_cycle):
+    def fake_report(published, out, geometry, code_property, cycles, on_cycle, city_dir):
         calls.append(cycles)
         out.mkdir(parents=True, exist_ok=True)
         written = []

@@ -85,7 +85,7 @@ def test_only_one_quartier_still_high_in_alt_scharnhorst_and_wickede_2018(run):
     with duckdb.connect(str(run["published"]), read_only=True) as con:
         rows = con.execute(
             """
-            select a.area_name, list(q.unterbezirk_name order by q.unterbezirk_id)
+            select a.area_name, list(q.base_area_name order by q.base_area_id)
             from action_area_quartiere q join action_areas a using (report_cycle, area_id)
             where q.report_cycle = 2018 and q.is_worse_than_city group by 1
             """

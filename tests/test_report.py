@@ -11,11 +11,14 @@ to a screenshot in a real headless browser.
 
 from __future__ import annotations
 
+import csv
 import json
+import random
 import re
 import shutil
 import struct
 import subprocess
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -29,19 +32,11 @@ from shapely.geometry import mapping
 from orchestration.assets.report import report_bericht
 from orchestration.resources import PipelineSettings
 from social_monitor.cli import main as cli_main
+from social_monitor.geography import Geography, containers, load_geography
 from social_monitor.report.generator import ACTION_FILL, generate_report
 from social_monitor.report.single_profile import single_profile
-from social_monitor.sample_city.geometry import (
-    LEVELS,
-    SAMPLE_GEOMETRY,
-    GeometryError,
-    Reference,
-    generate_geometry,
-    is_contiguous,
-    load_geometry,
-    write_geojson,
-)
-from social_monitor.settings import load_settings
+from social_monitor.sample_city.geometry import GeometryError, is_contiguous, load_geometry
+from social_monitor.settings import CITIES_DIR, load_settings
 from tests.pipeline_env import build
 from tests.waiting import CEILING_SECONDS
 
@@ -95,79 +90,116 @@ class Dom(HTMLParser):
 
 # --- geometry ----------------------------------------------------------------------------------------------
 
+def _csv(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@dataclass
+class Truth:
+    """Dortmund's areas read straight from its geography files (the oracle of the geometry tests)."""
+
+    ids: dict[str, set[str]]
+    parents: dict[str, dict[str, str]]  # level -> Unterbezirk -> its area on that level
+
+    @classmethod
+    def dortmund(cls) -> Truth:
+        folder = CITIES_DIR / "dortmund" / "geography"
+        ub = _csv(folder / "unterbezirke.csv")
+        sb = {r["area_id"]: r["parent_id"] for r in _csv(folder / "statistische_bezirke.csv")}
+        parents = {"unterbezirk": {r["area_id"]: r["area_id"] for r in ub},
+                   "statistischer_bezirk": {r["area_id"]: r["parent_id"] for r in ub},
+                   "sozialraum": {r["area_id"]: r["sozialraum_id"] for r in ub},
+                   "stadtbezirk": {r["area_id"]: sb[r["parent_id"]] for r in ub}}
+        return cls({level: set(p.values()) for level, p in parents.items()}, parents)
+
+
 @pytest.fixture(scope="module")
-def reference() -> Reference:
-    return Reference.from_seeds()
+def truth() -> Truth:
+    return Truth.dortmund()
 
 
-def test_sample_geometry_covers_every_area_once_nests_and_is_marked_synthetic(reference):
-    data = json.loads(SAMPLE_GEOMETRY.read_text(encoding="utf-8"))
+@pytest.fixture(scope="module")
+def dortmund() -> Geography:
+    return load_geography(CITIES_DIR / "dortmund")
+
+
+DORTMUND_BOUNDARIES = CITIES_DIR / "dortmund" / "geography" / "boundaries.geojson"
+
+
+def test_sample_geometry_covers_every_area_once_nests_and_is_marked_synthetic(truth, dortmund):
+    data = json.loads(DORTMUND_BOUNDARIES.read_text(encoding="utf-8"))
     assert data["metadata"]["synthetic"] is True
     assert all(f["properties"]["synthetic"] is True for f in data["features"])
     keys = [(f["properties"]["area_level"], f["properties"]["area_id"]) for f in data["features"]]
     assert len(keys) == len(set(keys))
     for level in ("unterbezirk", "statistischer_bezirk", "sozialraum", "stadtbezirk"):
-        assert {i for lv, i in keys if lv == level} == reference.ids(level), level
-    assert {lv for lv, _ in keys} == set(LEVELS)
+        assert {i for lv, i in keys if lv == level} == truth.ids[level], level
+    assert {lv for lv, _ in keys} == {"city", *truth.ids}
     assert len([k for k in keys if k[0] == "unterbezirk"]) == 170
 
-    geometry = load_geometry(SAMPLE_GEOMETRY)
+    geometry = load_geometry(DORTMUND_BOUNDARIES, dortmund)
     assert geometry.synthetic
     city = geometry.shapes[("city", "city")]
     unterbezirke = geometry.level("unterbezirk")
     # the Unterbezirke tile the city: no overlaps, no gaps (up to the one-metre grid)
     assert sum(g.area for g in unterbezirke.values()) == pytest.approx(city.area, rel=1e-4)
     for level in ("statistischer_bezirk", "sozialraum", "stadtbezirk"):
-        parents = reference.parent_ids(level)
         shapes = geometry.level(level)
         for ub_id, polygon in unterbezirke.items():
-            parent = shapes[parents[ub_id]]
+            parent = shapes[truth.parents[level][ub_id]]
             assert polygon.difference(parent).area < 1e-6 * polygon.area, (level, ub_id)
         not_contiguous = [i for i, g in shapes.items() if not is_contiguous(g)]
         assert not_contiguous == [], level
     assert all(g.is_valid and not g.is_empty for g in geometry.shapes.values())
 
 
-def test_the_generator_writes_the_shipped_file(tmp_path, reference):
-    target = tmp_path / "geometry.geojson"
-    write_geojson(generate_geometry(reference=reference), reference, target, seed=3)
-    assert target.read_bytes() == SAMPLE_GEOMETRY.read_bytes()
+def test_the_generator_writes_the_shipped_file(tmp_path):
+    target = tmp_path / "boundaries.geojson"
+    assert cli_main(["boundaries", "--city", "dortmund", "--out", str(target)]) == 0
+    assert target.read_bytes() == DORTMUND_BOUNDARIES.read_bytes()
 
 
 def _unterbezirk_features(property_name: str) -> list[tuple[str, dict]]:
-    data = json.loads(SAMPLE_GEOMETRY.read_text(encoding="utf-8"))
+    data = json.loads(DORTMUND_BOUNDARIES.read_text(encoding="utf-8"))
     return [(f["properties"]["area_id"], f["geometry"]) for f in data["features"]
             if f["properties"]["area_level"] == "unterbezirk"]
 
 
-def test_a_users_geojson_of_unterbezirke_is_dissolved_to_every_level(tmp_path, reference):
+def test_a_users_geojson_of_unterbezirke_is_dissolved_to_every_level(tmp_path, truth, dortmund):
     features = [{"type": "Feature", "properties": {"UB_NR": int(code), "NAME": code}, "geometry": geom}
                 for code, geom in _unterbezirk_features("UB_NR")]
     path = tmp_path / "grenzen.geojson"
     path.write_text(json.dumps({"type": "FeatureCollection", "features": features}), encoding="utf-8")
 
-    geometry = load_geometry(path, area_code_property="UB_NR", level_property=None)
+    geometry = load_geometry(path, dortmund, area_code_property="UB_NR", level_property=None)
     assert not geometry.synthetic
-    assert set(geometry.level("sozialraum")) == reference.ids("sozialraum")
-    assert set(geometry.level("statistischer_bezirk")) == reference.ids("statistischer_bezirk")
-    sample = load_geometry(SAMPLE_GEOMETRY)
+    assert set(geometry.level("sozialraum")) == truth.ids["sozialraum"]
+    assert set(geometry.level("statistischer_bezirk")) == truth.ids["statistischer_bezirk"]
+    sample = load_geometry(DORTMUND_BOUNDARIES, dortmund)
     assert geometry.level("sozialraum")["37"].symmetric_difference(
         sample.level("sozialraum")["37"]).area < 1e-9
 
     with pytest.raises(GeometryError, match=r"grenzen\.geojson.*'UB_CODE'"):
-        load_geometry(path, area_code_property="UB_CODE", level_property=None)
+        load_geometry(path, dortmund, area_code_property="UB_CODE", level_property=None)
     features[0]["properties"]["UB_NR"] = 999
     del features[1]
     path.write_text(json.dumps({"type": "FeatureCollection", "features": features}), encoding="utf-8")
     with pytest.raises(GeometryError) as refused:
-        load_geometry(path, area_code_property="UB_NR", level_property=None)
+        load_geometry(path, dortmund, area_code_property="UB_NR", level_property=None)
     message = str(refused.value)
     assert "grenzen.geojson" in message
     assert "missing unterbezirk codes: 001, 002" in message
     assert "unknown unterbezirk codes: 999" in message
+    # without the base level, every level the report maps must be given
+    only = [{"type": "Feature", "properties": {"area_level": "sozialraum", "area_id": code}, "geometry": mapping(g)}
+            for code, g in sample.level("sozialraum").items()]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": only}), encoding="utf-8")
+    with pytest.raises(GeometryError, match="give the Unterbezirke.*missing: statistische Bezirke"):
+        load_geometry(path, dortmund, required_levels=["sozialraum", "statistischer_bezirk"])
 
 
-def test_a_users_shapefile_is_read_with_pyshp(tmp_path, reference):
+def test_a_users_shapefile_is_read_with_pyshp(tmp_path, truth, dortmund):
     base = tmp_path / "unterbezirke"
     with shapefile.Writer(str(base), shapeType=shapefile.POLYGON) as writer:
         writer.field("UBEZ", "C", size=3)
@@ -179,9 +211,9 @@ def test_a_users_shapefile_is_read_with_pyshp(tmp_path, reference):
                 rings.append(list(shapely.geometry.polygon.orient(part, sign=-1.0).exterior.coords))
             writer.poly(rings)
             writer.record(code)
-    geometry = load_geometry(base.with_suffix(".shp"), area_code_property="UBEZ", level_property=None)
-    assert set(geometry.level("unterbezirk")) == reference.ids("unterbezirk")
-    assert set(geometry.level("stadtbezirk")) == reference.ids("stadtbezirk")
+    geometry = load_geometry(base.with_suffix(".shp"), dortmund, area_code_property="UBEZ", level_property=None)
+    assert set(geometry.level("unterbezirk")) == truth.ids["unterbezirk"]
+    assert set(geometry.level("stadtbezirk")) == truth.ids["stadtbezirk"]
     assert mapping(geometry.shapes[("unterbezirk", "001")])["type"] == "Polygon"
 
 
@@ -245,13 +277,14 @@ def test_every_sozialraum_has_a_steckbrief_and_every_map_one_path_per_area(repor
     for cycle, path in reports.items():
         dom = Dom(path.read_text(encoding="utf-8")).root
         profiles = list(dom.iter("article", class_="steckbrief"))
-        assert [a.attrs["data-sozialraum"] for a in profiles] == published["ids"]["sozialraum"]
+        assert [a.attrs["data-area"] for a in profiles] == published["ids"]["sozialraum"]
+        assert {a.attrs["data-area-level"] for a in profiles} == {"sozialraum"}
         for article in profiles:
             h4 = [h.text() for h in article.iter("h4")]
             assert h4[:1] == [f"Einordnung {cycle}"]
             assert {"Indikatoren im Vergleich mit der Stadt", "Quartiere (Unterbezirke)", "Entwicklung"} <= set(h4)
             locator = next(article.iter("svg"))
-            assert len(list(locator.iter("path", **{"data-area-id": article.attrs["data-sozialraum"]}))) == 1
+            assert len(list(locator.iter("path", **{"data-area-id": article.attrs["data-area"]}))) == 1
 
         figures = list(dom.iter("figure", class_="choropleth"))
         assert len(figures) == 2 * len(published["names"])  # every indicator, Sozialräume and Bezirke
@@ -318,7 +351,7 @@ def test_a_missing_published_file_or_a_wrong_geometry_is_a_clear_error(tmp_path,
                      "--geometry", str(broken)]) == 1
     assert "grenzen.geojson: no features" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError):
-        generate_report(tmp_path / "none.duckdb", tmp_path)
+        generate_report(tmp_path / "none.duckdb", tmp_path, city_dir=CITIES_DIR / "dortmund")
 
 
 def _png_size(path: Path) -> tuple[int, int]:
@@ -341,3 +374,143 @@ def test_chromium_renders_the_overview_and_a_steckbrief(reports, tmp_path):
                         "--window-size=1280,1600", url], check=True, capture_output=True, timeout=CEILING_SECONDS)
         assert _png_size(shot) == (1280, 1600)
         assert shot.stat().st_size > 20_000  # a blank page is a few kilobytes
+
+
+# --- another city: Berlin's levels, two versions of its geography, its synthetic boundaries ------------------
+
+BERLIN = CITIES_DIR / "berlin"
+BERLIN_BOUNDARIES = BERLIN / "geography" / "boundaries.geojson"
+
+
+def _berlin_current(level_file: str) -> dict[str, str]:
+    """area_id -> parent_id of the areas of the LOR of 2021 (no valid_to), read straight from the CSV."""
+    return {r["area_id"]: r.get("parent_id", "") for r in _csv(BERLIN / "geography" / level_file)
+            if not r.get("valid_to")}
+
+
+def test_berlins_synthetic_boundaries_are_the_current_lor_nested_and_what_the_generator_writes(tmp_path):
+    target = tmp_path / "boundaries.geojson"
+    assert cli_main(["boundaries", "--city", "berlin", "--out", str(target)]) == 0
+    assert target.read_bytes() == BERLIN_BOUNDARIES.read_bytes()
+
+    data = json.loads(BERLIN_BOUNDARIES.read_text(encoding="utf-8"))
+    assert data["metadata"]["synthetic"] is True
+    keys = {(f["properties"]["area_level"], f["properties"]["area_id"]) for f in data["features"]}
+    files = {"bezirk": "bezirke.csv", "prognoseraum": "prognoseraeume.csv", "bezirksregion": "bezirksregionen.csv",
+             "planungsraum": "planungsraeume.csv"}
+    current = {level: _berlin_current(name) for level, name in files.items()}
+    assert len(current["planungsraum"]) == 542 and len(current["bezirksregion"]) == 143
+    for level, areas in current.items():
+        assert {i for lv, i in keys if lv == level} == set(areas), level
+
+    geometry = load_geometry(BERLIN_BOUNDARIES, load_geography(BERLIN))
+    city = geometry.shapes[("city", "city")]
+    planungsraeume = geometry.level("planungsraum")
+    assert sum(g.area for g in planungsraeume.values()) == pytest.approx(city.area, rel=1e-4)
+    chain = [("planungsraum", "bezirksregion"), ("bezirksregion", "prognoseraum"), ("prognoseraum", "bezirk")]
+    for child, parent in chain:
+        for area_id, polygon in geometry.level(child).items():
+            container = geometry.shapes[(parent, current[child][area_id])]
+            # up to slivers of the one-metre grid along borders tens of kilometres long
+            assert polygon.difference(container).area < 1e-4 * polygon.area, (child, area_id)
+    assert all(is_contiguous(g) for (level, _), g in geometry.shapes.items() if level != "planungsraum")
+
+    # the retired version's keys are a version of the level too: a file of them is accepted, not a mix
+    old = {r["area_id"] for r in _csv(BERLIN / "geography" / "planungsraeume.csv") if r.get("valid_to")}
+    assert len(old) == 447
+    features = [{"type": "Feature", "properties": {"PLR": code}, "geometry": mapping(g)}
+                for code, g in zip(sorted(old), list(planungsraeume.values()), strict=False)]
+    path = tmp_path / "lor_2019.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}), encoding="utf-8")
+    assert len(load_geometry(path, load_geography(BERLIN), area_code_property="PLR",
+                             level_property=None).level("bezirksregion")) == 138
+    features.append({"type": "Feature", "properties": {"PLR": sorted(current["planungsraum"])[0]},
+                     "geometry": features[0]["geometry"]})
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}), encoding="utf-8")
+    with pytest.raises(GeometryError, match="unknown planungsraum codes: " + sorted(current["planungsraum"])[0]):
+        load_geometry(path, load_geography(BERLIN), area_code_property="PLR", level_property=None)
+
+
+@pytest.fixture(scope="module")
+def berlin_published(published, tmp_path_factory) -> Path:
+    """A published file in the published contract's shape for Berlin's geography: the tables of the Dortmund
+    run (indicator catalogue, methods, disclosure audit), the area tables replaced by Berlin's areas (both LOR
+    versions) with made-up values, action areas on the Bezirksregionen. Berlin's own run does not publish yet
+    (disclosure control); this file tests the report's levels, names and versions, not Berlin's numbers."""
+    path = tmp_path_factory.mktemp("berlin_published") / "marts.duckdb"
+    shutil.copy(published["path"], path)
+    geography = load_geography(BERLIN)
+    cycles = [2018, 2020]  # the last on the LOR until 2020, the first on the LOR of 2021
+    rng = random.Random(11)
+    with duckdb.connect(str(path)) as con:
+        indicators = [r[0] for r in con.execute("select indicator_id from indicators").fetchall()]
+        areas = [(a.level, a.area_id, a.area_name, "published") for a in geography.areas]
+        areas.append(("city", "city", "Berlin", "published"))
+        hierarchy = [row for row in containers(geography)]
+        values, action, quartiere = [], [], []
+        for cycle in cycles:
+            valid = [("city", "city")] + [(a.level, a.area_id) for a in geography.areas if a.valid_in(cycle)]
+            city = {i: rng.uniform(5, 30) for i in indicators}
+            for level, area_id in dict.fromkeys(valid):
+                for i in indicators:
+                    value = city[i] if level == "city" else city[i] * rng.uniform(0.5, 1.5)
+                    values.append((cycle, level, area_id, i, value, city[i]))
+            for region in geography.areas_of("bezirksregion", cycle):
+                flagged = rng.random() < 0.2
+                action.append((cycle, "bezirksregion", region.area_id, region.area_name, flagged,
+                               "first_cycle" if flagged else "not_action_area", 2 if flagged else 0, 2))
+                if flagged:
+                    for pr in geography.areas_of("planungsraum", cycle):
+                        if pr.parent_id == region.area_id:
+                            quartiere.append((cycle, region.area_id, pr.area_id, pr.area_name, "transfer_rate",
+                                              rng.random() < 0.5))
+        con.execute("update publication set city_name = 'Berlin (Test)'")
+        for table, columns, rows in (
+                ("areas", "area_level, area_id, area_name, name_status", areas),
+                ("area_hierarchy", "area_level, area_id, container_level, container_id, is_direct", hierarchy),
+                ("area_indicators", "report_cycle, area_level, area_id, indicator_id, value, city_value", values),
+                ("action_areas", "report_cycle, area_level, area_id, area_name, is_action_area, "
+                 "change_since_previous, indicators_worse_count, min_indicators_worse", action),
+                ("action_area_quartiere", "report_cycle, area_id, base_area_id, base_area_name, indicator_id, "
+                 "is_worse_than_city", quartiere)):
+            con.execute(f"delete from {table}")
+            marks = ", ".join("?" for _ in columns.split(","))
+            con.executemany(f"insert into {table} ({columns}) values ({marks})", rows)
+        con.execute("delete from area_classifications")
+    return path
+
+
+def test_a_berlin_report_speaks_berlins_levels_and_says_which_maps_its_old_version_lacks(berlin_published, tmp_path):
+    written = generate_report(berlin_published, tmp_path, city_dir=BERLIN)
+    assert [p.name for p in written] == ["bericht_2018.html", "bericht_2020.html"]
+    regions = _csv(BERLIN / "geography" / "bezirksregionen.csv")
+    expected_regions = {2018: sorted(r["area_id"] for r in regions if r["valid_to"]),
+                        2020: sorted(r["area_id"] for r in regions if not r["valid_to"])}
+    maps_per_cycle = {2018: {"bezirk"}, 2020: {"bezirk", "bezirksregion"}}  # city.yml: report.map_levels
+    for path in written:
+        cycle = int(path.stem.split("_")[1])
+        text = path.read_text(encoding="utf-8")
+        for dortmund_word in ("Sozialr", "Unterbezirk", "statistische Bezirk", "statistischen Bezirk", "Stadtbezirk"):
+            assert dortmund_word not in text, (cycle, dortmund_word)
+        dom = Dom(text).root
+        headings = [h.text().strip() for h in dom.iter("h2")]
+        assert "Steckbriefe der Bezirksregionen" in headings
+        profiles = list(dom.iter("article", class_="steckbrief"))
+        assert [a.attrs["data-area"] for a in profiles] == expected_regions[cycle]
+        assert {a.attrs["data-area-level"] for a in profiles} == {"bezirksregion"}
+        first = profiles[0]
+        assert "Quartiere (Planungsräume)" in [h.text() for h in first.iter("h4")]
+        assert f"(Bezirksregion {expected_regions[cycle][0]})" in first.text()
+        figures = list(dom.iter("figure", class_="choropleth"))
+        assert {f.attrs["data-level"] for f in figures} == maps_per_cycle[cycle]
+        for figure in figures:
+            ids = [p.attrs["data-area-id"] for p in figure.iter("path") if "data-area-id" in p.attrs]
+            assert len(ids) == {"bezirk": 12, "bezirksregion": 143, "planungsraum": 542}[figure.attrs["data-level"]]
+        missing = list(dom.iter("p", id="karten-fehlen"))
+        if cycle == 2018:
+            assert "dieser Gebietsebenen: Bezirksregionen." in missing[0].text()
+            assert "Keine Karte der Aktionsräume für 2018" in text
+            assert all(next(a.iter("svg"), None) is None for a in profiles)  # no locator on the old version
+        else:
+            assert missing == []
+            assert "Aktionsräume 2020 (Bezirksregionen)" in text

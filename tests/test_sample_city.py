@@ -26,9 +26,9 @@ from social_monitor.layouts import SourceLayout
 from social_monitor.sample_city import generate
 from social_monitor.sample_city.calibration import plan_cycle
 from social_monitor.sample_city.cli import main as sample_city_main
-from social_monitor.sample_city.reference import read_reference
 from social_monitor.settings import city_dir
 from tests.deliveries import LAYOUTS
+from tests.dortmund_reference import read_reference
 
 DORTMUND = city_dir("dortmund")
 CYCLES = (2007, 2012, 2018, 2025)

@@ -17,10 +17,10 @@ from orchestration.resources import PipelineSettings
     owners=["team:social-planning"],
     description=(
         "One self-contained HTML report per report cycle (report/bericht_<cycle>.html beside the published "
-        "file): overview, choropleth maps per indicator (Sozialräume, statistische Bezirke), action areas, "
-        "time series, tables and a Steckbrief per Sozialraum. Reads only the published file and the geometry "
-        "($SOCIAL_MONITOR_GEOMETRY, $SOCIAL_MONITOR_GEOMETRY_CODE_PROPERTY; default: the sample city's "
-        "synthetic boundaries)."
+        "file): overview, choropleth maps per indicator of the city's map levels (report.map_levels in city.yml), "
+        "action areas, time series, tables and a Steckbrief per area of the action-area level. Reads only the "
+        "published file, the city folder's declarations and the geometry ($SOCIAL_MONITOR_GEOMETRY, "
+        "$SOCIAL_MONITOR_GEOMETRY_CODE_PROPERTY; default: the city folder's geography/boundaries.geojson)."
     ),
 )
 def report_bericht(context: dg.AssetExecutionContext, pipeline: PipelineSettings):
@@ -30,8 +30,9 @@ def report_bericht(context: dg.AssetExecutionContext, pipeline: PipelineSettings
     from social_monitor.sample_city.geometry import default_geometry
 
     published = Path(pipeline.published_path)
-    geometry, code_property = default_geometry()
-    written = generate_report(published, published.parent / "report", geometry, code_property)
+    geometry, code_property = default_geometry(pipeline.city_folder())
+    written = generate_report(published, published.parent / "report", geometry, code_property,
+                              city_dir=pipeline.city_folder())
     return dg.MaterializeResult(
         metadata={
             "geometry": dg.MetadataValue.path(str(geometry)),

@@ -4,8 +4,9 @@ The Dortmund rule, as configuration: an area is an action area in a cycle when a
 ``min_indicators_worse`` of the rule's ``indicators`` are worse than the city value of that cycle, "worse"
 following each indicator's direction in the catalogue (``higher_is_worse`` or ``higher_is_better``).
 For every area the result records the values, the city values and which indicators put it in; each cycle
-is compared with the previous one (kept, new, released); and inside each action area the Quartiere
-(Unterbezirke) still worse than the city on ``quartier_indicator`` are named.
+is compared with the previous one (kept, new, released); and inside each action area the Quartiere (the
+areas of the base level, Dortmund's Unterbezirke) still worse than the city on ``quartier_indicator`` are
+named.
 
 The decision itself runs through the classification engine (``ActionAreaRule.to_method`` is the rule as a
 ``worse_than_city`` method), so the action areas here and the method ``dortmund_action_areas`` in the
@@ -84,7 +85,7 @@ class ActionAreaRule:
 class ActionAreaResult:
     areas: pl.DataFrame  # one row per cycle and area
     indicators: pl.DataFrame  # one row per cycle, area and rule indicator: value, city value, is worse
-    quartiere: pl.DataFrame  # one row per cycle and Unterbezirk inside an action area
+    quartiere: pl.DataFrame  # one row per cycle and base area inside an action area
     classification: Classification  # the engine's result of the same rule, for area_classifications
 
 
@@ -102,8 +103,8 @@ def classify_action_areas(
 
     ``area_indicators``: report_cycle, area_id, indicator_id, value, city_value (one area level).
     ``catalogue``: indicator_id, name_de, unit, direction.
-    ``quartier_indicators``: the same columns for the Unterbezirke, and ``quartier_areas`` maps each
-    Unterbezirk to its area; both optional.
+    ``quartier_indicators``: the same columns for the areas of the base level, and ``quartier_areas`` maps
+    each base area to its area; both optional.
     """
     directions = rule_directions(catalogue, rule)
     names = dict(zip(catalogue["indicator_id"], catalogue["name_de"], strict=True))
@@ -204,15 +205,15 @@ def _reasons(details: pl.DataFrame, names: Mapping[str, str], units: Mapping[str
 
 def _quartiere(areas, quartier_indicators, quartier_areas, quartier_names, rule, directions) -> pl.DataFrame:
     schema = {
-        "report_cycle": areas.schema["report_cycle"], "area_id": pl.Utf8, "unterbezirk_id": pl.Utf8,
-        "unterbezirk_name": pl.Utf8, "indicator_id": pl.Utf8, "value": pl.Float64, "city_value": pl.Float64,
+        "report_cycle": areas.schema["report_cycle"], "area_id": pl.Utf8, "base_area_id": pl.Utf8,
+        "base_area_name": pl.Utf8, "indicator_id": pl.Utf8, "value": pl.Float64, "city_value": pl.Float64,
         "is_worse_than_city": pl.Boolean,
     }
     if quartier_indicators is None or not rule.quartier_indicator or not quartier_areas:
         return pl.DataFrame(schema=schema)
     mapping = pl.DataFrame(
-        {"unterbezirk_id": list(quartier_areas), "area_id": list(quartier_areas.values())},
-        schema={"unterbezirk_id": pl.Utf8, "area_id": pl.Utf8},
+        {"base_area_id": list(quartier_areas), "area_id": list(quartier_areas.values())},
+        schema={"base_area_id": pl.Utf8, "area_id": pl.Utf8},
     )
     action = areas.filter("is_action_area").select("report_cycle", "area_id")
     # as in the rule itself (missing_values: exclude_area): NaN and infinities are missing, never "worse"
@@ -220,14 +221,14 @@ def _quartiere(areas, quartier_indicators, quartier_areas, quartier_names, rule,
               for c in ("value", "city_value")]
     return (
         quartier_indicators.filter(pl.col("indicator_id") == rule.quartier_indicator).with_columns(finite)
-        .rename({"area_id": "unterbezirk_id"})
-        .join(mapping, on="unterbezirk_id", how="inner")
+        .rename({"area_id": "base_area_id"})
+        .join(mapping, on="base_area_id", how="inner")
         .join(action, on=["report_cycle", "area_id"], how="inner")
         .with_columns(
             _worse_expr(directions).alias("is_worse_than_city"),
-            pl.col("unterbezirk_id").replace_strict(quartier_names or {}, default=None).alias("unterbezirk_name"),
+            pl.col("base_area_id").replace_strict(quartier_names or {}, default=None).alias("base_area_name"),
         )
         .select(list(schema))
         .cast(schema)
-        .sort("report_cycle", "area_id", "unterbezirk_id")
+        .sort("report_cycle", "area_id", "base_area_id")
     )

@@ -6,14 +6,15 @@ import argparse
 import time
 from pathlib import Path
 
-from social_monitor.sample_city.geometry import default_geometry
+from social_monitor.sample_city.geometry import BOUNDARIES_FILE, CODE_PROPERTY_ENV, GEOMETRY_ENV, default_geometry
 from social_monitor.settings import load_settings
 
 DESCRIPTION = (
     "Write one self-contained HTML report per report cycle (bericht_<cycle>.html: overview, maps, action "
-    "areas, time series, tables, a Steckbrief per Sozialraum) from the published file, opened read-only. "
-    "Maps use --geometry (GeoJSON or shapefile with the area code; Unterbezirke alone are dissolved to the "
-    "higher levels) or the sample city's synthetic geometry."
+    "areas, time series, tables, a Steckbrief per area of the action-area level) from the published file, "
+    "opened read-only. The levels mapped are the city's (report.map_levels in city.yml). Maps use --geometry "
+    "(GeoJSON or shapefile with the area code; the base areas alone are dissolved to the higher levels) or "
+    f"the city folder's geography/{BOUNDARIES_FILE}."
 )
 
 
@@ -23,12 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: $SOCIAL_MONITOR_PUBLISHED or data/published/marts.duckdb)")
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: report/ beside the published file)")
-    geometry, code_property = default_geometry()
     parser.add_argument("--geometry", type=Path, default=None,
                         help="area boundaries, .geojson or .shp "
-                        f"(default: $SOCIAL_MONITOR_GEOMETRY or {geometry.name})")
+                        f"(default: ${GEOMETRY_ENV} or the city folder's geography/{BOUNDARIES_FILE})")
     parser.add_argument("--area-code-property", default=None,
-                        help=f"property (attribute) holding the area code (default: {code_property})")
+                        help=f"property (attribute) holding the area code (default: ${CODE_PROPERTY_ENV} or area_id)")
     parser.add_argument("--cycle", type=int, action="append", default=None,
                         help="only this report cycle (repeatable; default: every cycle of the published file)")
 
@@ -41,9 +41,10 @@ def run(args: argparse.Namespace) -> int:
     # imported here: matplotlib and the templates cost about a second, which every other command would pay
     from social_monitor.report.generator import generate_report
 
-    published = args.published = Path(args.published or load_settings().published_path)  # resolved: errors name it
+    settings = load_settings()
+    published = args.published = Path(args.published or settings.published_path)  # resolved: errors name it
     out = args.out or published.parent / "report"
-    geometry, code_property = default_geometry()
+    geometry, code_property = default_geometry(settings.city_dir)
     started = time.perf_counter()
 
     def on_cycle(path: Path, done: int, total: int) -> None:
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         started = time.perf_counter()
 
     written = generate_report(published, out, args.geometry or geometry, args.area_code_property or code_property,
-                              cycles=args.cycle, on_cycle=on_cycle)
+                              cycles=args.cycle, on_cycle=on_cycle, city_dir=settings.city_dir)
     for path in written:
         print(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0

@@ -1,6 +1,10 @@
 """The report per report cycle (Bericht zur sozialen Lage) as one self-contained HTML file.
 
-Reads only the published file (read-only) and the area geometry. Every map is inline SVG, the charts are
+Reads only the published file (read-only), the area geometry and the city folder's declarations: the level
+names from the geography (geography/levels.yml), the levels mapped from city.yml (``report.map_levels``) and
+the level of the Steckbriefe, the action-area level (``action_areas.area_level``), each listing the areas of
+the base level inside it. A map whose areas the geometry does not hold in a cycle (a cycle on another
+version of the geography) is left out, and the report says so. Every map is inline SVG, the charts are
 matplotlib SVG, the styles are inline: the file makes no request and can be mailed or archived as it is.
 """
 
@@ -17,10 +21,13 @@ import jinja2
 import matplotlib
 import polars as pl
 
+from social_monitor.classification.action_areas import METHOD_ID as ACTION_AREA_METHOD
 from social_monitor.disclosure import DisclosureRule
+from social_monitor.geography import Geography, Level, load_geography
 from social_monitor.publish import published_rule
 from social_monitor.report.maps import MISSING_FILL, SUPPRESSED_FILL, SVG_DEFS, Classes, MapCanvas, german_number
-from social_monitor.sample_city.geometry import SAMPLE_GEOMETRY, AreaGeometry, load_geometry
+from social_monitor.sample_city.geometry import AreaGeometry, default_geometry, load_geometry
+from social_monitor.settings import CITY_FILE, CityConfig
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -28,7 +35,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 TEMPLATES = Path(__file__).with_name("templates")
 KEY_INDICATORS = ["transfer_rate", "transfer_rate_age_0_14", "sgb2_rate", "transfer_rate_age_65_plus"]
 QUARTIER_INDICATORS = ["residents", "transfer_rate", "transfer_rate_age_0_14", "sgb2_rate"]
-MAP_LEVELS = {"sozialraum": "Sozialräume", "statistischer_bezirk": "statistische Bezirke"}
 # filled in with the rule of the published file (DisclosureRule.describe_de)
 SUPPRESSION_DE = {"small_count": "gesperrt ({small_count})",
                   "small_population": "gesperrt ({small_population})",
@@ -39,6 +45,39 @@ ACTION_FILL = {"new": "#b2182b", "kept": "#d6604d", "first_cycle": "#d6604d", "r
                "not_action_area": "#f7f7f7"}
 ACTION_LEGEND = [("#d6604d", "Aktionsraum"), ("#b2182b", "neuer Aktionsraum"),
                  ("#92c5de", "entlassen (im vorigen Berichtsjahr Aktionsraum)"), ("#f7f7f7", "kein Aktionsraum")]
+
+
+def dative_plural(plural: str) -> str:
+    """"Sozialräume" -> "Sozialräumen", "statistische Bezirke" -> "statistischen Bezirken" (von 39 ...)."""
+    return " ".join(word if word.endswith(("n", "s")) else word + "n" for word in plural.split())
+
+
+@dataclass(frozen=True)
+class ReportLevels:
+    """The levels the report uses, from the city folder: the maps (city.yml ``report.map_levels``), the
+    Steckbriefe (the action-area level) and the base level listed inside each Steckbrief."""
+
+    maps: tuple[Level, ...]
+    profile: Level
+    base: Level
+
+    @classmethod
+    def of(cls, geography: Geography, config: CityConfig) -> ReportLevels:
+        report = config.report or {}
+        where = config.config_dir / CITY_FILE
+        if not isinstance(report, dict) or set(report) - {"map_levels"}:
+            raise ValueError(f"{where}: report: only map_levels is known (a list of level ids)")
+        profile = geography.level(str(config.action_areas["area_level"]))
+        map_levels = report.get("map_levels") or [profile.id]
+        if not isinstance(map_levels, list) or len(set(map_levels)) != len(map_levels):
+            raise ValueError(f"{where}: report.map_levels must be a list of distinct level ids")
+        maps = []
+        for level_id in map_levels:
+            try:
+                maps.append(geography.level(str(level_id)))
+            except ValueError as error:
+                raise ValueError(f"{where}: report.map_levels: {error}") from None
+        return cls(maps=tuple(maps), profile=profile, base=geography.base)
 
 
 @dataclass
@@ -57,26 +96,26 @@ class Published:
     rule: DisclosureRule
 
     @classmethod
-    def read(cls, path: Path) -> Published:
+    def read(cls, path: Path, profile_level: str) -> Published:
         if not Path(path).exists():
             raise FileNotFoundError(f"{path}: no published file; run the pipeline (`make run`) first")
         with duckdb.connect(str(path), read_only=True) as con:
-            def table(sql: str) -> pl.DataFrame:
-                return con.execute(sql).pl()
+            def table(sql: str, parameters: list | None = None) -> pl.DataFrame:
+                return con.execute(sql, parameters or []).pl()
 
             publication = table("select city_name, report_cycles from publication limit 1")
             values = table("select * from area_indicators")
             classifications = table(
                 "select c.* from area_classifications c join classification_methods m using (method_id) "
-                "where m.area_level = 'sozialraum' and m.method_id <> 'dortmund_action_areas'")
+                "where m.area_level = ? and m.method_id <> ?", [profile_level, ACTION_AREA_METHOD])
             return cls(
                 city_name=publication["city_name"][0] if publication.height else "",
                 cycles=sorted(values["report_cycle"].unique().to_list()),
                 indicators=table("select * from indicators order by sort_order"),
-                # each area with the Sozialraum it lies in (the report's maps and labels are still Dortmund's)
-                areas=table("select a.*, h.container_id as sozialraum_id from areas a left join area_hierarchy h "
-                            "on h.area_level = a.area_level and h.area_id = a.area_id "
-                            "and h.container_level = 'sozialraum'"),
+                # each area with the area of the Steckbriefe' level it lies in
+                areas=table("select a.*, h.container_id as profile_id from areas a left join area_hierarchy h "
+                            "on h.area_level = a.area_level and h.area_id = a.area_id and h.container_level = ?",
+                            [profile_level]),
                 values=values,
                 action_areas=table("select * from action_areas"),
                 quartiere=table("select * from action_area_quartiere"),
@@ -124,9 +163,10 @@ def city_time_series(published: Published, indicator_ids: list[str], up_to: int,
 class ReportBuilder:
     """Builds the context of each cycle's report and renders it with the jinja2 templates."""
 
-    def __init__(self, published: Published, geometry: AreaGeometry):
+    def __init__(self, published: Published, geometry: AreaGeometry, levels: ReportLevels):
         self.p = published
         self.geometry = geometry
+        self.levels = levels
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                                       autoescape=jinja2.select_autoescape(["html", "j2"]),
                                       undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
@@ -135,9 +175,17 @@ class ReportBuilder:
         self.rates = [i for i, row in self.catalogue.items() if row["denominator_measure"]]
         self.names = {(r["area_level"], r["area_id"]): r["area_name"] for r in published.areas.iter_rows(named=True)}
         city = geometry.shapes.get(("city", "city"))
-        self.canvases = {level: MapCanvas(geometry.level(level), width=560, outline=city) for level in MAP_LEVELS}
-        self.small_canvas = MapCanvas(geometry.level("sozialraum"), width=300)
-        self.unterbezirke = published.areas.filter(pl.col("area_level") == "unterbezirk")
+        # a canvas per level the geometry holds (the maps' levels and the Steckbriefe's)
+        drawn = {level.id for level in levels.maps} | {levels.profile.id}
+        self.canvases = {level: MapCanvas(geometry.level(level), width=560, outline=city)
+                         for level in sorted(drawn) if geometry.level(level)}
+        profile = geometry.level(levels.profile.id)
+        self.small_canvas = MapCanvas(profile, width=300) if profile else None
+        self.base_areas = published.areas.filter(pl.col("area_level") == levels.base.id)
+        # (cycle, level) -> the areas with values in that cycle
+        self.cycle_areas: dict[tuple[int, str], set[str]] = {}
+        for r in published.values.select("report_cycle", "area_level", "area_id").unique().iter_rows():
+            self.cycle_areas.setdefault((r[0], r[1]), set()).add(r[2])
         # (cycle, level, area, indicator) -> row
         self.cells = {(r["report_cycle"], r["area_level"], r["area_id"], r["indicator_id"]): r
                       for r in published.values.iter_rows(named=True)}
@@ -166,8 +214,14 @@ class ReportBuilder:
                 "difference": _signed(value - city) if value is not None and city is not None
                 and meta["denominator_measure"] else ""}
 
-    def area_ids(self, level: str) -> list[str]:
-        return sorted(self.p.areas.filter(pl.col("area_level") == level)["area_id"].to_list())
+    def area_ids(self, cycle: int, level: str) -> list[str]:
+        """The areas of ``level`` with values in ``cycle`` (those of the geography's version of that cycle)."""
+        return sorted(self.cycle_areas.get((cycle, level), set()))
+
+    def can_draw(self, cycle: int, level: str) -> bool:
+        """True when the geometry holds every area of ``level`` that has values in ``cycle``."""
+        ids = self.cycle_areas.get((cycle, level), set())
+        return level in self.canvases and bool(ids) and ids <= set(self.canvases[level].paths)
 
     def choropleth(self, cycle: int, level: str, indicator_id: str) -> dict:
         meta = self.catalogue[indicator_id]
@@ -186,17 +240,22 @@ class ReportBuilder:
             return f"{self.names.get((level, area_id), area_id)} ({area_id}): " + (
                 c["title"] if c["suppressed"] or c["value"] is None else f"{c['text']} {meta['unit']}")
 
-        label = f"{meta['name_de']}, {MAP_LEVELS[level]} {cycle}"
+        plural = self.levels.profile.plural_de if level == self.levels.profile.id else next(
+            lv.plural_de for lv in self.levels.maps if lv.id == level)
+        label = f"{meta['name_de']}, {plural} {cycle}"
         city = self.cell(cycle, "city", "city", indicator_id)
         return {"svg": self.canvases[level].svg(fill, title, label), "legend": classes.legend(), "level": level,
-                "level_de": MAP_LEVELS[level], "label": label, "city": f"{city['text']} {meta['unit']}",
+                "level_de": plural, "label": label, "city": f"{city['text']} {meta['unit']}",
                 "unit": meta["unit"],
                 "has_suppressed": any(c["suppressed"] for c in cells.values())}
 
     def canvas_ids(self, level: str) -> list[str]:
-        return list(self.canvases[level].paths) if level in self.canvases else list(self.small_canvas.paths)
+        return list(self.canvases[level].paths)
 
-    def action_map(self, cycle: int) -> str:
+    def action_map(self, cycle: int) -> str | None:
+        profile = self.levels.profile.id
+        if not self.can_draw(cycle, profile):
+            return None
         rows = {r["area_id"]: r for r in self.p.action_areas.filter(pl.col("report_cycle") == cycle)
                 .iter_rows(named=True)}
 
@@ -207,42 +266,48 @@ class ReportBuilder:
             return row["change_since_previous"] if row["is_action_area"] or row["change_since_previous"] == \
                 "released" else "not_action_area"
 
-        return self.canvases["sozialraum"].svg(
+        return self.canvases[profile].svg(
             lambda a: ACTION_FILL[state(a)],
-            lambda a: f"{self.names.get(('sozialraum', a), a)}: {CHANGE_DE[state(a)]}",
+            lambda a: f"{self.names.get((profile, a), a)}: {CHANGE_DE[state(a)]}",
             f"Aktionsräume {cycle}")
 
     # --- sections ----------------------------------------------------------------------------------------
-    def profile(self, cycle: int, sozialraum_id: str, cycles: list[int]) -> dict:
+    def profile(self, cycle: int, area_id: str, cycles: list[int]) -> dict:
+        level, base = self.levels.profile.id, self.levels.base.id
         indicators = [{"name": self.catalogue[i]["name_de"], "unit": self.catalogue[i]["unit"],
-                       **self.cell(cycle, "sozialraum", sozialraum_id, i)} for i in self.catalogue]
+                       **self.cell(cycle, level, area_id, i)} for i in self.catalogue]
         quartiere = []
-        for ub in self.unterbezirke.filter(pl.col("sozialraum_id") == sozialraum_id).sort("area_id") \
-                .iter_rows(named=True):
-            quartiere.append({"id": ub["area_id"], "name": ub["area_name"],
-                              "cells": [self.cell(cycle, "unterbezirk", ub["area_id"], i)
-                                        for i in QUARTIER_INDICATORS]})
+        inside = self.base_areas.filter(pl.col("profile_id") == area_id)
+        if base == level:  # the Steckbriefe are of the base level: the area is its own Quartier
+            inside = self.base_areas.filter(pl.col("area_id") == area_id)
+        for row in inside.sort("area_id").iter_rows(named=True):
+            if row["area_id"] not in self.cycle_areas.get((cycle, base), set()):
+                continue  # a base area of another version of the geography
+            quartiere.append({"id": row["area_id"], "name": row["area_name"],
+                              "cells": [self.cell(cycle, base, row["area_id"], i) for i in QUARTIER_INDICATORS]})
         trend = [{"name": self.catalogue[i]["name_de"],
-                  "cells": [(self.cell(c, "sozialraum", sozialraum_id, i), self.cell(c, "city", "city", i))
+                  "cells": [(self.cell(c, level, area_id, i), self.cell(c, "city", "city", i))
                             for c in cycles]} for i in KEY_INDICATORS]
-        action = self.p.action_areas.filter((pl.col("report_cycle") == cycle) & (pl.col("area_id") == sozialraum_id))
+        action = self.p.action_areas.filter((pl.col("report_cycle") == cycle) & (pl.col("area_id") == area_id))
         action_row = action.row(0, named=True) if action.height else None
         classifications = []
         methods = dict(self.p.methods.select("method_id", "name_de").iter_rows())
         for row in self.p.classifications.filter((pl.col("report_cycle") == cycle)
-                                                 & (pl.col("area_id") == sozialraum_id)).iter_rows(named=True):
+                                                 & (pl.col("area_id") == area_id)).iter_rows(named=True):
             classifications.append({"method": methods.get(row["method_id"], row["method_id"]),
                                     "combined_class": row["combined_class"] or "–", "flagged": row["is_flagged"],
                                     "change": CHANGE_DE.get(row["change_since_previous"] or "", "–"),
                                     "reasons": row["reasons"] or row["exclusion_reason"] or ""})
         quartiere_worse = self.p.quartiere.filter((pl.col("report_cycle") == cycle)
-                                                  & (pl.col("area_id") == sozialraum_id) & pl.col("is_worse_than_city"))
+                                                  & (pl.col("area_id") == area_id) & pl.col("is_worse_than_city"))
+        name = self.names.get((level, area_id), area_id)
+        locator = None
+        if self.small_canvas is not None and self.can_draw(cycle, level):
+            locator = self.small_canvas.svg(lambda a: "#d6604d" if a == area_id else "#f0f0f0",
+                                            lambda a: self.names.get((level, a), a), f"Lage von {name}",
+                                            css_class="locator", highlight=area_id)
         return {
-            "id": sozialraum_id, "name": self.names.get(("sozialraum", sozialraum_id), sozialraum_id),
-            "map": self.small_canvas.svg(lambda a: "#d6604d" if a == sozialraum_id else "#f0f0f0",
-                                         lambda a: self.names.get(("sozialraum", a), a),
-                                         f"Lage von {self.names.get(('sozialraum', sozialraum_id))}",
-                                         css_class="locator", highlight=sozialraum_id),
+            "id": area_id, "name": name, "map": locator,
             "indicators": indicators, "quartier_headers": [self.catalogue[i]["name_de"] for i in QUARTIER_INDICATORS],
             "quartiere": quartiere, "trend": trend, "cycles": cycles,
             "is_action_area": bool(action_row and action_row["is_action_area"]),
@@ -250,7 +315,7 @@ class ReportBuilder:
             "reasons": (action_row["reasons"] if action_row else None) or "",
             "worse_count": action_row["indicators_worse_count"] if action_row else None,
             "min_worse": action_row["min_indicators_worse"] if action_row else None,
-            "quartiere_worse": quartiere_worse["unterbezirk_name"].to_list(),
+            "quartiere_worse": quartiere_worse["base_area_name"].to_list(),
             "classifications": classifications,
         }
 
@@ -270,20 +335,27 @@ class ReportBuilder:
                         "change": CHANGE_DE[r["change_since_previous"]], "reasons": r["reasons"] or ""}
                        for r in action.iter_rows(named=True)
                        if r["is_action_area"] or r["change_since_previous"] == "released"]
+        drawn = [level for level in self.levels.maps if self.can_draw(cycle, level.id)]
+        missing = [level for level in self.levels.maps if level not in drawn]
+        if not self.can_draw(cycle, self.levels.profile.id) and self.levels.profile not in missing:
+            missing.append(self.levels.profile)
         maps = [{"id": i, "name": self.catalogue[i]["name_de"], "description": self.catalogue[i]["description_de"],
-                 "maps": [self.choropleth(cycle, level, i) for level in MAP_LEVELS]} for i in self.catalogue]
-        sozialraeume = self.area_ids("sozialraum")
-        table_rows = [{"id": a, "name": self.names.get(("sozialraum", a), a),
-                       "cells": [self.cell(cycle, "sozialraum", a, i) for i in self.rates]} for a in sozialraeume]
+                 "maps": [self.choropleth(cycle, level.id, i) for level in drawn]} for i in self.catalogue]
+        profile = self.levels.profile.id
+        profile_ids = self.area_ids(cycle, profile)
+        table_rows = [{"id": a, "name": self.names.get((profile, a), a),
+                       "cells": [self.cell(cycle, profile, a, i) for i in self.rates]} for a in profile_ids]
         template = self.env.get_template("bericht.html.j2")
         return template.render(
             city_name=self.p.city_name, cycle=cycle, cycles=cycles, previous=previous,
             synthetic=self.geometry.synthetic, geometry_source=self.geometry.source.name,
-            svg_defs=SVG_DEFS, overview=overview,
+            svg_defs=SVG_DEFS, overview=overview, profile_level=self.levels.profile, base_level=self.levels.base,
+            profile_dative=dative_plural(self.levels.profile.plural_de),
+            map_levels=[level.plural_de for level in drawn], maps_missing=[level.plural_de for level in missing],
             suppression_rule=self.p.rule.describe_de("{small_counts}, {small_populations}, Sekundärsperrung: "
                                                      "{protection}"),
             action_count=sum(1 for r in action.iter_rows(named=True) if r["is_action_area"]),
-            sozialraum_count=len(sozialraeume), action_list=action_list, action_map=self.action_map(cycle),
+            profile_count=len(profile_ids), action_list=action_list, action_map=self.action_map(cycle),
             action_legend=ACTION_LEGEND, maps=maps,
             chart_transfer=city_time_series(self.p, KEY_INDICATORS, cycle, "Transferleistungen (Stadt)"),
             chart_population=city_time_series(self.p, ["share_age_0_17", "share_age_65_plus", "share_non_german"],
@@ -292,19 +364,24 @@ class ReportBuilder:
                           "cells": [self.cell(c, "city", "city", i) for c in cycles]} for i in self.catalogue],
             table_headers=[(self.catalogue[i]["name_de"], self.catalogue[i]["unit"]) for i in self.rates],
             city_row=[self.cell(cycle, "city", "city", i) for i in self.rates], table_rows=table_rows,
-            profiles=[self.profile(cycle, a, cycles) for a in sozialraeume],
+            profiles=[self.profile(cycle, a, cycles) for a in profile_ids],
         )
 
 
 def generate_report(published_path: Path, out_dir: Path, geometry_path: Path | None = None,
                     area_code_property: str = "area_id", cycles: list[int] | None = None,
-                    on_cycle: Callable[[Path, int, int], None] | None = None) -> list[Path]:
-    """Write ``bericht_<cycle>.html`` for every cycle of the published file (or ``cycles``) into ``out_dir``.
-    The published file and the geometry are read once; ``on_cycle(path, done, total)`` is called after each
-    cycle's file is in place (progress)."""
-    published = Published.read(Path(published_path))
-    geometry = load_geometry(geometry_path or SAMPLE_GEOMETRY, area_code_property=area_code_property)
-    builder = ReportBuilder(published, geometry)
+                    on_cycle: Callable[[Path, int, int], None] | None = None, *, city_dir: Path) -> list[Path]:
+    """Write ``bericht_<cycle>.html`` for every cycle of the published file (or ``cycles``) into ``out_dir``,
+    with the levels and names of the city folder ``city_dir`` and the geometry ``geometry_path`` (default: the
+    city folder's boundaries). The published file and the geometry are read once; ``on_cycle(path, done,
+    total)`` is called after each cycle's file is in place (progress)."""
+    geography = load_geography(city_dir)
+    levels = ReportLevels.of(geography, CityConfig.from_file(Path(city_dir) / CITY_FILE))
+    published = Published.read(Path(published_path), levels.profile.id)
+    geometry = load_geometry(geometry_path or default_geometry(city_dir, {})[0], geography,
+                             area_code_property=area_code_property,
+                             required_levels=[level.id for level in levels.maps])
+    builder = ReportBuilder(published, geometry, levels)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -1,6 +1,6 @@
-"""Cut one Steckbrief out of a report into a page of its own (for a screenshot or to send one Sozialraum).
+"""Cut one Steckbrief out of a report into a page of its own (for a screenshot or to send one area).
 
-``python -m social_monitor.report.single_profile REPORT.html SOZIALRAUM_ID OUT.html``: keeps the report's
+``python -m social_monitor.report.single_profile REPORT.html AREA_ID OUT.html``: keeps the report's
 head (styles), the hatch definitions and the header, and the one ``<article id="steckbrief-<id>">``.
 """
 
@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 
-def single_profile(report_html: str, sozialraum_id: str) -> str:
-    match = re.search(rf'<article class="steckbrief" id="steckbrief-{re.escape(sozialraum_id)}".*?</article>',
+def single_profile(report_html: str, area_id: str) -> str:
+    match = re.search(rf'<article class="steckbrief" id="steckbrief-{re.escape(area_id)}".*?</article>',
                       report_html, flags=re.S)
     if match is None:
-        raise ValueError(f"no Steckbrief for Sozialraum {sozialraum_id} in the report")
+        raise ValueError(f"no Steckbrief for area {area_id} in the report")
     head, _, _ = report_html.partition("<main>")
     return f"{head}<main>{match.group(0)}</main></body></html>\n"
 
@@ -25,8 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 3:
         print(__doc__, file=sys.stderr)
         return 2
-    report, sozialraum_id, out = args
-    Path(out).write_text(single_profile(Path(report).read_text(encoding="utf-8"), sozialraum_id), encoding="utf-8")
+    report, area_id, out = args
+    Path(out).write_text(single_profile(Path(report).read_text(encoding="utf-8"), area_id), encoding="utf-8")
     return 0
 
 

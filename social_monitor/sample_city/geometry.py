@@ -1,17 +1,20 @@
-"""Area geometry: the sample city's synthetic boundaries, and a loader for a city's real ones.
+"""Area geometry: a city's boundaries, read from its city folder, and synthetic ones for a sample city.
 
-The sample city has no real boundaries, so :func:`generate_geometry` draws plausible ones: a city outline
-shaped roughly like Dortmund (about 21 km east–west, 15 km north–south), cut into the 12 Stadtbezirke
-around seed points placed where Dortmund's Stadtbezirke lie, each Stadtbezirk cut into its Sozialräume,
-each Sozialraum into its statistische Bezirke (one part per Bezirk; Bezirk 12 is split between two
-Sozialräume), and each part into its Unterbezirke — every cut a Voronoi tessellation of relaxed seed
-points clipped to the parent. The levels nest by construction; the higher levels are then dissolved from
-the Unterbezirke so that they share every vertex. The result is deterministic for a seed and is marked
-``"synthetic": true`` everywhere: it is not the real map.
+A city's boundaries are a file of its city folder, ``geography/boundaries.geojson`` (or any GeoJSON or
+shapefile named by ``$SOCIAL_MONITOR_GEOMETRY``): :func:`load_geometry` reads it with the area code in a
+configurable property and returns polygons per level of the city's geography (``geography/levels.yml``);
+when only the areas of the base level are given, the higher levels are dissolved from them through the
+geography. Where the geography has versions (areas with a validity), the file holds one version of each
+level, found from its keys.
 
-:func:`load_geometry` reads a user's GeoJSON or shapefile (pyshp) with the area code in a configurable
-property and returns polygons per level; when only Unterbezirke are given, the higher levels are dissolved
-from them through the reference geography.
+A sample city has no real boundaries, so :func:`generate_geometry` draws plausible ones from the recipe
+``geography/synthetic_boundaries.yml``: an outline (a wobbly ellipse of the given radii), cut into the areas
+of the recipe's first level around their seed points (given in the recipe, or spread on a disc), each area
+cut into its areas of the next level, down to the base level; every cut a Voronoi tessellation of relaxed
+seed points clipped to the parent. The levels nest by construction; every level is then dissolved from the
+base areas so that neighbours share every vertex. The base areas drawn are those valid in the given report
+cycle (the city's latest: the current version). The result is deterministic for a seed and is marked
+``"synthetic": true`` everywhere: it is not the real map. ``social-monitor boundaries`` writes it.
 """
 
 from __future__ import annotations
@@ -20,95 +23,109 @@ import argparse
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 import shapely
+import yaml
 from shapely.geometry import MultiPolygon, Point, Polygon, mapping, shape
 
-from social_monitor.sample_city.reference import read_reference
+from social_monitor.geography import CITY_LEVEL, Geography, geography_dir, load_geography
 
-SAMPLE_GEOMETRY = Path(__file__).with_name("geometry.geojson")
+BOUNDARIES_FILE = "boundaries.geojson"
+RECIPE_FILE = "synthetic_boundaries.yml"
 GEOMETRY_ENV = "SOCIAL_MONITOR_GEOMETRY"
 CODE_PROPERTY_ENV = "SOCIAL_MONITOR_GEOMETRY_CODE_PROPERTY"
-
-
-def default_geometry() -> tuple[Path, str]:
-    """The geometry file and its area-code property: $SOCIAL_MONITOR_GEOMETRY or the sample city's."""
-    return (Path(os.environ.get(GEOMETRY_ENV) or SAMPLE_GEOMETRY),
-            os.environ.get(CODE_PROPERTY_ENV) or "area_id")
-LEVELS = ("city", "stadtbezirk", "sozialraum", "statistischer_bezirk", "unterbezirk")
-DEFAULT_SEED = 3  # chosen so that every Bezirk and Sozialraum is one contiguous polygon
-CENTRE_LON, CENTRE_LAT = 7.465, 51.514  # Dortmund's Alter Markt: only to give the file real coordinates
+CITY_FEATURE_NAME = "Stadt"
 METRES_PER_DEGREE_LAT = 110_540.0
-METRES_PER_DEGREE_LON = 111_320.0 * math.cos(math.radians(CENTRE_LAT))
 GRID_DEGREES = 1e-5  # 5 decimals: about one metre
-
-# approximate position (km east, km north of the centre) of each Stadtbezirk, as in Dortmund
-STADTBEZIRK_SEEDS = {
-    "01": (-1.6, -0.2), "02": (0.2, 1.9), "03": (1.7, -0.6), "04": (0.6, 5.0), "05": (5.2, 4.2),
-    "06": (6.6, 0.2), "07": (7.2, -4.0), "08": (2.6, -5.2), "09": (-3.0, -5.2), "10": (-8.0, -1.2),
-    "11": (-4.6, 2.2), "12": (-6.0, 6.0),
-}
+GOLDEN_ANGLE = math.pi * (3 - math.sqrt(5))
 
 
-@dataclass
-class Reference:
-    """The reference geography (seeds): names and the membership of every Unterbezirk."""
+def boundaries_path(city_dir: Path) -> Path:
+    """The city folder's boundaries (real, or the sample city's synthetic ones)."""
+    return geography_dir(city_dir) / BOUNDARIES_FILE
 
-    unterbezirke: pl.DataFrame
-    bezirke: pl.DataFrame
-    sozialraeume: pl.DataFrame
-    stadtbezirke: pl.DataFrame
-    names: dict[tuple[str, str], str] = field(default_factory=dict)
 
-    @classmethod
-    def from_seeds(cls, folder: Path | None = None) -> Reference:
-        """From the sample city's geography (``folder``: a copy of its city folder; default config/dortmund)."""
-        def read(name: str) -> pl.DataFrame:
-            return pl.DataFrame(list(read_reference(name, folder)), infer_schema_length=None)
-
-        ub, bz, sr, sb = (read(n) for n in ("unterbezirke", "statistische_bezirke", "sozialraeume", "stadtbezirke"))
-        ub = ub.join(bz.select("bezirk_id", "stadtbezirk_id"), on="bezirk_id")
-        names = {("city", "city"): "Stadt"}
-        for level, frame, id_col, name_col in (
-                ("unterbezirk", ub, "unterbezirk_id", "unterbezirk_name"),
-                ("statistischer_bezirk", bz, "bezirk_id", "bezirk_name"),
-                ("sozialraum", sr, "sozialraum_id", "sozialraum_name"),
-                ("stadtbezirk", sb, "stadtbezirk_id", "stadtbezirk_name")):
-            names.update({(level, i): n for i, n in frame.select(id_col, name_col).iter_rows()})
-        return cls(ub, bz, sr, sb, names)
-
-    def parent_ids(self, level: str) -> dict[str, str]:
-        """Unterbezirk id -> the id of its area on ``level``."""
-        column = {"unterbezirk": "unterbezirk_id", "statistischer_bezirk": "bezirk_id",
-                  "sozialraum": "sozialraum_id", "stadtbezirk": "stadtbezirk_id"}
-        if level == "city":
-            return {u: "city" for u in self.unterbezirke["unterbezirk_id"]}
-        if level == "unterbezirk":
-            return {u: u for u in self.unterbezirke["unterbezirk_id"]}
-        return dict(self.unterbezirke.select("unterbezirk_id", column[level]).iter_rows())
-
-    def ids(self, level: str) -> set[str]:
-        return set(self.parent_ids(level).values())
+def default_geometry(city_dir: Path, env: Mapping[str, str] | None = None) -> tuple[Path, str]:
+    """The geometry file and its area-code property: $SOCIAL_MONITOR_GEOMETRY or the city folder's."""
+    env = os.environ if env is None else env
+    return (Path(env.get(GEOMETRY_ENV) or boundaries_path(city_dir)), env.get(CODE_PROPERTY_ENV) or "area_id")
 
 
 class GeometryError(ValueError):
-    """A geometry file that does not fit the reference geography."""
+    """A geometry file (or a recipe) that does not fit the city's geography."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How the synthetic boundaries of a sample city are drawn (``geography/synthetic_boundaries.yml``)."""
+
+    path: Path
+    seed: int
+    centre_lon: float
+    centre_lat: float
+    radius_east_m: float
+    radius_north_m: float
+    levels: tuple[str, ...]  # the cuts, from the top level down to the base level
+    seeds_km: Mapping[str, tuple[float, float]]  # top-level area -> (km east, km north of the centre)
+    description_de: str
+
+    @classmethod
+    def read(cls, city_dir: Path, geography: Geography) -> Recipe:
+        path = geography_dir(city_dir) / RECIPE_FILE
+        if not path.is_file():
+            raise GeometryError(f"{path}: missing (the recipe of the synthetic boundaries; a city with real "
+                                f"boundaries puts them in {BOUNDARIES_FILE} instead)")
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        known = {"seed", "centre", "radius_m", "levels", "seeds_km", "description_de"}
+        if not isinstance(raw, dict) or (unknown := sorted(set(raw) - known)):
+            raise GeometryError(f"{path}: unknown key {unknown[0] if isinstance(raw, dict) else ''!r} "
+                                f"(known: {', '.join(sorted(known))})")
+        try:
+            centre, radius = raw["centre"], raw["radius_m"]
+            recipe = cls(
+                path=path, seed=int(raw.get("seed", 0)), centre_lon=float(centre["lon"]),
+                centre_lat=float(centre["lat"]), radius_east_m=float(radius["east"]),
+                radius_north_m=float(radius["north"]),
+                levels=tuple(raw.get("levels") or _parent_chain(geography)),
+                seeds_km={str(k): (float(v[0]), float(v[1])) for k, v in (raw.get("seeds_km") or {}).items()},
+                description_de=str(raw.get("description_de") or "Synthetische Gebietsgrenzen der Beispielstadt "
+                                   "(nicht die realen Grenzen)."))
+        except (KeyError, TypeError, ValueError, IndexError) as error:
+            raise GeometryError(f"{path}: needs centre (lon, lat) and radius_m (east, north) as numbers; "
+                                f"seeds_km as [km east, km north] ({error})") from None
+        ids = [level.id for level in geography.levels]
+        for level in recipe.levels:
+            if level not in ids:
+                raise GeometryError(f"{path}: levels: {level!r} is not a level of the geography ({', '.join(ids)})")
+        if not recipe.levels or recipe.levels[-1] != geography.base.id:
+            raise GeometryError(f"{path}: levels must end with the base level {geography.base.id}")
+        return recipe
+
+
+def _parent_chain(geography: Geography) -> list[str]:
+    """The levels from the top down to the base level along the parents."""
+    chain, level = [], geography.base
+    while True:
+        chain.append(level.id)
+        if level.parent in (None, CITY_LEVEL):
+            return chain[::-1]
+        level = geography.level(level.parent)
 
 
 # --- the synthetic geometry ------------------------------------------------------------------------------
 
-def _outline(rng: np.random.Generator) -> Polygon:
-    """A wobbly ellipse of about 21 x 15 km (metres), star-shaped around the centre."""
+def _outline(rng: np.random.Generator, radius_east: float, radius_north: float) -> Polygon:
+    """A wobbly ellipse with these radii (metres), star-shaped around the centre."""
     angles = np.linspace(0, 2 * np.pi, 96, endpoint=False)
     phases = rng.uniform(0, 2 * np.pi, 4)
     wobble = (1 + 0.07 * np.sin(2 * angles + phases[0]) + 0.05 * np.sin(3 * angles + phases[1])
               + 0.03 * np.sin(5 * angles + phases[2]) + 0.015 * np.sin(9 * angles + phases[3]))
-    xs = 10_500 * np.cos(angles) * wobble
-    ys = 7_600 * np.sin(angles) * wobble
+    xs = radius_east * np.cos(angles) * wobble
+    ys = radius_north * np.sin(angles) * wobble
     return Polygon(np.column_stack([xs, ys]))
 
 
@@ -151,46 +168,66 @@ def _split(rng: np.random.Generator, polygon: Polygon, count: int, relax: int = 
     return _voronoi(polygon, points)
 
 
-def _to_degrees(geometry):
+def _to_degrees(geometry, recipe: Recipe):
+    metres_per_degree_lon = 111_320.0 * math.cos(math.radians(recipe.centre_lat))
     return shapely.transform(geometry, lambda xy: np.column_stack(
-        [CENTRE_LON + xy[:, 0] / METRES_PER_DEGREE_LON, CENTRE_LAT + xy[:, 1] / METRES_PER_DEGREE_LAT]))
+        [recipe.centre_lon + xy[:, 0] / metres_per_degree_lon, recipe.centre_lat + xy[:, 1] / METRES_PER_DEGREE_LAT]))
 
 
-def generate_geometry(seed: int = DEFAULT_SEED, reference: Reference | None = None) -> dict[tuple[str, str], object]:
-    """(level, area_id) -> polygon in WGS84 degrees for every area of every level (plus ``("city", "city")``)."""
-    ref = reference or Reference.from_seeds()
-    rng = np.random.default_rng(seed)
-    outline = _outline(rng)
-    ub = ref.unterbezirke.sort("unterbezirk_id")
-    stadtbezirke = sorted(ub["stadtbezirk_id"].unique())
-    seeds = np.array([[x * 1000, y * 1000] for x, y in (STADTBEZIRK_SEEDS[s] for s in stadtbezirke)])
-    unterbezirk_cells: dict[str, object] = {}
-    for sb_id, sb_cell in zip(stadtbezirke, _split(rng, outline, len(stadtbezirke), points=seeds), strict=True):
-        in_sb = ub.filter(pl.col("stadtbezirk_id") == sb_id)
-        sozialraeume = sorted(in_sb["sozialraum_id"].unique())
-        for sr_id, sr_cell in zip(sozialraeume, _split(rng, sb_cell, len(sozialraeume)), strict=True):
-            in_sr = in_sb.filter(pl.col("sozialraum_id") == sr_id)
-            bezirke = sorted(in_sr["bezirk_id"].unique())
-            for bz_id, part in zip(bezirke, _split(rng, sr_cell, len(bezirke)), strict=True):
-                ids = sorted(in_sr.filter(pl.col("bezirk_id") == bz_id)["unterbezirk_id"])
-                for ub_id, cell in zip(ids, _split(rng, part, len(ids)), strict=True):
-                    unterbezirk_cells[ub_id] = cell
+def _top_points(recipe: Recipe, areas: Sequence[str]) -> np.ndarray:
+    """The seed point (metres) of each top-level area: the recipe's, or spread on a disc (golden angle)."""
+    if recipe.seeds_km:
+        missing = [a for a in areas if a not in recipe.seeds_km]
+        if missing:
+            raise GeometryError(f"{recipe.path}: seeds_km has no position for {recipe.levels[0]} {missing[0]} "
+                                "(give every one or none)")
+        return np.array([[x * 1000, y * 1000] for x, y in (recipe.seeds_km[a] for a in areas)])
+    i = np.arange(len(areas))
+    radius = 0.7 * np.sqrt((i + 0.5) / len(areas))
+    return np.column_stack([radius * recipe.radius_east_m * np.cos(i * GOLDEN_ANGLE),
+                            radius * recipe.radius_north_m * np.sin(i * GOLDEN_ANGLE)])
+
+
+def _membership(geography: Geography, cycle: int) -> dict[tuple[str, str], str]:
+    """(base area, level) -> the area of that level it lies in, for the base areas valid in ``cycle``."""
+    return {(base, level): area for base, level, area in geography.memberships(cycle)}
+
+
+def generate_geometry(geography: Geography, recipe: Recipe, cycle: int) -> dict[tuple[str, str], object]:
+    """(level, area_id) -> polygon in WGS84 degrees for every area valid in ``cycle`` of every level (plus
+    ``("city", "city")``)."""
+    rng = np.random.default_rng(recipe.seed)
+    outline = _outline(rng, recipe.radius_east_m, recipe.radius_north_m)
+    member = _membership(geography, cycle)
+    base_cells: dict[str, object] = {}
+
+    def cut(cell, base_ids: list[str], depth: int) -> None:
+        level = recipe.levels[depth]
+        children = sorted({member[(b, level)] for b in base_ids})
+        points = _top_points(recipe, children) if depth == 0 else None
+        for child, part in zip(children, _split(rng, cell, len(children), points=points), strict=True):
+            if depth == len(recipe.levels) - 1:
+                base_cells[child] = part
+            else:
+                cut(part, [b for b in base_ids if member[(b, level)] == child], depth + 1)
+
+    cut(outline, sorted(geography.base_keys(cycle)), 0)
     # snap to a one-metre grid in degrees so that neighbours share identical vertices
-    unterbezirk_cells = {k: shapely.set_precision(_to_degrees(v), GRID_DEGREES) for k, v in unterbezirk_cells.items()}
-    return dissolve(unterbezirk_cells, ref)
+    base_cells = {k: shapely.set_precision(_to_degrees(v, recipe), GRID_DEGREES) for k, v in base_cells.items()}
+    return dissolve(base_cells, geography, cycle)
 
 
-def dissolve(unterbezirke: dict[str, object], reference: Reference,
+def dissolve(base_shapes: Mapping[str, object], geography: Geography, cycle: int,
              grid_size: float | None = GRID_DEGREES) -> dict[tuple[str, str], object]:
-    """All levels from Unterbezirk polygons, through the reference membership."""
-    result: dict[tuple[str, str], object] = {("unterbezirk", k): v for k, v in unterbezirke.items()}
-    for level in ("statistischer_bezirk", "sozialraum", "stadtbezirk", "city"):
-        groups: dict[str, list] = {}
-        for ub_id, parent in reference.parent_ids(level).items():
-            if ub_id in unterbezirke:
-                groups.setdefault(parent, []).append(unterbezirke[ub_id])
-        for parent, parts in groups.items():
-            result[(level, parent)] = shapely.union_all(parts, grid_size=grid_size)
+    """Every level of the areas valid in ``cycle`` from the polygons of the base areas."""
+    base = geography.base.id
+    result: dict[tuple[str, str], object] = {(base, k): v for k, v in base_shapes.items()}
+    groups: dict[tuple[str, str], list] = {}
+    for base_id, level, area_id in geography.memberships(cycle):
+        if level != base and base_id in base_shapes:
+            groups.setdefault((level, area_id), []).append(base_shapes[base_id])
+    for key, parts in groups.items():
+        result[key] = shapely.union_all(parts, grid_size=grid_size)
     return result
 
 
@@ -198,23 +235,30 @@ def is_contiguous(geometry) -> bool:
     return isinstance(geometry, Polygon) or (isinstance(geometry, MultiPolygon) and len(geometry.geoms) == 1)
 
 
-def write_geojson(geometries: dict[tuple[str, str], object], reference: Reference, path: Path,
-                  synthetic: bool = True, seed: int | None = None) -> None:
-    order = {level: i for i, level in enumerate(LEVELS)}
+def level_order(geography: Geography, recipe: Recipe | None = None) -> list[str]:
+    """The city, the recipe's levels from the top, then the other levels as declared."""
+    first = list(recipe.levels) if recipe else []
+    return [CITY_LEVEL, *first, *(level.id for level in geography.levels if level.id not in first)]
+
+
+def write_geojson(geometries: Mapping[tuple[str, str], object], geography: Geography, path: Path, cycle: int,
+                  recipe: Recipe, synthetic: bool = True) -> None:
+    order = {level: i for i, level in enumerate(level_order(geography, recipe))}
+    names = {(CITY_LEVEL, CITY_LEVEL): CITY_FEATURE_NAME}
+    for area in sorted(geography.areas, key=lambda a: not a.valid_in(cycle)):  # the version drawn first
+        names.setdefault((area.level, area.area_id), area.area_name)
     features = []
     for (level, area_id), geometry in sorted(geometries.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])):
         features.append({"type": "Feature",
                          "properties": {"area_level": level, "area_id": area_id,
-                                        "name": reference.names.get((level, area_id), area_id),
+                                        "name": names.get((level, area_id), area_id),
                                         "synthetic": synthetic},
                          "geometry": mapping(geometry)})
     collection = {
         "type": "FeatureCollection",
         "name": "social_monitor_sample_city",
-        "metadata": {"synthetic": synthetic, "seed": seed,
-                     "description": "Synthetische Gebietsgrenzen der Beispielstadt (nicht die realen Grenzen "
-                                    "Dortmunds), erzeugt von social_monitor.sample_city.geometry.",
-                     "levels": list(LEVELS), "crs": "EPSG:4326"},
+        "metadata": {"synthetic": synthetic, "seed": recipe.seed, "description": recipe.description_de,
+                     "levels": list(order), "crs": "EPSG:4326"},
         "features": features,
     }
     text = json.dumps(collection, ensure_ascii=False, separators=(",", ":"))
@@ -260,68 +304,110 @@ def _read_features(path: Path) -> tuple[list[tuple[dict, object]], bool]:
     raise GeometryError(f"{path}: unknown geometry format (expected .geojson, .json or .shp)")
 
 
-def load_geometry(path: Path, area_code_property: str = "area_id", level_property: str | None = "area_level",
-                  default_level: str = "unterbezirk", reference: Reference | None = None) -> AreaGeometry:
+def versions(geography: Geography, level_id: str) -> list[tuple[int, set[str]]]:
+    """(a report cycle, the keys of ``level_id`` valid in it) for each version of the level, oldest first."""
+    areas = geography.areas_of(level_id)
+    edges = sorted({a.valid_from for a in areas if a.valid_from is not None}
+                   | {a.valid_to + 1 for a in areas if a.valid_to is not None})
+    probes = [edges[0] - 1, *edges] if edges else [0]
+    return [(cycle, {a.area_id for a in geography.areas_of(level_id, cycle)}) for cycle in probes]
+
+
+def _code(value: object, known: Iterable[str]) -> str:
+    """A key as text; a number (a shapefile's numeric field) is matched to the key without its leading zeros."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return next((k for k in known if k.isdigit() and int(k) == value), str(value))
+    return str(value).strip()
+
+
+def load_geometry(path: Path, geography: Geography, area_code_property: str = "area_id",
+                  level_property: str | None = "area_level", default_level: str | None = None,
+                  required_levels: Iterable[str] = ()) -> AreaGeometry:
     """Read boundaries keyed by ``area_code_property``; levels from ``level_property`` when the file has it,
-    otherwise every feature is on ``default_level``. Unterbezirke alone are dissolved to the higher levels.
-    Every area of the reference must have exactly one geometry on each level given."""
-    ref = reference or Reference.from_seeds()
+    otherwise every feature is on ``default_level`` (default: the base level). The areas of the base level
+    alone are dissolved to every higher level; without them, every level of ``required_levels`` must be
+    given. Each level given must hold exactly the areas of one version of that level."""
     path = Path(path)
     features, synthetic = _read_features(path)
     if not features:
         raise GeometryError(f"{path}: no features")
+    base = geography.base
+    default_level = default_level or base.id
+    known_levels = [CITY_LEVEL, *(level.id for level in geography.levels)]
+    keys = {level: {a.area_id for a in geography.areas_of(level)} for level in known_levels[1:]}
     shapes: dict[tuple[str, str], object] = {}
     for properties, geometry in features:
         if area_code_property not in properties:
             raise GeometryError(f"{path}: feature without the area-code property '{area_code_property}' "
                                 f"(properties: {', '.join(sorted(properties)) or 'none'})")
         level = str(properties.get(level_property, default_level)) if level_property else default_level
-        if level not in LEVELS:
-            raise GeometryError(f"{path}: unknown area level '{level}' (expected one of {', '.join(LEVELS)})")
-        code = properties[area_code_property]
-        code = f"{code:03d}" if isinstance(code, int) and level == "unterbezirk" else str(code).strip()
+        if level not in known_levels:
+            raise GeometryError(f"{path}: unknown area level '{level}' (expected one of {', '.join(known_levels)})")
+        code = _code(properties[area_code_property], keys.get(level, ()))
         if (level, code) in shapes:
             raise GeometryError(f"{path}: area {level} {code} has more than one feature")
         shapes[(level, code)] = shapely.make_valid(geometry)
     synthetic = synthetic or any(bool(p.get("synthetic")) for p, _ in features)
-    levels = {level for level, _ in shapes}
-    for level in levels - {"city"}:
+    given_levels = {level for level, _ in shapes}
+    matched: dict[str, int] = {}
+    for level in sorted(given_levels - {CITY_LEVEL}):
         given = {code for lv, code in shapes if lv == level}
-        expected = ref.ids(level)
+        candidates = versions(geography, level)
+        cycles = [cycle for cycle, ids in candidates if ids == given]
+        if cycles:
+            matched[level] = cycles[-1]
+            continue
+        _, expected = min(reversed(candidates), key=lambda c: len(c[1] ^ given))
         missing, unknown = sorted(expected - given), sorted(given - expected)
-        if missing or unknown:
-            parts = [f"missing {level} codes: {', '.join(missing)}" if missing else "",
-                     f"unknown {level} codes: {', '.join(unknown)}" if unknown else ""]
-            raise GeometryError(f"{path}: the geometry does not match the reference geography; "
-                                + "; ".join(p for p in parts if p)
-                                + f" (area-code property '{area_code_property}')")
-    if "unterbezirk" in levels:
-        dissolved = dissolve({c: g for (lv, c), g in shapes.items() if lv == "unterbezirk"}, ref, grid_size=None)
+        parts = [f"missing {level} codes: {', '.join(missing)}" if missing else "",
+                 f"unknown {level} codes: {', '.join(unknown)}" if unknown else ""]
+        raise GeometryError(f"{path}: the geometry does not match the geography ({geography.directory}); "
+                            + "; ".join(p for p in parts if p) + f" (area-code property '{area_code_property}')")
+    if base.id in given_levels:
+        dissolved = dissolve({c: g for (lv, c), g in shapes.items() if lv == base.id}, geography,
+                             matched[base.id], grid_size=None)
         for key, geometry in dissolved.items():
             shapes.setdefault(key, geometry)
-    elif not {"sozialraum", "statistischer_bezirk"} <= levels:
-        raise GeometryError(f"{path}: give Unterbezirke (the other levels are dissolved from them) or both "
-                            "Sozialräume and statistische Bezirke")
+    elif absent := [level for level in required_levels if level not in given_levels]:
+        raise GeometryError(f"{path}: give the {base.plural_de} (the other levels are dissolved from them) or "
+                            f"every level the report maps; missing: "
+                            f"{', '.join(geography.level(level).plural_de for level in absent)}")
     return AreaGeometry(shapes, synthetic, path)
 
 
-def load_sample_geometry() -> AreaGeometry:
-    return load_geometry(SAMPLE_GEOMETRY)
+# --- the command ------------------------------------------------------------------------------------------
+
+DESCRIPTION = (
+    "Write the city's synthetic boundaries (geography/boundaries.geojson in the city folder) from the recipe "
+    "geography/synthetic_boundaries.yml: the base areas valid in the city's latest report cycle, every level "
+    "dissolved from them. Deterministic: the same recipe gives a byte-identical file. Only for a sample city: "
+    "a real city puts its real boundaries there instead."
+)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write the sample city's synthetic geometry (GeoJSON).")
-    parser.add_argument("--out", type=Path, default=SAMPLE_GEOMETRY)
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    args = parser.parse_args(argv)
-    ref = Reference.from_seeds()
-    geometries = generate_geometry(args.seed, ref)
-    broken = [k for k, g in geometries.items() if k[0] != "unterbezirk" and not is_contiguous(g)]
-    write_geojson(geometries, ref, args.out, seed=args.seed)
-    print(f"{args.out}: {len(geometries)} areas, {args.out.stat().st_size:,} bytes; "
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--city", default=None,
+                        help="city folder: a name in config/ or a path (default: $SOCIAL_MONITOR_CITY or dortmund)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"output file (default: the city folder's geography/{BOUNDARIES_FILE})")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: the recipe's)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from social_monitor.settings import CITY_FILE, CityConfig, city_dir, load_settings
+
+    folder = city_dir(args.city) if args.city else load_settings().city_dir
+    geography = load_geography(folder)
+    recipe = Recipe.read(folder, geography)
+    if args.seed is not None:
+        recipe = replace(recipe, seed=args.seed)
+    cycle = max(CityConfig.from_file(folder / CITY_FILE).report_cycles)
+    out = args.out or boundaries_path(folder)
+    geometries = generate_geometry(geography, recipe, cycle)
+    broken = [k for k, g in geometries.items() if k[0] != geography.base.id and not is_contiguous(g)]
+    write_geojson(geometries, geography, out, cycle, recipe)
+    print(f"{out}: {len(geometries)} areas (valid in report cycle {cycle}), {out.stat().st_size:,} bytes; "
           f"not contiguous: {', '.join(f'{lv} {i}' for lv, i in broken) or 'none'}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

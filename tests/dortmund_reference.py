@@ -1,6 +1,6 @@
-"""The sample city's geography (config/dortmund/geography/, read by ``social_monitor.geography``) in the shape
-the sample city's generator, calibration and geometry use: one table per Dortmund level with Dortmund's column
-names. The sample city is Dortmund by design; the pipeline itself reads the geography generically."""
+"""The Dortmund sample's geography (config/dortmund/geography/, read by ``social_monitor.geography``) in the shape
+the Dortmund sample's tests compare with: one table per Dortmund level with Dortmund's column names. The
+pipeline, the generator and the geometry read the geography generically; only these tests speak Dortmund."""
 
 from __future__ import annotations
 
