@@ -173,6 +173,10 @@ class AreaIndicators(_Published):
     suppression: str = pa.Field(nullable=True, isin=["small_count", "small_population", "secondary"], metadata=_de(
         "Geheimhaltung", "Grund der Sperrung (statistische Geheimhaltung), leer wenn nicht gesperrt: small_count "
         "({small_count}), small_population ({small_population}), secondary ({secondary})."))
+    geography_version: pl.Int32 = pa.Field(metadata=_de(
+        "Gebietsstand", "Gebietsstand der Zeile: das erste Berichtsjahr mit der Gebietsgliederung, auf der die Zahlen "
+        "stehen. In dieser Tabelle der eigene Gebietsstand des Berichtsjahres; eine Veränderung seit dem vorigen "
+        "Berichtsjahr steht auf diesem Gebietsstand (das vorige Berichtsjahr wird dafür auf ihn umgerechnet)."))
 
     class Config:
         unique = ["report_cycle", "area_level", "area_id", "indicator_id"]
@@ -193,6 +197,50 @@ class AreaIndicators(_Published):
         return data.lazyframe.select(
             ~pl.col("numerator").is_between(1, 2).fill_null(False) & ~pl.col("denominator").is_between(1, 2)
             .fill_null(False))
+
+
+class AreaIndicatorsHarmonised(AreaIndicators):
+    """Indikatoren je Gebiet und Berichtsjahr auf dem aktuellen Gebietsstand (harmonisierte Reihe)."""
+
+    is_estimate: bool = pa.Field(metadata=_de(
+        "Schätzung", "Wahr, wenn die Zahlen des Gebiets geschätzt sind: ein Gebiet des Berichtsjahres wurde bei einer "
+        "Gebietsreform geteilt, und ein Teil seiner Personen ist diesem Gebiet nach dem Umrechnungsschlüssel "
+        "(area_conversion) zugeordnet. Falsch, wenn die Zahlen exakt sind (das Gebiet bestand schon, wurde nur "
+        "umbenannt oder enthält alle Teile geteilter Gebiete)."))
+    conversion_status: str = pa.Field(nullable=True, isin=["published", "assumed"], metadata=_de(
+        "Umrechnung", "Worauf die Umrechnung beruht: published (veröffentlichte Zuordnung), assumed (angenommene "
+        "Zuordnung, z. B. nach Einwohneranteilen); leer, wo kein umgerechnetes Gebiet beiträgt."))
+
+    class Config:
+        unique = ["report_cycle", "area_level", "area_id", "indicator_id"]
+        title = "Indikatoren je Gebiet, aktueller Gebietsstand"
+        description = ("Jedes Berichtsjahr auf den Gebieten des aktuellen Gebietsstands (harmonisierte Reihe): für "
+                       "Zeitreihen und Veränderungen über eine Gebietsreform hinweg. Berichtsjahre auf einem älteren "
+                       "Gebietsstand werden umgerechnet: jede Person eines aufgelösten Gebiets wird einem "
+                       "Nachfolgegebiet zugeordnet (area_conversion); is_estimate kennzeichnet geschätzte Zeilen. "
+                       "Gesperrte Zellen wie in area_indicators.")
+        metadata = {"sheet_de": "Indikatoren aktueller Stand"}
+
+
+class AreaConversion(_Published):
+    """Umrechnungsschlüssel aufgelöster Gebiete der untersten Ebene auf ihre Nachfolger."""
+
+    old_area_id: str = pa.Field(metadata=_de("Altes Gebiet", "Schlüssel des aufgelösten Gebiets (unterste Ebene)."))
+    new_area_id: str = pa.Field(metadata=_de("Neues Gebiet", "Schlüssel eines Nachfolgegebiets auf dem aktuellen "
+                                             "Gebietsstand."))
+    weight: pl.Float64 = pa.Field(gt=0, le=1, metadata=_de(
+        "Anteil", "Anteil der Personen des alten Gebiets, der dem neuen Gebiet zugeordnet wird."))
+    weight_status: str = pa.Field(isin=["published", "assumed"], metadata=_de(
+        "Herkunft des Anteils", "published: veröffentlichte Zuordnung; assumed: angenommen (z. B. nach "
+        "Einwohneranteilen)."))
+
+    class Config:
+        unique = ["old_area_id", "new_area_id"]
+        title = "Umrechnungsschlüssel"
+        description = ("Wie die Gebiete der untersten Ebene eines älteren Gebietsstands auf den aktuellen umgerechnet "
+                       "werden (Grundlage von area_indicators_harmonised); leer, wenn die Stadt keine Gebietsreform "
+                       "hatte.")
+        metadata = {"sheet_de": "Umrechnungsschlüssel"}
 
 
 class ActionAreas(_Published):
@@ -462,6 +510,8 @@ PUBLISHED_TABLES: dict[str, tuple[str, type[_Published]]] = {
     "area_hierarchy": ("marts.area_hierarchy", AreaHierarchy),
     "indicators": ("marts.indicators", Indicators),
     "area_indicators": ("marts.area_indicators", AreaIndicators),
+    "area_indicators_harmonised": ("marts.area_indicators_harmonised", AreaIndicatorsHarmonised),
+    "area_conversion": ("reference.area_conversion", AreaConversion),
     "action_areas": ("classification.action_areas", ActionAreas),
     "action_area_indicators": ("classification.action_area_indicators", ActionAreaIndicators),
     "action_area_quartiere": ("classification.action_area_quartiere", ActionAreaQuartiere),

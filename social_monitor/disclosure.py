@@ -206,8 +206,9 @@ VERSION_TAG = "@"
 
 
 def tagged(level: str, version: int) -> str:
-    """The level of a harmonised cell: ``planungsraum@2020`` is the Planungsraum level on the version of 2020."""
-    return f"{level}{VERSION_TAG}{version}"
+    """The level of a harmonised cell: ``planungsraum@2020`` is the Planungsraum level on the version of 2020. The
+    city is the city on every version: its harmonised counts are its own (every person is placed once)."""
+    return level if level == CITY_ID else f"{level}{VERSION_TAG}{version}"
 
 
 def untagged(level: str) -> tuple[str, int | None]:
@@ -472,8 +473,10 @@ def audit(cells: pl.DataFrame, hierarchy: Hierarchy, catalogue: Catalogue, rule:
             continue
         result.suppressed[cycle] = result.suppressed.get(cycle, 0) + 1
         secret = [k for k in cell_keys if k in hidden]
-        if not secret:
-            continue  # a rate withheld as unreliable whose counts are published (small_population)
+        if not secret or reason == "small_population":
+            # a rate withheld as unreliable: its counts are not secret (a count of 1 or 2 makes the cell
+            # small_count), even where no other cell shows them (an area that had nobody, say)
+            continue
         result.confidential[cycle] = result.confidential.get(cycle, 0) + 1
         widths = {k: intervals[k][1] - intervals[k][0] for k in secret}
         if all(k in by_subtraction for k in secret):
@@ -498,8 +501,10 @@ def audit(cells: pl.DataFrame, hierarchy: Hierarchy, catalogue: Catalogue, rule:
 def _primary(cells: pl.DataFrame, rule: DisclosureRule) -> pl.DataFrame:
     small = pl.col("numerator").is_between(1, rule.min_count - 1) | pl.col("denominator").is_between(
         1, rule.min_count - 1)
+    # one row per area (the city's cells come twice where a cycle is also published harmonised)
     population = cells.filter(pl.col("indicator_id") == POPULATION_INDICATOR).select(
-        "report_cycle", "area_level", "area_id", pl.col("value").alias("area_population"))
+        "report_cycle", "area_level", "area_id", pl.col("value").alias("area_population")).unique(
+        ["report_cycle", "area_level", "area_id"])
     return cells.join(population, on=["report_cycle", "area_level", "area_id"], how="left",
                       maintain_order="left").with_columns(
         pl.when(small).then(pl.lit("small_count"))
@@ -511,18 +516,14 @@ def _primary(cells: pl.DataFrame, rule: DisclosureRule) -> pl.DataFrame:
 
 def _emptied(flagged: pl.DataFrame) -> pl.DataFrame:
     hidden = pl.col("suppression").is_not_null()
-    # a harmonised cell's city value is the city cell on its version (its level's tag)
-    version = pl.col("area_level").str.split_exact(VERSION_TAG, 1).struct.field("field_1").fill_null("")
-    city = (flagged.filter((pl.col("area_level").str.split_exact(VERSION_TAG, 1).struct.field("field_0") == CITY_ID)
-                           & hidden)
-            .select("report_cycle", "indicator_id", version.alias("_version"), pl.lit(True).alias("_city_hidden"))
-            .unique())
+    # the city is the city on every geography version (``tagged``): its cells empty the city value of every row
+    city = (flagged.filter((pl.col("area_level") == CITY_ID) & hidden)
+            .select("report_cycle", "indicator_id", pl.lit(True).alias("_city_hidden")).unique())
     return flagged.with_columns(
-        *[pl.when(hidden).then(None).otherwise(pl.col(c)).alias(c) for c in ("numerator", "denominator", "value")],
-        version.alias("_version"),
-    ).join(city, on=["report_cycle", "indicator_id", "_version"], how="left", maintain_order="left").with_columns(
+        *[pl.when(hidden).then(None).otherwise(pl.col(c)).alias(c) for c in ("numerator", "denominator", "value")]
+    ).join(city, on=["report_cycle", "indicator_id"], how="left", maintain_order="left").with_columns(
         pl.when(pl.col("_city_hidden")).then(None).otherwise(pl.col("city_value")).alias("city_value")
-    ).drop("_city_hidden", "_version")
+    ).drop("_city_hidden")
 
 
 class _Protector:
@@ -579,11 +580,12 @@ class _Protector:
     def partners(self, target: Key, width: float, published: np.ndarray, cost: np.ndarray) -> list[Key] | None:
         """The published counts to suppress so that ``target`` can move up by ``width``; None if none can."""
         t_index = self.index[target]
-        for other_cycles in (False, True):
-            for depth in self.DEPTHS:
-                moved = self._solve(t_index, depth, width, published, cost, other_cycles)
-                if moved is not None:
-                    return [self.keys[i] for i in moved]
+        # neighbourhoods first (own cycle, then other cycles), the whole system (where the city may move) last
+        tries = [(depth, other) for other in (False, True) for depth in self.DEPTHS if depth is not None]
+        for depth, other_cycles in tries + [(None, False), (None, True)]:
+            moved = self._solve(t_index, depth, width, published, cost, other_cycles)
+            if moved is not None:
+                return [self.keys[i] for i in moved]
         return None
 
     def _solve(self, t_index: int, depth: int | None, width: float, published: np.ndarray, cost: np.ndarray,

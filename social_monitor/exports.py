@@ -246,7 +246,7 @@ def _notes_sheet(workbook, styles: _Styles, frames, dictionary, *, cycle, city_n
 def suppressed_cells(table: str, frames: dict[str, pl.DataFrame]) -> dict[str, list[bool]]:
     """column -> per row: is the cell empty because of the statistische Geheimhaltung? Only columns with one."""
     frame = frames[table]
-    if table == "area_indicators":
+    if table in ("area_indicators", "area_indicators_harmonised"):
         # the denominator of a count (an indicator without denominator) is empty anyway: not marked
         has_denominator = frames["indicators"].filter(pl.col("denominator_measure").is_not_null())["indicator_id"]
         hidden = pl.col("suppression").is_not_null()
@@ -271,7 +271,7 @@ def _table_sheet(workbook, styles: _Styles, table: str, frame: pl.DataFrame, doc
                  marked: dict[str, list[bool]], rule: DisclosureRule) -> None:
     sheet = workbook.add_worksheet(doc.sheet_de)
     headers = {column.name: column for column in doc.columns}
-    if table == "area_indicators":
+    if table in ("area_indicators", "area_indicators_harmonised"):
         frame = frame.with_columns(pl.col("suppression").replace_strict(
             {code: rule.describe_de(text) for code, text in SUPPRESSION_DE.items()}, default=None))
     for col_index, name in enumerate(frame.columns):

@@ -18,7 +18,15 @@ from pandera.config import ValidationDepth, config_context
 
 from schemas.published import PUBLISHED_TABLES, DisclosureAudit, with_area_levels
 from social_monitor.catalogue import read_catalogue
-from social_monitor.disclosure import Audit, Catalogue, DisclosureRule, Hierarchy
+from social_monitor.disclosure import (
+    Audit,
+    Catalogue,
+    DisclosureRule,
+    Hierarchy,
+    Versions,
+    tagged,
+    untagged,
+)
 from social_monitor.disclosure import apply as disclosure_apply
 from social_monitor.disclosure import audit as disclosure_audit
 
@@ -76,6 +84,14 @@ SELECTS = {
               on s.area_level = m.area_level and s.area_id = i.area_id and s.indicator_id = i.source_indicator_id
              and s.suppression is not null
              and (s.report_cycle = i.report_cycle or i.indicator_id <> i.source_indicator_id)
+            union
+            -- a change across a geography reform compares with the base cycle restated on the current version
+            select distinct i.method_id, i.report_cycle, i.area_id, i.dimension_id
+            from warehouse.classification.area_classification_indicators i
+            join warehouse.classification.classification_methods m using (method_id)
+            join main.area_indicators_harmonised s
+              on s.area_level = m.area_level and s.area_id = i.area_id and s.indicator_id = i.source_indicator_id
+             and s.suppression is not null and i.indicator_id <> i.source_indicator_id
         )
         select i.* replace (case when h.area_id is null then i.value end as value,
                             case when h.area_id is null then i.standardised end as standardised,
@@ -120,20 +136,27 @@ def publish(warehouse_path: Path, published_path: Path, *, city_name: str = "",
     con = duckdb.connect(str(tmp))
     try:
         con.execute(f"attach '{Path(warehouse_path).as_posix()}' as warehouse (read_only)")
-        cells = con.execute("select * from warehouse.marts.area_indicators").pl()
+        con.execute(f"create table main.area_conversion as {CONVERSION_SELECT}")
+        own = con.execute("select * from warehouse.marts.area_indicators").pl()
+        harmonised = con.execute("select * from warehouse.marts.area_indicators_harmonised").pl()
         hierarchy = read_hierarchy(con, "warehouse.marts.")
-        area_indicators = disclosure_apply(cells, hierarchy, disclosure, catalogue)
-        checked = disclosure_audit(area_indicators, hierarchy, catalogue, disclosure)
+        versions = read_versions(con, own, "warehouse.marts.", "main.")
+        cells = disclosure_apply(disclosure_cells(own, harmonised, versions), hierarchy, disclosure, catalogue,
+                                 versions)
+        checked = disclosure_audit(cells, hierarchy, catalogue, disclosure, versions=versions)
         if not checked.passed:
             raise RuntimeError(f"disclosure audit failed: {summary(checked)}")
+        area_indicators, area_indicators_harmonised = split_cells(cells, harmonised, versions)  # noqa: F841
         con.execute("create table main.area_indicators as select * from area_indicators")
+        con.execute("create table main.area_indicators_harmonised as select * from area_indicators_harmonised")
         audit_rows = pl.DataFrame(checked.per_cycle()).with_columns(  # noqa: F841 - read by DuckDB
             pl.col("report_cycle").cast(pl.Int32), pl.lit(disclosure.min_count, dtype=pl.Int64).alias("min_count"),
             pl.lit(disclosure.min_population_for_rates, dtype=pl.Int64).alias("min_population_for_rates"))
         con.execute("create table main.disclosure_audit as select * from audit_rows")
-        order = ["area_indicators", "area_classification_indicators"]
+        done = ["area_indicators", "area_indicators_harmonised", "area_conversion"]
+        order = ["area_classification_indicators"]
         for table in order + [t for t in PUBLISHED_TABLES if t not in order]:
-            if table == "area_indicators":
+            if table in done:
                 continue
             select = SELECTS.get(table, f"select * from warehouse.{PUBLISHED_TABLES[table][0]}")
             con.execute(f"create table main.{table} as {select}")
@@ -185,9 +208,75 @@ def read_hierarchy(con: duckdb.DuckDBPyConnection, prefix: str = "") -> Hierarch
 def read_audit(published_path: Path, catalogue: Catalogue, rule: DisclosureRule) -> Audit:
     """The disclosure audit of a published file, from its own cells and geography only (what a reader has)."""
     with duckdb.connect(str(published_path), read_only=True) as con:
-        cells = con.execute("select * from area_indicators").pl()
+        own = con.execute("select * from area_indicators").pl()
+        harmonised = con.execute("select * from area_indicators_harmonised").pl()
         hierarchy = read_hierarchy(con)
-    return disclosure_audit(cells, hierarchy, catalogue, rule)
+        versions = read_versions(con, own)
+    return disclosure_audit(disclosure_cells(own, harmonised, versions), hierarchy, catalogue, rule,
+                            versions=versions)
+
+
+# --------------------------------------------------------------------------------------- geography versions
+# Each cycle is published on its own geography version (area_indicators) and on the current one
+# (area_indicators_harmonised); both pass one disclosure control, tied by the conversion (area_conversion).
+
+CELL_COLUMNS = ["report_cycle", "area_level", "area_id", "indicator_id", "numerator", "denominator", "value",
+                "city_value"]
+CONVERSION_SELECT = ("select old_area_id, new_area_id, weight, weight_status from warehouse.reference.area_conversion "
+                     "order by old_area_id, new_area_id")
+
+
+def read_versions(con: duckdb.DuckDBPyConnection, own: pl.DataFrame, prefix: str = "",
+                  conversion_prefix: str = "") -> Versions:
+    """The geography version of every cycle of the cells ``own``: consecutive cycles whose base level has the
+    same areas are on one version, named by its first cycle; with the conversion (``area_conversion``)."""
+    base = con.execute(f"select area_level from {prefix}area_levels where is_base").fetchone()[0]
+    areas = own.filter(pl.col("area_level") == base).group_by("report_cycle").agg(pl.col("area_id").unique().sort())
+    of_cycle: dict[int, int] = {}
+    previous: list[str] | None = None
+    for cycle, ids in sorted(areas.iter_rows()):
+        if ids != previous:
+            version = cycle
+        of_cycle[cycle], previous = version, ids
+    conversion = con.execute(f"select old_area_id, new_area_id from {conversion_prefix or prefix}area_conversion "
+                             "order by 1, 2").fetchall()
+    return Versions(of_cycle=of_cycle, base_level=base, conversion=tuple(conversion))
+
+
+def disclosure_cells(own: pl.DataFrame, harmonised: pl.DataFrame, versions: Versions) -> pl.DataFrame:
+    """One frame for the disclosure control: every cell on its cycle's own version, and the harmonised cells of
+    the cycles on an older version with their level tagged by the current version (``tagged``: the city stays the
+    city), marked ``harmonised``; the harmonised cells of a cycle on the current version are its own."""
+    latest = versions.of_cycle[max(versions.of_cycle)]
+    old = harmonised.filter(pl.col("report_cycle").replace_strict(versions.of_cycle, default=latest) != latest)
+    if old.height and set(old["geography_version"].unique().to_list()) != {latest}:
+        raise ValueError(f"area_indicators_harmonised: geography_version is not {latest}, the version of the latest "
+                         "report cycle")
+    old = old.with_columns(pl.col("area_level").map_elements(lambda level: tagged(level, latest),
+                                                              return_dtype=pl.Utf8))
+    columns = [c for c in CELL_COLUMNS + ["suppression"] if c in own.columns]
+    return pl.concat([own.select(columns).with_columns(pl.lit(False).alias("harmonised")),
+                      old.select(columns).with_columns(pl.lit(True).alias("harmonised"))])
+
+
+def split_cells(cells: pl.DataFrame, harmonised: pl.DataFrame, versions: Versions) -> tuple[pl.DataFrame,
+                                                                                            pl.DataFrame]:
+    """The published area_indicators (each cycle on its own version, with its geography_version) and
+    area_indicators_harmonised (every cycle on the current version) from the cells the disclosure control
+    passed."""
+    version = pl.col("report_cycle").replace_strict(versions.of_cycle, return_dtype=pl.Int32)
+    level = pl.col("area_level").map_elements(lambda lvl: untagged(lvl)[0], return_dtype=pl.Utf8)
+    latest = versions.of_cycle[max(versions.of_cycle)]
+    own = cells.filter(~pl.col("harmonised")).drop("harmonised").with_columns(version.alias("geography_version"))
+    on_latest = pl.concat([own.filter(pl.col("geography_version") == latest).drop("geography_version"),
+                           cells.filter(pl.col("harmonised")).drop("harmonised").with_columns(level.alias("area_level"))])
+    key = ["report_cycle", "area_level", "area_id", "indicator_id"]
+    marks = harmonised.select(*key, "geography_version", "is_estimate", "conversion_status")
+    joined = on_latest.join(marks, on=key, how="left", maintain_order="left")
+    if joined["geography_version"].null_count() or joined.height != harmonised.height:
+        raise ValueError("area_indicators_harmonised: its rows are not the published cells on the current version")
+    return own, joined.sort(key)
+
 
 
 def published_rule(con: duckdb.DuckDBPyConnection) -> DisclosureRule:

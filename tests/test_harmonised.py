@@ -1,6 +1,7 @@
-"""The harmonised series across a geography reform (issue 11, part 3): the Berlin sample city with one cycle
-on each LOR version (2018 on the 447 Planungsräume, 2020 on the 542), ingested, built by dbt and classified
-by real Dagster runs into a real DuckDB file (the publication step is not run).
+"""The Berlin sample end to end, and the harmonised series across a geography reform (issue 11, parts 3 and 4):
+the Berlin sample city with one cycle on each LOR version (2018 on the 447 Planungsräume, 2020 on the 542),
+ingested, built by dbt, classified, published (each cycle on its own version and on the current one), exported
+and reported by real Dagster runs (`build_marts`, as `make run` does) into real DuckDB files.
 
 Oracles, never the models under test: the persons as delivered (``raw.register``, main residence), the
 conversion table read here with csv (config/berlin/geography/conversion.csv) and the placement rule written
@@ -19,14 +20,11 @@ import duckdb
 import pytest
 
 from social_monitor.settings import PROJECT_DIR, city_dir
-from tests.pipeline_env import BIN, INGEST, environment, sh
+from tests.pipeline_env import BIN, BUILD_MARTS, INGEST, environment, sh
 
 BERLIN = city_dir("berlin")
 OLD, NEW = 2018, 2020
 SCALE = "0.05"  # the generator's smallest scale
-# every step of `build_marts` except the publication, the exports and the report
-BUILD = [str(BIN / "dagster"), "asset", "materialize", "-m", "orchestration.definitions", "--select",
-         "group:reference,group:staging,group:intermediate,group:marts,group:classification"]
 
 
 def conversion() -> dict[str, list[tuple[str, float]]]:
@@ -55,7 +53,7 @@ def warehouse(tmp_path_factory):
     sh(env, str(BIN / "social-monitor"), "generate", "--out", str(root / "data" / "landing"), "--scale", SCALE,
        "--cycles", str(OLD), str(NEW), "-q")
     sh(env, *INGEST, "--partition-range", f"{OLD}...{NEW}")
-    sh(env, *BUILD)
+    logs = sh(env, *BUILD_MARTS)
     with duckdb.connect(str(root / "data" / "warehouse" / "warehouse.duckdb"), read_only=True) as con:
         persons = con.execute("select report_cycle, person_key, unterbezirk_id from raw.register "
                               "where residence_type = 'H'").fetchall()
@@ -70,7 +68,7 @@ def warehouse(tmp_path_factory):
             "and index_value is not null", [NEW]).fetchone()[0]
         notes = con.execute("select notes from classification.classification_methods "
                             "where method_id = 'mss_style'").fetchone()[0]
-    return {"root": root, "env": env, "persons": persons, "own": {(c, lv, a): n for c, lv, a, n in own},
+    return {"root": root, "env": env, "logs": logs, "persons": persons, "own": {(c, lv, a): n for c, lv, a, n in own},
             "harmonised": {(c, lv, a): (n, est, version) for c, lv, a, n, est, version in harmonised},
             "dynamics": dynamics, "notes": notes}
 
@@ -160,3 +158,68 @@ def test_a_changed_conversion_recounts_the_placement(warehouse, tmp_path):
     assert counted == expected
     before = Counter(placed(key, targets) for c, key, area in warehouse["persons"] if c == OLD and area == old)
     assert expected != before
+
+
+def areas_valid(cycle: int, file: str = "planungsraeume.csv") -> set[str]:
+    """The keys of a level valid in ``cycle``, read here from the city folder's file."""
+    with open(BERLIN / "geography" / file, encoding="utf-8", newline="") as handle:
+        return {row["area_id"] for row in csv.DictReader(handle)
+                if (not row["valid_from"] or int(row["valid_from"]) <= cycle)
+                and (not row["valid_to"] or cycle <= int(row["valid_to"]))}
+
+
+def published(warehouse, sql: str, *args) -> list[tuple]:
+    with duckdb.connect(str(warehouse["root"] / "data" / "published" / "marts.duckdb"), read_only=True) as con:
+        return con.execute(sql, list(args)).fetchall()
+
+
+def test_the_old_cycle_is_published_on_its_own_version_and_on_the_current_one(warehouse):
+    """2018 is published twice: on the Planungsräume of its own LOR (area_indicators, version 2018) and on
+    those of the LOR of 2021 (area_indicators_harmonised, version 2020, estimates marked); 2020 once on its
+    own, the same in both tables."""
+    own = published(warehouse, "select report_cycle, any_value(geography_version), list(distinct area_id) "
+                               "from area_indicators where area_level = 'planungsraum' group by 1 order by 1")
+    assert [(c, v, set(ids)) for c, v, ids in own] == [(OLD, OLD, areas_valid(OLD)), (NEW, NEW, areas_valid(NEW))]
+    harmonised = published(warehouse, "select report_cycle, any_value(geography_version), list(distinct area_id), "
+                                      "count(*) filter (where is_estimate) from area_indicators_harmonised "
+                                      "where area_level = 'planungsraum' group by 1 order by 1")
+    assert [(c, v, set(ids)) for c, v, ids, _ in harmonised] == [(OLD, NEW, areas_valid(NEW)),
+                                                                 (NEW, NEW, areas_valid(NEW))]
+    assert harmonised[0][3] > 0 and harmonised[1][3] == 0
+    differing = published(warehouse, """
+        select count(*) from area_indicators o join area_indicators_harmonised h
+          using (report_cycle, area_level, area_id, indicator_id)
+        where report_cycle = ? and (o.numerator is distinct from h.numerator or o.suppression is distinct from
+              h.suppression or o.value is distinct from h.value)""", NEW)
+    assert differing == [(0,)]
+    # where both publish a Bezirk's residents of 2018, they are the same persons
+    pairs = published(warehouse, """
+        select o.numerator, h.numerator from area_indicators o join area_indicators_harmonised h
+          using (report_cycle, area_level, area_id, indicator_id)
+        where report_cycle = ? and area_level in ('bezirk', 'city') and indicator_id = 'residents'""", OLD)
+    assert len(pairs) == 13 and all(o == h for o, h in pairs if o is not None and h is not None)
+
+
+def test_the_publication_passes_every_check_with_berlins_levels(warehouse):
+    """The run's asset checks all pass (the disclosure audit over both publications among them), the published
+    levels are Berlin's, the conversion is published for readers, and no city count is withheld."""
+    assert "ASSET_CHECK_EVALUATION" in warehouse["logs"] and "did not pass" not in warehouse["logs"]
+    levels = published(warehouse, "select area_level, name_de from area_levels order by level_order")
+    assert levels == [("city", "Berlin"), ("bezirk", "Bezirk"), ("prognoseraum", "Prognoseraum"),
+                      ("bezirksregion", "Bezirksregion"), ("planungsraum", "Planungsraum")]
+    with open(BERLIN / "geography" / "conversion.csv", encoding="utf-8", newline="") as handle:
+        assert published(warehouse, "select count(*) from area_conversion") == [(sum(1 for _ in handle) - 1,)]
+    assert published(warehouse, "select count(*) from area_indicators_harmonised where area_level = 'city' "
+                                "and suppression is not null") == [(0,)]
+
+
+def test_the_report_and_the_exports_speak_berlins_levels(warehouse):
+    """Each cycle's report names Berlin's levels and none of Dortmund's; the exports hold both publications."""
+    folder = warehouse["root"] / "data" / "published"
+    for cycle in (OLD, NEW):
+        html = (folder / "report" / f"bericht_{cycle}.html").read_text(encoding="utf-8")
+        assert "Bezirksregion" in html and "Planungsr" in html
+        assert not any(word in html for word in ("Sozialraum", "Unterbezirk", "Stadtbezirk"))
+        exported = {p.name for p in (folder / "exports" / str(cycle)).iterdir()}
+        assert {"area_indicators.parquet", "area_indicators_harmonised.parquet",
+                "area_conversion.parquet"} <= exported
