@@ -4,12 +4,7 @@
 -- area of the geography without a resident or recipient counts zero. Each cycle on its own geography version
 -- (the same counts on the current version: int_area_measures_harmonised).
 with long as (
-    unpivot (
-        select * exclude (current_base_area_id, deliveries_loaded_at, sgb2_age_bound, conversion_stamp)
-        from {{ ref('int_base_area_counts') }}
-    )
-    on columns(* exclude (report_cycle, base_area_id))
-    into name measure_id value measure_value
+    {{ long_counts('base_area_id') }}
 ),
 
 measures as (

@@ -5,12 +5,7 @@
 -- for an older cycle a restatement, exact or an estimate as int_area_harmonisation says. An area of the
 -- current version without a resident or recipient counts zero.
 with long as (
-    unpivot (
-        select * exclude (base_area_id, deliveries_loaded_at, sgb2_age_bound, conversion_stamp)
-        from {{ ref('int_base_area_counts') }}
-    )
-    on columns(* exclude (report_cycle, current_base_area_id))
-    into name measure_id value measure_value
+    {{ long_counts('current_base_area_id') }}
 ),
 
 measures as (
