@@ -42,8 +42,10 @@ def _rows() -> dict[str, list[tuple]]:
     area_levels = [("city", "Gesamtstadt", "Gesamtstadt", None, None, False, 0),
                    ("sozialraum", "Sozialraum", "Sozialräume", None, "unterbezirk", False, 1),
                    ("unterbezirk", "Unterbezirk", "Unterbezirke", "city", None, True, 2)]
-    hierarchy = [("sozialraum", "S1", "city", "0", True), ("sozialraum", "S2", "city", "0", True),
-                 ("unterbezirk", "011", "sozialraum", "S1", True), ("unterbezirk", "011", "city", "0", True)]
+    hierarchy = [("sozialraum", "S1", "city", "0", True, None, None),
+                 ("sozialraum", "S2", "city", "0", True, None, None),
+                 ("unterbezirk", "011", "sozialraum", "S1", True, None, None),
+                 ("unterbezirk", "011", "city", "0", True, None, None)]
     indicators = [("residents", 10, "Einwohnerinnen und Einwohner", "Einwohner am 31.12.", "residents", None,
                    "Personen", 1, "neutral", "Bevölkerung"),
                   ("transfer_rate", 20, "Transferleistungsquote", "Empfänger je 100 Einwohner", "recipients",
@@ -54,12 +56,12 @@ def _rows() -> dict[str, list[tuple]]:
                                                    ("sozialraum", "S2", 4_000, 300), ("unterbezirk", "011", 900, 200)):
             hidden = cycle == 2025 and area == "S2"  # 2025: the residents of S2 secondary, a count (no denominator)
             cells.append((cycle, level, area, "residents", None if hidden else residents, None,
-                          None if hidden else float(residents), 10_000.0, "secondary" if hidden else None))
+                          None if hidden else float(residents), 10_000.0, "secondary" if hidden else None, 2018))
             hidden = cycle == 2025 and area in ("S2", "011")  # 2025: S2 small count, 011 secondary
             reason = {"S2": "small_count", "011": "secondary"}.get(area) if hidden else None
             cells.append((cycle, level, area, "transfer_rate", None if hidden else recipients,
                           None if hidden else residents, None if hidden else 100 * recipients / residents, 15.0,
-                          reason))
+                          reason, 2018))
         for area, name, worse, hidden in (("S1", "Nordstadt", True, False), ("S2", "Südstadt", False, cycle == 2025)):
             action.append((cycle, "sozialraum", area, name, worse, "first_cycle" if cycle == 2018 else
                            ("kept" if worse else "not_action_area"), int(worse), 1,
@@ -79,7 +81,10 @@ def _rows() -> dict[str, list[tuple]]:
     methods = [("mss_style", "MSS-Stil", "sozialraum", "Status-Index", "Berlin MSS", "status", "Aufmerksamkeit",
                 300.0, "id: mss_style\n", None)]
     rows = {"areas": areas, "area_levels": area_levels, "area_hierarchy": hierarchy, "indicators": indicators,
-            "area_indicators": cells, "action_areas": action,
+            "area_indicators": cells,
+            # one geography version: the harmonised series is the cells themselves, exact
+            "area_indicators_harmonised": [(*cell, False, None) for cell in cells], "area_conversion": [],
+            "action_areas": action,
             "action_area_indicators": action_ind, "action_area_quartiere": quartiere,
             "classification_methods": methods, "area_classifications": classes,
             "area_classification_dimensions": dims, "area_classification_indicators": class_ind}

@@ -140,7 +140,8 @@ def test_published_file_holds_only_aggregates_and_opens_read_only(run):
     with duckdb.connect(str(run["published"]), read_only=True) as con:
         tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
         columns = {r[0] for r in con.execute("select column_name from information_schema.columns").fetchall()}
-    assert tables == {"areas", "area_levels", "area_hierarchy", "indicators", "area_indicators", "action_areas",
+    assert tables == {"areas", "area_levels", "area_hierarchy", "indicators", "area_indicators",
+                      "area_indicators_harmonised", "area_conversion", "action_areas",
                       "action_area_indicators", "action_area_quartiere", "classification_methods",
                       "area_classifications", "area_classification_dimensions", "area_classification_indicators",
                       "publication", "disclosure_audit"}

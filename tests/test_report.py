@@ -467,7 +467,8 @@ def berlin_published(published, tmp_path_factory) -> Path:
         con.execute("update publication set city_name = 'Berlin (Test)'")
         for table, columns, rows in (
                 ("areas", "area_level, area_id, area_name, name_status", areas),
-                ("area_hierarchy", "area_level, area_id, container_level, container_id, is_direct", hierarchy),
+                ("area_hierarchy", "area_level, area_id, container_level, container_id, is_direct, valid_from, "
+                 "valid_to", hierarchy),
                 ("area_indicators", "report_cycle, area_level, area_id, indicator_id, value, city_value", values),
                 ("action_areas", "report_cycle, area_level, area_id, area_name, is_action_area, "
                  "change_since_previous, indicators_worse_count, min_indicators_worse", action),
