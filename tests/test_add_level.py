@@ -1,11 +1,12 @@
 """Adding a level is a change to data only (issue 11, part 2): a copy of the sample city gets a level
-"Bezirksregion" between Stadtbezirk and the city (two regions, by data in its geography folder only), the
-pipeline runs end to end on the copy, and the new level is in the published marts, adds up, and is covered by
-the disclosure control."""
+"Bezirksregion" between Stadtbezirk and the city (two regions, by data in its geography folder only, and a map of
+it in the report by its city.yml), the pipeline runs end to end on the copy, and the new level is in the
+published marts, adds up, is covered by the disclosure control and is mapped in the report."""
 
 from __future__ import annotations
 
 import csv
+import re
 
 import duckdb
 import pytest
@@ -40,13 +41,15 @@ def add_region_level(folder) -> None:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("added_level")
-    city = copy_city(DEFAULT_CITY, root / "city")
+    city = copy_city(DEFAULT_CITY, root / "city",
+                     report={"map_levels": ["sozialraum", "statistischer_bezirk", "bezirksregion"]})
     add_region_level(city)
     env = {**environment(root), "SOCIAL_MONITOR_CITY": str(city)}
     sh(env, str(BIN / "social-monitor"), "generate", "--out", str(root / "data" / "landing"), "--scale", SCALE)
     sh(env, *INGEST, "--partition-range", "2007...2025")
     sh(env, *BUILD_MARTS)
-    return {"published": root / "data" / "published" / "marts.duckdb"}
+    return {"published": root / "data" / "published" / "marts.duckdb",
+            "report": root / "data" / "published" / "report" / "bericht_2025.html"}
 
 
 def test_the_added_level_is_published_adds_up_and_is_protected(run):
@@ -85,3 +88,12 @@ def test_the_added_level_is_published_adds_up_and_is_protected(run):
     # the disclosure control adds Stadtbezirke up to their region and regions up to the city
     assert ("stadtbezirk", "bezirksregion") in steps and ("bezirksregion", "city") in steps
     assert ("stadtbezirk", "city") not in steps
+
+
+def test_the_added_level_is_mapped_in_the_report(run):
+    """The report draws a map of the new level per indicator: its two regions, dissolved from the boundaries of
+    the base areas, named with the level's German plural."""
+    html = run["report"].read_text(encoding="utf-8")
+    maps = re.findall(r'<figure class="choropleth" data-level="bezirksregion".*?</figure>', html, flags=re.S)
+    assert maps and all(sorted(set(re.findall(r'data-area-id="([^"]+)"', m))) == ["1", "2"] for m in maps)
+    assert "Bezirksregionen" in html
