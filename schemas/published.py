@@ -25,6 +25,9 @@ LEVEL_COLUMNS = ("area_level", "parent_level", "grouped_level", "container_level
 CHANGES = ["first_cycle", "kept", "new", "released", "not_action_area"]
 FLAG_CHANGES = ["first_cycle", "kept", "new", "released", "not_flagged"]
 CLASS_CHANGES = ["no_previous", "same", "better", "worse"]
+# the report's topic fields (Themenfelder) and target groups (Zielgruppen); every catalogue row names one topic
+TOPICS = ["Demografie", "Erwerbstätigkeit und Transferleistungen", "Bildung und Jugend", "Gesundheit", "Wohnen"]
+TARGET_GROUPS = ["Ältere Menschen", "Zugewanderte", "Menschen mit Behinderung", "Kinder und Jugendliche"]
 
 
 def _de(header: str, description: str) -> dict[str, str]:
@@ -146,8 +149,11 @@ class Indicators(_Published):
     direction: str = pa.Field(isin=["higher_is_worse", "higher_is_better", "neutral"], metadata=_de(
         "Richtung", "higher_is_worse: ein höherer Wert ist ungünstiger; higher_is_better: ein höherer Wert ist "
         "günstiger; neutral: keine Wertung."))
-    topic_field: str = pa.Field(nullable=True, metadata=_de("Themenfeld", "Themenfeld des Berichts, z. B. "
-                                                            "Bevölkerung oder Transferleistungen."))
+    topic_field: str = pa.Field(isin=TOPICS, metadata=_de("Themenfeld", "Themenfeld des Berichts: "
+                                                          + ", ".join(TOPICS) + "."))
+    target_group: str = pa.Field(nullable=True, isin=TARGET_GROUPS, metadata=_de(
+        "Zielgruppe", "Zielgruppe, die der Indikator beschreibt (" + ", ".join(TARGET_GROUPS) + "); leer, wenn "
+        "keine."))
 
     class Config:
         title = "Indikatoren"

@@ -9,6 +9,7 @@ import argparse
 import csv
 from pathlib import Path
 
+from schemas.published import TOPICS
 from social_monitor.settings import DBT_PROJECT_DIR, PROJECT_DIR
 
 CATALOGUE_PATH = DBT_PROJECT_DIR / "seeds" / "catalogue" / "indicator_catalogue.csv"
@@ -29,18 +30,23 @@ def render_markdown(rows: list[dict[str, str]]) -> str:
         "",
         "Generated from `dbt_project/seeds/catalogue/indicator_catalogue.csv` by `make docs`; do not edit by hand.",
         "Every value in the published table `area_indicators` is `scale × numerator / denominator` (or the count",
-        "itself where there is no denominator), computed from counts per Unterbezirk added up to each level.",
+        "itself where there is no denominator), computed from counts per area of the base level (the level deliveries carry) added up to each level.",
         "",
     ]
-    for topic in dict.fromkeys(row["topic_field"] for row in rows):
-        lines += [f"## {topic}", "", "| id | Indikator | Definition | Zähler | Nenner | Einheit | Richtung |",
-                  "|---|---|---|---|---|---|---|"]
+    unknown = sorted({row["topic_field"] for row in rows} - set(TOPICS))
+    if unknown:
+        raise ValueError(f"{CATALOGUE_PATH}: topic_field {unknown[0]!r} is not one of {', '.join(TOPICS)}")
+    for topic in (t for t in TOPICS if any(row["topic_field"] == t for row in rows)):
+        lines += [f"## {topic}", "",
+                  "| id | Indikator | Definition | Zähler | Nenner | Einheit | Richtung | Zielgruppe |",
+                  "|---|---|---|---|---|---|---|---|"]
         for row in (r for r in rows if r["topic_field"] == topic):
             denominator = f"`{row['denominator_measure']}`" if row["denominator_measure"] else "–"
             lines.append(
                 f"| `{row['indicator_id']}` | {row['name_de']} | {row['description_de']} | "
                 f"`{row['numerator_measure']}` | {denominator} | "
-                f"{row['unit']} | {DIRECTION_DE.get(row['direction'], row['direction'])} |"
+                f"{row['unit']} | {DIRECTION_DE.get(row['direction'], row['direction'])} | "
+                f"{row.get('target_group') or '–'} |"
             )
         lines.append("")
     return "\n".join(lines)

@@ -47,9 +47,10 @@ def _rows() -> dict[str, list[tuple]]:
                  ("unterbezirk", "011", "sozialraum", "S1", True, None, None),
                  ("unterbezirk", "011", "city", "0", True, None, None)]
     indicators = [("residents", 10, "Einwohnerinnen und Einwohner", "Einwohner am 31.12.", "residents", None,
-                   "Personen", 1, "neutral", "Bevölkerung"),
+                   "Personen", 1, "neutral", "Demografie", None),
                   ("transfer_rate", 20, "Transferleistungsquote", "Empfänger je 100 Einwohner", "recipients",
-                   "residents", "%", 100, "higher_is_worse", "Transferleistungen")]
+                   "residents", "%", 100, "higher_is_worse", "Erwerbstätigkeit und Transferleistungen",
+                   None)]
     cells, action, action_ind, quartiere, classes, dims, class_ind = [], [], [], [], [], [], []
     for cycle in CYCLES:
         for level, area, residents, recipients in (("city", "0", 10_000, 1_500), ("sozialraum", "S1", 6_000, 1_200),

@@ -33,7 +33,7 @@ catalogue as (
                   columns = {'indicator_id': 'VARCHAR', 'sort_order': 'INTEGER', 'name_de': 'VARCHAR',
                              'description_de': 'VARCHAR', 'numerator_measure': 'VARCHAR',
                              'denominator_measure': 'VARCHAR', 'unit': 'VARCHAR', 'scale': 'INTEGER',
-                             'direction': 'VARCHAR', 'topic_field': 'VARCHAR',
+                             'direction': 'VARCHAR', 'topic_field': 'VARCHAR', 'target_group': 'VARCHAR',
                              'numerator_sum_of': 'VARCHAR', 'denominator_sum_of': 'VARCHAR',
                              'change_of': 'VARCHAR'})
 ),

@@ -9,5 +9,6 @@ select
     unit,
     scale,
     direction,
-    topic_field
+    topic_field,
+    target_group
 from {{ ref('indicator_catalogue') }}
