@@ -30,7 +30,8 @@ def render_markdown(rows: list[dict[str, str]]) -> str:
         "",
         "Generated from `dbt_project/seeds/catalogue/indicator_catalogue.csv` by `make docs`; do not edit by hand.",
         "Every value in the published table `area_indicators` is `scale × numerator / denominator` (or the count",
-        "itself where there is no denominator), computed from counts per area of the base level (the level deliveries carry) added up to each level.",
+        "itself where there is no denominator), computed from counts per area of the base level (the level deliveries",
+        "carry) added up to each level.",
         "",
     ]
     unknown = sorted({row["topic_field"] for row in rows} - set(TOPICS))
