@@ -12,7 +12,8 @@ planners ship:
 
 Both end in :func:`plan_counts`, the generic part of the model: age structure, secondary residences,
 nationality, recipients per area, age band and scheme (iterative proportional fitting, IPF), SGB II
-Bedarfsgemeinschaften. The plan of a report cycle (:class:`CyclePlan`) holds every count the generator
+Bedarfsgemeinschaften, registered unemployed persons (SGB II and SGB III, long-term or not). The plan of a
+report cycle (:class:`CyclePlan`) holds every count the generator
 draws, all integers, so the calibration is exact up to rounding at any scale.
 """
 
@@ -39,6 +40,9 @@ BANDS = ("0-14", "15-17", "18-64", "65+")
 BAND_OF_AGE = np.select([AGES <= 14, AGES <= 17, AGES <= 64], [0, 1, 2], 3).astype(np.int8)
 SCHEMES = ("sgb2", "hlu", "gsi", "asylblg")
 SGB2, HLU, GSI, ASYLBLG = range(4)
+LEGAL_BASES = ("sgb2", "sgb3")  # the unemployed's legal basis (Rechtskreis), the plan's order
+U_SGB2, U_SGB3 = range(2)
+UNEMPLOYED_MIN_AGE, UNEMPLOYED_MAX_AGE = 15, 64  # the unemployed are drawn from residents of these ages
 
 
 class SampleError(ValueError):
@@ -224,6 +228,44 @@ def base_age_profile() -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class AreaTargets:
+    """Per base area (the plan's ``area_ids`` order) targets of the MSS status indicators as fractions; NaN =
+    no target for that area and measure. When given to :func:`plan_counts`, an area's planned count is the
+    target times its planned denominator rounded half up to whole persons:
+
+    - ``unemployed_15_64`` (S1/100): unemployed (SGB II + SGB III) per resident aged 15-64;
+    - ``long_term_15_64`` (S2/100): unemployed one year or longer per resident aged 15-64;
+    - ``transfer_not_unemployed`` (S3/100): SGB II recipients not unemployed + SGB XII recipients per resident;
+    - ``sgb2_0_14`` (S4/100): SGB II recipients under 15 per resident under 15.
+    """
+
+    unemployed_15_64: np.ndarray
+    long_term_15_64: np.ndarray
+    transfer_not_unemployed: np.ndarray
+    sgb2_0_14: np.ndarray
+
+    FIELDS = ("unemployed_15_64", "long_term_15_64", "transfer_not_unemployed", "sgb2_0_14")
+
+    def of(self, field: str, n_areas: int) -> np.ndarray:
+        values = np.asarray(getattr(self, field), dtype=np.float64)
+        if values.shape != (n_areas,):
+            raise SampleError(f"targets: {field} has shape {values.shape}, expected ({n_areas},) (one per base area)")
+        if (values[np.isfinite(values)] < 0).any() or (values[np.isfinite(values)] > 1).any():
+            raise SampleError(f"targets: {field} must be fractions from 0 to 1 (or NaN for no target)")
+        return values
+
+
+@dataclass(frozen=True)
+class TargetMiss:
+    """A target the plan could not meet (infeasible with the area's persons): what it asked and what was planned."""
+
+    area_id: str
+    measure: str  # an AreaTargets field
+    target: int  # whole persons asked for (target × planned denominator, rounded)
+    planned: int
+
+
+@dataclass(frozen=True)
 class CyclePlan:
     """Every count the generator draws for one report cycle (all integers), per base area."""
 
@@ -239,6 +281,9 @@ class CyclePlan:
     transfer_rate: np.ndarray  # (A,) target transfer rate of each area
     streets: np.ndarray  # (A,) number of streets
     params: dict[str, float]
+    unemployed: np.ndarray  # (A, legal basis) registered unemployed aged 15-64 (LEGAL_BASES: SGB II, SGB III)
+    long_term: np.ndarray  # (A, legal basis) of them unemployed one year or longer
+    target_misses: tuple[TargetMiss, ...] = ()  # targets (AreaTargets) infeasible for an area: closest planned
 
 
 def plan_counts(
@@ -254,13 +299,19 @@ def plan_counts(
     band_rates: np.ndarray,
     scheme_shares: np.ndarray,
     streets: np.ndarray,
+    *,
+    unemployed_share_15_64: float | None = None,
+    targets: AreaTargets | None = None,
 ) -> CyclePlan:
     """The generic part of the model, from the main residents and the transfer rate of each base area.
 
     ``relative`` is each area's transfer rate relative to the city (it tilts the age structure and
     concentrates non-German residents and recipients); ``age_shares`` the city's shares under 15 and 65+;
     ``band_rates`` the city's transfer rates per age band (the 18-64 entry is ignored: it takes the rest);
-    ``scheme_shares`` the (band, scheme) split.
+    ``scheme_shares`` the (band, scheme) split; ``unemployed_share_15_64`` the city's unemployed in % of
+    residents aged 15-64 as a fraction (None: the model's shares decide); ``targets`` per-area targets of
+    the MSS status indicators (:class:`AreaTargets`), met up to whole persons where feasible (else the
+    closest feasible count, listed in ``CyclePlan.target_misses``).
     """
     p = params
     n_areas = len(area_ids)
@@ -330,6 +381,12 @@ def plan_counts(
             left -= n
         recipients[:, b, main] = left
 
+    # Registered unemployed, and the per-area targets (which may move SGB II and SGB XII recipients).
+    unemployed, long_term = plan_unemployed(residents, recipients, p, unemployed_share_15_64)
+    misses: list[TargetMiss] = []
+    if targets is not None:
+        misses = apply_targets(area_ids, residents, recipients, unemployed, long_term, p, targets)
+
     # SGB II Bedarfsgemeinschaften: city total from persons per household, apportioned by SGB II persons.
     sgb2 = recipients[:, :, SGB2].sum(axis=1)
     households = apportion(round_half_up(sgb2.sum() / p["persons_per_household_sgb2"]), sgb2)
@@ -349,7 +406,148 @@ def plan_counts(
         transfer_rate=rate,
         streets=streets,
         params=dict(p),
+        unemployed=unemployed,
+        long_term=long_term,
+        target_misses=tuple(misses),
     )
+
+
+def _working_age(residents: np.ndarray) -> np.ndarray:
+    return residents[:, UNEMPLOYED_MIN_AGE : UNEMPLOYED_MAX_AGE + 1].sum(axis=1)
+
+
+def _recipients_15_64(recipients: np.ndarray) -> np.ndarray:
+    """(A, scheme) recipients aged 15-64 (the bands 15-17 and 18-64)."""
+    return recipients[:, BANDS.index("15-17")] + recipients[:, BANDS.index("18-64")]
+
+
+def plan_unemployed(
+    residents: np.ndarray, recipients: np.ndarray, p: dict[str, float], city_share: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unemployed (A, legal basis) and long-term unemployed (A, legal basis) of the generic model.
+
+    SGB II unemployed are a share (``unemployed_share_sgb2``) of the SGB II recipients aged 15-64 of the
+    area, SGB III unemployed a share (``unemployed_share_sgb3``) of the residents aged 15-64 on no benefit;
+    with ``city_share`` both are scaled so that the city's unemployed are that share of its residents aged
+    15-64. Long-term: a share per legal basis (``long_term_share_sgb2``, ``long_term_share_sgb3``). City
+    totals by largest remainder over the areas; never more than the persons they are drawn from.
+    """
+    sgb2_15_64 = _recipients_15_64(recipients)[:, SGB2]
+    free = _working_age(residents) - _recipients_15_64(recipients).sum(axis=1)
+    expected = np.stack([p["unemployed_share_sgb2"] * sgb2_15_64, p["unemployed_share_sgb3"] * free], axis=1)
+    if city_share is not None:
+        wanted = city_share * _working_age(residents).sum()
+        expected *= wanted / max(expected.sum(), 1e-12)
+    pool = np.stack([sgb2_15_64, free], axis=1)
+    unemployed = np.stack(
+        [np.minimum(apportion(round_half_up(expected[:, b].sum()), expected[:, b]), pool[:, b]) for b in range(2)],
+        axis=1,
+    )
+    long_share = (p["long_term_share_sgb2"], p["long_term_share_sgb3"])
+    long_term = np.stack(
+        [np.minimum(apportion(round_half_up(unemployed[:, b].sum() * long_share[b]), unemployed[:, b]),
+                    unemployed[:, b]) for b in range(2)],
+        axis=1,
+    )
+    return unemployed.astype(np.int64), long_term.astype(np.int64)
+
+
+def apply_targets(
+    area_ids: tuple[str, ...],
+    residents: np.ndarray,
+    recipients: np.ndarray,
+    unemployed: np.ndarray,
+    long_term: np.ndarray,
+    p: dict[str, float],
+    targets: AreaTargets,
+) -> list[TargetMiss]:
+    """Change the counts of each area with a target (in place) so that they meet it up to whole persons.
+
+    Per area, in this order: SGB II recipients under 15 (S4); the recipients not unemployed (S3: SGB II
+    recipients aged 15-64 not unemployed, after the children, SGB XII cut where they alone exceed it);
+    the unemployed (S1), split over SGB II and SGB III as the model would; SGB II recipients aged 15-64 =
+    the not unemployed + the SGB II unemployed; the long-term unemployed (S2), split likewise. A target
+    the area's persons cannot meet gets the closest feasible count and a :class:`TargetMiss`.
+    """
+    n_areas = len(area_ids)
+    t = {name: targets.of(name, n_areas) for name in AreaTargets.FIELDS}
+    band_pop = np.stack([residents[:, BAND_OF_AGE == b].sum(axis=1) for b in range(len(BANDS))], axis=1)
+    totals = residents.sum(axis=1)
+    working = _working_age(residents)
+    young, adult = BANDS.index("15-17"), BANDS.index("18-64")
+    misses: list[TargetMiss] = []
+
+    def miss(a: int, measure: str, wanted: int, planned: int) -> None:
+        if wanted != planned:
+            misses.append(TargetMiss(area_ids[a], measure, int(wanted), int(planned)))
+
+    for a in range(n_areas):
+        rec = recipients[a]
+        # S4: SGB II recipients under 15, beside the other schemes of the band
+        if np.isfinite(t["sgb2_0_14"][a]):
+            wanted = round_half_up(t["sgb2_0_14"][a] * band_pop[a, 0])
+            room = int(band_pop[a, 0] - rec[0].sum() + rec[0, SGB2])
+            rec[0, SGB2] = min(wanted, room)
+            miss(a, "sgb2_0_14", wanted, rec[0, SGB2])
+
+        # S3: SGB II recipients not unemployed + SGB XII recipients
+        sgb2_15_64 = int(rec[young, SGB2] + rec[adult, SGB2])
+        u2, u3 = int(unemployed[a, U_SGB2]), int(unemployed[a, U_SGB3])
+        not_unemployed = sgb2_15_64 - u2  # SGB II recipients aged 15-64 not unemployed
+        if np.isfinite(t["transfer_not_unemployed"][a]):
+            wanted = round_half_up(t["transfer_not_unemployed"][a] * totals[a])
+            rest = wanted - int(rec[0, SGB2])  # the SGB II children count in S3
+            for scheme in (HLU, GSI):  # SGB XII recipients alone above the target: fewer of them
+                for band in range(len(BANDS)):
+                    excess = int(rec[:, HLU].sum() + rec[:, GSI].sum()) - max(rest, 0)
+                    if excess > 0:
+                        rec[band, scheme] -= min(excess, int(rec[band, scheme]))
+            not_unemployed = max(rest - int(rec[:, HLU].sum() + rec[:, GSI].sum()), 0)
+        other_15_64 = int(rec[young].sum() + rec[adult].sum()) - sgb2_15_64  # other schemes aged 15-64
+        room_15_64 = int(working[a]) - other_15_64  # SGB II + SGB III-unemployed persons aged 15-64 at most
+        # room for the SGB II recipients not unemployed: beside the SGB II unemployed unless S1 decides them
+        keep_u2 = 0 if np.isfinite(t["unemployed_15_64"][a]) else u2
+        not_unemployed = min(not_unemployed, room_15_64 - keep_u2)
+        if np.isfinite(t["transfer_not_unemployed"][a]):
+            planned = int(rec[0, SGB2] + rec[:, HLU].sum() + rec[:, GSI].sum()) + not_unemployed
+            miss(a, "transfer_not_unemployed", round_half_up(t["transfer_not_unemployed"][a] * totals[a]), planned)
+
+        # S1: the unemployed, split over the legal bases as the model would
+        if np.isfinite(t["unemployed_15_64"][a]):
+            wanted = round_half_up(t["unemployed_15_64"][a] * working[a])
+            total = min(wanted, room_15_64 - not_unemployed)
+            miss(a, "unemployed_15_64", wanted, total)
+            weight_2 = u2 if u2 + u3 > 0 else p["unemployed_share_sgb2"]
+            weight_3 = u3 if u2 + u3 > 0 else p["unemployed_share_sgb3"]
+            u2 = round_half_up(total * weight_2 / max(weight_2 + weight_3, 1e-12))
+            u3 = total - u2
+        else:
+            u3 = min(u3, max(room_15_64 - not_unemployed - u2, 0))
+        # SGB II recipients aged 15-64 = the not unemployed + the SGB II unemployed, over the two bands
+        sgb2_new = not_unemployed + u2
+        if np.isfinite(t["transfer_not_unemployed"][a]) or np.isfinite(t["unemployed_15_64"][a]):
+            share_young = rec[young, SGB2] / max(sgb2_15_64, 1)
+            room_young = int(band_pop[a, young] - rec[young].sum() + rec[young, SGB2])
+            room_adult = int(band_pop[a, adult] - rec[adult].sum() + rec[adult, SGB2])
+            young_sgb2 = min(round_half_up(sgb2_new * share_young), room_young)
+            rec[adult, SGB2] = min(sgb2_new - young_sgb2, room_adult)
+            rec[young, SGB2] = sgb2_new - rec[adult, SGB2]
+        unemployed[a] = (u2, u3)
+
+        # S2: the long-term unemployed, split like the model's shares
+        if np.isfinite(t["long_term_15_64"][a]):
+            wanted = round_half_up(t["long_term_15_64"][a] * working[a])
+            total = min(wanted, u2 + u3)
+            miss(a, "long_term_15_64", wanted, total)
+            w2, w3 = p["long_term_share_sgb2"] * u2, p["long_term_share_sgb3"] * u3
+            lt2 = min(round_half_up(total * w2 / max(w2 + w3, 1e-12)), u2)
+            lt3 = total - lt2
+            if lt3 > u3:
+                lt2, lt3 = total - u3, u3
+            long_term[a] = (lt2, lt3)
+        else:
+            long_term[a] = np.minimum(long_term[a], unemployed[a])
+    return misses
 
 
 # --- planners ----------------------------------------------------------------------------------------

@@ -149,4 +149,5 @@ class AreaPatternPlanner:
             band_rates=np.array([rate_child, rate_child * p["youth_rate_factor"], 0.0, rate_old]),
             scheme_shares=self.scheme_shares.at(cycle),
             streets=inputs.streets,
+            unemployed_share_15_64=inputs.series.value("unemployment_rate_ba", cycle) * p["labour_force_share_15_64"],
         )  # fmt: skip
