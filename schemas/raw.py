@@ -25,6 +25,8 @@ SEX_CODES = ["m", "w", "d", "o"]  # männlich, weiblich, divers, ohne Angabe
 NATIONALITY_GROUPS = ["deutsch", "EU", "Drittstaat", "staatenlos/ungeklärt"]
 RESIDENCE_TYPES = ["H", "N"]  # Hauptwohnung, Nebenwohnung
 SGB12_KINDS = ["HLU", "GSI"]  # Hilfe zum Lebensunterhalt (3. Kap.), Grundsicherung im Alter/bei EM (4. Kap.)
+LEGAL_BASES = ["SGB II", "SGB III"]  # Rechtskreis of a registered unemployed person
+UNEMPLOYED_AGES = (15, 67)  # registered unemployed: from 15 to the statutory retirement age
 MAX_AGE = 120
 
 
@@ -146,11 +148,37 @@ class AsylblgRecipients(_BornBeforeReference):
         unique = ["person_key"]
 
 
+class UnemployedPersons(RawDelivery):
+    """Arbeitslose, Bundesagentur für Arbeit: one row per registered unemployed person at the reference date,
+    with the legal basis (Rechtskreis SGB II or SGB III) and the start of the current unemployment. The person
+    key is pseudonymised like the other sources', so a person in SGB II and here is one person. Like the
+    Bundesagentur's SGB II extract it carries the age at the reference date, not the date of birth: the same
+    sender's convention, and less personal data for the same counts (age bands)."""
+
+    person_key: str = column(pseudonymise=True, str_length={"min_value": 1, "max_value": 64})
+    legal_basis: str = column(codes=LEGAL_BASES)
+    unemployed_since: dt.date = column(personal=True)
+    age: pl.Int16 = column(in_range={"min_value": UNEMPLOYED_AGES[0], "max_value": UNEMPLOYED_AGES[1]})
+    sex: str = column(codes=SEX_CODES)
+    unterbezirk_id: str = area_key()
+
+    class Config:
+        unique = ["person_key"]
+
+    @pa.dataframe_check(error="unemployed_since must lie on or before the reference date and at most age - 14 "
+                              "years before it")
+    def unemployed_since_plausible(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        since, ref = pl.col("unemployed_since"), pl.col("reference_date")
+        earliest = ref.dt.offset_by(pl.format("-{}y", (pl.col("age").cast(pl.Int32) - 14).clip(lower_bound=0)))
+        return data.lazyframe.select((since <= ref) & (since >= earliest))
+
+
 # checks across columns (by the start of their name or error) -> the column a problem they find is
 # reported under (by its header in the city's file)
 CHECK_COLUMNS = {
     "birth_date must": "birth_date",
     "move_in_date must": "move_in_date",
+    "unemployed_since must": "unemployed_since",
     "multiple_fields_uniqueness": "person_key",
     "field_uniqueness": "person_key",
 }

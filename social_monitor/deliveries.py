@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from schemas.raw import AsylblgRecipients, RawDelivery, RegisterPersons, Sgb2Recipients, Sgb12Recipients
+from schemas.raw import (
+    AsylblgRecipients,
+    RawDelivery,
+    RegisterPersons,
+    Sgb2Recipients,
+    Sgb12Recipients,
+    UnemployedPersons,
+)
 
 if TYPE_CHECKING:
     from social_monitor.layouts import Layouts, SourceLayout
@@ -48,6 +55,7 @@ SOURCES: dict[str, Source] = {
         Source("sgb2", Sgb2Recipients),
         Source("sgb12", Sgb12Recipients),
         Source("asylblg", AsylblgRecipients),
+        Source("unemployment", UnemployedPersons),
     )
 }
 

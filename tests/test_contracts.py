@@ -17,6 +17,12 @@ GOOD_ROWS = {
     "sgb2": [{"Personen_ID": "p2", "BG_Nummer": "bg1", "Alter": 6, "Unterbezirk": "261"}],
     "sgb12": [{"Personen_ID": "p3", "Leistungsart": "GSI", "Geburtsdatum": "05.06.1940", "Unterbezirk": "341"}],
     "asylblg": [{"Personen_ID": "p4", "Geburtsdatum": "07.08.1999", "Geschlecht": "m", "Unterbezirk": "001"}],
+    "unemployment": [
+        {"Personen_ID": "p1", "Rechtskreis": "SGB III", "Arbeitslos_seit": "01.10.2018", "Alter": 38,
+         "Geschlecht": "w", "Unterbezirk": "001"},
+        {"Personen_ID": "p5", "Rechtskreis": "SGB II", "Arbeitslos_seit": "31.12.2017", "Alter": 15,
+         "Geschlecht": "m", "Unterbezirk": "261"},  # the earliest start a 15-year-old can have: long-term
+    ],
 }
 
 # source -> (a bad row, the column the message must name, what it must say)
@@ -26,6 +32,8 @@ BAD_ROWS = {
     "sgb12": ({**GOOD_ROWS["sgb12"][0], "Personen_ID": "bad", "Leistungsart": "XYZ"}, "Leistungsart", "isin"),
     "asylblg": ({**GOOD_ROWS["asylblg"][0], "Personen_ID": "bad", "Unterbezirk": "999"}, "Unterbezirk",
                 "codes of the reference"),
+    "unemployment": ({**GOOD_ROWS["unemployment"][0], "Personen_ID": "bad", "Arbeitslos_seit": "01.01.2019"},
+                     "Arbeitslos_seit", "unemployed_since must lie on or before the reference date"),
 }
 
 
@@ -152,3 +160,28 @@ def test_reload_replaces_the_cycle(tmp_path, con):
     write_delivery(tmp_path, "register", CYCLE, GOOD_ROWS["register"][:1])
     _load(con, tmp_path, "register")
     assert con.execute("select count(*) from raw.register").fetchone()[0] == 1
+
+
+def test_an_unemployment_start_outside_working_life_is_refused_without_showing_it(tmp_path, con):
+    """A 20-year-old unemployed since 2003 (before the age of 15) is refused, naming file, line and column; the
+    start date (personal) and the person key are not shown."""
+    row = {**GOOD_ROWS["unemployment"][0], "Personen_ID": "secret-key-2", "Alter": 20, "Arbeitslos_seit": "17.03.2003"}
+    path = write_delivery(tmp_path, "unemployment", CYCLE, [row])
+    with pytest.raises(DeliveryError) as refused:
+        _load(con, tmp_path, "unemployment")
+    message = str(refused.value)
+    assert f"{path.name}, line 2, column Arbeitslos_seit: fails unemployed_since must lie" in message
+    assert "secret-key-2" not in message and "17.03.2003" not in message and "2003-03-17" not in message
+
+
+def test_every_source_is_a_raw_table_of_dbt():
+    """dbt's raw sources (_raw__sources.yml) are the sources (SOURCES) plus the ingest log: the test that every
+    cycle has all its deliveries counts them there."""
+    import yaml
+
+    from social_monitor.deliveries import SOURCES
+    from social_monitor.settings import PROJECT_DIR
+
+    declared = yaml.safe_load((PROJECT_DIR / "dbt_project/models/staging/_raw__sources.yml").read_text("utf-8"))
+    [raw] = [source for source in declared["sources"] if source["name"] == "raw"]
+    assert {table["name"] for table in raw["tables"]} == {*SOURCES, "deliveries"}

@@ -86,6 +86,11 @@ def valid_row(draw, source: str) -> dict[str, object]:
         row["Alter"] = draw(st.integers(0, 67))
     if "Geburtsdatum" in HEADERS[source]:
         row["Geburtsdatum"] = born.strftime("%d.%m.%Y")
+    if "Arbeitslos_seit" in HEADERS[source]:  # unemployment: age at the reference date, since within working life
+        age = draw(st.integers(15, 67))
+        row["Alter"] = age
+        earliest = dt.date(reference.year - (age - 14), 12, 31)
+        row["Arbeitslos_seit"] = draw(dates(earliest, reference)).strftime("%d.%m.%Y")
     if "Zuzugsdatum" in HEADERS[source]:
         moved = draw(st.none() | dates(born, reference))
         row["Zuzugsdatum"] = moved.strftime("%d.%m.%Y") if moved else ""
@@ -99,7 +104,7 @@ def personal_texts(rows: list[dict[str, object]]) -> set[str]:
     """The dates in the rows, as delivered and in ISO form (the markers are found by ``MARK``)."""
     found = set()
     for row in rows:
-        for header in ("Geburtsdatum", "Zuzugsdatum"):
+        for header in ("Geburtsdatum", "Zuzugsdatum", "Arbeitslos_seit"):
             value = row.get(header)
             if value:
                 found.add(str(value))
@@ -386,7 +391,7 @@ def test_show_bad_lines_prints_nothing_into_a_pipe(tmp_path):
 
 # --- through Dagster ----------------------------------------------------------------------------------------
 
-# A Dagster run costs half a minute on a busy machine: three generated sets of four deliveries (one per
+# A Dagster run costs half a minute on a busy machine: three generated sets of deliveries (one per
 # source) by default, one twentieth of the examples under SOCIAL_MONITOR_HYPOTHESIS_EXAMPLES.
 DAGSTER_EXAMPLES = max(3, settings.default.max_examples // 20)
 
@@ -445,4 +450,4 @@ def test_hostile_deliveries_through_dagster_leave_nothing_personal_in_its_home_o
             for rows_in, accepted, rejected in con.execute(
                     "select rows_in, rows_accepted, rows_rejected from raw.deliveries").fetchall():
                 assert rows_in == accepted + rejected
-        event(f"{len(failures)} of 4 steps failed")
+        event(f"{len(failures)} of {len(cases)} steps failed")

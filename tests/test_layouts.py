@@ -30,7 +30,7 @@ DORTMUND = CITIES_DIR / "dortmund"
 CYCLE = 2018
 EXAMPLES = int(os.environ.get("SOCIAL_MONITOR_HYPOTHESIS_EXAMPLES", "15"))
 
-# Another city's layouts of the same four sources: every header and every code spelled otherwise, and other
+# Another city's layouts of the same sources: every header and every code spelled otherwise, and other
 # formats (the register in Parquet, SGB II as comma-separated text, tabs, pipes, latin-1, ISO and compact dates).
 OTHER = {
     "register": {
@@ -62,6 +62,13 @@ OTHER = {
         "headers": {"person_key": "Kennung", "birth_date": "Geburtstag", "sex": "Geschlecht_Code",
                     "unterbezirk_id": "Gebiet"},
         "codes": {"sex": {"M": "m", "F": "w", "D": "d", "X": "o"}},
+    },
+    "unemployment": {
+        "file_name": "ALO-{reference_date}.parquet", "format": "parquet", "encoding": "utf-8", "separator": None,
+        "date_format": "%Y%m%d",
+        "headers": {"unterbezirk_id": "RAUM", "legal_basis": "RK", "age": "ALTER", "person_key": "PERS",
+                    "sex": "G", "unemployed_since": "ALO_SEIT"},
+        "codes": {"legal_basis": {"II": "SGB II", "III": "SGB III"}, "sex": {"M": "m", "F": "w", "D": "d", "X": "o"}},
     },
 }
 

@@ -136,6 +136,37 @@ def test_counts_add_up_and_rates_come_from_counts(run):
     assert 15.5 < city_rate < 17.0
 
 
+def test_unemployment_indicators_are_published_with_plausible_values(run):
+    """The unemployment delivery's indicators reach the published marts for every cycle: the city's share of
+    unemployed in 2007 is the calibrated 10.71 % of residents 15-64 (published 15.3 % × assumed 0.70; whole
+    persons at scale 0.1: ±0.05 pp), the long-term share below it, the SGB II and SGB III unemployed add up to
+    the unemployed, S3 (transfer recipients not unemployed) lies below the transfer rate by the SGB II
+    unemployed, and Grundsicherung im Alter is a few % of residents 65+."""
+    with duckdb.connect(str(run["published"]), read_only=True) as con:
+        city = {(cycle, indicator): (value, numerator) for cycle, indicator, value, numerator in con.execute(
+            "select report_cycle, indicator_id, value, numerator from area_indicators where area_level = 'city'"
+        ).fetchall()}
+        areas = con.execute(
+            "select count(distinct area_id) from area_indicators where indicator_id = 'unemployment_rate' "
+            "and area_level = 'unterbezirk' and report_cycle = 2018 and value is not null").fetchone()[0]
+    cycles = sorted({cycle for cycle, _ in city})
+    assert cycles == [2007, 2012, 2018, 2025]
+    assert city[(2007, "unemployment_rate")][0] == pytest.approx(15.3 * 0.70, abs=0.05)
+    for cycle in cycles:
+        unemployed, long_term = city[(cycle, "unemployment_rate")][0], city[(cycle, "long_term_unemployment_rate")][0]
+        assert 5 < unemployed < 12 and 0 < long_term < unemployed
+        assert 3 < city[(cycle, "youth_unemployment_rate")][0] < 20
+        by_basis = city[(cycle, "unemployed_sgb2")][1] + city[(cycle, "unemployed_sgb3")][1]
+        assert city[(cycle, "unemployed")][1] == by_basis
+        not_unemployed = city[(cycle, "transfer_rate_not_unemployed")][1]
+        # S3 = transfer recipients - AsylbLG - SGB II unemployed (in the sample every SGB II unemployed draws SGB II)
+        assert not_unemployed == (city[(cycle, "recipients_transfer")][1] - city[(cycle, "recipients_asylblg")][1]
+                                  - city[(cycle, "unemployed_sgb2")][1])
+        assert 25 < city[(cycle, "sgb2_rate_age_0_14")][0] < 40
+        assert 2 < city[(cycle, "gsi_rate_age_65_plus")][0] < 10
+    assert areas > 150  # published for the Unterbezirke (a few suppressed at most)
+
+
 def test_published_file_holds_only_aggregates_and_opens_read_only(run):
     with duckdb.connect(str(run["published"]), read_only=True) as con:
         tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}

@@ -18,6 +18,8 @@ KEYS = ["P-000001", "P-000002", "Müller-Ä-7"]
 REGISTER = [person(KEYS[0], "01.02.1980", "001"), person(KEYS[1], "03.04.2012", "261"),
             person(KEYS[2], "05.06.1940", "341")]
 SGB2 = [{"Personen_ID": KEYS[1], "BG_Nummer": "BG-4711", "Alter": 6, "Unterbezirk": "261"}]
+UNEMPLOYED = [{"Personen_ID": KEYS[0], "Rechtskreis": "SGB III", "Arbeitslos_seit": "01.10.2018", "Alter": 38,
+               "Geschlecht": "w", "Unterbezirk": "001"}]
 
 
 @pytest.fixture
@@ -30,7 +32,8 @@ def con(tmp_path):
 def _load(con, folder, key=None):
     write_delivery(folder, "register", CYCLE, REGISTER)
     write_delivery(folder, "sgb2", CYCLE, SGB2)
-    for source in ("register", "sgb2"):
+    write_delivery(folder, "unemployment", CYCLE, UNEMPLOYED)
+    for source in ("register", "sgb2", "unemployment"):
         load_delivery(con, find_manifest(folder, LAYOUTS[source], CYCLE), key=key)
 
 
@@ -49,6 +52,7 @@ def test_person_keys_are_stored_as_hmac_sha256_with_the_development_key(tmp_path
 def test_the_same_person_gets_the_same_pseudonym_in_every_source(tmp_path, con):
     _load(con, tmp_path / "landing", key=PseudonymKey.from_env({}))
     assert con.execute("select count(*) from raw.sgb2 join raw.register using (person_key)").fetchone()[0] == 1
+    assert con.execute("select count(*) from raw.unemployment join raw.register using (person_key)").fetchone()[0] == 1
 
 
 def test_a_key_from_the_environment_changes_every_pseudonym(tmp_path, con):

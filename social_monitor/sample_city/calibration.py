@@ -40,8 +40,7 @@ BANDS = ("0-14", "15-17", "18-64", "65+")
 BAND_OF_AGE = np.select([AGES <= 14, AGES <= 17, AGES <= 64], [0, 1, 2], 3).astype(np.int8)
 SCHEMES = ("sgb2", "hlu", "gsi", "asylblg")
 SGB2, HLU, GSI, ASYLBLG = range(4)
-LEGAL_BASES = ("sgb2", "sgb3")  # the unemployed's legal basis (Rechtskreis), the plan's order
-U_SGB2, U_SGB3 = range(2)
+U_SGB2, U_SGB3 = range(2)  # the unemployed's legal basis: positions in schemas.raw.LEGAL_BASES (SGB II, SGB III)
 UNEMPLOYED_MIN_AGE, UNEMPLOYED_MAX_AGE = 15, 64  # the unemployed are drawn from residents of these ages
 
 
@@ -281,7 +280,7 @@ class CyclePlan:
     transfer_rate: np.ndarray  # (A,) target transfer rate of each area
     streets: np.ndarray  # (A,) number of streets
     params: dict[str, float]
-    unemployed: np.ndarray  # (A, legal basis) registered unemployed aged 15-64 (LEGAL_BASES: SGB II, SGB III)
+    unemployed: np.ndarray  # (A, legal basis) registered unemployed aged 15-64 (U_SGB2, U_SGB3)
     long_term: np.ndarray  # (A, legal basis) of them unemployed one year or longer
     target_misses: tuple[TargetMiss, ...] = ()  # targets (AreaTargets) infeasible for an area: closest planned
 

@@ -9,13 +9,17 @@ by default those of the city folder). In the Dortmund sample's layouts:
   H) plus persons with a secondary residence only (N);
 - ``sgb2_<date>.parquet`` (Bundesagentur für Arbeit): SGB II recipients with their Bedarfsgemeinschaft;
 - ``sgb12_<date>.csv`` (Sozialamt): HLU and GSI recipients;
-- ``asylblg_<date>.csv`` (Sozialamt): AsylbLG recipients.
+- ``asylblg_<date>.csv`` (Sozialamt): AsylbLG recipients;
+- ``arbeitslose_<date>.csv`` (Bundesagentur für Arbeit): registered unemployed persons (SGB II, SGB III).
 
 All counts come from the cycle's plan (:mod:`.calibration`, by the planner the city folder's
 ``sample/sample.yml`` names); the generator only decides *who*: it draws the recipients of each base area
 (the level deliveries carry: Dortmund's Unterbezirk, Berlin's Planungsraum) and age band without
 replacement from the register persons, so every recipient is a main resident of that cycle's register with
-the same person key and area, and a person receives at most one benefit. The area column carries the base
+the same person key and area, and a person receives at most one benefit. The unemployed are drawn likewise:
+SGB II unemployed from the area's SGB II recipients aged 15-64, SGB III unemployed from its main residents
+aged 15-64 on no benefit (by a random stream of their own, so the other deliveries are those of a model
+without unemployment). The area column carries the base
 area's key as text. Randomness comes from one generator per (seed, cycle, area), so the output depends only
 on the city's input, seed and scale: the same seed and scale give byte-identical files.
 """
@@ -31,7 +35,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from schemas.raw import NATIONALITY_GROUPS, RESIDENCE_TYPES, SEX_CODES, SGB12_KINDS
+from schemas.raw import LEGAL_BASES, NATIONALITY_GROUPS, RESIDENCE_TYPES, SEX_CODES, SGB12_KINDS
 from social_monitor.deliveries import SOURCES, reference_date_of, write_manifest
 from social_monitor.layouts import Layouts, SourceLayout, load_layouts
 from social_monitor.sample_city.calibration import (
@@ -42,6 +46,10 @@ from social_monitor.sample_city.calibration import (
     GSI,
     HLU,
     SGB2,
+    U_SGB2,
+    U_SGB3,
+    UNEMPLOYED_MAX_AGE,
+    UNEMPLOYED_MIN_AGE,
     CyclePlan,
     plan_cycle,
 )
@@ -175,9 +183,14 @@ def _unterbezirk_rows(
             scheme[rest[start : start + int(counts[s])]] = s
             start += int(counts[s])
 
+    # Registered unemployed (their own random stream): legal basis and long-term, per the plan.
+    unemployed_rng = np.random.default_rng(np.random.SeedSequence([seed, cycle, u, 1]))
+    unemployed, long_term = _draw_unemployed(plan, u, unemployed_rng, age, scheme, n_main)
+
     # Row order of the extract: shuffled; a person's key follows from its row (running number in the file).
     perm = rng.permutation(n)
     age, residence, nat, scheme = age[perm], residence[perm], nat[perm], scheme[perm]
+    unemployed, long_term = unemployed[perm], long_term[perm]
     del perm
 
     # SGB II Bedarfsgemeinschaften: one head of household (adults first) each, the others join at random.
@@ -210,8 +223,28 @@ def _unterbezirk_rows(
         yield from _attribute_slice(
             rng, p, cycle, ref_days, unterbezirk, min(int(plan.streets[u]), street_keys), u, street_keys,
             age[lo:hi], residence[lo:hi], nat[lo:hi], scheme[lo:hi],
-            first_person + lo, person_salt,
+            first_person + lo, person_salt, unemployed[lo:hi], long_term[lo:hi], unemployed_rng,
         )  # fmt: skip
+
+
+def _draw_unemployed(
+    plan: CyclePlan, u: int, rng: np.random.Generator, age: np.ndarray, scheme: np.ndarray, n_main: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per person (in the area's order): the legal basis if unemployed (U_SGB2, U_SGB3; -1 = not) and whether
+    unemployed one year or longer. Exactly the plan's counts, drawn without replacement, by age weight."""
+    p = plan.params
+    unemployed = np.full(age.size, -1, dtype=np.int8)
+    long_term = np.zeros(age.size, dtype=bool)
+    main = np.arange(age.size) < n_main
+    working = main & (age >= UNEMPLOYED_MIN_AGE) & (age <= UNEMPLOYED_MAX_AGE)
+    weight = np.where(age <= 17, p["unemployed_weight_15_17"], np.where(age >= 55, p["unemployed_weight_55_64"], 1.0))
+    for basis, pool in ((U_SGB2, working & (scheme == SGB2)), (U_SGB3, working & (scheme < 0))):
+        positions = np.flatnonzero(pool)
+        chosen = positions[_weighted_sample(rng, weight[positions], int(plan.unemployed[u, basis]))]
+        unemployed[chosen] = basis
+        lasting = min(int(plan.long_term[u, basis]), chosen.size)
+        long_term[rng.choice(chosen, size=lasting, replace=False)] = True
+    return unemployed, long_term
 
 
 def _attribute_slice(
@@ -229,8 +262,11 @@ def _attribute_slice(
     scheme: np.ndarray,
     first_counter: int,
     person_salt: int,
+    unemployed: np.ndarray,
+    long_term: np.ndarray,
+    unemployed_rng: np.random.Generator,
 ) -> Iterator[tuple[str, pl.DataFrame]]:
-    """Register, SGB XII and AsylbLG rows of a slice of an Unterbezirk's (shuffled) persons.
+    """Register, SGB XII, AsylbLG and unemployment rows of a slice of an Unterbezirk's (shuffled) persons.
 
     The recipients' keys are computed afresh rather than gathered from the register's keys: a gathered
     polars string column would share (and keep alive) the buffer of the whole slice while it waits in a
@@ -301,6 +337,34 @@ def _attribute_slice(
             }
         ),
     )
+
+    # Unemployed since: within the year before the reference date, or (long-term) one year or more before it,
+    # never before the person's 15th year (the contract: at most age - 14 years before the reference date).
+    rows = np.flatnonzero(unemployed >= 0)
+    year_before = _days_of_dec31(cycle - 1)
+    earliest = _days_of_dec31(cycle - age[rows].astype(np.int64) + 14)
+    short = ref_days - unemployed_rng.integers(0, ref_days - year_before, size=rows.size)
+    extra = np.floor(unemployed_rng.exponential(p["long_term_mean_extra_years"] * 365.25, size=rows.size))
+    lasting = np.maximum(year_before - extra.astype(np.int64), earliest)
+    yield (
+        "unemployment",
+        pl.DataFrame(
+            {
+                "person_key": _hex_keys(counters[rows], person_salt),
+                "legal_basis": _codes(LEGAL_BASES, unemployed[rows]),
+                "unemployed_since": _dates(np.where(long_term[rows], lasting, short)),
+                "age": pl.Series(age[rows], dtype=pl.Int16),
+                "sex": _codes(SEX_CODES, sex[rows]),
+                "unterbezirk_id": pl.repeat(unterbezirk, rows.size, eager=True, dtype=pl.String),
+            }
+        ),
+    )
+
+
+def _days_of_dec31(year: np.ndarray | int) -> np.ndarray:
+    """Days since 1970-01-01 of 31 December of ``year``."""
+    next_jan1 = (np.asarray(year, dtype=np.int64) + 1 - 1970).astype("datetime64[Y]").astype("datetime64[D]")
+    return next_jan1.astype(np.int64) - 1
 
 
 # --- writers ---------------------------------------------------------------------------------------
@@ -406,7 +470,7 @@ def generate_cycle(
     out_dir: Path, cycle: int, seed: int = DEFAULT_SEED, scale: float = 1.0, *, city_dir: Path,
     layouts: Layouts | None = None,
 ) -> list[tuple[Path, int]]:
-    """Write the four deliveries of one report cycle of the city folder's sample, in the city's delivery
+    """Write the deliveries (``SOURCES``) of one report cycle of the city folder's sample, in the city's delivery
     ``layouts`` (default: those of ``city_dir``); returns ``(data file, rows)`` per delivery. The areas are the
     base areas of the city's geography valid in the cycle."""
     layouts = load_layouts(city_dir) if layouts is None else layouts

@@ -7,6 +7,15 @@
 -- resident nor a recipient has no row here; int_area_measures gives every base area of the geography its
 -- zeros, so this model does not depend on the geography's areas and a changed geography needs no recount.
 --
+-- The unemployed are counted in the base area of their unemployment record, by its legal basis (the
+-- Bundesagentur's Rechtskreis), so unemployed = unemployed_sgb2 + unemployed_sgb3. A transfer recipient (SGB II
+-- or SGB XII) whose person key is in the cycle's unemployment extract is unemployed, all others count in
+-- recipients_transfer_not_unemployed (the MSS's S3 numerator), in the area of their benefit record. An
+-- unemployed person with legal basis SGB II but no SGB II record, or with an SGB II record in another area,
+-- is a supplier's inconsistency: each record still counts once, where it was delivered (the unemployed in
+-- the unemployment record's area; the SGB II record is then not "not unemployed"), and the warning test
+-- assert_unemployed_sgb2_match_an_sgb2_record counts such persons per cycle.
+--
 -- Incremental by report cycle: the only model that reads every person, so it recomputes only the cycles
 -- whose deliveries were (re)loaded since it counted them (raw.deliveries.loaded_at), that it has not
 -- counted yet, or that it counted with another SGB-II age bound or another placement onto the current
@@ -77,6 +86,16 @@ transfer_recipients as (
     where recipients.report_cycle in (select report_cycle from cycles)
 ),
 
+unemployed_persons as (
+    select unemployed.*, successors.current_base_area_id
+    from {{ ref('stg_unemployment__persons') }} as unemployed
+    left join successors
+        on unemployed.base_area_id = successors.base_area_id
+        and {{ placement_number('unemployed.person_key') }} >= successors.placement_lower
+        and {{ placement_number('unemployed.person_key') }} < successors.placement_upper
+    where unemployed.report_cycle in (select report_cycle from cycles)
+),
+
 residents as (
     select
         report_cycle,
@@ -85,6 +104,7 @@ residents as (
         count(*) as residents,
         count(*) filter (where age_years < 15) as residents_age_0_14,
         count(*) filter (where age_years between 15 and 64) as residents_age_15_64,
+        count(*) filter (where age_years between 15 and 24) as residents_age_15_24,
         count(*) filter (where age_years >= 65) as residents_age_65_plus,
         count(*) filter (where age_years < 18) as residents_age_0_17,
         count(*) filter (where age_years < {{ bound }}) as residents_below_sgb2_age_bound,
@@ -104,8 +124,31 @@ recipients as (
         count(*) filter (where scheme = 'sgb2') as recipients_sgb2,
         count(*) filter (where scheme = 'sgb12_hlu') as recipients_sgb12_hlu,
         count(*) filter (where scheme = 'sgb12_gsi') as recipients_sgb12_gsi,
-        count(*) filter (where scheme = 'asylblg') as recipients_asylblg
+        count(*) filter (where scheme = 'asylblg') as recipients_asylblg,
+        count(*) filter (where scheme = 'sgb2' and age_years < 15) as recipients_sgb2_age_0_14,
+        count(*) filter (where scheme = 'sgb12_gsi' and age_years >= 65) as recipients_sgb12_gsi_age_65_plus,
+        count(*) filter (
+            where scheme in ('sgb2', 'sgb12_hlu', 'sgb12_gsi') and not exists (
+                select 1 from unemployed_persons as unemployed
+                where unemployed.report_cycle = transfer_recipients.report_cycle
+                    and unemployed.person_key = transfer_recipients.person_key
+            )
+        ) as recipients_transfer_not_unemployed
     from transfer_recipients
+    group by report_cycle, base_area_id, current_base_area_id
+),
+
+unemployed as (
+    select
+        report_cycle,
+        base_area_id,
+        current_base_area_id,
+        count(*) as unemployed,
+        count(*) filter (where is_long_term) as unemployed_long_term,
+        count(*) filter (where age_years between 15 and 24) as unemployed_age_15_24,
+        count(*) filter (where legal_basis = 'SGB II') as unemployed_sgb2,
+        count(*) filter (where legal_basis = 'SGB III') as unemployed_sgb3
+    from unemployed_persons
     group by report_cycle, base_area_id, current_base_area_id
 )
 
@@ -127,6 +170,15 @@ select
     coalesce(recipients.recipients_sgb12_hlu, 0) as recipients_sgb12_hlu,
     coalesce(recipients.recipients_sgb12_gsi, 0) as recipients_sgb12_gsi,
     coalesce(recipients.recipients_asylblg, 0) as recipients_asylblg,
+    coalesce(residents.residents_age_15_24, 0) as residents_age_15_24,
+    coalesce(recipients.recipients_sgb2_age_0_14, 0) as recipients_sgb2_age_0_14,
+    coalesce(recipients.recipients_sgb12_gsi_age_65_plus, 0) as recipients_sgb12_gsi_age_65_plus,
+    coalesce(recipients.recipients_transfer_not_unemployed, 0) as recipients_transfer_not_unemployed,
+    coalesce(unemployed.unemployed, 0) as unemployed,
+    coalesce(unemployed.unemployed_long_term, 0) as unemployed_long_term,
+    coalesce(unemployed.unemployed_age_15_24, 0) as unemployed_age_15_24,
+    coalesce(unemployed.unemployed_sgb2, 0) as unemployed_sgb2,
+    coalesce(unemployed.unemployed_sgb3, 0) as unemployed_sgb3,
     -- what the counts rest on (not measures): the deliveries' load time, the SGB-II age bound and the
     -- placement onto the current version
     cycles.deliveries_loaded_at,
@@ -137,6 +189,8 @@ inner join (
     select report_cycle, base_area_id, current_base_area_id from residents
     union
     select report_cycle, base_area_id, current_base_area_id from recipients
+    union
+    select report_cycle, base_area_id, current_base_area_id from unemployed
 ) as counted
     on cycles.report_cycle = counted.report_cycle
 left join residents
@@ -145,3 +199,6 @@ left join residents
 left join recipients
     on counted.report_cycle = recipients.report_cycle and counted.base_area_id = recipients.base_area_id
     and counted.current_base_area_id is not distinct from recipients.current_base_area_id
+left join unemployed
+    on counted.report_cycle = unemployed.report_cycle and counted.base_area_id = unemployed.base_area_id
+    and counted.current_base_area_id is not distinct from unemployed.current_base_area_id
