@@ -359,7 +359,7 @@ def rank_cells(published) -> dict[tuple, tuple]:
 
 def test_the_steckbrief_shows_the_main_indicators_first_then_the_others_by_topic(reports, published, rank_cells):
     main, topics = _expected_steckbrief_order(_city_main_indicators("dortmund"))
-    assert main == ["share_age_0_17", "sgb2_rate"]
+    assert {"share_age_0_17", "sgb2_rate"} <= set(main)  # Dortmund's main indicators the catalogue had first
     target_groups = {r["indicator_id"]: r["target_group"] for r in _csv(CATALOGUE_CSV)}
     cycle = max(reports)
     dom = Dom(reports[cycle].read_text(encoding="utf-8")).root
@@ -479,8 +479,7 @@ def test_main_indicators_are_checked_against_the_catalogue(published, tmp_path, 
     shutil.copytree(CITIES_DIR / "dortmund", folder)
     city_yml = folder / "city.yml"
     original = city_yml.read_text(encoding="utf-8")
-    listed = "main_indicators: [share_age_0_17, sgb2_rate]"
-    assert listed in original
+    listed = re.search(r"main_indicators: \[[^\]]*\]", original).group(0)
     for wrong, message in (("[share_age_0_17, income_index_x, sgb2_rate]",
                             r"city\.yml: report\.main_indicators: income_index_x not in the indicator catalogue "
                             r"\(table indicators of marts\.duckdb\)"),
