@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pandera.polars as pa
 import polars as pl
 
-from social_monitor.disclosure import DisclosureRule
+from social_monitor.disclosure import CITY_ID, DisclosureRule
 
 # columns naming a level: their values must be levels of the city's geography (published table area_levels),
 # checked at validation time (``with_area_levels``), not fixed here
@@ -162,8 +162,8 @@ class Indicators(_Published):
         metadata = {"sheet_de": "Indikatoren"}
 
 
-class AreaIndicators(_Published):
-    """Indikatoren je Gebiet und Berichtsjahr."""
+class _AreaIndicatorCells(_Published):
+    """The cells of area_indicators and area_indicators_harmonised: one row per cycle, area and indicator."""
 
     report_cycle: pl.Int32 = pa.Field(metadata=_CYCLE)
     area_level: str = pa.Field(metadata=_LEVEL)
@@ -184,13 +184,6 @@ class AreaIndicators(_Published):
         "stehen. In dieser Tabelle der eigene Gebietsstand des Berichtsjahres; eine Veränderung seit dem vorigen "
         "Berichtsjahr steht auf diesem Gebietsstand (das vorige Berichtsjahr wird dafür auf ihn umgerechnet)."))
 
-    class Config:
-        unique = ["report_cycle", "area_level", "area_id", "indicator_id"]
-        title = "Indikatoren je Gebiet"
-        description = ("Jeder Indikator für jedes Gebiet jeder Ebene und jedes Berichtsjahr: Zähler, Nenner, Wert und "
-                       "Wert der Gesamtstadt. Gesperrte Zellen (statistische Geheimhaltung) bleiben als Zeile "
-                       "erhalten, ihre Zahlen sind leer, der Grund steht in suppression.")
-        metadata = {"sheet_de": "Indikatoren je Gebiet"}
 
     @pa.dataframe_check(error="a suppressed cell must have no numerator, denominator or value")
     def suppressed_cells_are_empty(cls, data: pa.PolarsData) -> pl.LazyFrame:
@@ -205,7 +198,44 @@ class AreaIndicators(_Published):
             .fill_null(False))
 
 
-class AreaIndicatorsHarmonised(AreaIndicators):
+class AreaIndicators(_AreaIndicatorCells):
+    """Indikatoren je Gebiet und Berichtsjahr, mit Rang und Dezil (social_monitor/ranks.py)."""
+
+    value_rank: pl.Int32 = pa.Field(nullable=True, ge=1, metadata=_de(
+        "Rang", "Rang des Werts unter den Gebieten derselben Gebietsebene im selben Berichtsjahr: 1 = höchster Wert, "
+        "gleich ob ein hoher Wert günstig oder ungünstig ist (siehe indicators.direction). Gleiche Werte erhalten "
+        "denselben, besten Rang (1, 2, 2, 4). Gerechnet nur unter den veröffentlichten Werten, nach der "
+        "statistischen Geheimhaltung: gesperrte Zellen und Zellen ohne Wert haben keinen Rang und zählen nicht mit, "
+        "der Rang verrät also nichts über einen gesperrten Wert. Leer für die Gesamtstadt."))
+    ranked_areas: pl.Int32 = pa.Field(nullable=True, ge=1, metadata=_de(
+        "Gebiete im Rang", "Anzahl der Gebiete derselben Gebietsebene mit veröffentlichtem Wert im selben "
+        "Berichtsjahr, unter denen der Rang gilt (Rang x von y); leer, wo die Zelle keinen Rang hat."))
+    value_decile: pl.Int32 = pa.Field(nullable=True, ge=1, le=10, metadata=_de(
+        "Dezil", "Dezil des Werts unter denselben Gebieten: aufgerundet 10 × (Anzahl der Gebiete mit einem Wert "
+        "kleiner oder gleich diesem) / (Gebiete im Rang); 10 = das Zehntel mit den höchsten Werten, 1 = das mit den "
+        "niedrigsten, gleiche Werte im selben Dezil. Nur unter den veröffentlichten Werten wie der Rang; leer, wo "
+        "die Zelle keinen Rang hat oder weniger als 10 Gebiete einen Rang haben."))
+
+    class Config:
+        unique = ["report_cycle", "area_level", "area_id", "indicator_id"]
+        title = "Indikatoren je Gebiet"
+        description = ("Jeder Indikator für jedes Gebiet jeder Ebene und jedes Berichtsjahr: Zähler, Nenner, Wert und "
+                       "Wert der Gesamtstadt. Gesperrte Zellen (statistische Geheimhaltung) bleiben als Zeile "
+                       "erhalten, ihre Zahlen sind leer, der Grund steht in suppression. Rang und Dezil je Ebene und "
+                       "Berichtsjahr nur unter den veröffentlichten Werten.")
+        metadata = {"sheet_de": "Indikatoren je Gebiet"}
+
+    @pa.dataframe_check(error="a cell without a published value has no rank or decile, and no rank exceeds the "
+                        "ranked areas")
+    def ranks_only_of_published_values(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        unranked = pl.col("suppression").is_not_null() | pl.col("value").is_null() | (pl.col("area_level") == CITY_ID)
+        return data.lazyframe.select(
+            (~unranked | (pl.col("value_rank").is_null() & pl.col("ranked_areas").is_null()
+                          & pl.col("value_decile").is_null()))
+            & (pl.col("value_rank") <= pl.col("ranked_areas")).fill_null(True))
+
+
+class AreaIndicatorsHarmonised(_AreaIndicatorCells):
     """Indikatoren je Gebiet und Berichtsjahr auf dem aktuellen Gebietsstand (harmonisierte Reihe)."""
 
     is_estimate: bool = pa.Field(metadata=_de(
@@ -224,7 +254,10 @@ class AreaIndicatorsHarmonised(AreaIndicators):
                        "Zeitreihen und Veränderungen über eine Gebietsreform hinweg. Berichtsjahre auf einem älteren "
                        "Gebietsstand werden umgerechnet: jede Person eines aufgelösten Gebiets wird einem "
                        "Nachfolgegebiet zugeordnet (area_conversion); is_estimate kennzeichnet geschätzte Zeilen. "
-                       "Gesperrte Zellen wie in area_indicators.")
+                       "Gesperrte Zellen wie in area_indicators. Ohne Rang und Dezil: sie vergleichen die Gebiete "
+                       "eines Berichtsjahres und stehen in area_indicators auf dessen eigenem Gebietsstand; hier wären "
+                       "sie für die Berichtsjahre des aktuellen Gebietsstands dieselben und für ältere eine zweite "
+                       "Rangfolge aus teils geschätzten Zahlen.")
         metadata = {"sheet_de": "Indikatoren aktueller Stand"}
 
 

@@ -35,6 +35,7 @@ import xlsxwriter
 from schemas.published import DOCUMENTED_TABLES, TableDoc, data_dictionary
 from social_monitor.disclosure import DisclosureRule
 from social_monitor.publish import published_rule
+from social_monitor.ranks import RANK_COLUMNS
 from social_monitor.settings import load_settings
 
 DESCRIPTION = ("Export the published marts per report cycle: one Parquet file per table and an Excel workbook "
@@ -250,8 +251,10 @@ def suppressed_cells(table: str, frames: dict[str, pl.DataFrame]) -> dict[str, l
         # the denominator of a count (an indicator without denominator) is empty anyway: not marked
         has_denominator = frames["indicators"].filter(pl.col("denominator_measure").is_not_null())["indicator_id"]
         hidden = pl.col("suppression").is_not_null()
+        # area_indicators: a suppressed cell has no rank or decile either (social_monitor/ranks.py)
+        ranks = {column: hidden for column in RANK_COLUMNS if column in frame.columns}
         masks = frame.select(numerator=hidden, value=hidden,
-                             denominator=hidden & pl.col("indicator_id").is_in(has_denominator.implode()))
+                             denominator=hidden & pl.col("indicator_id").is_in(has_denominator.implode()), **ranks)
     elif table == "area_classifications":
         # the population is emptied when the residents of the area are suppressed at the method's level
         residents = (frames["area_indicators"].filter(pl.col("indicator_id") == "residents")

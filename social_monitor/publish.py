@@ -29,6 +29,7 @@ from social_monitor.disclosure import (
 )
 from social_monitor.disclosure import apply as disclosure_apply
 from social_monitor.disclosure import audit as disclosure_audit
+from social_monitor.ranks import with_ranks
 
 SUPPRESSED_TEXT = "Werte unterdrückt (statistische Geheimhaltung)"
 
@@ -119,8 +120,9 @@ def publish(warehouse_path: Path, published_path: Path, *, city_name: str = "",
             disclosure: DisclosureRule | None = None, catalogue: Catalogue | None = None) -> dict[str, int]:
     """Copy the published tables from the warehouse into ``published_path``; returns rows per table.
 
-    ``area_indicators`` passes the disclosure control first (``social_monitor.disclosure``), and every
-    other table hides what rests on a suppressed cell. The disclosure audit of the published cells goes into
+    ``area_indicators`` passes the disclosure control first (``social_monitor.disclosure``), then gets its ranks
+    and deciles among the published values (``social_monitor.ranks``), and every other table hides what rests on
+    a suppressed cell. The disclosure audit of the published cells goes into
     the table ``disclosure_audit`` (per cycle, counts of cells only); a publication whose audit finds a
     recoverable cell is refused.
     """
@@ -147,6 +149,9 @@ def publish(warehouse_path: Path, published_path: Path, *, city_name: str = "",
         if not checked.passed:
             raise RuntimeError(f"disclosure audit failed: {summary(checked)}")
         area_indicators, area_indicators_harmonised = split_cells(cells, harmonised, versions)  # noqa: F841
+        # ranks and deciles among the published values only: after the disclosure control, never of a suppressed
+        # cell (social_monitor/ranks.py); the harmonised series has none (see its contract)
+        area_indicators = with_ranks(area_indicators)  # noqa: F841 - read by DuckDB
         con.execute("create table main.area_indicators as select * from area_indicators")
         con.execute("create table main.area_indicators_harmonised as select * from area_indicators_harmonised")
         audit_rows = pl.DataFrame(checked.per_cycle()).with_columns(  # noqa: F841 - read by DuckDB

@@ -82,8 +82,8 @@ def _rows() -> dict[str, list[tuple]]:
     methods = [("mss_style", "MSS-Stil", "sozialraum", "Status-Index", "Berlin MSS", "status", "Aufmerksamkeit",
                 300.0, "id: mss_style\n", None)]
     rows = {"areas": areas, "area_levels": area_levels, "area_hierarchy": hierarchy, "indicators": indicators,
-            "area_indicators": cells,
-            # one geography version: the harmonised series is the cells themselves, exact
+            "area_indicators": [(*cell, *_rank(cell, cells)) for cell in cells],
+            # one geography version: the harmonised series is the cells themselves, exact (without ranks)
             "area_indicators_harmonised": [(*cell, False, None) for cell in cells], "area_conversion": [],
             "action_areas": action,
             "action_area_indicators": action_ind, "action_area_quartiere": quartiere,
@@ -93,6 +93,17 @@ def _rows() -> dict[str, list[tuple]]:
                            for table in PUBLISHED_TABLES]
     rows["disclosure_audit"] = [(cycle, 2, 2, 0, 0, 0, 3, 3, 100) for cycle in CYCLES]
     return rows
+
+
+def _rank(cell: tuple, cells: list[tuple]) -> tuple[int | None, int | None, None]:
+    """(rank, ranked areas, decile) of a cell among the published values of its cycle, level and indicator; the
+    decile stays empty (fewer than 10 areas), the city and a suppressed cell have no rank."""
+    cycle, level, _area, indicator, _num, _den, value, _city, suppression, _version = cell
+    if level == "city" or suppression is not None or value is None:
+        return None, None, None
+    others = [c[6] for c in cells if c[:2] == (cycle, level) and c[3] == indicator and c[8] is None
+              and c[6] is not None]
+    return 1 + sum(v > value for v in others), len(others), None
 
 
 def write_published_file(path: Path) -> dict[str, int]:
@@ -231,6 +242,12 @@ def test_workbook_has_german_sheets_headers_numbers_and_marked_suppressed_cells(
     assert cells[f"{col['numerator']}{by_area['S1']}"] == ("n", 1200.0, None)
     assert cells[f"{col['city_value']}{by_area['S2']}"][:2] == ("n", 15.0)
     assert cells[f"{col['report_cycle']}{by_area['S1']}"][:2] == ("n", 2025.0)
+    # a suppressed cell has no rank: marked like its value; S1 is first of the one ranked Sozialraum
+    for name in ("value_rank", "ranked_areas", "value_decile"):
+        assert cells[f"{col[name]}{by_area['S2']}"] == ("s", SUPPRESSED_MARK, grey), name
+    assert cells[f"{col['value_rank']}{by_area['S1']}"][:2] == ("n", 1.0)
+    assert cells[f"{col['ranked_areas']}{by_area['S1']}"][:2] == ("n", 1.0)
+    assert f"{col['value_decile']}{by_area['S1']}" not in cells  # fewer than 10 areas: empty, not marked
     # a count with no denominator (residents) is an empty cell, not a marked one
     residents_rows = [row for row in range(2, 10) if cells[f"{col['indicator_id']}{row}"][1] == "residents"]
     assert all(f"{col['denominator']}{row}" not in cells for row in residents_rows)

@@ -4,8 +4,10 @@ Geometry: the shipped synthetic file covers every area of the reference exactly 
 is marked synthetic and is what the generator writes; a user's GeoJSON or shapefile with its own code
 property is read and dissolved, and a wrong one is refused naming the file and the codes.
 Report: built from a real published file (the sample city materialised by Dagster at scale 0.1), parsed as
-HTML: one file per cycle, the German sections, a Steckbrief per Sozialraum, one path per area in every
-map, suppressed cells shown as "gesperrt", no external reference. With chromium installed, it is rendered
+HTML: one file per cycle, the German sections, a Steckbrief per Sozialraum (the city's main indicators first,
+then the others by topic field, with rank and decile), one path per area in every map, suppressed cells shown as
+"gesperrt", no external reference. Ranks and deciles: only among published values, whatever a suppressed value
+was (hypothesis), and in the published file as an SQL count recomputes them. With chromium installed, it is rendered
 to a screenshot in a real headless browser.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import random
 import re
 import shutil
@@ -24,19 +27,24 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import polars as pl
 import pytest
 import shapefile
 import shapely
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 from shapely.geometry import mapping
 
 from orchestration.assets.report import report_bericht
 from orchestration.resources import PipelineSettings
 from social_monitor.cli import main as cli_main
 from social_monitor.geography import Geography, containers, load_geography
-from social_monitor.report.generator import ACTION_FILL, generate_report
+from social_monitor.ranks import with_ranks
+from social_monitor.report.generator import ACTION_FILL, generate_report, main_indicators
 from social_monitor.report.single_profile import single_profile
 from social_monitor.sample_city.geometry import GeometryError, is_contiguous, load_geometry
-from social_monitor.settings import CITIES_DIR, load_settings
+from social_monitor.settings import CITIES_DIR, DBT_PROJECT_DIR, CityConfig, load_settings
 from tests.pipeline_env import build
 from tests.waiting import CEILING_SECONDS
 
@@ -282,7 +290,8 @@ def test_every_sozialraum_has_a_steckbrief_and_every_map_one_path_per_area(repor
         for article in profiles:
             h4 = [h.text() for h in article.iter("h4")]
             assert h4[:1] == [f"Einordnung {cycle}"]
-            assert {"Indikatoren im Vergleich mit der Stadt", "Quartiere (Unterbezirke)", "Entwicklung"} <= set(h4)
+            assert {"Hauptindikatoren im Vergleich mit der Stadt", "Weitere Indikatoren nach Themenfeld",
+                    "Quartiere (Unterbezirke)", "Entwicklung"} <= set(h4)
             locator = next(article.iter("svg"))
             assert len(list(locator.iter("path", **{"data-area-id": article.attrs["data-area"]}))) == 1
 
@@ -305,10 +314,9 @@ def test_suppressed_values_are_shown_as_gesperrt_never_as_a_number(reports, publ
     doms = {cycle: Dom(path.read_text(encoding="utf-8")).root for cycle, path in reports.items()}
     for cycle, area_id, indicator_id in published["suppressed"]:
         article = next(doms[cycle].iter("article", id=f"steckbrief-{area_id}"))
-        name = published["names"][indicator_id]
-        rows = [[td for td in tr.iter("td")] for tr in next(article.iter("table")).iter("tr")]
-        row = next(r for r in rows if r and r[0].text().strip() in (name, f"{name} (%)"))
+        row = list(next(article.iter("tr", **{"data-indicator": indicator_id})).iter("td"))
         assert row[1].text().strip() == "gesperrt" and "suppressed" in row[1].attrs["class"]
+        assert row[4].text().strip() == "" and row[5].text().strip() == ""  # no rank, no decile
         # every indicator has a map, where the suppressed cell is hatched
         figure = next(f for f in doms[cycle].iter("figure", class_="choropleth")
                       if f.attrs["data-indicator"] == indicator_id and f.attrs["data-level"] == "sozialraum")
@@ -318,6 +326,193 @@ def test_suppressed_values_are_shown_as_gesperrt_never_as_a_number(reports, publ
     for dom in doms.values():
         for td in dom.iter("td", class_="suppressed"):
             assert not re.search(r"\d", td.text()), td.text()
+
+
+# --- the Steckbrief: main indicators, topic fields, ranks and deciles ----------------------------------------
+
+CATALOGUE_CSV = DBT_PROJECT_DIR / "seeds" / "catalogue" / "indicator_catalogue.csv"
+TOPIC_ORDER = ["Demografie", "Erwerbstätigkeit und Transferleistungen", "Bildung und Jugend", "Gesundheit", "Wohnen"]
+
+
+def _city_main_indicators(city: str) -> list[str]:
+    raw = yaml.safe_load((CITIES_DIR / city / "city.yml").read_text(encoding="utf-8"))
+    return raw["report"]["main_indicators"]
+
+
+def _expected_steckbrief_order(main: list[str]) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """Main indicators as city.yml lists them, then the rest of the catalogue CSV by topic (the issue's order of
+    the five topic fields), each topic by sort_order; topics without a further indicator left out."""
+    rows = sorted(_csv(CATALOGUE_CSV), key=lambda r: int(r["sort_order"]))
+    topics = [(topic, [r["indicator_id"] for r in rows if r["topic_field"] == topic and r["indicator_id"] not in main])
+              for topic in TOPIC_ORDER]
+    return main, [(topic, ids) for topic, ids in topics if ids]
+
+
+@pytest.fixture(scope="module")
+def rank_cells(published) -> dict[tuple, tuple]:
+    """(cycle, level, area, indicator) -> (rank, ranked areas, decile) as the published file holds them."""
+    with duckdb.connect(str(published["path"]), read_only=True) as con:
+        rows = con.execute("select report_cycle, area_level, area_id, indicator_id, value_rank, ranked_areas, "
+                           "value_decile from area_indicators").fetchall()
+    return {row[:4]: row[4:] for row in rows}
+
+
+def test_the_steckbrief_shows_the_main_indicators_first_then_the_others_by_topic(reports, published, rank_cells):
+    main, topics = _expected_steckbrief_order(_city_main_indicators("dortmund"))
+    assert {"share_age_0_17", "sgb2_rate"} <= set(main)  # Dortmund's main indicators the catalogue had first
+    target_groups = {r["indicator_id"]: r["target_group"] for r in _csv(CATALOGUE_CSV)}
+    cycle = max(reports)
+    dom = Dom(reports[cycle].read_text(encoding="utf-8")).root
+    profiles = list(dom.iter("article", class_="steckbrief"))
+    for article in profiles:
+        main_table = next(article.iter("table", class_="main-indicators"))
+        assert [tr.attrs["data-indicator"] for tr in main_table.iter("tr") if "data-indicator" in tr.attrs] == main
+        topic_table = next(article.iter("table", class_="topic-indicators"))
+        shown = [(body.attrs["data-topic"], [tr.attrs["data-indicator"] for tr in body.iter("tr")
+                                             if "data-indicator" in tr.attrs]) for body in topic_table.iter("tbody")]
+        assert shown == topics, article.attrs["data-area"]
+        for tr in topic_table.iter("tr"):
+            if target_groups.get(tr.attrs.get("data-indicator", "")):
+                assert f"Zielgruppe: {target_groups[tr.attrs['data-indicator']]}" in tr.text()
+        # the city value beside the area's, and the area's rank among the Sozialräume
+        area = article.attrs["data-area"]
+        for tr in main_table.iter("tr"):
+            if "data-indicator" not in tr.attrs:
+                continue
+            cells = [td.text().strip() for td in tr.iter("td")]
+            rank, ranked, decile = rank_cells[(cycle, "sozialraum", area, tr.attrs["data-indicator"])]
+            assert cells[4] == (f"{rank} von {ranked}" if rank is not None else "")
+            assert cells[5] == (str(decile) if decile is not None else "")
+            assert cells[2] not in ("", "–")  # the city value
+    # the Quartiere: the SGB II rate's decile among all Unterbezirke, as Dortmund publishes it
+    deciles = []
+    for article in profiles:
+        quartiere = list(article.iter("table"))[2]
+        header = [th.text() for th in quartiere.iter("th")]
+        assert header[-1] == "SGB-II-Quote: Dezil unter allen Unterbezirken"
+        for tr in quartiere.iter("tr"):
+            cells = list(tr.iter("td"))
+            if not cells:
+                continue
+            decile = rank_cells[(cycle, "unterbezirk", cells[0].text().split()[0], "sgb2_rate")][2]
+            text = cells[-1].text().strip()
+            assert text == (f"Dezil {decile} von 10" if decile is not None else text), text
+            deciles.append(decile)
+    assert set(deciles) - {None} == set(range(1, 11))  # 170 Unterbezirke: every decile occurs
+
+
+def test_published_ranks_and_deciles_are_those_of_the_published_values(published):
+    """An SQL count over the published file recomputes every rank and decile: rank 1 + the areas of the level with
+    a higher published value, decile ceil(10 × areas at or below / areas ranked), none for a suppressed cell."""
+    with duckdb.connect(str(published["path"]), read_only=True) as con:
+        rows = con.execute("""
+            select a.report_cycle, a.area_level, a.area_id, a.indicator_id, a.suppression, a.value,
+                   a.value_rank, a.ranked_areas, a.value_decile,
+                   count(b.value) filter (where b.value > a.value) as higher,
+                   count(b.value) filter (where b.value <= a.value) as at_or_below,
+                   count(b.value) as ranked
+            from area_indicators a
+            left join area_indicators b
+              on b.report_cycle = a.report_cycle and b.area_level = a.area_level and b.indicator_id = a.indicator_id
+             and b.suppression is null and b.value is not null
+            group by all""").fetchall()
+    suppressed = ranked_cells = 0
+    for (cycle, level, area, indicator, suppression, value, rank, ranked, decile,
+         higher, at_or_below, n) in rows:
+        key = (cycle, level, area, indicator)
+        if level == "city" or suppression is not None or value is None:
+            assert (rank, ranked, decile) == (None, None, None), key
+            suppressed += suppression is not None
+            continue
+        ranked_cells += 1
+        assert (rank, ranked) == (higher + 1, n), key
+        assert decile == (math.ceil(10 * at_or_below / n) if n >= 10 else None), key
+    assert suppressed > 0 and ranked_cells > 0
+
+
+_CELL_VALUES = st.one_of(st.none(), st.sampled_from([0.0, 2.5, 7.25, 12.0, 100.0]),
+                         st.floats(min_value=-1e9, max_value=1e9, allow_nan=False))
+_HIDDEN_VALUES = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True))
+
+
+@given(groups=st.lists(st.tuples(st.sampled_from(["city", "bezirk", "quartier"]), st.sampled_from(["a", "b"]),
+                                 st.lists(st.tuples(_CELL_VALUES, st.booleans()), max_size=25)),
+                       max_size=4, unique_by=lambda g: g[:2]),
+       data=st.data())
+def test_a_suppressed_cell_has_no_rank_and_the_others_do_not_depend_on_its_value(groups, data):
+    cells = [(2025, level, f"{level}{i}", indicator, value, "secondary" if hidden else None)
+             for level, indicator, areas in groups for i, (value, hidden) in enumerate(areas)]
+    hidden = [c[5] is not None for c in cells]
+
+    def ranked(fill: list[float | None]) -> pl.DataFrame:
+        rows = [(*c[:4], fill.pop() if h else c[4], c[5]) for c, h in zip(cells, hidden, strict=True)]
+        return with_ranks(pl.DataFrame(rows, orient="row", schema={
+            "report_cycle": pl.Int32, "area_level": pl.Utf8, "area_id": pl.Utf8, "indicator_id": pl.Utf8,
+            "value": pl.Float64, "suppression": pl.Utf8}))
+
+    # the suppressed cells' values as if the disclosure control had not emptied them: two arbitrary fills
+    first = ranked(data.draw(st.lists(_HIDDEN_VALUES, min_size=sum(hidden), max_size=sum(hidden))))
+    second = ranked(data.draw(st.lists(_HIDDEN_VALUES, min_size=sum(hidden), max_size=sum(hidden))))
+    columns = ["area_id", "value_rank", "ranked_areas", "value_decile"]
+    assert first.select(columns).rows() == second.select(columns).rows()
+    assert first["area_id"].to_list() == [c[2] for c in cells]  # the order of the cells is kept
+    for cell, (_area, rank, ranked_areas, decile) in zip(cells, first.select(columns).rows(), strict=True):
+        cycle, level, _area, indicator, value, suppression = cell
+        if suppression is not None or value is None or level == "city":
+            assert (rank, ranked_areas, decile) == (None, None, None)
+            continue
+        published_values = [c[4] for c in cells if c[1:4:2] == (level, indicator) and c[5] is None
+                            and c[4] is not None]
+        n = len(published_values)
+        assert rank == 1 + sum(v > value for v in published_values)
+        assert ranked_areas == n
+        assert decile == (math.ceil(10 * sum(v <= value for v in published_values) / n) if n >= 10 else None)
+
+
+def test_main_indicators_are_checked_against_the_catalogue(published, tmp_path, monkeypatch, capsys):
+    catalogue = [r["indicator_id"] for r in _csv(CATALOGUE_CSV)]
+    for city in ("dortmund", "berlin"):  # the shipped cities' lists are in the catalogue
+        config = CityConfig.from_file(CITIES_DIR / city / "city.yml")
+        assert list(main_indicators(config, catalogue, "csv")) == _city_main_indicators(city)
+
+    folder = tmp_path / "stadt"
+    shutil.copytree(CITIES_DIR / "dortmund", folder)
+    city_yml = folder / "city.yml"
+    original = city_yml.read_text(encoding="utf-8")
+    listed = re.search(r"main_indicators: \[[^\]]*\]", original).group(0)
+    for wrong, message in (("[share_age_0_17, income_index_x, sgb2_rate]",
+                            r"city\.yml: report\.main_indicators: income_index_x not in the indicator catalogue "
+                            r"\(table indicators of marts\.duckdb\)"),
+                           ("[sgb2_rate, sgb2_rate]", r"city\.yml: report\.main_indicators must be a list of distinct"),
+                           ("sgb2_rate", r"city\.yml: report\.main_indicators must be a list")):
+        city_yml.write_text(original.replace(listed, f"main_indicators: {wrong}"), encoding="utf-8")
+        with pytest.raises(ValueError, match=message):
+            generate_report(published["path"], tmp_path / "out", city_dir=folder)
+    # the command says so too, and writes nothing
+    monkeypatch.setenv("SOCIAL_MONITOR_CITY", str(folder))
+    city_yml.write_text(original.replace(listed, "main_indicators: [no_such_indicator]"), encoding="utf-8")
+    assert cli_main(["report", "--published", str(published["path"]), "--out", str(tmp_path / "out")]) == 1
+    assert "report.main_indicators: no_such_indicator not in the indicator catalogue" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_a_main_indicator_without_a_value_at_the_steckbrief_level_shows_a_note(published, tmp_path):
+    """As an aggregate delivered per Stadtbezirk would be: the share under 18 of the last cycle only on the
+    Stadtbezirke and the city (the Sozialraum and lower rows removed from a copy of the published file)."""
+    copy = tmp_path / "marts.duckdb"
+    shutil.copy(published["path"], copy)
+    cycle = max(published["cycles"])
+    with duckdb.connect(str(copy)) as con:
+        con.execute("delete from area_indicators where report_cycle = ? and indicator_id = 'share_age_0_17' "
+                    "and area_level not in ('city', 'stadtbezirk')", [cycle])
+    written = generate_report(copy, tmp_path / "out", cycles=[cycle], city_dir=CITIES_DIR / "dortmund")
+    dom = Dom(written[0].read_text(encoding="utf-8")).root
+    for article in dom.iter("article", class_="steckbrief"):
+        row = next(article.iter("tr", **{"data-indicator": "share_age_0_17"}))
+        cells = [td.text().strip() for td in row.iter("td")]
+        assert f"Für {cycle} nicht für die Sozialräume geliefert; Werte nur für: Gesamtstadt, Stadtbezirke." \
+            in cells[0]
+        assert cells[1] == "–" and cells[2] not in ("", "–")  # no value of its own, the city value beside it
 
 
 def test_the_asset_writes_every_cycle_and_a_users_geometry_is_not_marked_synthetic(published, tmp_path, monkeypatch):

@@ -3,9 +3,12 @@
 Reads only the published file (read-only), the area geometry and the city folder's declarations: the level
 names from the geography (geography/levels.yml), the levels mapped from city.yml (``report.map_levels``) and
 the level of the Steckbriefe, the action-area level (``action_areas.area_level``), each listing the areas of
-the base level inside it. A map whose areas the geometry does not hold in a cycle (a cycle on another
-version of the geography) is left out, and the report says so. Every map is inline SVG, the charts are
-matplotlib SVG, the styles are inline: the file makes no request and can be mailed or archived as it is.
+the base level inside it. Each Steckbrief shows the city's main indicators (city.yml ``report.main_indicators``,
+in that order) against the city value, then every other indicator by topic field (``schemas.published.TOPICS``),
+each with its rank and decile among the areas of its level (published ``area_indicators.value_rank``). A map
+whose areas the geometry does not hold in a cycle (a cycle on another version of the geography) is left out, and
+the report says so. Every map is inline SVG, the charts are matplotlib SVG, the styles are inline: the file
+makes no request and can be mailed or archived as it is.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import jinja2
 import matplotlib
 import polars as pl
 
+from schemas.published import TOPICS
 from social_monitor.classification.action_areas import METHOD_ID as ACTION_AREA_METHOD
 from social_monitor.disclosure import DisclosureRule
 from social_monitor.geography import Geography, Level, load_geography
@@ -35,6 +39,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 TEMPLATES = Path(__file__).with_name("templates")
 KEY_INDICATORS = ["transfer_rate", "transfer_rate_age_0_14", "sgb2_rate", "transfer_rate_age_65_plus"]
 QUARTIER_INDICATORS = ["residents", "transfer_rate", "transfer_rate_age_0_14", "sgb2_rate"]
+# the indicator whose decile among all areas of the base level each Steckbrief's Quartiere show (Dortmund
+# publishes the SGB II rate in deciles across all Unterbezirke)
+QUARTIER_DECILE_INDICATOR = "sgb2_rate"
+REPORT_KEYS = ("map_levels", "main_indicators")
 # filled in with the rule of the published file (DisclosureRule.describe_de)
 SUPPRESSION_DE = {"small_count": "gesperrt ({small_count})",
                   "small_population": "gesperrt ({small_population})",
@@ -65,8 +73,9 @@ class ReportLevels:
     def of(cls, geography: Geography, config: CityConfig) -> ReportLevels:
         report = config.report or {}
         where = config.config_dir / CITY_FILE
-        if not isinstance(report, dict) or set(report) - {"map_levels"}:
-            raise ValueError(f"{where}: report: only map_levels is known (a list of level ids)")
+        if not isinstance(report, dict) or set(report) - set(REPORT_KEYS):
+            raise ValueError(f"{where}: report: only {' and '.join(REPORT_KEYS)} are known (lists of level ids and "
+                             "indicator ids)")
         profile = geography.level(str(config.action_areas["area_level"]))
         map_levels = report.get("map_levels") or [profile.id]
         if not isinstance(map_levels, list) or len(set(map_levels)) != len(map_levels):
@@ -78,6 +87,24 @@ class ReportLevels:
             except ValueError as error:
                 raise ValueError(f"{where}: report.map_levels: {error}") from None
         return cls(maps=tuple(maps), profile=profile, base=geography.base)
+
+
+def main_indicators(config: CityConfig, catalogue: list[str], catalogue_source: str) -> tuple[str, ...]:
+    """The city's main indicators (city.yml ``report.main_indicators``: distinct indicator ids, in the order the
+    Steckbrief shows them), each checked against ``catalogue`` (the indicator ids of ``catalogue_source``); none
+    when the key is absent. An unknown id is an error naming city.yml."""
+    where = config.config_dir / CITY_FILE
+    report = config.report if isinstance(config.report, dict) else {}
+    ids = report.get("main_indicators")
+    if ids is None:
+        return ()
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or len(set(ids)) != len(ids):
+        raise ValueError(f"{where}: report.main_indicators must be a list of distinct indicator ids, got {ids!r}")
+    unknown = [i for i in ids if i not in catalogue]
+    if unknown:
+        raise ValueError(f"{where}: report.main_indicators: {', '.join(unknown)} not in the indicator catalogue "
+                         f"({catalogue_source}); known: {', '.join(catalogue)}")
+    return tuple(ids)
 
 
 @dataclass
@@ -94,6 +121,7 @@ class Published:
     methods: pl.DataFrame
     classifications: pl.DataFrame
     rule: DisclosureRule
+    level_plurals: dict[str, str]  # level -> its German plural, in the levels' order (city first)
 
     @classmethod
     def read(cls, path: Path, profile_level: str) -> Published:
@@ -122,6 +150,8 @@ class Published:
                 methods=table("select * from classification_methods"),
                 classifications=classifications,
                 rule=published_rule(con),
+                level_plurals=dict(con.execute("select area_level, plural_de from area_levels order by level_order")
+                                   .fetchall()),
             )
 
 
@@ -163,10 +193,12 @@ def city_time_series(published: Published, indicator_ids: list[str], up_to: int,
 class ReportBuilder:
     """Builds the context of each cycle's report and renders it with the jinja2 templates."""
 
-    def __init__(self, published: Published, geometry: AreaGeometry, levels: ReportLevels):
+    def __init__(self, published: Published, geometry: AreaGeometry, levels: ReportLevels,
+                 main: tuple[str, ...] = ()):
         self.p = published
         self.geometry = geometry
         self.levels = levels
+        self.main = main
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                                       autoescape=jinja2.select_autoescape(["html", "j2"]),
                                       undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
@@ -189,6 +221,11 @@ class ReportBuilder:
         # (cycle, level, area, indicator) -> row
         self.cells = {(r["report_cycle"], r["area_level"], r["area_id"], r["indicator_id"]): r
                       for r in published.values.iter_rows(named=True)}
+        # (cycle, indicator) -> the levels with a value of it (an aggregate delivered at a higher level)
+        self.levels_with_values: dict[tuple[int, str], set[str]] = {}
+        for r in published.values.filter(pl.col("value").is_not_null()).select(
+                "report_cycle", "indicator_id", "area_level").unique().iter_rows():
+            self.levels_with_values.setdefault((r[0], r[1]), set()).add(r[2])
 
     # --- helpers -----------------------------------------------------------------------------------------
     def cell(self, cycle: int, level: str, area_id: str, indicator_id: str) -> dict:
@@ -197,11 +234,12 @@ class ReportBuilder:
         meta = self.catalogue[indicator_id]
         decimals = 1 if meta["denominator_measure"] else 0
         if row is None:
-            return {"text": "–", "suppressed": False, "title": "kein Wert", "value": None, "worse": None}
+            return {"text": "–", "suppressed": False, "title": "kein Wert", "value": None, "worse": None,
+                    "rank": "", "decile": None}
         if row["suppression"]:
             return {"text": "gesperrt", "suppressed": True,
                     "title": self.p.rule.describe_de(SUPPRESSION_DE[row["suppression"]]),
-                    "value": None, "worse": None}
+                    "value": None, "worse": None, "rank": "", "decile": None}
         value, city = row["value"], row["city_value"]
         worse = None
         if value is not None and city is not None and meta["denominator_measure"]:
@@ -209,10 +247,35 @@ class ReportBuilder:
                 worse = value > city
             elif meta["direction"] == "higher_is_better":
                 worse = value < city
-        return {"text": german_number(value, decimals), "suppressed": False, "title": "", "value": value,
+        rank = row.get("value_rank")  # published with the file (social_monitor/ranks.py); none for the city
+        return {"text": german_number(value, decimals) if value is not None else "–", "suppressed": False,
+                "title": "" if value is not None else "kein Wert", "value": value,
                 "worse": worse, "city": german_number(city, decimals) if city is not None else "–",
                 "difference": _signed(value - city) if value is not None and city is not None
-                and meta["denominator_measure"] else ""}
+                and meta["denominator_measure"] else "",
+                "rank": f"{rank} von {row['ranked_areas']}" if rank is not None else "",
+                "decile": row.get("value_decile")}
+
+    def missing_note(self, cycle: int, level: str, area_id: str, indicator_id: str) -> str:
+        """Why an area has no value of an indicator, in German (a main indicator must say so, not fail)."""
+        row = self.cells.get((cycle, level, area_id, indicator_id))
+        if row is not None and (row["suppression"] or row["value"] is not None):
+            return ""
+        elsewhere = self.levels_with_values.get((cycle, indicator_id), set()) - {level}
+        if row is None and elsewhere:
+            plurals = [plural for lv, plural in self.p.level_plurals.items() if lv in elsewhere]
+            return (f"Für {cycle} nicht für die {self.p.level_plurals.get(level, level)} geliefert; Werte nur "
+                    f"für: {', '.join(plurals)}.")
+        return f"Für {cycle} kein Wert." if row is not None else f"Für {cycle} nicht geliefert."
+
+    def indicator_row(self, cycle: int, level: str, area_id: str, indicator_id: str) -> dict:
+        """A row of a Steckbrief's indicator tables: the area's value, the city value, rank and decile."""
+        meta = self.catalogue[indicator_id]
+        return {"id": indicator_id, "name": meta["name_de"], "unit": meta["unit"],
+                "target_group": meta.get("target_group") or "",
+                "note": self.missing_note(cycle, level, area_id, indicator_id),
+                **self.cell(cycle, level, area_id, indicator_id),
+                "city": self.cell(cycle, "city", "city", indicator_id)["text"]}
 
     def area_ids(self, cycle: int, level: str) -> list[str]:
         """The areas of ``level`` with values in ``cycle`` (those of the geography's version of that cycle)."""
@@ -274,8 +337,13 @@ class ReportBuilder:
     # --- sections ----------------------------------------------------------------------------------------
     def profile(self, cycle: int, area_id: str, cycles: list[int]) -> dict:
         level, base = self.levels.profile.id, self.levels.base.id
-        indicators = [{"name": self.catalogue[i]["name_de"], "unit": self.catalogue[i]["unit"],
-                       **self.cell(cycle, level, area_id, i)} for i in self.catalogue]
+        main = [self.indicator_row(cycle, level, area_id, i) for i in self.main]
+        topics = []
+        for topic in TOPICS:
+            rows = [self.indicator_row(cycle, level, area_id, i) for i, meta in self.catalogue.items()
+                    if meta["topic_field"] == topic and i not in self.main]
+            if rows:
+                topics.append({"name": topic, "indicators": rows})
         quartiere = []
         inside = self.base_areas.filter(pl.col("profile_id") == area_id)
         if base == level:  # the Steckbriefe are of the base level: the area is its own Quartier
@@ -283,8 +351,12 @@ class ReportBuilder:
         for row in inside.sort("area_id").iter_rows(named=True):
             if row["area_id"] not in self.cycle_areas.get((cycle, base), set()):
                 continue  # a base area of another version of the geography
+            decile = self.cell(cycle, base, row["area_id"], QUARTIER_DECILE_INDICATOR)
+            decile["text"] = (f"Dezil {decile['decile']} von 10" if decile["decile"] is not None else
+                              decile["text"] if decile["suppressed"] else "–")
             quartiere.append({"id": row["area_id"], "name": row["area_name"],
-                              "cells": [self.cell(cycle, base, row["area_id"], i) for i in QUARTIER_INDICATORS]})
+                              "cells": [self.cell(cycle, base, row["area_id"], i) for i in QUARTIER_INDICATORS]
+                              + [decile]})
         trend = [{"name": self.catalogue[i]["name_de"],
                   "cells": [(self.cell(c, level, area_id, i), self.cell(c, "city", "city", i))
                             for c in cycles]} for i in KEY_INDICATORS]
@@ -308,7 +380,10 @@ class ReportBuilder:
                                             css_class="locator", highlight=area_id)
         return {
             "id": area_id, "name": name, "map": locator,
-            "indicators": indicators, "quartier_headers": [self.catalogue[i]["name_de"] for i in QUARTIER_INDICATORS],
+            "main": main, "topics": topics,
+            "quartier_headers": [self.catalogue[i]["name_de"] for i in QUARTIER_INDICATORS]
+            + [f"{self.catalogue[QUARTIER_DECILE_INDICATOR]['name_de']}: Dezil unter allen "
+               f"{dative_plural(self.levels.base.plural_de)}"],
             "quartiere": quartiere, "trend": trend, "cycles": cycles,
             "is_action_area": bool(action_row and action_row["is_action_area"]),
             "change": CHANGE_DE.get(action_row["change_since_previous"], "") if action_row else "",
@@ -351,6 +426,7 @@ class ReportBuilder:
             synthetic=self.geometry.synthetic, geometry_source=self.geometry.source.name,
             svg_defs=SVG_DEFS, overview=overview, profile_level=self.levels.profile, base_level=self.levels.base,
             profile_dative=dative_plural(self.levels.profile.plural_de),
+            has_main=bool(self.main),
             map_levels=[level.plural_de for level in drawn], maps_missing=[level.plural_de for level in missing],
             suppression_rule=self.p.rule.describe_de("{small_counts}, {small_populations}, Sekundärsperrung: "
                                                      "{protection}"),
@@ -376,12 +452,15 @@ def generate_report(published_path: Path, out_dir: Path, geometry_path: Path | N
     city folder's boundaries). The published file and the geometry are read once; ``on_cycle(path, done,
     total)`` is called after each cycle's file is in place (progress)."""
     geography = load_geography(city_dir)
-    levels = ReportLevels.of(geography, CityConfig.from_file(Path(city_dir) / CITY_FILE))
+    config = CityConfig.from_file(Path(city_dir) / CITY_FILE)
+    levels = ReportLevels.of(geography, config)
     published = Published.read(Path(published_path), levels.profile.id)
+    main = main_indicators(config, published.indicators["indicator_id"].to_list(),
+                           f"table indicators of {Path(published_path).name}")
     geometry = load_geometry(geometry_path or default_geometry(city_dir, {})[0], geography,
                              area_code_property=area_code_property,
                              required_levels=[level.id for level in levels.maps])
-    builder = ReportBuilder(published, geometry, levels)
+    builder = ReportBuilder(published, geometry, levels, main)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
