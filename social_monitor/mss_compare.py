@@ -262,11 +262,13 @@ def compare(con: duckdb.DuckDBPyConnection, mss: pl.DataFrame, method: Method, s
                 & pl.col("exclusion_reason").str.starts_with("fehlender Wert").fill_null(False))
         .then(pl.lit(ZERO_DENOMINATOR))
         .when(pl.col("our_class").is_null()).then(pl.lit(NOT_CLASSIFIED))
-        .when(pl.col("distance_to_border") <= pl.col("rounding_bound")).then(pl.lit(ROUNDING))
-        .when((pl.col("dimension_id") == "dynamics") & (pl.col("edition") == mss["edition"].max()))
-        .then(pl.lit(CONVERSION))
+        # a dynamics class the published data itself would not give as a difference of its S, or one that rests
+        # on the assumed conversion, is said so first (the rounding bound of a change is wide: D varies little)
         .when((pl.col("dimension_id") == "dynamics") & (pl.col("difference_class") != pl.col("published_class")))
         .then(pl.lit(REVISED))
+        .when((pl.col("dimension_id") == "dynamics") & (pl.col("edition") == mss["edition"].max()))
+        .then(pl.lit(CONVERSION))
+        .when(pl.col("distance_to_border") <= pl.col("rounding_bound")).then(pl.lit(ROUNDING))
         .otherwise(pl.lit(UNEXPLAINED)).alias("reason"))
         .drop("zero_denominator", "difference_class").sort("dimension_id", "edition", "area_id"))
     return Comparison(per_edition=per_edition, disagreements=disagreements, notes=tuple(ours.notes))
@@ -284,7 +286,8 @@ def _number(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}".replace(".", ",")
 
 
-def render_markdown(result: Comparison, *, scale: float, source: str, seconds: float | None = None) -> str:
+def render_markdown(result: Comparison, *, scale: float, source: str, seconds: float | None = None,
+                    pipeline_seconds: float | None = None) -> str:
     table = result.per_edition
     total = {c: int(table[c].sum()) for c in ("valid", "classified", "status_agree", "dynamics_agree")}
     lines = [
@@ -310,6 +313,9 @@ def render_markdown(result: Comparison, *, scale: float, source: str, seconds: f
     lines.append(f"| **alle** | | {total['valid']} | {total['classified']} | {total['status_agree']} | "
                  f"{_percent(total['status_agree'], total['valid'])} | {total['dynamics_agree']} | "
                  f"{_percent(total['dynamics_agree'], total['valid'])} |")
+    if pipeline_seconds is not None:
+        lines += ["", f"Laufzeit der Pipeline (Lieferungen laden, dbt, Klassifikation; `make mss-compare`): "
+                      f"{pipeline_seconds:.0f} s."]
     if seconds is not None:
         lines += ["", f"Laufzeit des Vergleichs (Klassifikation und Tabelle): {seconds:.0f} s."]
     lines += [
@@ -322,7 +328,8 @@ def render_markdown(result: Comparison, *, scale: float, source: str, seconds: f
         "Gebiets verschieben kann (`rounding_bound`, Herleitung in social_monitor/mss_compare.py). Liegt der "
         "veröffentlichte Index näher an einer Klassengrenze als diese Schranke, ist die Abweichung durch "
         "Rundung erklärt.",
-        "- **Dynamik**: die veröffentlichten D-Werte sind nicht immer die Differenz der veröffentlichten S-Werte "
+        "- **Dynamik**: die Rundungsschranke einer Veränderung ist weit (D streut wenig, der Rundungsfehler zweier "
+        "Jahre addiert sich). Die veröffentlichten D-Werte sind nicht immer die Differenz der veröffentlichten S-Werte "
         "(die Daten wurden revidiert, 2021 auf die neuen LOR harmonisiert). Die Beispielstadt reproduziert S "
         "und berechnet D als Differenz zum vorigen Berichtsjahr (für 2013 aus dem Basisjahr 2010 = S − D der "
         "Ausgabe 2013, daher genau); 2021 vergleicht mit 2018, umgerechnet auf die LOR 2021 über die "
@@ -353,7 +360,7 @@ def render_markdown(result: Comparison, *, scale: float, source: str, seconds: f
     if dynamics.height:
         lines += ["| Ausgabe | Grund | Gebiete |", "|---|---|---|"]
         lines += [f"| {r['edition']} | {r['reason']} | {r['len']} |" for r in reasons.iter_rows(named=True)]
-        lines += ["", "Gebiete, deren Abweichung nicht durch Rundung erklärt ist:", "",
+        lines += ["", "Gebiete, deren Abweichung einen anderen Grund als Rundung hat:", "",
                   "| Ausgabe | Planungsraum | Name | veröffentlicht | berechnet | Index (veröff.) | Index (berechnet) "
                   "| Abstand zur Grenze | Rundungsschranke | Grund |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
@@ -388,6 +395,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", type=float, default=1.0,
                         help="the scale the sample was generated at (scales min_population; default 1)")
     parser.add_argument("--out", type=Path, default=DOC_PATH, help=f"the Markdown file (default: {DOC_PATH})")
+    parser.add_argument("--pipeline-seconds", type=float, help="the run time of the pipeline, for the table's notes")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -403,7 +411,7 @@ def run(args: argparse.Namespace) -> int:
     with duckdb.connect(str(warehouse), read_only=True) as con:
         result = compare(con, read_mss(mss_path), method, scale=args.scale)
     text = render_markdown(result, scale=args.scale, source=f"`{MSS_RELATIVE.as_posix()}`",
-                           seconds=time.monotonic() - started)
+                           seconds=time.monotonic() - started, pipeline_seconds=args.pipeline_seconds)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     table = result.per_edition
