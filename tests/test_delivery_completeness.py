@@ -52,6 +52,8 @@ def rows(source: str, cycle: int) -> list[dict[str, object]]:
                      "Unterbezirk": "261"},
                     {"Personen_ID": f"a2-{c}", "Geburtsdatum": "01.01.2016", "Geschlecht": "w",
                      "Unterbezirk": "001"}],
+        "unemployment": [{"Personen_ID": f"r1-{c}", "Rechtskreis": "SGB III", "Arbeitslos_seit": "01.10.2017",
+                          "Alter": 38, "Geschlecht": "w", "Unterbezirk": "001"}],
     }[source]
 
 
@@ -90,9 +92,9 @@ def builds(tmp_path_factory):
     with duckdb.connect(str(warehouse)) as con:
         # the geography the Dagster assets of the group reference load before dbt, for the cycles of this test
         write_reference(con, load_geography(city_dir(DEFAULT_CITY)), [2018, 2019])
-        for source in ("register", "sgb2", "asylblg"):
+        for source in ("register", "sgb2", "asylblg", "unemployment"):
             _load(con, landing, source, 2018)
-        for source in ("register", "sgb2", "sgb12", "asylblg"):
+        for source in ("register", "sgb2", "sgb12", "asylblg", "unemployment"):
             _load(con, landing, source, 2019)
     incomplete = _dbt_build(root, warehouse, "incomplete")
     with duckdb.connect(str(warehouse)) as con:
@@ -106,7 +108,7 @@ def test_a_cycle_without_a_source_fails_the_build_and_names_the_cycle(builds):
     assert build["returncode"] != 0, build["output"][-3000:]
     assert build["status"][MISSING] == "fail"
     assert f"Failure in test {MISSING}" in build["output"]
-    assert build["failing"][MISSING] == [(2018, 3)]  # 2018 has 3 of 4 sources; 2019 is complete
+    assert build["failing"][MISSING] == [(2018, 4)]  # 2018 has 4 of 5 sources; 2019 is complete
     assert build["columns"][MISSING] == ["report_cycle", "sources_delivered"]
     # The error stops the build there: nothing that counts recipients is built from the incomplete cycle.
     for model in ("int_transfer_recipients", "int_area_measures", "area_indicators"):
