@@ -23,7 +23,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home/$(CITY_NAME)
 DAGSTER := $(BIN)/dagster
 MODULE := -m orchestration.definitions
 
-.PHONY: help install sample prepare run materialize cycle rebuild rekey ingest build-marts action-areas dev test lint docs docs-serve exports report screenshots graph-screenshot benchmark clean
+.PHONY: help install sample prepare run materialize cycle rebuild rekey ingest build-marts action-areas dev test lint docs docs-serve exports report screenshots graph-screenshot benchmark clean mss-compare mss-compare-run
 
 help:
 	@echo "Every target runs the city folder config/dortmund/ unless CITY=<folder name in config/ or path> names another"
@@ -33,6 +33,8 @@ help:
 	@echo "make cycle CYCLE=2025  (re)load one report cycle's deliveries, then rebuild marts, classification, publication"
 	@echo "make rebuild      rebuild every dbt table from scratch (after changing a model), classification, publication"
 	@echo "make rekey        full reload under a new SOCIAL_MONITOR_PSEUDONYM_KEY: empty the raw tables, reload every cycle"
+	@echo "make mss-compare SCALE=1  Berlin's MSS from the Berlin sample's person-level data against the published classes"
+	@echo "                  (own data folder data/berlin-mss-<SCALE>; writes docs/berlin-mss-agreement.md)"
 	@echo "make benchmark    the pipeline against a hand-written DuckDB script and pandas (W1-W4, nightly; about 25 minutes)"
 	@echo "make dev          open the Dagster UI (dagster dev) on http://127.0.0.1:3000"
 	@echo "make sample       (re)generate the sample city's deliveries into data/<city>/landing"
@@ -130,6 +132,27 @@ dev: install prepare $(DAGSTER_INSTANCE)
 
 test: install
 	$(BIN)/python -m pytest
+
+# Berlin's MSS reproduced from person-level data (README: Berlin sample): the Berlin sample at SCALE in its own
+# data folder and Dagster home, the real pipeline (raw partitions, dbt, the classification; not the
+# publication: the classes are computed on the warehouse marts), then the comparison with the published classes
+# into docs/berlin-mss-agreement.md. The sample is generated once per scale (delete the folder to regenerate).
+# The report cycles are read in the recipe: $(CYCLES) is expanded before the sub-make's city is exported.
+MSS_RUN := berlin-mss-$(SCALE)
+MSS_ASSETS := not group:raw and not group:publish and not group:report
+mss-compare: install
+	$(MAKE) --no-print-directory mss-compare-run CITY=berlin SOCIAL_MONITOR_DATA_DIR=$(CURDIR)/data/$(MSS_RUN) \
+		DAGSTER_HOME=$(CURDIR)/.dagster_home/$(MSS_RUN)
+
+mss-compare-run: prepare $(DAGSTER_INSTANCE) $(DATA)/landing/.sample-city
+	@start=$$(date +%s); \
+	cycles=$$($(BIN)/python -c "from social_monitor.settings import load_settings; c = load_settings().config().report_cycles; print(f'{c[0]}...{c[-1]}')"); \
+	$(DAGSTER) asset materialize $(MODULE) --select 'group:raw' --partition-range $$cycles 2>&1 \
+		| grep -E 'RUN_SUCCESS|RUN_FAILURE|STEP_FAILURE|Error'; test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	$(DAGSTER) asset materialize $(MODULE) --select '$(MSS_ASSETS)' 2>&1 \
+		| grep -E 'RUN_SUCCESS|RUN_FAILURE|STEP_FAILURE|Error'; test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	seconds=$$(( $$(date +%s) - start )); echo "pipeline: $$seconds s"; \
+	$(BIN)/social-monitor mss-compare --scale $(SCALE) --pipeline-seconds $$seconds
 
 # Figures to docs/benchmark.md and docs/benchmark.json; WORKLOADS="W1 W3" for a selection.
 WORKLOADS ?= W1 W2 nightly W3 W4

@@ -140,8 +140,9 @@ class Indicators(_Published):
     name_de: str = pa.Field(metadata=_de("Bezeichnung", "Deutsche Bezeichnung des Indikators, z. B. "
                                          "Transferleistungsquote."))
     description_de: str = pa.Field(nullable=True, metadata=_de("Definition", "Definition des Indikators."))
-    numerator_measure: str = pa.Field(metadata=_de("Zähler", "Zählgröße des Zählers (Anzahl je Gebiet der untersten "
-                                                   "Gebietsebene, zu jeder Ebene aufsummiert)."))
+    numerator_measure: str = pa.Field(nullable=True, metadata=_de(
+        "Zähler", "Zählgröße des Zählers (Anzahl je Gebiet der untersten Gebietsebene, zu jeder Ebene aufsummiert); "
+        "leer bei einer Veränderung eines Indikators (in Prozentpunkten, ohne eigene Zählgrößen)."))
     denominator_measure: str = pa.Field(nullable=True, metadata=_de(
         "Nenner", "Zählgröße des Nenners; leer bei reinen Anzahlen."))
     unit: str = pa.Field(metadata=_de("Einheit", "Einheit des Werts, z. B. % oder Personen."))

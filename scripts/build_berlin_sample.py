@@ -3,7 +3,7 @@
 Reads (the shared folder is expected beside the project: ``../shared``; or give ``--shared``, or set
 ``SOCIAL_MONITOR_SHARED_DIR``):
   reference/berlin.md                              the Bezirk names (key: name)
-  validation/berlin-mss/mss_berlin_2013_2021.csv   PLR keys, names, residents and S3 per MSS edition
+  validation/berlin-mss/mss_berlin_2013_2021.csv   PLR keys, names, residents, S1-S4 and D1-D4 per MSS edition
 
 Writes (into config/berlin/, or ``--city``):
   geography/bezirke.csv, prognoseraeume.csv, bezirksregionen.csv, planungsraeume.csv
@@ -13,12 +13,19 @@ Writes (into config/berlin/, or ``--city``):
   geography/conversion.csv
       the Planungsräume of the LOR until 2019 onto those from 2020 (see ``conversion_rows``)
   sample/calibration.csv
-      per report cycle and Planungsraum: residents and the S3 transfer share of the MSS table
+      per report cycle and Planungsraum: residents and the status indicators S1-S4 of the MSS table (in %; S2
+      empty from MSS 2019 on, as published; every S empty where the MSS publishes none: an invalid area), and
+      a base cycle two years before the first edition for the dynamics (see ``base_cycle_rows``)
 
 Report cycles: a report cycle's reference date is 31 December of its year; the MSS status date is 31 December
 of the year before the edition, so MSS edition E is report cycle E - 1 (2013 -> 2012 ... 2021 -> 2020). The
 MSS 2021 (status 31.12.2020) is published on the LOR of 2021, so the 542 Planungsräume are valid from report
 cycle 2020 and the 447 until report cycle 2019.
+
+Base cycle: MSS 2013's dynamics D1-D4 are the change of S1-S4 over the two years before its status date, so
+report cycle 2010 (31.12.2010, on the LOR until 2020) gets S = S(MSS 2013) - D(MSS 2013) where both are
+published, and the residents of report cycle 2012 (the MSS publishes none for 2010): marked ``assumed`` in the
+column ``value_status``; the rows of the editions are ``published``.
 
 Deterministic: the same inputs give the same files byte for byte. Run: ``.venv/bin/python
 scripts/build_berlin_sample.py`` (then ``git diff config/berlin`` shows nothing when nothing changed).
@@ -43,6 +50,12 @@ OLD_VERSION, NEW_VERSION = "447", "542"  # the MSS table's lor_vintage
 LAST_OLD_CYCLE = 2019  # the last report cycle on the LOR until 2020 (MSS 2019 = 31.12.2018; 31.12.2019 still old)
 FIRST_NEW_CYCLE = 2020  # MSS 2021 = status 31.12.2020, published on the LOR of 2021
 WEIGHT_PLACES = Decimal("0.000001")
+STATUS = ("S1", "S2", "S3", "S4")  # the MSS status indicators, in %
+DYNAMICS = {"S1": "D1", "S2": "D2", "S3": "D3", "S4": "D4"}  # the change of each over two years, in points
+BASE_CYCLE_YEARS = 2  # the MSS dynamics span two years: the base cycle is this many years before the first
+CALIBRATION_HEADER = ["report_cycle", "mss_edition", "lor_version", "plr_id", "plr_name", "residents",
+                      "s1_unemployed", "s2_long_term_unemployed", "s3_transfer_not_unemployed", "s4_sgb2_age_0_14",
+                      "value_status"]
 
 # Words that say where in a place an area lies, not which place: they do not link an old name to a new one.
 GENERIC_WORDS = {
@@ -145,7 +158,8 @@ def spread(old_id: str, targets: list[str], residents: dict[str, float], basis: 
     return [[old_id, t, format(rounded[t].normalize(), "f"), "assumed", basis] for t in sorted(rounded)]
 
 
-def conversion_rows(names: dict[str, dict[str, str]], residents_2021: dict[str, float]) -> list[list[object]]:
+def conversion_rows(names: dict[str, dict[str, str]], residents_2021: dict[str, float],
+                    residents_2019: dict[str, float]) -> list[list[object]]:
     """Every old Planungsraum onto the new ones.
 
     1. Same name in the same Bezirk (340 names, Schloßstraße twice): weight 1, published (the pairing is
@@ -155,6 +169,7 @@ def conversion_rows(names: dict[str, dict[str, str]], residents_2021: dict[str, 
        none does, those in the Bezirksregionen the kept Planungsräume of its old Bezirksregion went to (the
        successor Bezirksregionen, found by step 1); where none is free there, in the successor Prognoseräume;
        else anywhere in its Bezirk. Weights: the targets' residents of MSS 2021.
+    3. Every new Planungsraum with residents that no old one feeds gets one (``feed_unfed``).
     """
     old, new = names[OLD_VERSION], names[NEW_VERSION]
     new_by_name = defaultdict(list)
@@ -200,16 +215,80 @@ def conversion_rows(names: dict[str, dict[str, str]], residents_2021: dict[str, 
                     break
         conversion += rows_of_key
     rows += conversion
+    rows = feed_unfed(rows, names, residents_2021, residents_2019)
     return sorted(rows, key=lambda row: (row[0], row[1]))
 
 
+UNFED_BASES = ((6, "unfed_successor_bezirksregion_residents_2021"), (4, "unfed_successor_prognoseraum_residents_2021"),
+               (2, "unfed_same_bezirk_residents_2021"))
+
+
+def feed_unfed(rows: list[list[object]], names: dict[str, dict[str, str]], residents_2021: dict[str, float],
+               residents_2019: dict[str, float]) -> list[list[object]]:
+    """3. A new Planungsraum that steps 1-2 feed from no old one (a part cut from an old Planungsraum that kept
+    its name elsewhere) would have no value for any cycle before the reform, so no change since 2018. It is fed
+    (assumed) by the old Planungsraum, among those feeding its Bezirksregion (else Prognoseraum, else Bezirk), that
+    lost the most residents: residents of MSS 2019 minus the MSS 2021 residents of the new areas it feeds
+    (reduced by each area given to it, new areas in key order). That old Planungsraum's rows are spread again by
+    the residents of MSS 2021 over its targets and the new one; all its rows are then assumed."""
+    targets: dict[str, list[list[object]]] = defaultdict(list)
+    for row in rows:
+        targets[str(row[0])].append(row)
+    fed = {str(row[1]) for row in rows}
+    deficit = {old: residents_2019.get(old, 0) - sum(residents_2021.get(str(r[1]), 0) for r in group)
+               for old, group in targets.items()}
+    for new_id in sorted(set(names[NEW_VERSION]) - fed):
+        if not residents_2021.get(new_id, 0):
+            continue  # nobody lives there: no value to compare with, whatever feeds it
+        candidates, basis = [], ""
+        for digits, basis in UNFED_BASES:  # noqa: B007 - the basis of the level that found candidates
+            candidates = sorted({old for old, group in targets.items()
+                                 if any(str(r[1])[:digits] == new_id[:digits] for r in group)})
+            if candidates:
+                break
+        if not candidates:
+            raise SystemExit(f"new PLR {new_id}: no old PLR feeds its Bezirk")
+        old = max(candidates, key=lambda key: (deficit[key], key))
+        deficit[old] -= residents_2021[new_id]
+        bases = {str(r[1]): str(r[4]) for r in targets[old]} | {new_id: basis}
+        respread = spread(old, sorted(bases), residents_2021, "")
+        targets[old] = [[o, n, w, "assumed", bases[str(n)]] for o, n, w, _, _ in respread]
+    return [row for group in targets.values() for row in group]
+
+
 def calibration_rows(rows: list[dict[str, str]]) -> list[list[object]]:
+    """One row per MSS edition and Planungsraum (report cycle = edition - 1), then the base cycle's rows."""
     out = []
     for row in sorted(rows, key=lambda r: (int(r["edition"]), r["plr_id"])):
         residents = row["residents"].strip()
         residents = str(int(float(residents))) if residents else ""
         out.append([report_cycle(int(row["edition"])), row["edition"], row["lor_vintage"], row["plr_id"],
-                    row["plr_name"], residents, row["S3"].strip()])
+                    row["plr_name"], residents, *(row[s].strip() for s in STATUS), "published"])
+    return base_cycle_rows(rows) + out
+
+
+def base_cycle_rows(rows: list[dict[str, str]]) -> list[list[object]]:
+    """The report cycle two years before the first edition's: S - D of the first edition where both are
+    published (exact decimal arithmetic, so the file is the same on every machine), the first edition's
+    residents; marked assumed (the MSS publishes no values for that date)."""
+    first = min(int(row["edition"]) for row in rows)
+    out = []
+    for row in sorted((r for r in rows if int(r["edition"]) == first), key=lambda r: r["plr_id"]):
+        residents = row["residents"].strip()
+        residents = str(int(float(residents))) if residents else ""
+        values = []
+        for status in STATUS:
+            s, d = row[status].strip(), row[DYNAMICS[status]].strip()
+            if s and d:
+                value = Decimal(s) - Decimal(d)
+                if value < 0:
+                    raise SystemExit(f"PLR {row['plr_id']}: {status} - {DYNAMICS[status]} of MSS {first} is "
+                                     f"negative ({value})")
+                values.append(format(value, "f"))
+            else:
+                values.append("")
+        out.append([report_cycle(first) - BASE_CYCLE_YEARS, "", row["lor_vintage"], row["plr_id"], row["plr_name"],
+                    residents, *values, "assumed"])
     return out
 
 
@@ -224,11 +303,11 @@ def main(argv: list[str] | None = None) -> int:
     names = plr_by_version(mss)
     areas_files(names, bezirk_names(shared / BERLIN_MD_RELATIVE), city / "geography")
     residents_2021 = {row["plr_id"]: float(row["residents"] or 0) for row in mss if row["lor_vintage"] == NEW_VERSION}
+    last_old = max(int(row["edition"]) for row in mss if row["lor_vintage"] == OLD_VERSION)  # MSS 2019
+    residents_2019 = {row["plr_id"]: float(row["residents"] or 0) for row in mss if int(row["edition"]) == last_old}
     write_csv(city / "geography" / "conversion.csv", ["old_area_id", "new_area_id", "weight", "weight_status",
-                                                      "basis"], conversion_rows(names, residents_2021))
-    write_csv(city / "sample" / "calibration.csv", ["report_cycle", "mss_edition", "lor_version", "plr_id",
-                                                    "plr_name", "residents", "s3_transfer_share"],
-              calibration_rows(mss))
+                                                      "basis"], conversion_rows(names, residents_2021, residents_2019))
+    write_csv(city / "sample" / "calibration.csv", CALIBRATION_HEADER, calibration_rows(mss))
     print(f"wrote {city}/geography/*.csv and {city}/sample/calibration.csv from {shared}")
     return 0
 

@@ -31,7 +31,9 @@ def render_markdown(rows: list[dict[str, str]]) -> str:
         "Generated from `dbt_project/seeds/catalogue/indicator_catalogue.csv` by `make docs`; do not edit by hand.",
         "Every value in the published table `area_indicators` is `scale × numerator / denominator` (or the count",
         "itself where there is no denominator), computed from counts per area of the base level (the level deliveries",
-        "carry) added up to each level.",
+        "carry) added up to each level. A change of an indicator (Zähler: Veränderung von …) is the indicator minus",
+        "its value in the previous report cycle, in points of its unit (Prozentpunkte), on the cycle's geography",
+        "version.",
         "",
     ]
     unknown = sorted({row["topic_field"] for row in rows} - set(TOPICS))
@@ -43,9 +45,11 @@ def render_markdown(rows: list[dict[str, str]]) -> str:
                   "|---|---|---|---|---|---|---|---|"]
         for row in (r for r in rows if r["topic_field"] == topic):
             denominator = f"`{row['denominator_measure']}`" if row["denominator_measure"] else "–"
+            numerator = (f"Veränderung von `{row['change_of_indicator']}`" if row.get("change_of_indicator")
+                         else f"`{row['numerator_measure']}`")
             lines.append(
                 f"| `{row['indicator_id']}` | {row['name_de']} | {row['description_de']} | "
-                f"`{row['numerator_measure']}` | {denominator} | "
+                f"{numerator} | {denominator} | "
                 f"{row['unit']} | {DIRECTION_DE.get(row['direction'], row['direction'])} | "
                 f"{row.get('target_group') or '–'} |"
             )

@@ -23,7 +23,16 @@ from types import ModuleType
 
 import duckdb
 
-from social_monitor import action_areas_report, bad_lines, catalogue, exports, manifest_cli, published_docs, rekey
+from social_monitor import (
+    action_areas_report,
+    bad_lines,
+    catalogue,
+    exports,
+    manifest_cli,
+    mss_compare,
+    published_docs,
+    rekey,
+)
 from social_monitor.classification import cli as classify_cli
 from social_monitor.classification.methods import MethodError
 from social_monitor.report import cli as report_cli
@@ -45,6 +54,7 @@ SUBCOMMANDS: dict[str, tuple[ModuleType, str]] = {
     "rekey": (rekey, "empty the raw tables for a full reload under a new pseudonym key (make rekey)"),
     "show-bad-lines": (bad_lines, "print the raw lines of a refused or quarantined delivery (terminal only)"),
     "write-manifest": (manifest_cli, "write the manifest of a delivered file, checked against the city's layout"),
+    "mss-compare": (mss_compare, "compare a Berlin run's MSS classes with Berlin's published ones (docs/)"),
 }
 EPILOG = (
     f"Run `{PROG} COMMAND --help` for a command's options. Progress goes to stderr (--quiet silences it), "

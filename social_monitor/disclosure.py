@@ -122,12 +122,18 @@ class Catalogue:
     denominator: Mapping[str, str | None]
     sums: tuple[tuple[str, tuple[str, ...]], ...]  # (total measure, part measures)
     changes: tuple[tuple[str, str | None, str], ...]  # (change measure, previous-cycle measure, of measure)
+    # (indicator, the indicator it is the change of): no counts of its own; social_monitor/publish.py publishes
+    # such a cell only where both cells it is the difference of are published (``change_of_indicator``)
+    indicator_changes: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_rows(cls, rows: Iterable[Mapping[str, str]]) -> Catalogue:
-        numerator, denominator, sums, changes = {}, {}, [], []
+        numerator, denominator, sums, changes, indicator_changes = {}, {}, [], [], []
         for row in rows:
             indicator = row["indicator_id"]
+            if row.get("change_of_indicator"):
+                indicator_changes.append((indicator, row["change_of_indicator"]))
+                continue
             numerator[indicator] = row["numerator_measure"]
             denominator[indicator] = row.get("denominator_measure") or None
             for column, measure in (("numerator_sum_of", numerator[indicator]),
@@ -139,7 +145,8 @@ class Catalogue:
                     sums.append((measure, parts))
             if row.get("change_of"):
                 changes.append((numerator[indicator], denominator[indicator], row["change_of"]))
-        return cls(numerator, denominator, tuple(dict.fromkeys(sums)), tuple(dict.fromkeys(changes)))
+        return cls(numerator, denominator, tuple(dict.fromkeys(sums)), tuple(dict.fromkeys(changes)),
+                   tuple(indicator_changes))
 
     @property
     def change_measures(self) -> frozenset[str]:

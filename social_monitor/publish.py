@@ -143,9 +143,11 @@ def publish(warehouse_path: Path, published_path: Path, *, city_name: str = "",
         harmonised = con.execute("select * from warehouse.marts.area_indicators_harmonised").pl()
         hierarchy = read_hierarchy(con, "warehouse.marts.")
         versions = read_versions(con, own, "warehouse.marts.", "main.")
-        cells = disclosure_apply(disclosure_cells(own, harmonised, versions), hierarchy, disclosure, catalogue,
-                                 versions)
-        checked = disclosure_audit(cells, hierarchy, catalogue, disclosure, versions=versions)
+        every_cell = disclosure_cells(own, harmonised, versions)
+        changes = is_change(catalogue)
+        cells = disclosure_apply(every_cell.filter(~changes), hierarchy, disclosure, catalogue, versions)
+        cells = pl.concat([cells, suppress_changes(every_cell.filter(changes), cells, catalogue, versions)])
+        checked = audit_cells(cells, hierarchy, catalogue, disclosure, versions)
         if not checked.passed:
             raise RuntimeError(f"disclosure audit failed: {summary(checked)}")
         area_indicators, area_indicators_harmonised = split_cells(cells, harmonised, versions)  # noqa: F841
@@ -217,8 +219,108 @@ def read_audit(published_path: Path, catalogue: Catalogue, rule: DisclosureRule)
         harmonised = con.execute("select * from area_indicators_harmonised").pl()
         hierarchy = read_hierarchy(con)
         versions = read_versions(con, own)
-    return disclosure_audit(disclosure_cells(own, harmonised, versions), hierarchy, catalogue, rule,
-                            versions=versions)
+    return audit_cells(disclosure_cells(own, harmonised, versions), hierarchy, catalogue, rule, versions)
+
+
+# ------------------------------------------------------------------------------------ changes of an indicator
+# A change of an indicator (catalogue column change_of_indicator: D1-D4 of the Berlin MSS) is the indicator now
+# minus the indicator in the previous report cycle; it shows no counts. Published, it would give a suppressed
+# rate from the other one (then = now - change), so it is published only where both cells it is the
+# difference of are published, and suppressed (``secondary``) otherwise. Both are cells of the same area and
+# level: the previous cycle on the same version, or for a cycle on the current version whose previous cycle is
+# on an older one, the previous cycle restated on the current version (its harmonised cell).
+
+
+def is_change(catalogue: Catalogue) -> pl.Expr:
+    return pl.col("indicator_id").is_in([change for change, _ in catalogue.indicator_changes])
+
+
+def _with_partners(changes: pl.DataFrame, catalogue: Catalogue, versions: Versions) -> pl.DataFrame:
+    """Each change cell with the keys of the two cells it is the difference of (``now_*`` and ``then_*``)."""
+    cycles = sorted(versions.of_cycle)
+    previous = dict(zip(cycles[1:], cycles, strict=False))
+    latest = versions.of_cycle[max(cycles)]
+    source = dict(catalogue.indicator_changes)
+    rows = []
+    for cycle, level, area, indicator, harmonised in changes.select(
+            "report_cycle", "area_level", "area_id", "indicator_id", "harmonised").iter_rows():
+        then = previous.get(cycle)
+        restated = (not harmonised and then is not None and versions.of_cycle[cycle] == latest
+                    and versions.of_cycle[then] != latest)
+        rows.append((cycle, level, area, indicator, harmonised, source[indicator], then,
+                     tagged(level, latest) if restated else level, harmonised or restated))
+    return pl.DataFrame(rows, orient="row", schema={
+        "report_cycle": changes.schema["report_cycle"], "area_level": pl.Utf8, "area_id": pl.Utf8,
+        "indicator_id": pl.Utf8, "harmonised": pl.Boolean, "source_id": pl.Utf8,
+        "then_cycle": changes.schema["report_cycle"], "then_level": pl.Utf8, "then_harmonised": pl.Boolean})
+
+
+def _partner_suppressed(changes: pl.DataFrame, rates: pl.DataFrame, catalogue: Catalogue,
+                        versions: Versions) -> pl.DataFrame:
+    """The change cells with ``now_hidden`` / ``then_hidden``: whether the cell it is the difference of is
+    suppressed (or missing) in ``rates`` (the published cells)."""
+    key = ["report_cycle", "area_level", "area_id", "indicator_id", "harmonised"]
+    hidden = rates.select(*key, pl.col("suppression").is_not_null().alias("hidden"))
+    partners = _with_partners(changes, catalogue, versions)
+    return (partners
+            .join(hidden.rename({"indicator_id": "source_id", "hidden": "now_hidden"}),
+                  on=["report_cycle", "area_level", "area_id", "source_id", "harmonised"], how="left")
+            .join(hidden.rename({"report_cycle": "then_cycle", "area_level": "then_level", "indicator_id": "source_id",
+                                 "harmonised": "then_harmonised", "hidden": "then_hidden"}),
+                  on=["then_cycle", "then_level", "area_id", "source_id", "then_harmonised"], how="left")
+            .select(*key, pl.col("now_hidden").fill_null(True), pl.col("then_hidden").fill_null(True)))
+
+
+def suppress_changes(changes: pl.DataFrame, rates: pl.DataFrame, catalogue: Catalogue,
+                     versions: Versions) -> pl.DataFrame:
+    """The change cells as published: suppressed (``secondary``, value emptied) where a cell they are the
+    difference of is suppressed in ``rates`` (the rate cells after the disclosure control); the city value
+    emptied where the city's change is suppressed."""
+    key = ["report_cycle", "area_level", "area_id", "indicator_id", "harmonised"]
+    if not changes.height:
+        return changes.select(rates.columns)
+    flags = _partner_suppressed(changes, rates, catalogue, versions)
+    marked = changes.join(flags, on=key, how="left", maintain_order="left").with_columns(
+        pl.when(pl.col("now_hidden") | pl.col("then_hidden")).then(pl.lit("secondary"))
+        .otherwise(pl.lit(None, dtype=pl.Utf8)).alias("suppression"))
+    city = (marked.filter((pl.col("area_level") == "city") & pl.col("suppression").is_not_null())
+            .select("report_cycle", "indicator_id", "harmonised", pl.lit(True).alias("_city_hidden")).unique())
+    hidden = pl.col("suppression").is_not_null()
+    return (marked.join(city, on=["report_cycle", "indicator_id", "harmonised"], how="left", maintain_order="left")
+            .with_columns(*[pl.when(hidden).then(None).otherwise(pl.col(c)).alias(c)
+                            for c in ("numerator", "denominator", "value")],
+                          pl.when(pl.col("_city_hidden")).then(None).otherwise(pl.col("city_value"))
+                          .alias("city_value"))
+            .select(rates.columns))
+
+
+def exposed_changes(cells: pl.DataFrame, catalogue: Catalogue, versions: Versions) -> pl.DataFrame:
+    """Published change cells (not suppressed) of which a cell they are the difference of is suppressed: each
+    gives that suppressed rate by one subtraction. Empty when the publication is right."""
+    changes = cells.filter(is_change(catalogue))
+    if not changes.height:
+        return changes
+    flags = _partner_suppressed(changes, cells.filter(~is_change(catalogue)), catalogue, versions)
+    key = ["report_cycle", "area_level", "area_id", "indicator_id", "harmonised"]
+    return changes.filter(pl.col("suppression").is_null()).join(flags, on=key).filter(
+        pl.col("now_hidden") | pl.col("then_hidden"))
+
+
+def audit_cells(cells: pl.DataFrame, hierarchy: Hierarchy, catalogue: Catalogue, rule: DisclosureRule,
+                versions: Versions) -> Audit:
+    """The disclosure audit of the rate and count cells, and of the changes of an indicator: a published change
+    next to a suppressed cell it is the difference of counts as a cell recoverable by subtraction (and fails)."""
+    changes = is_change(catalogue)
+    result = disclosure_audit(cells.filter(~changes), hierarchy, catalogue, rule, versions=versions)
+    for cycle, level, area, indicator in exposed_changes(cells, catalogue, versions).select(
+            "report_cycle", "area_level", "area_id", "indicator_id").iter_rows():
+        result.by_subtraction[cycle] = result.by_subtraction.get(cycle, 0) + 1
+        result.recoverable[cycle] = result.recoverable.get(cycle, 0) + 1
+        result.failing[(cycle, level, area, indicator)] = 0.0
+    for cycle, count in cells.filter(changes & pl.col("suppression").is_not_null()).group_by(
+            "report_cycle").len().iter_rows():
+        result.suppressed[cycle] = result.suppressed.get(cycle, 0) + count
+    return result
 
 
 # --------------------------------------------------------------------------------------- geography versions

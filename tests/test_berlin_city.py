@@ -100,7 +100,7 @@ def test_the_areas_are_the_keys_of_the_mss_table_and_their_prefixes():
 def test_the_report_cycles_switch_version_between_2019_and_2020():
     geography = load_geography(BERLIN)
     cycles = yaml.safe_load((BERLIN / "city.yml").read_text(encoding="utf-8"))["report_cycles"]
-    assert cycles == [2012, 2014, 2016, 2018, 2020]
+    assert cycles == [2010, 2012, 2014, 2016, 2018, 2020]
     old = set(geography.base_keys(2019))
     new = set(geography.base_keys(2020))
     assert not old & new
@@ -116,21 +116,56 @@ def test_residents_per_edition_sum_to_the_published_figures():
                  for row in md_table("## Residents per MSS edition")}
     geography = load_geography(BERLIN)
     cycles = yaml.safe_load((BERLIN / "city.yml").read_text(encoding="utf-8"))["report_cycles"]
-    residents, areas, with_s3, cycle_of = Counter(), Counter(), Counter(), {}
+    residents, areas, cycle_of = Counter(), Counter(), {}
+    with_s = {status: Counter() for status in ("s1", "s2", "s3", "s4")}
+    mss = {(row["edition"], row["plr_id"]): row for row in mss_rows()}
     for row in calibration():
+        # each Planungsraum is an area valid in its report cycle
+        assert row["plr_id"] in geography.base_keys(int(row["report_cycle"]))
+        if row["value_status"] == "assumed":
+            continue
         edition = int(row["mss_edition"])
         residents[edition] += int(row["residents"] or 0)
         areas[edition] += 1
-        with_s3[edition] += bool(row["s3_transfer_share"])
+        for status, column in STATUS_COLUMNS.items():
+            with_s[status][edition] += bool(row[column])
+            # the published value, as published (S2 empty from MSS 2019 on)
+            assert row[column] == mss[(row["mss_edition"], row["plr_id"])][status.upper()], (edition, status)
         cycle_of.setdefault(edition, set()).add(int(row["report_cycle"]))
-        # each Planungsraum is an area valid in its report cycle
-        assert row["plr_id"] in geography.base_keys(int(row["report_cycle"]))
     assert set(published) == set(residents)
     for edition, (plr, total, valid) in published.items():
         assert (areas[edition], residents[edition]) == (plr, total), edition
-        assert with_s3[edition] == valid, edition  # S3 is given exactly for the valid PLR
+        for status in ("s1", "s3", "s4"):
+            assert with_s[status][edition] == valid, edition  # S1, S3, S4 are given exactly for the valid PLR
+        assert with_s["s2"][edition] == (valid if edition < 2019 else 0), edition
         assert cycle_of[edition] == {edition - 1}  # the MSS status date: 31 Dec of the year before the edition
-    assert sorted(cycle for found in cycle_of.values() for cycle in found) == cycles
+    assert sorted(cycle for found in cycle_of.values() for cycle in found) == cycles[1:]
+
+
+STATUS_COLUMNS = {"s1": "s1_unemployed", "s2": "s2_long_term_unemployed", "s3": "s3_transfer_not_unemployed",
+                  "s4": "s4_sgb2_age_0_14"}
+
+
+@needs_shared
+def test_the_base_cycle_is_two_years_before_the_first_edition_with_s_minus_d():
+    """Report cycle 2010 (the base of MSS 2013's dynamics): S - D of MSS 2013 where both are published, the
+    residents of 2012, marked assumed; on the LOR until 2020 (all 447 Planungsräume)."""
+    rows = [row for row in calibration() if row["report_cycle"] == "2010"]
+    assert {row["value_status"] for row in rows} == {"assumed"}
+    assert sorted(row["plr_id"] for row in rows) == sorted(load_geography(BERLIN).base_keys(2010))
+    first = {row["plr_id"]: row for row in mss_rows() if row["edition"] == "2013"}
+    checked = 0
+    for row in rows:
+        published = first[row["plr_id"]]
+        assert row["residents"] == str(int(float(published["residents"])))
+        for status, column in STATUS_COLUMNS.items():
+            s, d = published[status.upper()], published["D" + status[1]]
+            if s and d:
+                assert abs(float(row[column]) - (float(s) - float(d))) < 1e-9
+                checked += 1
+            else:
+                assert row[column] == ""
+    assert checked == 4 * 434  # every valid Planungsraum of MSS 2013, S1-S4
 
 
 def old_residents() -> dict[str, int]:
@@ -172,8 +207,24 @@ def test_the_names_that_persist_are_converted_one_to_one_as_published():
     names = {(a.area_id, a.valid_to is None): a.area_name for a in geography.areas_of("planungsraum")}
     exact = [row for row in conversion.rows if conversion.is_exact(row.old_area_id)]
     assert all(names[(row.old_area_id, False)] == names[(row.new_area_id, True)] for row in exact)
-    # berlin.md counts names; Schloßstraße is a Planungsraum in two Bezirke in both versions
-    assert len({names[(row.new_area_id, True)] for row in exact}) == int(match.group(1))
+    # berlin.md counts names; Schloßstraße is a Planungsraum in two Bezirke in both versions. A persisting name
+    # whose old area also feeds a new area no other old one feeds (an unnamed part cut from it) is split, assumed
+    same_name = [row for row in conversion.rows if row.basis == "same_name"]
+    assert all(names[(row.old_area_id, False)] == names[(row.new_area_id, True)] for row in same_name)
+    assert len({names[(row.new_area_id, True)] for row in same_name}) == int(match.group(1))
+    assert {row.basis for row in exact} == {"same_name"} and len(exact) >= 300
+
+
+def test_every_new_planungsraum_with_residents_is_fed_by_an_old_one():
+    """Else it would have no value before the reform and no change since 2018 (the MSS 2021 dynamics): the
+    new areas no old one feeds have no residents in MSS 2021."""
+    geography = load_geography(BERLIN)
+    conversion = load_conversion(geography)
+    fed = {row.new_area_id for row in conversion.rows}
+    residents_2021 = {row["plr_id"]: int(row["residents"] or 0) for row in calibration()
+                      if row["mss_edition"] == "2021"}
+    unfed = set(geography.base_keys(2020)) - fed
+    assert unfed and all(residents_2021[key] == 0 for key in unfed)
 
 
 # --- hostile conversion rows ------------------------------------------------------------------------------
@@ -268,13 +319,18 @@ def test_the_methods_and_action_areas_of_city_yml_name_berlin_levels():
     levels = {level.id for level in GEOGRAPHY.levels}
     assert config.action_areas["area_level"] in levels
     methods = config.methods()
-    assert [(m.id, m.area_level, m.min_population) for m in methods] == [("mss_style", "planungsraum", 300)]
-    # the method's indicators are the catalogue's transfer rates (S1/S2, unemployment, follow in a later issue)
+    assert [(m.id, m.area_level, m.min_population) for m in methods] == [("berlin_mss", "planungsraum", 300)]
+    # the method's indicators are catalogue indicators: S1-S4 and their changes D1-D4 (computed in dbt)
     catalogue = PROJECT_DIR / "dbt_project" / "seeds" / "catalogue" / "indicator_catalogue.csv"
     with open(catalogue, encoding="utf-8", newline="") as handle:
-        known = {row["indicator_id"] for row in csv.DictReader(handle)}
-    status = next(d for d in methods[0].dimensions if d.id == "status")
-    assert {indicator.id for indicator in status.indicators} <= known
+        rows = {row["indicator_id"]: row for row in csv.DictReader(handle)}
+    status, dynamics = (next(d for d in methods[0].dimensions if d.id == i) for i in ("status", "dynamics"))
+    assert [i.id for i in status.indicators] == ["unemployment_rate", "long_term_unemployment_rate",
+                                                 "transfer_rate_not_unemployed", "sgb2_rate_age_0_14"]
+    assert [rows[i.id]["change_of_indicator"] for i in dynamics.indicators] == [i.id for i in status.indicators]
+    # S2 and D2 end with MSS 2017 (report cycle 2016), as in the published MSS
+    assert [(i.id, i.last_cycle) for d in (status, dynamics) for i in d.indicators if i.last_cycle] == [
+        ("long_term_unemployment_rate", 2016), ("long_term_unemployment_rate_change", 2016)]
 
 
 @needs_shared

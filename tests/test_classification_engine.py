@@ -628,3 +628,22 @@ def test_the_result_does_not_depend_on_the_row_order_of_the_input():
     for seed in range(3):
         again = classify(rows.sample(fraction=1.0, shuffle=True, seed=seed), mss)
         assert all(getattr(first, name).equals(getattr(again, name)) for name in ("areas", "dimensions", "indicators"))
+
+
+def test_an_indicator_with_a_last_cycle_is_left_out_after_it():
+    """`last_cycle`: the indicator is part of the method up to that cycle only (Berlin's S2 until 2016); after it
+    the index is that of the other indicators, although the table still holds the values."""
+    values = {"a": {"x": 1.0, "y": 9.0}, "b": {"x": 2.0, "y": 1.0}, "c": {"x": 3.0, "y": 5.0}}
+    frame = table(long_rows(2016, values), long_rows(2018, values))
+    both = method(dimension(["x", "y"], standardisation="z_score", combine="sum"))
+    until = method(dimension(["x", {"id": "y", "last_cycle": 2016}], standardisation="z_score", combine="sum"))
+    only_x = method(dimension(["x"], standardisation="z_score", combine="sum"))
+    index = {}
+    for name, chosen in (("both", both), ("until", until), ("only_x", only_x)):
+        result = classify(frame, chosen).dimensions
+        for cycle in (2016, 2018):
+            index[f"{name} {cycle}"] = column(result, "index_value", cycle)
+    assert index["until 2016"] == index["both 2016"]
+    assert index["until 2018"] == index["only_x 2018"] != index["both 2018"]
+    with pytest.raises(MethodError, match="last_cycle is before first_cycle"):
+        method(dimension([{"id": "y", "first_cycle": 2018, "last_cycle": 2016}]))

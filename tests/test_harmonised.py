@@ -18,7 +18,11 @@ from collections import Counter, defaultdict
 
 import duckdb
 import pytest
+import yaml
 
+from social_monitor.catalogue import read_catalogue
+from social_monitor.disclosure import Catalogue, DisclosureRule
+from social_monitor.publish import read_audit
 from social_monitor.settings import PROJECT_DIR, city_dir
 from tests.pipeline_env import BIN, BUILD_MARTS, INGEST, environment, sh
 
@@ -64,13 +68,21 @@ def warehouse(tmp_path_factory):
             "from marts.area_indicators_harmonised where indicator_id = 'residents'").fetchall()
         dynamics = con.execute(
             "select count(*) from classification.area_classification_dimensions "
-            "where method_id = 'mss_style' and report_cycle = ? and dimension_id = 'dynamics' "
+            "where method_id = 'berlin_mss' and report_cycle = ? and dimension_id = 'dynamics' "
             "and index_value is not null", [NEW]).fetchone()[0]
-        notes = con.execute("select notes from classification.classification_methods "
-                            "where method_id = 'mss_style'").fetchone()[0]
+        # D1 of 2020 (marts) beside the two rates it should be the difference of: 2020 on its own version and
+        # 2018 restated on it (area_indicators_harmonised); the change is computed in dbt
+        changes = con.execute(
+            "select c.area_id, c.value, n.value, h.value from marts.area_indicators c "
+            "join marts.area_indicators n on n.report_cycle = c.report_cycle and n.area_level = c.area_level "
+            " and n.area_id = c.area_id and n.indicator_id = 'unemployment_rate' "
+            "join marts.area_indicators_harmonised h on h.report_cycle = ? and h.area_level = c.area_level "
+            " and h.area_id = c.area_id and h.indicator_id = 'unemployment_rate' "
+            "where c.report_cycle = ? and c.area_level = 'planungsraum' "
+            "and c.indicator_id = 'unemployment_rate_change'", [OLD, NEW]).fetchall()
     return {"root": root, "env": env, "logs": logs, "persons": persons, "own": {(c, lv, a): n for c, lv, a, n in own},
             "harmonised": {(c, lv, a): (n, est, version) for c, lv, a, n, est, version in harmonised},
-            "dynamics": dynamics, "notes": notes}
+            "dynamics": dynamics, "changes": changes}
 
 
 def test_own_version_counts_are_the_delivered_persons(warehouse):
@@ -129,10 +141,15 @@ def test_estimates_are_flagged_exactly_where_a_split_feeds(warehouse):
 
 
 def test_the_dynamics_of_2020_compare_with_2018_on_the_new_version(warehouse):
-    """The change since 2018 of the Planungsräume of 2021 is computed (from 2018 restated on their version),
-    and the method's notes say so."""
+    """The change since 2018 of the Planungsräume of 2021 (D1, a catalogue indicator computed in dbt) is the
+    rate of 2020 minus the rate of 2018 restated on the LOR of 2021, for every Planungsraum of 2021, and the
+    MSS method classifies the dynamics of 2020 from it."""
     assert warehouse["dynamics"] > 200
-    assert f"compares with {OLD} restated on the geography version of {NEW}" in warehouse["notes"]
+    changes = warehouse["changes"]
+    assert len(changes) == 542
+    with_value = [(change, now, then) for _, change, now, then in changes if now is not None and then is not None]
+    assert len(with_value) > 500
+    assert all(abs(change - (now - then)) < 1e-9 for change, now, then in with_value)
 
 
 def test_a_changed_conversion_recounts_the_placement(warehouse, tmp_path):
@@ -223,3 +240,32 @@ def test_the_report_and_the_exports_speak_berlins_levels(warehouse):
         exported = {p.name for p in (folder / "exports" / str(cycle)).iterdir()}
         assert {"area_indicators.parquet", "area_indicators_harmonised.parquet",
                 "area_conversion.parquet"} <= exported
+
+
+def test_a_change_is_published_only_beside_both_its_published_rates(warehouse, tmp_path):
+    """D1 of 2020 is the rate of 2020 minus 2018 restated on the LOR of 2021: published only where both are
+    (SQL here is the oracle), suppressed elsewhere; a file that shows a suppressed one fails the audit."""
+    path = warehouse["root"] / "data" / "published" / "marts.duckdb"
+    rows = published(warehouse, """
+        select c.area_id, c.suppression is null, n.suppression is null and h.suppression is null
+        from area_indicators c
+        join area_indicators n on n.report_cycle = c.report_cycle and n.area_level = c.area_level
+         and n.area_id = c.area_id and n.indicator_id = 'unemployment_rate'
+        join area_indicators_harmonised h on h.report_cycle = ? and h.area_level = c.area_level
+         and h.area_id = c.area_id and h.indicator_id = 'unemployment_rate'
+        where c.report_cycle = ? and c.indicator_id = 'unemployment_rate_change'""", OLD, NEW)
+    assert len(rows) > 542
+    assert all(shown == both for _, shown, both in rows)
+    hidden = [area for area, shown, _ in rows if not shown]
+    assert hidden and len(hidden) < len(rows)
+    # a tampered copy that shows one suppressed change fails the audit, as a cell recoverable by subtraction
+    copy = tmp_path / "tampered.duckdb"
+    shutil.copy(path, copy)
+    with duckdb.connect(str(copy)) as con:
+        con.execute("update area_indicators set suppression = null, value = 0.5 where report_cycle = ? "
+                    "and indicator_id = 'unemployment_rate_change' and area_id = ?", [NEW, hidden[0]])
+    rule = DisclosureRule.from_config(yaml.safe_load((BERLIN / "city.yml").read_text(encoding="utf-8"))["publication"])
+    catalogue = Catalogue.from_rows(read_catalogue())
+    assert read_audit(path, catalogue, rule).passed
+    tampered = read_audit(copy, catalogue, rule)
+    assert not tampered.passed and sum(tampered.by_subtraction.values()) >= 1

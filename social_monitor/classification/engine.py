@@ -228,8 +228,9 @@ def _observations(table: pl.DataFrame, method: Method, cycles: list[int], restat
     for dimension in method.dimensions:
         for spec in dimension.indicators:
             values, base_of = _indicator_values(table, spec, cycles, restated, notes)
+            used = grid.filter(pl.col("report_cycle").map_elements(spec.used_in, return_dtype=pl.Boolean))
             frames.append(
-                grid.join(values, on=["report_cycle", "area_id"], how="left").with_columns(
+                used.join(values, on=["report_cycle", "area_id"], how="left").with_columns(
                     pl.lit(dimension.id).alias("dimension_id"),
                     pl.lit(spec.id).alias("indicator_id"),
                     pl.lit(spec.source).alias("source_indicator_id"),

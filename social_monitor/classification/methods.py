@@ -54,6 +54,14 @@ class IndicatorSpec:
     # a derived indicator: the change of ``change_of`` since the previous cycle (or ``change_years`` before)
     change_of: str | None = None
     change_years: int | None = None
+    # the report cycles the indicator is part of the method (inclusive; None: open), e.g. an indicator a
+    # method dropped from an edition on (Berlin MSS: S2 until the 2017 edition)
+    first_cycle: int | None = None
+    last_cycle: int | None = None
+
+    def used_in(self, cycle: int) -> bool:
+        return (self.first_cycle is None or self.first_cycle <= cycle) and (
+            self.last_cycle is None or cycle <= self.last_cycle)
 
     @property
     def source(self) -> str:
@@ -315,7 +323,14 @@ def _indicator(raw: object, where: str) -> IndicatorSpec:
         raw = {"id": raw}
     if not isinstance(raw, Mapping) or not raw.get("id"):
         raise MethodError(f"{where}: an indicator is an id or a mapping with `id`")
-    _keys(raw, {"id", "direction", "weight", "name_de", "unit", "change_of", "change_years"}, where)
+    _keys(raw, {"id", "direction", "weight", "name_de", "unit", "change_of", "change_years", "first_cycle",
+                "last_cycle"}, where)
+    for key in ("first_cycle", "last_cycle"):
+        if raw.get(key) is not None and not _integer(raw[key]):
+            raise MethodError(f"{where} ({raw['id']}): {key} must be a report cycle (a whole number)")
+    if raw.get("first_cycle") is not None and raw.get("last_cycle") is not None and \
+            raw["last_cycle"] < raw["first_cycle"]:
+        raise MethodError(f"{where} ({raw['id']}): last_cycle is before first_cycle")
     weight = raw.get("weight", 1.0)
     if not _number(weight) or weight <= 0:
         raise MethodError(f"{where} ({raw['id']}): weight must be a finite number > 0, not {weight!r}")
@@ -332,6 +347,8 @@ def _indicator(raw: object, where: str) -> IndicatorSpec:
         unit=raw.get("unit"),
         change_of=str(raw["change_of"]) if raw.get("change_of") else None,
         change_years=change_years,
+        first_cycle=raw.get("first_cycle"),
+        last_cycle=raw.get("last_cycle"),
     )
 
 
