@@ -169,7 +169,8 @@ docs: install
 # dbt docs of the published file (tables and columns in German); needs data/<city>/published/marts.duckdb (make run)
 docs-serve: install
 	cd dbt_project && export SOCIAL_MONITOR_PUBLISHED="$$(../$(BIN)/python -c 'from social_monitor.settings import load_settings; print(load_settings().published_path)')" && \
-	../$(BIN)/dbt docs generate --target docs --profiles-dir . --target-path target/docs && \
+	../$(BIN)/dbt docs generate --target docs --profiles-dir . --target-path target/docs \
+		--vars "$$(../$(BIN)/python -c 'from social_monitor.settings import dbt_vars_json; print(dbt_vars_json())')" && \
 	../$(BIN)/dbt docs serve --target docs --profiles-dir . --target-path target/docs --host 127.0.0.1 --port 8080 --no-browser
 
 # The Bericht zur sozialen Lage per report cycle (data/<city>/published/report/bericht_<cycle>.html) from the published file

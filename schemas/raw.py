@@ -23,6 +23,10 @@ import polars as pl
 
 SEX_CODES = ["m", "w", "d", "o"]  # männlich, weiblich, divers, ohne Angabe
 NATIONALITY_GROUPS = ["deutsch", "EU", "Drittstaat", "staatenlos/ungeklärt"]
+# Country of birth as the register's Geburtsstaat grouped: born in Germany, abroad, or not recorded (older
+# entries). Three codes suffice for every city's migration background (born abroad or not) and stay
+# publishable; a city maps its country keys to them in its layout.
+BIRTH_COUNTRY_GROUPS = ["Inland", "Ausland", "unbekannt"]
 RESIDENCE_TYPES = ["H", "N"]  # Hauptwohnung, Nebenwohnung
 SGB12_KINDS = ["HLU", "GSI"]  # Hilfe zum Lebensunterhalt (3. Kap.), Grundsicherung im Alter/bei EM (4. Kap.)
 LEGAL_BASES = ["SGB II", "SGB III"]  # Rechtskreis of a registered unemployed person
@@ -98,6 +102,11 @@ class RegisterPersons(_BornBeforeReference):
     unterbezirk_id: str = area_key()
     street_key: str = column(personal=True, str_matches=r"^\d{5}$")
     house_number: str = column(personal=True, str_length={"min_value": 1, "max_value": 8})
+    # a second nationality (the same groups as the first; empty: none), the country of birth grouped, and the
+    # household the register's Haushaltegenerierung assigns (pseudonymised like the person key)
+    second_nationality_group: str = column(codes=NATIONALITY_GROUPS, nullable=True)
+    birth_country: str = column(codes=BIRTH_COUNTRY_GROUPS)
+    household_key: str = column(pseudonymise=True, str_length={"min_value": 1, "max_value": 64})
 
     class Config:
         unique = ["person_key"]

@@ -19,6 +19,7 @@ moved by an environment variable:
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,6 +35,13 @@ DEFAULT_CITY = "dortmund"
 CITY_FILE = "city.yml"
 # how long a run waits for the run that holds the warehouse (social_monitor/storage.py) before it gives up
 DEFAULT_RUN_LOCK_WAIT_SECONDS = 3600.0
+# The criteria a city may combine into its migration background (city.yml ``migration_background``; their
+# SQL: dbt_project/macros/migration_background.sql): a person has one when any declared criterion applies.
+MIGRATION_BACKGROUND_CRITERIA = {
+    "non_german": "no German nationality",
+    "second_nationality": "a second nationality other than German",
+    "born_abroad": "born abroad",
+}
 
 
 @dataclass(frozen=True)
@@ -68,12 +76,14 @@ class CityConfig:
     publication: Mapping[str, object] | None = None
     # the report (social_monitor/report): map_levels, the levels drawn as maps
     report: Mapping[str, object] | None = None
+    # the criteria of the migration background the city applies (MIGRATION_BACKGROUND_CRITERIA), sorted
+    migration_background: tuple[str, ...] = ()
     config_dir: Path = CITIES_DIR / DEFAULT_CITY
 
     @classmethod
     def from_file(cls, path: Path) -> CityConfig:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        missing = [key for key in ("report_cycles", "action_areas") if key not in raw]
+        missing = [key for key in ("report_cycles", "action_areas", "migration_background") if key not in raw]
         if missing:
             raise ValueError(f"{path}: missing {', '.join(missing)}")
         cycles = tuple(sorted(int(c) for c in raw["report_cycles"]))
@@ -88,8 +98,13 @@ class CityConfig:
             quarantine_max_share=float(raw.get("quarantine_max_share", 0.01)),
             publication=raw.get("publication"),
             report=raw.get("report"),
+            migration_background=migration_background(path, raw["migration_background"]),
             config_dir=Path(path).resolve().parent,
         )
+
+    def dbt_vars(self) -> dict[str, object]:
+        """The city's settings dbt reads as vars (``dbt build --vars``), read once from city.yml."""
+        return {"migration_background": list(self.migration_background)}
 
     def methods(self) -> list:
         """The configured classification methods, loaded and checked (paths resolved beside the config)."""
@@ -104,6 +119,32 @@ class CityConfig:
         if len(set(ids)) != len(ids):
             raise ValueError(f"classification_methods: method ids repeat: {', '.join(ids)}")
         return methods
+
+
+def migration_background(path: Path, declared: object) -> tuple[str, ...]:
+    """The criteria of city.yml's ``migration_background`` that apply: a mapping of every criterion of
+    MIGRATION_BACKGROUND_CRITERIA to true or false, at least one true."""
+    known = ", ".join(f"{name} ({text})" for name, text in MIGRATION_BACKGROUND_CRITERIA.items())
+    where = f"{path}: migration_background"
+    if not isinstance(declared, Mapping):
+        raise ValueError(f"{where} must map each criterion to true or false: {known}")
+    unknown = sorted(str(key) for key in declared if key not in MIGRATION_BACKGROUND_CRITERIA)
+    missing = [key for key in MIGRATION_BACKGROUND_CRITERIA if key not in declared]
+    if unknown or missing:
+        raise ValueError(f"{where}: unknown criteria {unknown}, missing {missing}; the criteria are {known}")
+    not_bool = sorted(str(key) for key, value in declared.items() if not isinstance(value, bool))
+    if not_bool:
+        raise ValueError(f"{where}: {', '.join(not_bool)} must be true or false")
+    applied = tuple(sorted(key for key, value in declared.items() if value))
+    if not applied:
+        raise ValueError(f"{where}: at least one criterion must be true ({known})")
+    return applied
+
+
+def dbt_vars_json(settings: Settings | None = None) -> str:
+    """The city's dbt vars as the JSON text ``dbt --vars`` takes (for a dbt call outside the pipeline)."""
+    settings = load_settings() if settings is None else settings
+    return json.dumps(settings.config().dbt_vars(), sort_keys=True)
 
 
 def city_dir(name_or_path: str | os.PathLike) -> Path:

@@ -45,7 +45,9 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def person(key: str, born: str, ub: str, *, sex="w", nationality="deutsch", residence="H", moved=None) -> dict:
+def person(key: str, born: str, ub: str, *, sex="w", nationality="deutsch", residence="H", moved=None,
+           second_nationality=None, birth_country="Inland", household=None) -> dict:
     return {"Personen_ID": key, "Geburtsdatum": born, "Geschlecht": sex, "Staatsangehörigkeit": nationality,
             "Wohnungsstatus": residence, "Zuzugsdatum": moved or born, "Unterbezirk": ub,
-            "Straßenschlüssel": "04711", "Hausnummer": "12a"}
+            "Straßenschlüssel": "04711", "Hausnummer": "12a", "Staatsangehörigkeit_2": second_nationality,
+            "Geburtsland": birth_country, "Haushalts_ID": household or f"HH-{key}"}

@@ -26,7 +26,7 @@ from social_monitor.geography import load_geography
 from social_monitor.ingest import load_delivery
 from social_monitor.pseudonyms import PseudonymKey
 from social_monitor.reference import write_reference
-from social_monitor.settings import DBT_PROJECT_DIR, DEFAULT_CITY, PROJECT_DIR, city_dir
+from social_monitor.settings import DBT_PROJECT_DIR, DEFAULT_CITY, PROJECT_DIR, city_dir, dbt_vars_json
 from tests.deliveries import LAYOUTS, person, write_delivery
 from tests.waiting import CEILING_SECONDS
 
@@ -68,7 +68,8 @@ def _dbt_build(root: Path, warehouse: Path, name: str) -> dict[str, object]:
     env = {**os.environ, "SOCIAL_MONITOR_WAREHOUSE": str(warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     done = subprocess.run(
         [DBT, "build", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-         "--target-path", str(target), "--log-path", str(root / f"logs_{name}"), "--store-failures"],
+         "--target-path", str(target), "--log-path", str(root / f"logs_{name}"), "--store-failures",
+         "--vars", dbt_vars_json()],
         env=env, capture_output=True, text=True, timeout=CEILING_SECONDS)
     results = json.loads((target / "run_results.json").read_text(encoding="utf-8"))["results"]
     status = {r["unique_id"].split(".")[-1]: r["status"] for r in results}

@@ -27,7 +27,7 @@ from schemas.published import DOCUMENTED_TABLES, PUBLISHED_TABLES, data_dictiona
 from social_monitor import cli
 from social_monitor.exports import SUPPRESSED_FILL, SUPPRESSED_MARK, export, has_cycle_column, workbook_name
 from social_monitor.published_docs import SOURCES_PATH, render_sources
-from social_monitor.settings import DBT_PROJECT_DIR
+from social_monitor.settings import DBT_PROJECT_DIR, dbt_vars_json
 from tests.waiting import CEILING_SECONDS
 
 CYCLES = (2018, 2025)
@@ -359,7 +359,7 @@ def test_dbt_docs_generate_catalogues_the_published_tables_in_german(published, 
     env = {**os.environ, "SOCIAL_MONITOR_PUBLISHED": str(path)}
     done = subprocess.run(
         [str(Path(sys.executable).parent / "dbt"), "docs", "generate", "--target", "docs", "--profiles-dir", ".",
-         "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")],
+         "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs"), "--vars", dbt_vars_json()],
         cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True, timeout=CEILING_SECONDS)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     catalog = json.loads((tmp_path / "target" / "catalog.json").read_text())

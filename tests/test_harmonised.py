@@ -23,7 +23,7 @@ import yaml
 from social_monitor.catalogue import read_catalogue
 from social_monitor.disclosure import Catalogue, DisclosureRule
 from social_monitor.publish import read_audit
-from social_monitor.settings import PROJECT_DIR, city_dir
+from social_monitor.settings import PROJECT_DIR, city_dir, dbt_vars_json, load_settings
 from tests.pipeline_env import BIN, BUILD_MARTS, INGEST, environment, sh
 
 BERLIN = city_dir("berlin")
@@ -167,7 +167,8 @@ def test_a_changed_conversion_recounts_the_placement(warehouse, tmp_path):
                         [weight, old, new])
     sh({**warehouse["env"], "SOCIAL_MONITOR_WAREHOUSE": str(copy)}, str(BIN / "dbt"), "run", "--project-dir",
        str(PROJECT_DIR / "dbt_project"), "--profiles-dir", str(PROJECT_DIR / "dbt_project"),
-       "-s", "int_base_area_successors", "int_base_area_counts")
+       "-s", "int_base_area_successors", "int_base_area_counts",
+       "--vars", dbt_vars_json(load_settings(warehouse["env"])))
     with duckdb.connect(str(copy), read_only=True) as con:
         counted = dict(con.execute("select current_base_area_id, sum(residents) from intermediate.int_base_area_counts "
                                    "where report_cycle = ? and base_area_id = ? group by 1", [OLD, old]).fetchall())

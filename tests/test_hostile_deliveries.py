@@ -81,6 +81,8 @@ def valid_row(draw, source: str) -> dict[str, object]:
     born = draw(dates(dt.date(1910, 1, 1), dt.date(2010, 12, 31)))
     row: dict[str, object] = {header: draw(strategy) for header, strategy in codes.items()}
     row["Personen_ID"] = draw(markers)
+    if "Haushalts_ID" in HEADERS[source]:  # the register's household key: personal, like the person key
+        row["Haushalts_ID"] = draw(markers)
     if "BG_Nummer" in HEADERS[source]:
         row["BG_Nummer"] = draw(markers)
         row["Alter"] = draw(st.integers(0, 67))

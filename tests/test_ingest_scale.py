@@ -139,7 +139,7 @@ def test_duplicate_keys_are_checked_over_the_keys_of_the_contract():
 
 def _register_text(*rows: dict) -> str:
     headers = list(LAYOUTS["register"].file_columns)
-    lines = [";".join(headers)] + [";".join(str(row[h]) for h in headers) for row in rows]
+    lines = [";".join(headers)] + [";".join("" if row[h] is None else str(row[h]) for h in headers) for row in rows]
     return "\n".join(lines) + "\n"
 
 

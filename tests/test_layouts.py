@@ -38,10 +38,14 @@ OTHER = {
         "encoding": "utf-8", "separator": None, "date_format": "%Y-%m-%d",
         "headers": {"unterbezirk_id": "PLR", "person_key": "ID", "sex": "GESCHL", "birth_date": "GEBDAT",
                     "nationality_group": "STAAT", "residence_type": "WHG", "move_in_date": "EINZUG",
-                    "street_key": "STRSCHL", "house_number": "HNR"},
+                    "street_key": "STRSCHL", "house_number": "HNR", "household_key": "HHID",
+                    "birth_country": "GEBLAND", "second_nationality_group": "STAAT2"},
         "codes": {"sex": {1: "m", 2: "w", 3: "d", 4: "o"},
                   "nationality_group": {"D": "deutsch", "EU": "EU", "NEU": "Drittstaat", "X": "staatenlos/ungeklärt"},
-                  "residence_type": {"HW": "H", "NW": "N", "Haupt": "H"}},
+                  "residence_type": {"HW": "H", "NW": "N", "Haupt": "H"},
+                  "second_nationality_group": {"D2": "deutsch", "EU2": "EU", "NEU2": "Drittstaat",
+                                               "X2": "staatenlos/ungeklärt"},
+                  "birth_country": {"I": "Inland", "A": "Ausland", "?": "unbekannt"}},
     },
     "sgb2": {
         "file_name": "sgb2-bestand-{reference_date}.txt", "format": "csv", "encoding": "utf-8", "separator": ",",
@@ -86,7 +90,7 @@ def test_the_dortmund_layout_is_todays_delivery():
     assert (layouts["register"].encoding, layouts["register"].separator) == ("cp1252", ";")
     assert list(layouts["register"].file_columns) == [
         "Personen_ID", "Geburtsdatum", "Geschlecht", "Staatsangehörigkeit", "Wohnungsstatus", "Zuzugsdatum",
-        "Unterbezirk", "Straßenschlüssel", "Hausnummer"]
+        "Unterbezirk", "Straßenschlüssel", "Hausnummer", "Staatsangehörigkeit_2", "Geburtsland", "Haushalts_ID"]
     assert layouts["sgb2"].file_format == "parquet" and layouts["sgb2"].separator is None
     assert layouts["sgb12"].codes == {"benefit_kind": {"HLU": "HLU", "GSI": "GSI"}}
     assert layouts["asylblg"].manifest_name(dt.date(2007, 12, 31)) == "asylblg_2007-12-31.manifest.json"

@@ -289,9 +289,11 @@ def _delivered_identifiers(landing: Path) -> set[str]:
     keys: set[str] = set()
     with duckdb.connect() as con:
         for path in landing.glob("*.csv"):
-            keys |= {r[0] for r in con.execute(
-                "select Personen_ID from read_csv(?, delim=';', header=true, all_varchar=true, encoding='latin-1')",
-                [str(path)]).fetchall()}
+            file = f"read_csv('{path}', delim=';', header=true, all_varchar=true, encoding='latin-1')"
+            columns = [c for c in ("Personen_ID", "Haushalts_ID")  # the register carries its household key
+                       if c in {r[0] for r in con.execute(f"describe select * from {file}").fetchall()}]
+            keys |= {value for r in con.execute(f"select {', '.join(columns)} from {file}").fetchall()
+                     for value in r if value is not None}
         for path in landing.glob("*.parquet"):
             keys |= {value for r in con.execute("select Personen_ID, BG_Nummer from read_parquet(?)",
                                                 [str(path)]).fetchall() for value in r}
@@ -318,3 +320,72 @@ def test_no_delivered_identifier_in_logs_dagster_storage_models_or_the_published
             hits = [(schema, table, column) for schema, table, column in columns if con.execute(
                 f'select count(*) from "{schema}"."{table}" where "{column}" in (select key from _keys)').fetchone()[0]]
         assert hits == [], database
+
+
+def test_register_indicators_match_the_delivered_register(run):
+    """Migration background, households and moves, per Unterbezirk and cycle in the private marts, equal what
+    plain SQL over the delivered register files gives (Dortmund's city.yml declares all three criteria of the
+    migration background); the first cycle has no moves (absent, not zero)."""
+    import yaml
+
+    city = yaml.safe_load((Path(__file__).resolve().parent.parent / "config" / "dortmund" / "city.yml")
+                          .read_text(encoding="utf-8"))
+    assert city["migration_background"] == {"non_german": True, "second_nationality": True, "born_abroad": True}
+    landing = run["root"] / "data" / "landing"
+    with duckdb.connect() as oracle:
+        parts = [f"""select {cycle} as cycle, * from read_csv('{landing}/bevoelkerung_{cycle}-12-31.csv', delim=';',
+                     header=true, all_varchar=true, encoding='latin-1')""" for cycle in (2007, 2012, 2018, 2025)]
+        oracle.execute("create table r as select * from (" + " union all ".join(parts) + ") "
+                       "where Wohnungsstatus = 'H'")
+        oracle.execute("""create table p as select cycle, Personen_ID as person, Unterbezirk as area,
+                          Haushalts_ID as hh, cycle - year(strptime(Geburtsdatum, '%d.%m.%Y')) as age,
+                          strptime(Zuzugsdatum, '%d.%m.%Y') as moved, strptime(Geburtsdatum, '%d.%m.%Y') as born,
+                          "Staatsangehörigkeit" <> 'deutsch' or coalesce("Staatsangehörigkeit_2" <> 'deutsch', false)
+                              or Geburtsland = 'Ausland' as migration
+                          from r""")
+        expected = set(oracle.execute("""
+            with hh as (select cycle, hh, any_value(area) as area, count(distinct area) as areas,
+                               count(*) filter (where age >= 18) as adults, count(*) filter (where age < 18) as kids
+                        from p group by all),
+                 hh_area as (select cycle, area, count(*) as households,
+                                    count(*) filter (where kids > 0) as with_children,
+                                    count(*) filter (where kids > 0 and adults = 1) as single_parent
+                             from hh where areas = 1 group by all),
+                 prev as (select * from (values (2012, 2007), (2018, 2012), (2025, 2018)) t(cycle, before)),
+                 moves_in as (select p.cycle, p.area, count(*) as n from p join prev using (cycle)
+                              where p.moved > make_date(prev.before, 12, 31) and p.moved <> p.born
+                                and not exists (select 1 from p q where q.cycle = prev.before
+                                                and q.person = p.person and q.area = p.area)
+                              group by all),
+                 moves_out as (select prev.cycle, q.area, count(*) as n from p q join prev on q.cycle = prev.before
+                               where not exists (select 1 from p where p.cycle = prev.cycle
+                                                 and p.person = q.person and p.area = q.area)
+                               group by all)
+            select a.cycle, a.area, a.migration, h.households, h.with_children, h.single_parent,
+                   case when a.cycle > 2007 then coalesce(i.n, 0) end,
+                   case when a.cycle > 2007 then coalesce(o.n, 0) end
+            from (select cycle, area, count(*) filter (where migration) as migration from p group by all) a
+            join hh_area h using (cycle, area)
+            left join moves_in i using (cycle, area)
+            left join moves_out o using (cycle, area)
+        """).fetchall())
+    with duckdb.connect(str(run["warehouse"]), read_only=True) as con:
+        found = set(con.execute("""
+            select report_cycle, area_id,
+                   max(measure_value) filter (where measure_id = 'residents_migration_background'),
+                   max(measure_value) filter (where measure_id = 'households'),
+                   max(measure_value) filter (where measure_id = 'households_with_children'),
+                   max(measure_value) filter (where measure_id = 'households_single_parent'),
+                   max(measure_value) filter (where measure_id = 'moves_in'),
+                   max(measure_value) filter (where measure_id = 'moves_out')
+            from intermediate.int_area_measures where area_level = 'unterbezirk' group by all
+        """).fetchall())
+        rates = con.execute("""
+            select report_cycle, count(*) filter (where indicator_id = 'move_in_rate'),
+                   count(*) filter (where indicator_id = 'share_single_parent_households')
+            from marts.area_indicators group by 1 order by 1
+        """).fetchall()
+    assert len(expected) == 4 * 170
+    assert found == expected
+    assert rates[0][0] == 2007 and rates[0][1] == 0 and rates[0][2] > 0  # 2007: no moves, but households
+    assert all(row[1] > 0 for row in rates[1:])

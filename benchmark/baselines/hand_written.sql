@@ -59,19 +59,70 @@ residents as (
     select
         d.report_cycle,
         unterbezirk_id,
+        person_key,
+        household_key,
+        move_in_date,
+        move_in_date = birth_date as moved_in_at_birth,
         date_diff('year', birth_date, d.reference_date)  -- completed years (macro age_at)
             - case when month(d.reference_date) * 100 + day(d.reference_date)
                         < month(birth_date) * 100 + day(birth_date) then 1 else 0 end as age_years,
-        nationality_group <> 'deutsch' as is_non_german
+        nationality_group <> 'deutsch' as is_non_german,
+        -- migration background: the three criteria of config/dortmund/city.yml (non-German, a second
+        -- nationality other than German, born abroad)
+        nationality_group <> 'deutsch' or coalesce(second_nationality_group <> 'deutsch', false)
+            or birth_country = 'Ausland' as has_migration_background
     from read_csv(list_transform(getvariable('cycles'),
                                  lambda c: getvariable('landing') || '/bevoelkerung_' || c || '-12-31.csv'),
                   delim = ';', header = true, auto_detect = false, encoding = 'latin-1', dateformat = '%d.%m.%Y',
                   filename = true,
                   columns = {'person_key': 'VARCHAR', 'birth_date': 'DATE', 'sex': 'VARCHAR',
                              'nationality_group': 'VARCHAR', 'residence_type': 'VARCHAR', 'move_in_date': 'DATE',
-                             'unterbezirk_id': 'VARCHAR', 'street_key': 'VARCHAR', 'house_number': 'VARCHAR'}) as r
+                             'unterbezirk_id': 'VARCHAR', 'street_key': 'VARCHAR', 'house_number': 'VARCHAR',
+                             'second_nationality_group': 'VARCHAR', 'birth_country': 'VARCHAR',
+                             'household_key': 'VARCHAR'}) as r
     join deliveries as d on d.register_file = r.filename
     where residence_type = 'H'
+),
+
+-- Households of main residents, each in its oldest member's Unterbezirk.
+household_counts as (
+    select
+        report_cycle,
+        unterbezirk_id,
+        count(*) as households,
+        count(*) filter (where children > 0) as households_with_children,
+        count(*) filter (where children > 0 and adults = 1) as households_single_parent
+    from (
+        select report_cycle, household_key, arg_max(unterbezirk_id, age_years) as unterbezirk_id,
+               count(*) filter (where age_years >= 18) as adults, count(*) filter (where age_years < 18) as children
+        from residents
+        group by all
+    )
+    group by all
+),
+
+-- Moves since the previous cycle processed (none for the first): by person key and Unterbezirk.
+previous_cycles as (
+    select report_cycle, lag(report_cycle) over (order by report_cycle) as previous_cycle from cycles
+),
+
+moves_in as (
+    select r.report_cycle, r.unterbezirk_id, count(*) as moves_in
+    from residents as r
+    join previous_cycles as p on p.report_cycle = r.report_cycle
+    where r.move_in_date > make_date(p.previous_cycle, 12, 31) and not r.moved_in_at_birth
+        and not exists (select 1 from residents as e where e.report_cycle = p.previous_cycle
+                        and e.person_key = r.person_key and e.unterbezirk_id = r.unterbezirk_id)
+    group by all
+),
+
+moves_out as (
+    select p.report_cycle, e.unterbezirk_id, count(*) as moves_out
+    from residents as e
+    join previous_cycles as p on p.previous_cycle = e.report_cycle
+    where not exists (select 1 from residents as r where r.report_cycle = p.report_cycle
+                      and r.person_key = e.person_key and r.unterbezirk_id = e.unterbezirk_id)
+    group by all
 ),
 
 resident_counts as (
@@ -84,7 +135,8 @@ resident_counts as (
         count(*) filter (where age_years >= 65) as residents_age_65_plus,
         count(*) filter (where age_years < 18) as residents_age_0_17,
         count(*) filter (where age_years < 65) as residents_below_sgb2_age_bound,  -- sgb2_age_bound = 65
-        count(*) filter (where is_non_german) as residents_non_german
+        count(*) filter (where is_non_german) as residents_non_german,
+        count(*) filter (where has_migration_background) as residents_migration_background
     from residents
     group by all
 ),
@@ -160,6 +212,12 @@ unterbezirk_counts as (
         coalesce(r.residents_age_0_17, 0) as residents_age_0_17,
         coalesce(r.residents_below_sgb2_age_bound, 0) as residents_below_sgb2_age_bound,
         coalesce(r.residents_non_german, 0) as residents_non_german,
+        coalesce(r.residents_migration_background, 0) as residents_migration_background,
+        coalesce(h.households, 0) as households,
+        coalesce(h.households_with_children, 0) as households_with_children,
+        coalesce(h.households_single_parent, 0) as households_single_parent,
+        case when p.previous_cycle is not null then coalesce(mi.moves_in, 0) end as moves_in,
+        case when p.previous_cycle is not null then coalesce(mo.moves_out, 0) end as moves_out,
         coalesce(t.recipients_transfer, 0) as recipients_transfer,
         coalesce(t.recipients_transfer_age_0_14, 0) as recipients_transfer_age_0_14,
         coalesce(t.recipients_transfer_age_65_plus, 0) as recipients_transfer_age_65_plus,
@@ -171,6 +229,10 @@ unterbezirk_counts as (
     cross join unterbezirke as u
     left join resident_counts as r on r.report_cycle = c.report_cycle and r.unterbezirk_id = u.unterbezirk_id
     left join recipient_counts as t on t.report_cycle = c.report_cycle and t.unterbezirk_id = u.unterbezirk_id
+    left join household_counts as h on h.report_cycle = c.report_cycle and h.unterbezirk_id = u.unterbezirk_id
+    join previous_cycles as p on p.report_cycle = c.report_cycle
+    left join moves_in as mi on mi.report_cycle = c.report_cycle and mi.unterbezirk_id = u.unterbezirk_id
+    left join moves_out as mo on mo.report_cycle = c.report_cycle and mo.unterbezirk_id = u.unterbezirk_id
 ),
 
 -- Long form, added up to every level (never averaged).

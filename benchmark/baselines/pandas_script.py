@@ -44,15 +44,24 @@ def read_hierarchy(seeds: Path) -> pd.DataFrame:
             .merge(sozialraeume, on="sozialraum_id"))
 
 
-def resident_counts(landing: Path, cycle: int) -> pd.DataFrame:
-    ref = pd.Timestamp(cycle, 12, 31)
+def main_residents(landing: Path, cycle: int) -> pd.DataFrame:
+    """The register's main residents (Wohnungsstatus H) of a cycle."""
     register = pd.read_csv(
         landing / f"bevoelkerung_{cycle}-12-31.csv", sep=";", encoding="cp1252",
-        usecols=["Geburtsdatum", "Staatsangehörigkeit", "Wohnungsstatus", "Unterbezirk"],
-        dtype={"Staatsangehörigkeit": "category", "Wohnungsstatus": "category", "Unterbezirk": "category"},
-        parse_dates=["Geburtsdatum"], date_format="%d.%m.%Y",
+        usecols=["Personen_ID", "Geburtsdatum", "Staatsangehörigkeit", "Wohnungsstatus", "Zuzugsdatum",
+                 "Unterbezirk", "Staatsangehörigkeit_2", "Geburtsland", "Haushalts_ID"],
+        dtype={"Personen_ID": str, "Staatsangehörigkeit": "category", "Wohnungsstatus": "category",
+               "Unterbezirk": str, "Staatsangehörigkeit_2": "category", "Geburtsland": "category",
+               "Haushalts_ID": str},
+        parse_dates=["Geburtsdatum", "Zuzugsdatum"], date_format="%d.%m.%Y",
     )
-    register = register[register["Wohnungsstatus"] == "H"]  # main residence only
+    return register[register["Wohnungsstatus"] == "H"]  # main residence only
+
+
+def resident_counts(register: pd.DataFrame, cycle: int, previous: pd.DataFrame | None,
+                    previous_cycle: int | None) -> pd.DataFrame:
+    """Counts per Unterbezirk of a cycle's main residents; moves against the previous cycle's (if any)."""
+    ref = pd.Timestamp(cycle, 12, 31)
     age = age_at(register["Geburtsdatum"], ref)
     flags = pd.DataFrame({
         "unterbezirk_id": register["Unterbezirk"],
@@ -63,8 +72,39 @@ def resident_counts(landing: Path, cycle: int) -> pd.DataFrame:
         "residents_age_0_17": age < 18,
         "residents_below_sgb2_age_bound": age < SGB2_AGE_BOUND,
         "residents_non_german": register["Staatsangehörigkeit"] != "deutsch",
+        # the three criteria of config/dortmund/city.yml: non-German, a second nationality other than
+        # German, born abroad
+        "residents_migration_background": (register["Staatsangehörigkeit"] != "deutsch")
+        | (register["Staatsangehörigkeit_2"].notna() & (register["Staatsangehörigkeit_2"] != "deutsch"))
+        | (register["Geburtsland"] == "Ausland"),
     })
     counts = flags.groupby("unterbezirk_id", observed=True).sum().astype("int64")
+
+    # households, each in its oldest member's Unterbezirk
+    members = pd.DataFrame({"household": register["Haushalts_ID"], "unterbezirk_id": register["Unterbezirk"],
+                            "age": age, "adult": age >= 18, "child": age < 18})
+    oldest = members.sort_values("age", ascending=False, kind="stable").drop_duplicates("household")
+    per_household = members.groupby("household").agg(adults=("adult", "sum"), children=("child", "sum"))
+    per_household = per_household.join(oldest.set_index("household")["unterbezirk_id"])
+    households = pd.DataFrame({
+        "unterbezirk_id": per_household["unterbezirk_id"],
+        "households": 1,
+        "households_with_children": per_household["children"] > 0,
+        "households_single_parent": (per_household["children"] > 0) & (per_household["adults"] == 1),
+    }).groupby("unterbezirk_id").sum().astype("int64")
+    counts = counts.join(households, how="outer")
+
+    if previous is not None:
+        # moves by person key and Unterbezirk; a birth (move-in date = birth date) is no move
+        now = pd.MultiIndex.from_arrays([register["Personen_ID"], register["Unterbezirk"]])
+        then = pd.MultiIndex.from_arrays([previous["Personen_ID"], previous["Unterbezirk"]])
+        moved_in = ((register["Zuzugsdatum"] > pd.Timestamp(previous_cycle, 12, 31))
+                    & (register["Zuzugsdatum"] != register["Geburtsdatum"]) & ~now.isin(then))
+        moves_in = register.loc[moved_in, "Unterbezirk"].value_counts().rename("moves_in")
+        moves_out = previous.loc[~then.isin(now), "Unterbezirk"].value_counts().rename("moves_out")
+        counts = counts.join(moves_in, how="outer").join(moves_out, how="outer")
+        counts[["moves_in", "moves_out"]] = counts[["moves_in", "moves_out"]].fillna(0)
+    counts = counts.fillna(0).astype("int64")
     counts.index = counts.index.astype(str)
     return counts
 
@@ -116,25 +156,31 @@ def area_indicators(landing: Path, seeds: Path, cycles: list[int]) -> pd.DataFra
 
     # counts per cycle and Unterbezirk: every Unterbezirk of the reference, zero where empty
     per_cycle = []
+    previous, previous_cycle = None, None
     for cycle in cycles:
+        register = main_residents(landing, cycle)
         counts = (hierarchy[["unterbezirk_id"]]
-                  .merge(resident_counts(landing, cycle), left_on="unterbezirk_id", right_index=True, how="left")
+                  .merge(resident_counts(register, cycle, previous, previous_cycle), left_on="unterbezirk_id",
+                         right_index=True, how="left")
                   .merge(recipient_counts(landing, cycle), left_on="unterbezirk_id", right_index=True, how="left"))
+        measure_columns = [c for c in counts.columns if c != "unterbezirk_id"]
+        counts[measure_columns] = counts[measure_columns].fillna(0).astype("int64")
         counts.insert(0, "report_cycle", cycle)
         per_cycle.append(counts)
-    ub_counts = pd.concat(per_cycle, ignore_index=True)
+        previous, previous_cycle = register[["Personen_ID", "Unterbezirk"]], cycle
+    ub_counts = pd.concat(per_cycle, ignore_index=True)  # the first cycle has no moves (NaN: no measure)
     measure_columns = [c for c in ub_counts.columns if c not in ("report_cycle", "unterbezirk_id")]
-    ub_counts[measure_columns] = ub_counts[measure_columns].fillna(0).astype("int64")
+    ub_counts[measure_columns] = ub_counts[measure_columns].astype("Int64")
     ub_counts = ub_counts.merge(hierarchy, on="unterbezirk_id")
 
     # added up to every level
     levels = []
     for level, key in LEVELS:
         if key is None:
-            summed = ub_counts.groupby("report_cycle", as_index=False)[measure_columns].sum()
+            summed = ub_counts.groupby("report_cycle", as_index=False)[measure_columns].sum(min_count=1)
             summed.insert(1, "area_id", "city")
         else:
-            summed = (ub_counts.groupby(["report_cycle", key], as_index=False)[measure_columns].sum()
+            summed = (ub_counts.groupby(["report_cycle", key], as_index=False)[measure_columns].sum(min_count=1)
                       .rename(columns={key: "area_id"}))
         summed.insert(1, "area_level", level)
         levels.append(summed)

@@ -4,7 +4,8 @@
 {% macro long_counts(area_key) %}
     {%- set other_key = 'current_base_area_id' if area_key == 'base_area_id' else 'base_area_id' -%}
     unpivot (
-        select * exclude ({{ other_key }}, deliveries_loaded_at, sgb2_age_bound, conversion_stamp)
+        select * exclude ({{ other_key }}, deliveries_loaded_at, sgb2_age_bound,
+                          migration_background_definition, conversion_stamp)
         from {{ ref('int_base_area_counts') }}
     )
     on columns(* exclude (report_cycle, {{ area_key }}))

@@ -5,8 +5,9 @@ One `dbt build` over every loaded report cycle; the one model that reads every p
 become asset checks.
 """
 
-
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -14,7 +15,8 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from orchestration.dbt_project import dbt_project
 from orchestration.partitions import SINGLE_RUN
-from orchestration.resources import WarehouseResource
+from orchestration.resources import PipelineSettings, WarehouseResource
+from social_monitor.settings import CityConfig
 from social_monitor.storage import storage_problem
 
 
@@ -75,9 +77,12 @@ class DbtBuildConfig(dg.Config):
 @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=Translator(),
             backfill_policy=SINGLE_RUN)
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig,
-               warehouse: WarehouseResource):
-    # ``warehouse``: dbt writes the warehouse, so a run of dbt alone holds the warehouse's run lock too
-    invocation = dbt.cli(["build", *(["--full-refresh"] if config.full_refresh else [])], context=context,
+               warehouse: WarehouseResource, pipeline: PipelineSettings):
+    # ``warehouse``: dbt writes the warehouse, so a run of dbt alone holds the warehouse's run lock too.
+    # The city's settings dbt reads (the migration background) come from city.yml, read once here.
+    dbt_vars = CityConfig.from_file(Path(pipeline.config_path)).dbt_vars()
+    invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars, sort_keys=True),
+                          *(["--full-refresh"] if config.full_refresh else [])], context=context,
                          raise_on_error=False)
     yield from invocation.stream()
     error = invocation.get_error()

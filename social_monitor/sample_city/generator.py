@@ -35,8 +35,16 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from schemas.raw import LEGAL_BASES, NATIONALITY_GROUPS, RESIDENCE_TYPES, SEX_CODES, SGB12_KINDS
+from schemas.raw import (
+    BIRTH_COUNTRY_GROUPS,
+    LEGAL_BASES,
+    NATIONALITY_GROUPS,
+    RESIDENCE_TYPES,
+    SEX_CODES,
+    SGB12_KINDS,
+)
 from social_monitor.deliveries import SOURCES, reference_date_of, write_manifest
+from social_monitor.geography import load_conversion, load_geography
 from social_monitor.layouts import Layouts, SourceLayout, load_layouts
 from social_monitor.sample_city.calibration import (
     AGES,
@@ -118,12 +126,128 @@ def _dates(days: np.ndarray) -> pl.Series:
     return pl.Series(days.astype(np.int32)).cast(pl.Date)
 
 
+# --- person keys that persist between report cycles ----------------------------------------------
+#
+# A main resident sits in a slot (location, birth year, k): k numbers the residents of a location born in
+# that year, 0 to the plan's count - 1. A slot is held by one occupant after another; each occupant's key is a
+# bijective mix of (slot, entry year), so whoever holds the slot in two consecutive report cycles is the same
+# person with the same key, birth date and area. The occupant changes in a year with probability
+# ``annual_move_share`` (a hash of slot and year: the same in every run and cycle); a slot that did not exist
+# in the previous cycle (the cohort grew there) gets a newcomer who moved in between the two cycles. The entry
+# year is the occupant's move-in year; the birth year itself means born there. A location is a base area; a
+# base area that replaced retired ones (conversion.csv) is located in its largest predecessor, so the persons
+# of a reformed geography keep their keys.
+
+_YEAR_BASE = 1850  # birth and entry years are stored as years since this one (8 bits each)
+_K_BITS, _YEAR_BITS, _LOC_BITS = 20, 8, 11
+_SECONDARY_BIT = np.uint64(1 << 47)
+
+
+class KeyHistory:
+    """The main residents per location and birth year in every report cycle of the city up to ``cycle``
+    (from the plans), and each base area's location and slot offset per age in ``cycle``."""
+
+    def __init__(self, city_dir: Path, cycle: int, scale: float, plan: CyclePlan):
+        cycles = [c for c in report_cycles(city_dir) if c < cycle] + [cycle]
+        plans = [plan_cycle(city_dir, c, scale) for c in cycles[:-1]] + [plan]
+        geography = load_geography(city_dir)
+        conversion = load_conversion(geography)
+        predecessor: dict[str, tuple[float, str]] = {}  # new area -> (-weight, old area): the largest first
+        for row in conversion.rows if conversion else ():
+            candidate = (-row.weight, row.old_area_id)
+            predecessor[row.new_area_id] = min(predecessor.get(row.new_area_id, candidate), candidate)
+        # numbered over every base area of the geography (all versions): the same number in every cycle
+        all_ids = sorted(set(geography.base_keys()) | {area for p in plans for area in p.area_ids})
+        number = {area: i for i, area in enumerate(all_ids)}
+        if len(all_ids) >= 1 << _LOC_BITS:
+            raise ValueError(f"{len(all_ids)} base areas: more than the {1 << _LOC_BITS} the sample's keys hold")
+        self.cycles = cycles
+        self.number = number  # each base area's own number (secondary residents' keys)
+        self.location = {area: number[predecessor[area][1]] if area in predecessor else number[area]
+                         for p in plans for area in p.area_ids}
+        self.counts: list[dict[int, np.ndarray]] = []  # per cycle: location -> residents by birth year
+        for c, p in zip(cycles, plans, strict=True):
+            by_location: dict[int, np.ndarray] = {}
+            for a, area in enumerate(p.area_ids):
+                years = by_location.setdefault(self.location[area], np.zeros(256, dtype=np.int64))
+                years[c - AGES - _YEAR_BASE] += p.residents[a]
+            self.counts.append(by_location)
+        # slot offset of each area of this cycle per age: the residents of the earlier areas of its location
+        self.offset = np.zeros_like(plan.residents)
+        running: dict[int, np.ndarray] = {}
+        for a, area in enumerate(plan.area_ids):
+            seen = running.setdefault(self.location[area], np.zeros(plan.residents.shape[1], dtype=np.int64))
+            self.offset[a] = seen
+            seen += plan.residents[a]
+        if int(plan.residents.max(initial=0)) + int(self.offset.max(initial=0)) >= 1 << _K_BITS:
+            raise ValueError("too many residents of one birth year in one area for the sample's keys")
+
+
+def _uniform(values: np.ndarray, salt: int) -> np.ndarray:
+    """A number in [0, 1) per value, from the mix of value and salt."""
+    return (_mix64(values ^ np.uint64(salt & _MASK64)) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def persistent_codes(history: KeyHistory, u: int, area: str, age: np.ndarray, annual_move_share: float,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Key number and entry year of each main resident of area ``u`` (``age``: sorted, as the plan orders
+    them), consistent with the city's earlier report cycles (``KeyHistory``)."""
+    loc = history.location[area]
+    birth_year = history.cycles[-1] - age.astype(np.int64)
+    starts = np.searchsorted(age, age, side="left")  # first resident of each one's age
+    k = history.offset[u, age] + (np.arange(age.size) - starts)
+    slot = ((np.uint64(loc) << np.uint64(_K_BITS + _YEAR_BITS))
+            | (birth_year - _YEAR_BASE).astype(np.uint64) << np.uint64(_K_BITS) | k.astype(np.uint64))
+    yidx = birth_year - _YEAR_BASE
+    entry = np.full(age.size, -1, dtype=np.int64)
+    existed = np.zeros(age.size, dtype=bool)
+    for i, cycle in enumerate(history.cycles):
+        counts = history.counts[i].get(loc)
+        exists = k < (counts[yidx] if counts is not None else 0)
+        lower = np.maximum(history.cycles[i - 1] if i else -1, birth_year - 1)  # entry years after this one
+        changed = np.full(age.size, -1, dtype=np.int64)
+        open_ = exists & (changed < 0)
+        for year in range(cycle, int(lower.min(initial=cycle)), -1):
+            draw = open_ & (year > lower) & (_uniform(slot ^ np.uint64(year << 48), seed) < annual_move_share)
+            changed[draw] = year
+            open_ &= ~draw
+            if not (open_ & (year - 1 > lower)).any():
+                break
+        if i == 0:
+            forced = birth_year  # no occupant change since birth: born here
+        else:  # a newcomer since the previous cycle: born here if born since, else moved in since
+            span = np.maximum(cycle - lower, 1)
+            forced = np.where(birth_year > history.cycles[i - 1], birth_year, lower + 1 + (
+                _mix64(slot ^ np.uint64(seed & _MASK64) ^ np.uint64(cycle << 40)) % span.astype(np.uint64)
+            ).astype(np.int64))
+        kept = np.where(existed & (entry >= 0), entry, forced)
+        entry = np.where(exists, np.where(changed >= 0, changed, kept), -1)
+        existed = exists
+    code = slot | ((entry - _YEAR_BASE).astype(np.uint64) << np.uint64(_K_BITS + _YEAR_BITS + _LOC_BITS))
+    return code, entry
+
+
+def persistent_dates(code: np.ndarray, entry: np.ndarray, age: np.ndarray, cycle: int,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Birth date and move-in date (days since 1970) of persons with key numbers ``code``: the birth date from
+    the key (the same in every cycle), the move-in date a day of the entry year (the birth date when the
+    entry year is the birth year: born there)."""
+    birth_year = cycle - age.astype(np.int64)
+    jan1 = (birth_year - 1970).astype("datetime64[Y]").astype("datetime64[D]").astype(np.int64)
+    next_jan1 = (birth_year - 1969).astype("datetime64[Y]").astype("datetime64[D]").astype(np.int64)
+    birth = jan1 + np.floor(_uniform(code, seed ^ 0x5EED) * (next_jan1 - jan1)).astype(np.int64)
+    entry_jan1 = (entry - 1970).astype("datetime64[Y]").astype("datetime64[D]").astype(np.int64)
+    moved = entry_jan1 + np.floor(_uniform(code, seed ^ 0xB0DE) * 365).astype(np.int64)
+    move_in = np.where(entry > birth_year, np.maximum(moved, birth), birth)
+    return birth, move_in
+
+
 # --- one Unterbezirk -------------------------------------------------------------------------------
 
 
 def _unterbezirk_rows(
     plan: CyclePlan, u: int, rng: np.random.Generator, first_person: int, first_household: int, seed: int,
-    street_keys: int = STREETS_PER_UNTERBEZIRK,
+    street_keys: int = STREETS_PER_UNTERBEZIRK, history: KeyHistory | None = None,
 ) -> Iterator[tuple[str, pl.DataFrame]]:
     """Rows of one Unterbezirk as ``(source name, frame with English columns)``, in slices.
 
@@ -135,7 +259,7 @@ def _unterbezirk_rows(
     p = plan.params
     cycle = plan.cycle
     unterbezirk = plan.area_ids[u]
-    person_salt = _salt(seed, cycle, 1)
+    person_salt = _salt(seed, 0, 1)  # the same in every cycle: a person who stays keeps its key
 
     # Main residents, sorted by age (so each age band is a contiguous range), then secondary residents.
     age_main = np.repeat(AGES, plan.residents[u]).astype(np.int16)
@@ -146,6 +270,16 @@ def _unterbezirk_rows(
     age_sec = rng.choice(sec_ages, size=n_sec, p=sec_weight / sec_weight.sum()).astype(np.int16)
     age = np.concatenate([age_main, age_sec])
     n = age.size
+    # person keys (numbers): main residents' persist between cycles (KeyHistory), secondary residents' are new
+    # in every cycle (numbered by the base area's own number, as two areas may share a location)
+    if history is not None:
+        main_code, entry = persistent_codes(history, u, unterbezirk, age_main, p["annual_move_share"], seed)
+        loc = np.uint64(history.number[unterbezirk])
+    else:  # without a history (one cycle on its own): every main resident has lived there since birth
+        main_code, entry, loc = first_person + np.arange(n_main, dtype=np.uint64), cycle - age_main.astype(np.int64), 0
+    code = np.concatenate([main_code, _SECONDARY_BIT | np.uint64((cycle - _YEAR_BASE) << 31)
+                           | (np.uint64(loc) << np.uint64(_K_BITS)) | np.arange(n_sec, dtype=np.uint64)])
+    entry = np.concatenate([entry, np.full(n_sec, -1, dtype=np.int64)])
     residence = np.concatenate([np.zeros(n_main, np.int8), np.ones(n_sec, np.int8)])
 
     # Nationality: an exact number of non-German main residents, fewer among the old.
@@ -191,7 +325,12 @@ def _unterbezirk_rows(
     perm = rng.permutation(n)
     age, residence, nat, scheme = age[perm], residence[perm], nat[perm], scheme[perm]
     unemployed, long_term = unemployed[perm], long_term[perm]
+    code, entry = code[perm], entry[perm]
     del perm
+    extra = register_extras(p, age, residence, nat, np.random.default_rng(np.random.SeedSequence([seed, cycle, u, 7])))
+    birth, move_in = persistent_dates(code, np.maximum(entry, cycle - age.astype(np.int64)), age, cycle, seed)
+    extra.update(person_code=code, birth=birth, move_in=move_in, persistent=entry >= 0,
+                 born_here=entry == cycle - age.astype(np.int64))
 
     # SGB II Bedarfsgemeinschaften: one head of household (adults first) each, the others join at random.
     sgb2_pos = np.flatnonzero(scheme == SGB2)
@@ -208,7 +347,7 @@ def _unterbezirk_rows(
         "sgb2",
         pl.DataFrame(
             {
-                "person_key": _hex_keys(first_person + sgb2_pos.astype(np.uint64), person_salt),
+                "person_key": _hex_keys(code[sgb2_pos], person_salt),
                 "household_key": "BG" + _hex_keys(first_household + household, _salt(seed, cycle, 2), upper=True),
                 "age": pl.Series(age[sgb2_pos], dtype=pl.Int16),
                 "unterbezirk_id": pl.repeat(unterbezirk, sgb2_pos.size, eager=True, dtype=pl.String),
@@ -224,6 +363,7 @@ def _unterbezirk_rows(
             rng, p, cycle, ref_days, unterbezirk, min(int(plan.streets[u]), street_keys), u, street_keys,
             age[lo:hi], residence[lo:hi], nat[lo:hi], scheme[lo:hi],
             first_person + lo, person_salt, unemployed[lo:hi], long_term[lo:hi], unemployed_rng,
+            {name: values[lo:hi] for name, values in extra.items()}, (_salt(seed, cycle, 3) + (u << 32)) & _MASK64,
         )  # fmt: skip
 
 
@@ -265,6 +405,8 @@ def _attribute_slice(
     unemployed: np.ndarray,
     long_term: np.ndarray,
     unemployed_rng: np.random.Generator,
+    extra: dict[str, np.ndarray],
+    household_salt: int,
 ) -> Iterator[tuple[str, pl.DataFrame]]:
     """Register, SGB XII, AsylbLG and unemployment rows of a slice of an Unterbezirk's (shuffled) persons.
 
@@ -273,7 +415,8 @@ def _attribute_slice(
     sink's buffer.
     """
     n = age.size
-    counters = first_counter + np.arange(n, dtype=np.uint64)
+    counters = extra["person_code"]  # the persons' key numbers (persistent_codes)
+    persistent = extra["persistent"]
 
     female_p = np.where(age >= 65, p["female_share_65plus"], p["female_share_under65"])
     draw = rng.random(n)
@@ -284,9 +427,12 @@ def _attribute_slice(
     jan1 = (birth_year - 1970).astype("datetime64[Y]").astype("datetime64[D]").astype(np.int64)
     next_jan1 = (birth_year - 1969).astype("datetime64[Y]").astype("datetime64[D]").astype(np.int64)
     birth = jan1 + np.floor(rng.random(n) * (next_jan1 - jan1)).astype(np.int64)
+    birth = np.where(persistent, extra["birth"], birth)  # a main resident's from its key
     since = np.floor(rng.exponential(p["move_in_mean_years"] * 365.25, size=n)).astype(np.int64)
     move_in = ref_days - np.minimum(since, ref_days - birth)
-    move_in_missing = (rng.random(n) < p["move_in_missing_share"]) & (residence == 0)
+    move_in = np.where(persistent, extra["move_in"], move_in)  # a main resident's from its entry year
+    # without a move-in date: only main residents who live where they were born
+    move_in_missing = (rng.random(n) < p["move_in_missing_share"]) & (residence == 0) & extra["born_here"]
 
     # Address: street key of the Unterbezirk, house number with an occasional letter.
     street = STREET_KEY_BASE + u * street_keys + rng.integers(0, n_streets, size=n)
@@ -308,7 +454,8 @@ def _attribute_slice(
                 "house_number": pl.Series(house).cast(pl.String) + _codes(_HOUSE_SUFFIXES, suffix),
             }
         ).with_columns(
-            pl.when(pl.Series(move_in_missing)).then(None).otherwise(pl.col("move_in_date")).alias("move_in_date")
+            pl.when(pl.Series(move_in_missing)).then(None).otherwise(pl.col("move_in_date")).alias("move_in_date"),
+            **register_extra_columns(extra, household_salt),
         ),
     )
 
@@ -344,8 +491,8 @@ def _attribute_slice(
     year_before = _days_of_dec31(cycle - 1)
     earliest = _days_of_dec31(cycle - age[rows].astype(np.int64) + 14)
     short = ref_days - unemployed_rng.integers(0, ref_days - year_before, size=rows.size)
-    extra = np.floor(unemployed_rng.exponential(p["long_term_mean_extra_years"] * 365.25, size=rows.size))
-    lasting = np.maximum(year_before - extra.astype(np.int64), earliest)
+    extra_days = np.floor(unemployed_rng.exponential(p["long_term_mean_extra_years"] * 365.25, size=rows.size))
+    lasting = np.maximum(year_before - extra_days.astype(np.int64), earliest)
     yield (
         "unemployment",
         pl.DataFrame(
@@ -365,6 +512,77 @@ def _days_of_dec31(year: np.ndarray | int) -> np.ndarray:
     """Days since 1970-01-01 of 31 December of ``year``."""
     next_jan1 = (np.asarray(year, dtype=np.int64) + 1 - 1970).astype("datetime64[Y]").astype("datetime64[D]")
     return next_jan1.astype(np.int64) - 1
+
+
+# --- the register's household, second nationality and country of birth ----------------------------
+
+
+def register_extras(p: dict[str, float], age: np.ndarray, residence: np.ndarray, nat: np.ndarray,
+                    rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Second nationality, country of birth and household of an area's register persons (in row order), drawn
+    from their own random stream so that every other attribute and count stays as the plan fixes it.
+
+    Households (main residents): families get the children, each at least one (``children_per_family`` on
+    average; ``single_parent_share`` of them with one adult of 20-59, the others with two); the remaining
+    adults live alone or in pairs (``single_adult_household_share`` of these households alone). A person
+    with a secondary residence only is a household of its own. Returns per person: ``second_nationality``
+    (index into NATIONALITY_GROUPS, -1 none), ``birth_country`` (index into BIRTH_COUNTRY_GROUPS) and
+    ``household`` (a number unique within the area)."""
+    n = age.size
+    german = nat == 0
+    second = np.full(n, -1, dtype=np.int8)
+    has_second = rng.random(n) < np.where(german, p["second_nationality_share_german"],
+                                          p["second_nationality_share_non_german"])
+    # Germans' second nationality: EU or Drittstaat; a non-German's: German (Doppelstaatler) or another group
+    foreign_second = 1 + (rng.random(n) < p["second_nationality_third_country_share"]).astype(np.int8)
+    second[has_second] = np.where(german, foreign_second, 0)[has_second]
+    abroad_p = np.where(german, p["born_abroad_share_german"], p["born_abroad_share_non_german"])
+    abroad_p = np.where(age < 18, abroad_p * p["born_abroad_factor_under_18"], abroad_p)
+    birth_country = (rng.random(n) < abroad_p).astype(np.int8)  # 0 Deutschland, 1 Ausland
+    birth_country[rng.random(n) < p["birth_country_unknown_share"]] = 2
+
+    household = np.full(n, -1, dtype=np.int64)
+    main = residence == 0
+    adults = rng.permutation(np.flatnonzero(main & (age >= 18)))
+    children = rng.permutation(np.flatnonzero(main & (age < 18)))
+    eligible = np.isin(adults, np.flatnonzero((age >= 20) & (age <= 59)))
+    parents_pool = np.concatenate([adults[eligible], adults[~eligible]])
+    families = 0
+    if children.size and adults.size:
+        families = min(int(np.ceil(children.size / p["children_per_family"])), children.size, adults.size)
+        single = min(families, int(round(families * p["single_parent_share"])))
+        couples = min(families - single, (adults.size - single) // 2)
+        families = single + couples
+        household[parents_pool[:single]] = np.arange(single)
+        pairs = parents_pool[single : single + 2 * couples]
+        household[pairs] = single + np.arange(2 * couples) // 2
+        household[children[:families]] = np.arange(families)
+        household[children[families:]] = rng.integers(0, families, size=children.size - families)
+        rest = parents_pool[single + 2 * couples :]
+    else:
+        rest = adults
+        if children.size:  # children without any adult: one household of their own
+            household[children] = 0
+            families = 1
+    share = p["single_adult_household_share"]
+    n_pairs = min(int(round((1 - share) * rest.size / (2 - share))), rest.size // 2)
+    pair_ids = families + np.arange(2 * n_pairs) // 2
+    household[rest[: 2 * n_pairs]] = pair_ids
+    household[rest[2 * n_pairs :]] = families + n_pairs + np.arange(rest.size - 2 * n_pairs)
+    others = np.flatnonzero(household < 0)  # secondary residents
+    household[others] = families + n_pairs + (rest.size - 2 * n_pairs) + np.arange(others.size)
+    return {"second_nationality": second, "birth_country": birth_country, "household": household}
+
+
+def register_extra_columns(extra: dict[str, np.ndarray], household_salt: int) -> dict[str, pl.Series]:
+    """The register columns of ``register_extras`` (a slice of it): the household key is a keyed mix of the
+    area's household number and ``household_salt`` (which holds the area), so unique in the cycle."""
+    second = extra["second_nationality"]
+    return {
+        "second_nationality_group": _codes(["", *NATIONALITY_GROUPS], second + 1).replace("", None),
+        "birth_country": _codes(BIRTH_COUNTRY_GROUPS, extra["birth_country"]),
+        "household_key": "HH" + _hex_keys(extra["household"].astype(np.uint64), household_salt),
+    }
 
 
 # --- writers ---------------------------------------------------------------------------------------
@@ -475,6 +693,7 @@ def generate_cycle(
     base areas of the city's geography valid in the cycle."""
     layouts = load_layouts(city_dir) if layouts is None else layouts
     plan = plan_cycle(city_dir, cycle, scale)
+    history = KeyHistory(city_dir, cycle, scale, plan)
     street_keys = street_keys_per_area(len(plan.area_ids))
     reference_date = reference_date_of(cycle)
     out_dir = Path(out_dir)
@@ -490,7 +709,8 @@ def generate_cycle(
         next_household = 0
         for u in range(len(plan.area_ids)):
             rng = np.random.default_rng(np.random.SeedSequence([seed, cycle, u]))
-            for name, frame in _unterbezirk_rows(plan, u, rng, next_person, next_household, seed, street_keys):
+            for name, frame in _unterbezirk_rows(plan, u, rng, next_person, next_household, seed, street_keys,
+                                                 history):
                 sinks[name].add(frame)
             next_person += int(plan.residents[u].sum() + plan.secondary[u])
             sgb2_persons = int(plan.recipients[u, :, SGB2].sum())

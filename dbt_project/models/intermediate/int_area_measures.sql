@@ -7,8 +7,10 @@ with long as (
     {{ long_counts('base_area_id') }}
 ),
 
+-- the measures counted in each cycle (a measure null in a cycle, like the moves of the first cycle, is absent
+-- there, not zero)
 measures as (
-    select distinct measure_id from long
+    select distinct report_cycle, measure_id from long
 ),
 
 memberships as (
@@ -25,7 +27,8 @@ by_level as (
         measures.measure_id,
         cast(coalesce(sum(long.measure_value), 0) as bigint) as measure_value
     from memberships
-    cross join measures
+    inner join measures
+        on memberships.report_cycle = measures.report_cycle
     left join long
         on memberships.report_cycle = long.report_cycle
         and memberships.base_area_id = long.base_area_id

@@ -8,8 +8,10 @@ with long as (
     {{ long_counts('current_base_area_id') }}
 ),
 
+-- the measures counted in each cycle (a measure null in a cycle, like the moves of the first cycle, is absent
+-- there, not zero)
 measures as (
-    select distinct measure_id from long
+    select distinct report_cycle, measure_id from long
 ),
 
 cycles as (
@@ -31,7 +33,8 @@ by_level as (
         cast(coalesce(sum(long.measure_value), 0) as bigint) as measure_value
     from cycles
     cross join current_memberships
-    cross join measures
+    inner join measures
+        on cycles.report_cycle = measures.report_cycle
     left join long
         on cycles.report_cycle = long.report_cycle
         and current_memberships.base_area_id = long.current_base_area_id

@@ -15,6 +15,10 @@
 -- is a supplier's inconsistency: each record still counts once, where it was delivered (the unemployed in
 -- the unemployment record's area; the SGB II record is then not "not unemployed"), and the warning test
 -- assert_unemployed_sgb2_match_an_sgb2_record counts such persons per cycle.
+-- Households (from the register's household key, among main residents) count in the row of their oldest
+-- member (ties: the smaller person key), once however many areas their members live in. Moves compare a cycle
+-- with the previous one by pseudonymised person key (see moves_in / moves_out below); for the first cycle they
+-- are null, never zero.
 --
 -- Incremental by report cycle: the only model that reads every person, so it recomputes only the cycles
 -- whose deliveries were (re)loaded since it counted them (raw.deliveries.loaded_at), that it has not
@@ -34,31 +38,43 @@ with successors as (
     select * from {{ ref('int_base_area_successors') }}
 ),
 
+-- the first report cycle of the current geography version: a cycle from it on whose previous cycle lies
+-- before it compares across the reform
+version as (
+    select any_value(geography_version) as geography_version from {{ ref('int_area_harmonisation') }}
+),
+
 -- what the placement onto the current version rests on: a changed conversion or a new latest version
 -- recounts every cycle
 placement as (
     select md5(coalesce(string_agg(
         concat_ws('|', base_area_id, current_base_area_id, placement_lower, placement_upper), ';'
-        order by base_area_id, current_base_area_id), '')) as conversion_stamp
+        order by base_area_id, current_base_area_id), '') || '|' || coalesce(cast(
+        (select geography_version from version) as varchar), '')) as conversion_stamp
     from successors
 ),
 
+-- a cycle's counts rest on its own deliveries and, for the moves, on the previous cycle's register
 loads as (
-    select report_cycle, max(loaded_at) as deliveries_loaded_at
-    from {{ source('raw', 'deliveries') }}
-    group by report_cycle
+    select report_cycles.report_cycle, max(deliveries.loaded_at) as deliveries_loaded_at
+    from {{ ref('int_report_cycles') }} as report_cycles
+    inner join {{ source('raw', 'deliveries') }} as deliveries
+        on deliveries.report_cycle = report_cycles.report_cycle
+        or (deliveries.report_cycle = report_cycles.previous_report_cycle and deliveries.source = 'register')
+    group by report_cycles.report_cycle
 ),
 
 cycles as (
     select report_cycles.report_cycle, loads.deliveries_loaded_at
     from {{ ref('int_report_cycles') }} as report_cycles
     left join loads on report_cycles.report_cycle = loads.report_cycle
-    {% if is_incremental() and 'conversion_stamp' in adapter.get_columns_in_relation(this) | map(attribute='name') %}
+    {% if is_incremental() and 'migration_background_definition' in adapter.get_columns_in_relation(this) | map(attribute='name') %}
     where not exists (
         select 1 from {{ this }} as counted
         where counted.report_cycle = report_cycles.report_cycle
             and counted.deliveries_loaded_at is not distinct from loads.deliveries_loaded_at
             and counted.sgb2_age_bound = {{ bound }}
+            and counted.migration_background_definition = {{ migration_background_definition() }}
             and counted.conversion_stamp = (select conversion_stamp from placement)
     )
     {% endif %}
@@ -108,9 +124,120 @@ residents as (
         count(*) filter (where age_years >= 65) as residents_age_65_plus,
         count(*) filter (where age_years < 18) as residents_age_0_17,
         count(*) filter (where age_years < {{ bound }}) as residents_below_sgb2_age_bound,
-        count(*) filter (where is_non_german) as residents_non_german
+        count(*) filter (where is_non_german) as residents_non_german,
+        count(*) filter (where has_migration_background) as residents_migration_background
     from persons
     group by report_cycle, base_area_id, current_base_area_id
+),
+
+-- each household of main residents once, in the row of its oldest member (ties: the smaller person key)
+household_members as (
+    select
+        report_cycle,
+        household_key,
+        first(base_area_id order by age_years desc, person_key) as base_area_id,
+        first(current_base_area_id order by age_years desc, person_key) as current_base_area_id,
+        count(*) filter (where age_years >= 18) as adults,
+        count(*) filter (where age_years < 18) as children
+    from persons
+    group by report_cycle, household_key
+),
+
+households as (
+    select
+        report_cycle,
+        base_area_id,
+        current_base_area_id,
+        count(*) as households,
+        count(*) filter (where children > 0) as households_with_children,
+        -- exactly one adult (18 or older) and at least one child under 18
+        count(*) filter (where children > 0 and adults = 1) as households_single_parent
+    from household_members
+    group by report_cycle, base_area_id, current_base_area_id
+),
+
+-- each counted cycle with its previous cycle (the first cycle has none: its moves are null) and whether the
+-- geography reform onto the current version lies between the two
+pairs as (
+    select
+        report_cycles.report_cycle,
+        report_cycles.previous_report_cycle,
+        previous.reference_date as previous_reference_date,
+        coalesce(report_cycles.previous_report_cycle < (select geography_version from version)
+            and report_cycles.report_cycle >= (select geography_version from version), false) as crosses_reform
+    from {{ ref('int_report_cycles') }} as report_cycles
+    inner join {{ ref('int_report_cycles') }} as previous
+        on previous.report_cycle = report_cycles.previous_report_cycle
+    where report_cycles.report_cycle in (select report_cycle from cycles)
+),
+
+-- the main residents of the previous cycle, each in the base area it left from as the later cycle counts
+-- it: its own base area, or across a reform its successor by the placement number (current_base_area_id)
+previous_persons as (
+    select
+        pairs.report_cycle,
+        pairs.crosses_reform,
+        previous.person_key,
+        previous.base_area_id as previous_base_area_id,
+        case when pairs.crosses_reform then coalesce(successors.current_base_area_id, previous.base_area_id)
+            else previous.base_area_id end as base_area_id,
+        successors.current_base_area_id
+    from pairs
+    inner join {{ ref('stg_register__persons') }} as previous
+        on previous.report_cycle = pairs.previous_report_cycle
+    left join successors
+        on previous.base_area_id = successors.base_area_id
+        and {{ placement_number('previous.person_key') }} >= successors.placement_lower
+        and {{ placement_number('previous.person_key') }} < successors.placement_upper
+    where previous.is_main_residence
+),
+
+-- the base areas of the later cycle that are the same area as a previous resident's: its base area, or
+-- across a reform every successor of it
+same_areas as (
+    select previous_persons.report_cycle, previous_persons.person_key, previous_persons.previous_base_area_id as base_area_id
+    from previous_persons
+    where not previous_persons.crosses_reform
+    union all
+    select previous_persons.report_cycle, previous_persons.person_key, successors.current_base_area_id
+    from previous_persons
+    inner join successors on previous_persons.previous_base_area_id = successors.base_area_id
+    where previous_persons.crosses_reform
+),
+
+-- moves out: a main resident of the previous cycle who is no main resident of the same area now (moved
+-- away, within the city or out of it, or died: a stock extract cannot tell), matched by person key
+moves_out as (
+    select report_cycle, base_area_id, current_base_area_id, count(*) as moves_out
+    from previous_persons
+    where not exists (
+        select 1 from persons
+        inner join same_areas
+            on same_areas.report_cycle = persons.report_cycle
+            and same_areas.person_key = persons.person_key
+            and same_areas.base_area_id = persons.base_area_id
+        where persons.report_cycle = previous_persons.report_cycle
+            and persons.person_key = previous_persons.person_key
+    )
+    group by report_cycle, base_area_id, current_base_area_id
+),
+
+-- moves in: a main resident who moved into its address after the previous cycle's reference date, not at
+-- its birth (a birth is no move), and was no main resident of the same area then (a move inside the area is
+-- no move into it); an unknown move-in date is not counted
+moves_in as (
+    select persons.report_cycle, persons.base_area_id, persons.current_base_area_id, count(*) as moves_in
+    from persons
+    inner join pairs on persons.report_cycle = pairs.report_cycle
+    where persons.move_in_date > pairs.previous_reference_date
+        and not persons.moved_in_at_birth
+        and not exists (
+            select 1 from same_areas
+            where same_areas.report_cycle = persons.report_cycle
+                and same_areas.person_key = persons.person_key
+                and same_areas.base_area_id = persons.base_area_id
+        )
+    group by persons.report_cycle, persons.base_area_id, persons.current_base_area_id
 ),
 
 recipients as (
@@ -163,6 +290,12 @@ select
     coalesce(residents.residents_age_0_17, 0) as residents_age_0_17,
     coalesce(residents.residents_below_sgb2_age_bound, 0) as residents_below_sgb2_age_bound,
     coalesce(residents.residents_non_german, 0) as residents_non_german,
+    coalesce(residents.residents_migration_background, 0) as residents_migration_background,
+    coalesce(households.households, 0) as households,
+    coalesce(households.households_with_children, 0) as households_with_children,
+    coalesce(households.households_single_parent, 0) as households_single_parent,
+    case when pairs.report_cycle is not null then coalesce(moves_in.moves_in, 0) end as moves_in,
+    case when pairs.report_cycle is not null then coalesce(moves_out.moves_out, 0) end as moves_out,
     coalesce(recipients.recipients_transfer, 0) as recipients_transfer,
     coalesce(recipients.recipients_transfer_age_0_14, 0) as recipients_transfer_age_0_14,
     coalesce(recipients.recipients_transfer_age_65_plus, 0) as recipients_transfer_age_65_plus,
@@ -183,6 +316,7 @@ select
     -- placement onto the current version
     cycles.deliveries_loaded_at,
     {{ bound }} as sgb2_age_bound,
+    {{ migration_background_definition() }} as migration_background_definition,
     (select conversion_stamp from placement) as conversion_stamp
 from cycles
 inner join (
@@ -191,8 +325,11 @@ inner join (
     select report_cycle, base_area_id, current_base_area_id from recipients
     union
     select report_cycle, base_area_id, current_base_area_id from unemployed
+    union
+    select report_cycle, base_area_id, current_base_area_id from moves_out
 ) as counted
     on cycles.report_cycle = counted.report_cycle
+left join pairs on cycles.report_cycle = pairs.report_cycle
 left join residents
     on counted.report_cycle = residents.report_cycle and counted.base_area_id = residents.base_area_id
     and counted.current_base_area_id is not distinct from residents.current_base_area_id
@@ -202,3 +339,12 @@ left join recipients
 left join unemployed
     on counted.report_cycle = unemployed.report_cycle and counted.base_area_id = unemployed.base_area_id
     and counted.current_base_area_id is not distinct from unemployed.current_base_area_id
+left join households
+    on counted.report_cycle = households.report_cycle and counted.base_area_id = households.base_area_id
+    and counted.current_base_area_id is not distinct from households.current_base_area_id
+left join moves_in
+    on counted.report_cycle = moves_in.report_cycle and counted.base_area_id = moves_in.base_area_id
+    and counted.current_base_area_id is not distinct from moves_in.current_base_area_id
+left join moves_out
+    on counted.report_cycle = moves_out.report_cycle and counted.base_area_id = moves_out.base_area_id
+    and counted.current_base_area_id is not distinct from moves_out.current_base_area_id
