@@ -24,6 +24,17 @@ def read_catalogue(path: Path = CATALOGUE_PATH) -> list[dict[str, str]]:
         return sorted(csv.DictReader(handle), key=lambda row: int(row["sort_order"]))
 
 
+def catalogue_measures(path: Path = CATALOGUE_PATH) -> frozenset[str]:
+    """Every measure the catalogue names (numerator, denominator, their parts): the measures a city's aggregate
+    delivery may deliver (``social_monitor.layouts``)."""
+    measures = set()
+    for row in read_catalogue(path):
+        measures |= {row["numerator_measure"], row["denominator_measure"]}
+        for column in ("numerator_sum_of", "denominator_sum_of"):
+            measures |= set((row.get(column) or "").split())
+    return frozenset(m for m in measures if m)
+
+
 def render_markdown(rows: list[dict[str, str]]) -> str:
     lines = [
         "# Indikatorenkatalog",

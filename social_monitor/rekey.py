@@ -26,6 +26,7 @@ from pathlib import Path
 
 import duckdb
 
+from schemas.aggregates import AGGREGATE_TABLE
 from social_monitor.deliveries import SOURCES, ManifestError, data_file_problem, find_manifest, reference_date_of
 from social_monitor.ingest import ensure_raw_schema
 from social_monitor.layouts import Layouts, load_layouts
@@ -93,6 +94,7 @@ def clear_for_new_key(con: duckdb.DuckDBPyConnection, landing_dir: Path, report_
         deliveries = con.execute("select count(*) from raw.deliveries").fetchone()[0]
         for source in SOURCES.values():
             con.execute(f"delete from raw.{source.table}")
+        con.execute(f"delete from raw.{AGGREGATE_TABLE}")
         con.execute("delete from raw.deliveries")
         con.execute("delete from raw.rejected_rows")
         con.execute("commit")

@@ -5,5 +5,7 @@ select cycles.report_cycle, count(distinct deliveries.source) as sources_deliver
 from {{ ref('int_report_cycles') }} as cycles
 left join raw.deliveries as deliveries
     on cycles.report_cycle = deliveries.report_cycle
+    -- person-level sources only: without an aggregate delivery (raw.aggregates) its indicators are absent
+    and deliveries.source not in (select distinct delivery from raw.aggregates)
 group by cycles.report_cycle
 having count(distinct deliveries.source) < 4
