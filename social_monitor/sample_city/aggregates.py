@@ -134,6 +134,7 @@ def write_aggregates(out_dir: Path, plan: CyclePlan, seed: int, *, city_dir: Pat
     its manifest; returns ``(data file, rows)`` per delivery."""
     geography = load_geography(city_dir) if geography is None else geography
     reference_date = reference_date_of(plan.cycle)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
     written = []
     for layout in (lay for lay in layouts.values() if isinstance(lay, AggregateLayout)):
         path = Path(out_dir) / layout.file_name(reference_date)
