@@ -287,3 +287,43 @@ def test_no_delivered_identifier_in_logs_dagster_storage_models_or_the_published
             hits = [(schema, table, column) for schema, table, column in columns if con.execute(
                 f'select count(*) from "{schema}"."{table}" where "{column}" in (select key from _keys)').fetchone()[0]]
         assert hits == [], database
+
+
+def test_aggregate_deliveries_are_published_at_their_level_and_above_with_small_counts_suppressed(run):
+    """The sample's aggregate deliveries went through the real raw assets, dbt and the disclosure control: the
+    school-entry examinations delivered per statistischer Bezirk are indicators of statistische Bezirke,
+    Stadtbezirke and the city, never of Unterbezirke or Sozialräume (which cut across Bezirk lines); the
+    income index (not additive) only of statistische Bezirke; and every count of 1 or 2 of an aggregate
+    delivery in the warehouse is an empty, suppressed cell in the published file."""
+    aggregate = ("school_entry_examined", "school_entry_normal_weight_rate", "youth_welfare_rate", "employment_rate",
+                 "vacancy_rate", "gymnasium_transition_rate")
+    with duckdb.connect(str(run["warehouse"]), read_only=True) as con:
+        levels = dict(con.execute(
+            "select indicator_id, list(distinct area_level order by area_level) from marts.area_indicators "
+            "where indicator_id in ('school_entry_normal_weight_rate', 'income_index', 'employment_rate') "
+            "group by 1").fetchall())
+        delivered = con.execute(
+            "select count(*), count(distinct report_cycle) from raw.aggregates where delivery = 'schuleingang'"
+        ).fetchone()
+        small = con.execute(
+            "select report_cycle, area_level, area_id, indicator_id from marts.area_indicators "
+            f"where indicator_id in {aggregate} and (numerator between 1 and 2 or denominator between 1 and 2)"
+        ).fetchall()
+    assert delivered == (4 * 62 * 2, 4)
+    assert levels["school_entry_normal_weight_rate"] == ["city", "stadtbezirk", "statistischer_bezirk"]
+    assert levels["income_index"] == ["statistischer_bezirk"]
+    assert levels["employment_rate"] == ["city", "sozialraum", "stadtbezirk", "statistischer_bezirk", "unterbezirk"]
+    assert len(small) > 10  # the sample at scale 0.1 has small counts of examined children and HzE cases
+    with duckdb.connect(str(run["published"]), read_only=True) as con:
+        con.execute("create temp table small (report_cycle integer, area_level varchar, area_id varchar, "
+                    "indicator_id varchar)")
+        con.executemany("insert into small values (?, ?, ?, ?)", small)
+        published = con.execute(
+            "select count(*), count(*) filter (where p.suppression = 'small_count' and p.numerator is null "
+            "and p.value is null) from small join area_indicators p using (report_cycle, area_level, area_id, "
+            "indicator_id)").fetchone()
+        shown = con.execute(
+            f"select count(*) from area_indicators where indicator_id in {aggregate} "
+            "and (numerator between 1 and 2 or denominator between 1 and 2)").fetchone()[0]
+    assert published == (len(small), len(small))
+    assert shown == 0
