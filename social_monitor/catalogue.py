@@ -42,7 +42,8 @@ def render_markdown(rows: list[dict[str, str]]) -> str:
         "Generated from `dbt_project/seeds/catalogue/indicator_catalogue.csv` by `make docs`; do not edit by hand.",
         "Every value in the published table `area_indicators` is `scale × numerator / denominator` (or the count",
         "itself where there is no denominator), computed from counts per area of the base level (the level deliveries",
-        "carry) added up to each level.",
+        "carry) added up to each level. Counts delivered per area by partner offices (Lieferung ... je Gebiet) are",
+        "added up from the level delivered, so those indicators exist at that level and above only.",
         "",
     ]
     unknown = sorted({row["topic_field"] for row in rows} - set(TOPICS))

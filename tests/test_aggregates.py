@@ -265,3 +265,31 @@ def test_sample_aggregates_agree_with_the_register_and_are_deterministic(tmp_pat
     index = level_values(plan, geography, next(lay for lay in aggregate_layouts if "income_index" in lay.measures),
                          7)["income_index"]
     assert 85 <= np.median(list(index.values())) <= 115 and min(index.values()) > 0
+
+
+# --- wiring: Dagster assets, checks and the delivery sensor -------------------------------------------------
+
+
+def test_every_aggregate_delivery_is_a_raw_asset_with_its_check_and_the_sensor_picks_it_up(tmp_path, monkeypatch):
+    import dagster as dg
+
+    from orchestration.definitions import defs
+    from orchestration.jobs import new_delivery_sensor
+
+    graph = defs.get_repository_def().asset_graph
+    city = DORTMUND  # the suite's selected city
+    for name, layout in LAYOUTS[city].items():
+        if not layout.is_aggregate:
+            continue
+        node = graph.get(dg.AssetKey(["raw", name]))
+        assert node.group_name == "raw" and node.partitions_def is not None
+        assert "schemas.aggregates.AggregateCounts" in node.description
+        assert dg.AssetCheckKey(dg.AssetKey(["raw", name]), "rows_in_equal_accepted_plus_rejected") in \
+            graph.asset_check_keys
+    monkeypatch.setenv("SOCIAL_MONITOR_LANDING_DIR", str(tmp_path))
+    layout = LAYOUTS[city]["schuleingang"]
+    _write(tmp_path, layout, 2018, _good_rows(layout, layout.area_keys(GEOGRAPHY[city], 2018), [4]))
+    with dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral()) as context:
+        requests = new_delivery_sensor(context)
+    assert [(r.partition_key, r.asset_selection) for r in requests] == [
+        ("2018", [dg.AssetKey(["raw", "schuleingang"])])]
