@@ -293,3 +293,38 @@ def test_every_aggregate_delivery_is_a_raw_asset_with_its_check_and_the_sensor_p
         requests = new_delivery_sensor(context)
     assert [(r.partition_key, r.asset_selection) for r in requests] == [
         ("2018", [dg.AssetKey(["raw", "schuleingang"])])]
+
+
+# --- disclosure control -------------------------------------------------------------------------------------
+
+
+def test_disclosure_declares_an_aggregates_relations_from_its_level_up_and_protects_its_small_counts():
+    """Cases delivered per statistischer Bezirk (B1 2 cases, B2 40) exist for the Bezirke, their Stadtbezirk and
+    the city only: the declared relations are S = B1 + B2 and city = S, none with Unterbezirke or Sozialräume
+    (their counts do not exist); the small count of B1 is suppressed and B2 with it (else S - B2 gives B1), and
+    the audit finds nothing recoverable. The disclosure code is unchanged: the relations follow from the keys."""
+    import polars as pl
+
+    from social_monitor.disclosure import Catalogue, DisclosureRule, apply, audit, declared_relations
+    from tests.test_disclosure import TREE, hierarchy_of
+
+    catalogue = Catalogue.from_rows([{"indicator_id": "cases", "numerator_measure": "cases"}])
+    counts = {("statistischer_bezirk", "B1"): 2, ("statistischer_bezirk", "B2"): 40, ("stadtbezirk", "S"): 42,
+              ("city", "city"): 42}
+    cells = pl.DataFrame(
+        [{"report_cycle": 2018, "area_level": level, "area_id": area, "indicator_id": "cases", "numerator": n,
+          "denominator": None, "value": float(n), "city_value": 42.0} for (level, area), n in counts.items()],
+        schema={"report_cycle": pl.Int32, "area_level": pl.Utf8, "area_id": pl.Utf8, "indicator_id": pl.Utf8,
+                "numerator": pl.Int64, "denominator": pl.Int64, "value": pl.Float64, "city_value": pl.Float64})
+    hierarchy = hierarchy_of(TREE)
+    keys = [(2018, level, area, "cases") for level, area in counts]
+    relations = sorted(sorted((k[1], k[2], c) for k, c in r.terms) for r in declared_relations(keys, hierarchy,
+                                                                                              catalogue))
+    assert relations == [[("city", "city", 1), ("stadtbezirk", "S", -1)],
+                         [("stadtbezirk", "S", 1), ("statistischer_bezirk", "B1", -1),
+                          ("statistischer_bezirk", "B2", -1)]]
+    rule = DisclosureRule(min_count=3, min_population_for_rates=0)
+    published = apply(cells.with_columns(pl.lit(1000).alias("area_population")), hierarchy, rule, catalogue)
+    reasons = dict(zip(published["area_id"], published["suppression"], strict=True))
+    assert reasons == {"B1": "small_count", "B2": "secondary", "S": None, "city": None}
+    assert audit(published, hierarchy, catalogue, rule).passed
