@@ -9,14 +9,18 @@ import duckdb
 from orchestration.resources import PipelineSettings, WarehouseResource
 from schemas.published import DOCUMENTED_TABLES
 from social_monitor.catalogue import read_catalogue
-from social_monitor.deliveries import SOURCES
+from social_monitor.deliveries import Source
 from social_monitor.disclosure import Catalogue, DisclosureRule
+from social_monitor.layouts import delivered_sources
 from social_monitor.publish import read_audit
-from social_monitor.settings import CityConfig
+from social_monitor.settings import CityConfig, load_settings
 
 
-def build_row_balance_check(source_name: str) -> dg.AssetChecksDefinition:
-    table = SOURCES[source_name].table
+def build_row_balance_check(source: Source) -> dg.AssetChecksDefinition:
+    source_name, table = source.name, source.table
+    # raw.aggregates holds every aggregate delivery: count this one's rows
+    only = "where delivery = ?" if source.is_aggregate else ""
+    only_args = [source_name] if source.is_aggregate else []
 
     @dg.asset_check(
         asset=dg.AssetKey(["raw", source_name]),
@@ -30,11 +34,12 @@ def build_row_balance_check(source_name: str) -> dg.AssetChecksDefinition:
                 f"""
                 select d.report_cycle, d.rows_in, d.rows_accepted, d.rows_rejected, coalesce(t.n, 0) as in_table
                 from raw.deliveries d
-                left join (select report_cycle, count(*) as n from raw.{table} group by 1) t using (report_cycle)
+                left join (select report_cycle, count(*) as n from raw.{table} {only} group by 1) t
+                    using (report_cycle)
                 where d.source = ?
                 order by d.report_cycle
                 """,
-                [source_name],
+                [*only_args, source_name],
             ).fetchall()
         broken = [r for r in rows if r[1] != r[2] + r[3] or r[2] != r[4]]
         return dg.AssetCheckResult(
@@ -157,5 +162,5 @@ def every_method_classifies_every_cycle(warehouse: WarehouseResource) -> dg.Asse
     )
 
 
-checks = [build_row_balance_check(name) for name in SOURCES] + [
+checks = [build_row_balance_check(source) for source in delivered_sources(load_settings().city_dir)] + [
     only_aggregated_tables, no_suppressed_cell_recoverable, every_area_classified, every_method_classifies_every_cycle]

@@ -24,6 +24,17 @@ def read_catalogue(path: Path = CATALOGUE_PATH) -> list[dict[str, str]]:
         return sorted(csv.DictReader(handle), key=lambda row: int(row["sort_order"]))
 
 
+def catalogue_measures(path: Path = CATALOGUE_PATH) -> frozenset[str]:
+    """Every measure the catalogue names (numerator, denominator, their parts): the measures a city's aggregate
+    delivery may deliver (``social_monitor.layouts``)."""
+    measures = set()
+    for row in read_catalogue(path):
+        measures |= {row["numerator_measure"], row["denominator_measure"]}
+        for column in ("numerator_sum_of", "denominator_sum_of"):
+            measures |= set((row.get(column) or "").split())
+    return frozenset(m for m in measures if m)
+
+
 def render_markdown(rows: list[dict[str, str]]) -> str:
     lines = [
         "# Indikatorenkatalog",
@@ -34,6 +45,8 @@ def render_markdown(rows: list[dict[str, str]]) -> str:
         "carry) added up to each level. A change of an indicator (Zähler: Veränderung von …) is the indicator minus",
         "its value in the previous report cycle, in points of its unit (Prozentpunkte), on the cycle's geography",
         "version.",
+        "Counts delivered per area by partner offices (Lieferung ... je Gebiet) are",
+        "added up from the level delivered, so those indicators exist at that level and above only.",
         "",
     ]
     unknown = sorted({row["topic_field"] for row in rows} - set(TOPICS))

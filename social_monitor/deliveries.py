@@ -41,11 +41,17 @@ class Source:
 
     name: str
     contract: type[RawDelivery]
+    table_name: str | None = None  # the raw table, when not the source's name (raw.aggregates)
 
     @property
     def table(self) -> str:
         """The warehouse table in the ``raw`` schema that holds this source."""
-        return self.name
+        return self.table_name or self.name
+
+    @property
+    def is_aggregate(self) -> bool:
+        """An aggregate delivery of a partner office (``schemas.aggregates``), stored in ``raw.aggregates``."""
+        return self.table_name is not None
 
 
 SOURCES: dict[str, Source] = {
@@ -202,9 +208,10 @@ def read_manifest(path: Path, layouts: Layouts, source: Source | SourceLayout | 
                                           "rows")
         elif not isinstance(value, str):
             raise ManifestError(path, f"field {key} is {_json_type(value)}, expected a string")
-    if raw["source"] not in SOURCES:
+    known = {*SOURCES, *layouts}  # the person-level sources and the city's aggregate deliveries
+    if raw["source"] not in known:
         raise ManifestError(path, f"field source: unknown source {shown(raw['source'])}; expected one of "
-                                  f"{sorted(SOURCES)}")
+                                  f"{sorted(known)}")
     try:
         reference_date = dt.date.fromisoformat(raw["reference_date"])
     except ValueError:

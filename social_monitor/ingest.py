@@ -61,6 +61,7 @@ import pyarrow
 from pandera.config import ValidationDepth, config_context
 from polars.exceptions import PanicException
 
+from schemas.aggregates import AGGREGATE_TABLE, AggregateCounts
 from schemas.raw import (
     RawDelivery,
     check_column,
@@ -189,6 +190,8 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(RAW_DDL)
     for source in SOURCES.values():
         con.execute(f"create table if not exists raw.{source.table} ({_table_columns_sql(source.contract)})")
+    # every aggregate delivery of the city (counts per area of partner offices), by its id in column delivery
+    con.execute(f"create table if not exists raw.{AGGREGATE_TABLE} ({_table_columns_sql(AggregateCounts)})")
 
 
 def load_delivery(
@@ -208,7 +211,7 @@ def load_delivery(
         raise ValueError(f"policy must be one of {POLICIES}, not {policy!r}")
     key = key or PseudonymKey.from_env()
     if area_keys is None:
-        area_keys = selected_city_area_keys(manifest.report_cycle)
+        area_keys = selected_city_area_keys(manifest.report_cycle, manifest.layout)
     area_keys = tuple(sorted(area_keys))
     if not 0 <= max_rejected_share <= 1:
         raise ValueError(f"max_rejected_share must lie between 0 and 1, not {max_rejected_share!r}")
@@ -251,7 +254,8 @@ def load_delivery(
         unparsed = _parse_problems(con, source, typed, name)
         reported = {(p.line, p.column) for p in unparsed}
         problems = (unparsed + _duplicate_key_problems(con, source, typed, name, reported)
-                    + _contract_problems(con, source, typed, manifest, reported, area_keys))
+                    + _contract_problems(con, source, typed, manifest, reported, area_keys)
+                    + _coverage_problems(con, source, typed, manifest, area_keys))
         problems.sort(key=lambda p: (p.line is not None, p.line or 0))  # in file order, whatever the batches
         rejected_lines = sorted({p.line for p in problems if p.line is not None})
         whole_file = [p for p in problems if p.line is None]
@@ -277,7 +281,11 @@ def load_delivery(
                 rows += " where source_line not in (select source_line from _rejected_lines)"
             _record_rejections(con, source, manifest, problems, "quarantined")
             _check_key(con, key, name)
-            con.execute(f"delete from raw.{source.table} where report_cycle = ?", [manifest.report_cycle])
+            if source.is_aggregate:  # raw.aggregates holds every aggregate delivery: replace only this one's
+                con.execute(f"delete from raw.{source.table} where report_cycle = ? and delivery = ?",
+                            [manifest.report_cycle, source.name])
+            else:
+                con.execute(f"delete from raw.{source.table} where report_cycle = ?", [manifest.report_cycle])
             con.execute(f"insert into raw.{source.table} {rows}")
             accepted = rows_in - len(rejected_lines)
             con.execute(
@@ -742,7 +750,8 @@ def _row_select(contract: type[RawDelivery], manifest: Manifest, replace: dict[s
     """The select list of a typed row with every contract column in order, lineage columns included."""
     constants = {"source_file": _sql_str(manifest.data_path.name),
                  "report_cycle": f"cast({manifest.report_cycle} as integer)",
-                 "reference_date": f"date '{manifest.reference_date.isoformat()}'"}
+                 "reference_date": f"date '{manifest.reference_date.isoformat()}'",
+                 **(manifest.layout.row_constants() if manifest.layout is not None else {})}
     replace = {**constants, **(replace or {})}
     return ", ".join(f"{replace[column]} as {column}" if column in replace else column
                      for column in contract.to_schema().columns)
@@ -814,9 +823,40 @@ def _batch_schema(contract: type[RawDelivery], area_keys: tuple[str, ...] | None
     return schema
 
 
-def selected_city_area_keys(cycle: int) -> tuple[str, ...]:
-    """The base keys valid in ``cycle`` of the selected city's geography (read now, not at import)."""
-    return load_geography(load_settings().city_dir).base_keys(cycle)
+def selected_city_area_keys(cycle: int, layout: SourceLayout | None = None) -> tuple[str, ...]:
+    """The area keys a delivery of ``cycle`` may carry by the selected city's geography (read now, not at import):
+    the base keys valid in the cycle, or for an aggregate delivery the keys of its level (``layout.area_keys``)."""
+    geography = load_geography(load_settings().city_dir)
+    return layout.area_keys(geography, cycle) if layout is not None else geography.base_keys(cycle)
+
+
+MAX_LISTED_AREAS = 12  # missing areas named in one coverage problem
+
+
+def _coverage_problems(con: duckdb.DuckDBPyConnection, layout: SourceLayout, typed: str, manifest: Manifest,
+                       area_keys: tuple[str, ...]) -> list[Problem]:
+    """An aggregate delivery must hold a row for every area of its level valid in the cycle (``area_keys``) and
+    every measure of its layout, except the areas the layout declares gaps: a missing row is a problem with the
+    file as a whole (it has no line), which refuses it. Area keys and measure codes are published codes."""
+    if not layout.is_aggregate:
+        return []
+    name = manifest.data_path.name
+    delivered = set(con.execute(f"select distinct area_id, measure from {typed} where area_id is not null "
+                                "and measure is not null").fetchall())
+    expected = [key for key in area_keys if key not in layout.gaps]
+    city_code = layout.city_code_of("measure")
+    problems = []
+    for measure in layout.measures:
+        missing = [key for key in expected if (key, measure) not in delivered]
+        if missing:
+            listed = ", ".join(missing[:MAX_LISTED_AREAS]) + (" …" if len(missing) > MAX_LISTED_AREAS else "")
+            problems.append(Problem(
+                name, None, layout.headers["area_id"], "coverage",
+                f"no row of measure {city_code[measure]} ({measure}) for {len(missing)} area(s) of level "
+                f"{layout.level} valid in {manifest.report_cycle}: {listed}; deliver them or declare them in the "
+                f"layout's gaps ({manifest.layout.path.name if manifest.layout.path else 'deliveries.yml'}, "
+                f"aggregates.{layout.name}.gaps)"))
+    return problems
 
 
 def _contract_problems(
@@ -995,7 +1035,8 @@ def _table_columns_sql(contract: type[RawDelivery]) -> str:
 
 def _duckdb_type(dtype: object) -> str:
     kind = str(dtype)
-    return {"Date": "DATE", "Int16": "SMALLINT", "Int32": "INTEGER", "Int64": "BIGINT"}.get(kind, "VARCHAR")
+    return {"Date": "DATE", "Int16": "SMALLINT", "Int32": "INTEGER", "Int64": "BIGINT",
+            "Boolean": "BOOLEAN"}.get(kind, "VARCHAR")
 
 
 def _quote(identifier: str) -> str:

@@ -14,21 +14,24 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from schemas.aggregates import AGGREGATE_TABLE, AggregateCounts
 from schemas.raw import RawDelivery, code_lists, coded_columns, delivered_columns
 from social_monitor.deliveries import (
     FORMATS,
     MANIFEST_SUFFIX,
     SOURCES,
+    Source,
     delimiter_problem,
     encoding_problem,
     one_line,
 )
+from social_monitor.geography import Geography
 
 LAYOUT_FILE = "deliveries.yml"
 DATE_PLACEHOLDER = "{reference_date}"
@@ -36,6 +39,11 @@ KEYS = ("sender", "file_name", "format", "encoding", "separator", "date_format",
 REQUIRED = ("file_name", "format", "encoding", "date_format", "headers", "codes")
 DATE_DIRECTIVES = {"%d": "DD", "%m": "MM", "%Y": "YYYY"}  # the directives a date format may (and must) use
 MAX_HEADER_CHARS = 64
+AGGREGATES_KEY = "aggregates"  # the list of a city's aggregate deliveries (counts per area of partner offices)
+AGGREGATE_KEYS = ("id", "sender", "file_name", "format", "encoding", "separator", "level", "headers", "measures",
+                  "gaps")
+AGGREGATE_REQUIRED = ("id", "file_name", "format", "encoding", "level", "headers", "measures")
+IDENTIFIER = r"[a-z][a-z0-9_]{0,62}"  # an aggregate delivery's id and a measure id
 
 
 class LayoutError(ValueError):
@@ -110,6 +118,18 @@ class SourceLayout:
         except ValueError:
             return None
 
+    @property
+    def is_aggregate(self) -> bool:
+        return False
+
+    def row_constants(self) -> dict[str, str]:
+        """Columns of the stored rows the loader fills from the layout, as SQL expressions (none here)."""
+        return {}
+
+    def area_keys(self, geography: Geography, cycle: int) -> tuple[str, ...]:
+        """The area keys a delivery of ``cycle`` may carry: the base keys valid in the cycle."""
+        return geography.base_keys(cycle)
+
     def city_code_of(self, column: str) -> dict[str, str]:
         """``{contract code: the city's code}``: the first city code listed for each contract code (what the
         sample generator writes)."""
@@ -117,6 +137,48 @@ class SourceLayout:
         for city, contract in self.codes[column].items():
             inverse.setdefault(contract, city)
         return inverse
+
+
+@dataclass(frozen=True)
+class AggregateLayout(SourceLayout):
+    """How one city's partner office delivers one aggregate delivery (``aggregates`` in deliveries.yml): the
+    level its area keys are of, its measure codes (``codes['measure']``: city code -> measure id), the measures
+    that are not additive (published only at the level delivered) and the areas it may leave out (``gaps``:
+    area key -> why). Stored in ``raw.aggregates`` with the delivery's id."""
+
+    level: str = ""
+    non_additive: frozenset[str] = frozenset()
+    gaps: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def table(self) -> str:
+        return AGGREGATE_TABLE
+
+    @property
+    def is_aggregate(self) -> bool:
+        return True
+
+    @property
+    def measures(self) -> list[str]:
+        """The measure ids of the delivery, in the layout's order."""
+        return list(dict.fromkeys(self.codes["measure"].values()))
+
+    def row_constants(self) -> dict[str, str]:
+        non_additive = ", ".join(_sql_text(m) for m in sorted(self.non_additive)) or "null"
+        return {"delivery": _sql_text(self.name), "area_level": _sql_text(self.level),
+                "additive": f"coalesce(measure not in ({non_additive}), true)"}
+
+    def area_keys(self, geography: Geography, cycle: int) -> tuple[str, ...]:
+        """The keys of the delivery's level valid in ``cycle`` (on that cycle's geography version)."""
+        if self.level not in {level.id for level in geography.levels}:
+            raise LayoutError(self.path or LAYOUT_FILE, f"{AGGREGATES_KEY}.{self.name}.level",
+                              f"{self.level!r} is not a level of the city's geography "
+                              f"({', '.join(level.id for level in geography.levels)})")
+        return tuple(area.area_id for area in geography.areas_of(self.level, cycle))
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 Layouts = Mapping[str, SourceLayout]
@@ -141,8 +203,11 @@ def layout_path(city_dir: Path | str) -> Path:
     return Path(city_dir) / LAYOUT_FILE
 
 
-def load_layouts(city_dir: Path | str) -> dict[str, SourceLayout]:
-    """The delivery layouts of the city in ``city_dir`` (its ``deliveries.yml``), checked."""
+def load_layouts(city_dir: Path | str, known_measures: Collection[str] | None = None) -> dict[str, SourceLayout]:
+    """The delivery layouts of the city in ``city_dir`` (its ``deliveries.yml``), checked: one per person-level
+    source (``SOURCES``) and one per aggregate delivery (``aggregates``, ``AggregateLayout``), by name. The
+    measures of the aggregate deliveries must be ``known_measures`` (default: the measures the indicator
+    catalogue names)."""
     path = layout_path(city_dir)
     try:
         text = path.read_text(encoding="utf-8")
@@ -159,6 +224,7 @@ def load_layouts(city_dir: Path | str) -> dict[str, SourceLayout]:
         raise LayoutError(path, "", f"not valid YAML{where}") from None
     if not isinstance(raw, dict):
         raise LayoutError(path, "", "expected a mapping of source names to layouts")
+    aggregates = _aggregate_layouts(path, raw.pop(AGGREGATES_KEY, None) or [], known_measures)
     unknown = [str(k) for k in raw if k not in SOURCES]
     if unknown:
         raise LayoutError(path, unknown[0], f"unknown source; the sources are {', '.join(SOURCES)}")
@@ -166,6 +232,10 @@ def load_layouts(city_dir: Path | str) -> dict[str, SourceLayout]:
     if missing:
         raise LayoutError(path, missing[0], "no layout for this source (every source needs one)")
     layouts = {name: _source_layout(path, name, raw[name]) for name in SOURCES}
+    for name, layout in aggregates.items():
+        if name in layouts:
+            raise LayoutError(path, f"{AGGREGATES_KEY}.{name}.id", "is the name of a person-level source")
+        layouts[name] = layout
     _check_distinct(path, layouts)
     city_codes: dict[str, list[str]] = {}
     for layout in layouts.values():
@@ -183,7 +253,7 @@ def load_layouts(city_dir: Path | str) -> dict[str, SourceLayout]:
 
 
 def _with_codes(layout: SourceLayout, city_codes: Mapping[str, tuple[str, ...]]) -> SourceLayout:
-    return SourceLayout(**{**layout.__dict__, "city_codes": city_codes})
+    return type(layout)(**{**layout.__dict__, "city_codes": city_codes})
 
 
 def _source_layout(path: Path, name: str, raw: object) -> SourceLayout:
@@ -196,6 +266,25 @@ def _source_layout(path: Path, name: str, raw: object) -> SourceLayout:
         if key not in raw:
             raise LayoutError(path, f"{name}.{key}", "missing")
     contract = SOURCES[name].contract
+    file_format, file_pattern, encoding, separator = _file_fields(path, name, raw)
+    date_format = _date_format(path, f"{name}.date_format", raw["date_format"])
+    headers = _headers(path, name, raw["headers"], contract, separator)
+    codes = _codes(path, name, raw["codes"], contract)
+    sender = _sender(path, name, raw)
+    return SourceLayout(name=name, contract=contract, sender=sender, file_pattern=file_pattern,
+                        file_format=file_format, encoding=encoding, separator=separator,
+                        date_format=date_format, headers=headers, codes=codes, path=path)
+
+
+def _sender(path: Path, name: str, raw: dict) -> str:
+    sender = raw.get("sender")
+    if sender is not None and not isinstance(sender, str):
+        raise LayoutError(path, f"{name}.sender", "expected text")
+    return sender or ""
+
+
+def _file_fields(path: Path, name: str, raw: dict) -> tuple[str, str, str, str | None]:
+    """Format, file name pattern, encoding and separator (None for parquet) of a layout, checked."""
     file_format = _text(path, f"{name}.format", raw["format"])
     if file_format not in FORMATS:
         raise LayoutError(path, f"{name}.format", f"{file_format!r} is not one of {', '.join(FORMATS)}")
@@ -216,16 +305,91 @@ def _source_layout(path: Path, name: str, raw: object) -> SourceLayout:
             raise LayoutError(path, f"{name}.separator", f"{separator!r} {problem}")
     elif separator is not None:
         raise LayoutError(path, f"{name}.separator", "a parquet file has no separator; write null")
-    date_format = _date_format(path, f"{name}.date_format", raw["date_format"])
-    headers = _headers(path, name, raw["headers"], contract, separator)
-    codes = _codes(path, name, raw["codes"], contract)
-    sender = raw.get("sender")
-    if sender is not None and not isinstance(sender, str):
-        raise LayoutError(path, f"{name}.sender", "expected text")
-    return SourceLayout(name=name, contract=contract, sender=sender or "", file_pattern=file_pattern,
-                        file_format=file_format, encoding=encoding,
-                        separator=separator if file_format == "csv" else None,
-                        date_format=date_format, headers=headers, codes=codes, path=path)
+    return file_format, file_pattern, encoding, separator if file_format == "csv" else None
+
+
+def _aggregate_layouts(path: Path, raw: object, known_measures: Collection[str] | None) -> dict[str, AggregateLayout]:
+    """The city's aggregate deliveries (``aggregates``: a list of layouts, each with an ``id``), checked."""
+    if not isinstance(raw, list):
+        raise LayoutError(path, AGGREGATES_KEY, "expected a list of aggregate deliveries (each with an id)")
+    if known_measures is None:
+        from social_monitor.catalogue import catalogue_measures
+
+        known_measures = catalogue_measures()
+    layouts: dict[str, AggregateLayout] = {}
+    owner: dict[str, str] = {}  # measure id -> the delivery that delivers it
+    for number, entry in enumerate(raw, start=1):
+        where = f"{AGGREGATES_KEY}[{number}]"
+        if not isinstance(entry, dict):
+            raise LayoutError(path, where, "expected a mapping with the keys " + ", ".join(AGGREGATE_KEYS))
+        name = entry.get("id")
+        if not isinstance(name, str) or not re.fullmatch(IDENTIFIER, name):
+            raise LayoutError(path, f"{where}.id", "expected an id of lower-case letters, digits and _ (e.g. "
+                                                   "schuleingang)")
+        where = f"{AGGREGATES_KEY}.{name}"
+        if name in layouts:
+            raise LayoutError(path, f"{where}.id", "given to two aggregate deliveries")
+        for key in entry:
+            if key not in AGGREGATE_KEYS:
+                raise LayoutError(path, f"{where}.{key}", f"unknown key; the keys are {', '.join(AGGREGATE_KEYS)}")
+        for key in AGGREGATE_REQUIRED:
+            if key not in entry:
+                raise LayoutError(path, f"{where}.{key}", "missing")
+        file_format, file_pattern, encoding, separator = _file_fields(path, where, entry)
+        level = _text(path, f"{where}.level", entry["level"])
+        headers = _headers(path, where, entry["headers"], AggregateCounts, separator)
+        codes, non_additive = _measures(path, where, entry["measures"], known_measures)
+        for measure in dict.fromkeys(codes.values()):
+            if measure in owner:
+                raise LayoutError(path, f"{where}.measures", f"measure {measure!r} is delivered by "
+                                                             f"{owner[measure]} too; a measure has one delivery")
+            owner[measure] = name
+        gaps = entry.get("gaps") or {}
+        if not isinstance(gaps, dict) or not all(isinstance(k, str) and isinstance(v, str) and v.strip()
+                                                 for k, v in gaps.items()):
+            raise LayoutError(path, f"{where}.gaps", "expected a mapping of area keys (quoted) to why the area "
+                                                     "is not delivered")
+        layouts[name] = AggregateLayout(
+            name=name, contract=AggregateCounts, sender=_sender(path, where, entry), file_pattern=file_pattern,
+            file_format=file_format, encoding=encoding, separator=separator, date_format="%d.%m.%Y",
+            headers=headers, codes={"measure": codes}, path=path, level=level, non_additive=non_additive,
+            gaps=dict(gaps))
+    return layouts
+
+
+def _measures(path: Path, where: str, raw: object, known: Collection[str]) -> tuple[dict[str, str], frozenset[str]]:
+    """``{city code: measure id}`` and the measures that are not additive, from ``measures``: each city code maps
+    to a measure id, or to ``{measure: id, additive: false}`` for a measure that must not be added up (an
+    index)."""
+    key = f"{where}.measures"
+    if not isinstance(raw, dict) or not raw:
+        raise LayoutError(path, key, "expected a mapping of the city's measure codes to measure ids")
+    codes: dict[str, str] = {}
+    non_additive: set[str] = set()
+    for city_code, target in raw.items():
+        if isinstance(city_code, bool) or not isinstance(city_code, str | int) or not str(city_code).strip() \
+                or str(city_code) != str(city_code).strip() or not str(city_code).isprintable():
+            raise LayoutError(path, f"{key}.{city_code}", "a measure code is printable text without spaces around "
+                                                          "it (quote yes/no/on/off and decimals)")
+        additive = True
+        if isinstance(target, dict):
+            unknown = sorted(set(target) - {"measure", "additive"})
+            if unknown or not isinstance(target.get("additive", True), bool):
+                raise LayoutError(path, f"{key}.{city_code}", "expected a measure id or {measure: <id>, "
+                                                              "additive: true|false}")
+            additive, target = target.get("additive", True), target.get("measure")
+        if not isinstance(target, str) or not re.fullmatch(IDENTIFIER, target):
+            raise LayoutError(path, f"{key}.{city_code}", "expected a measure id of lower-case letters, digits "
+                                                          "and _")
+        if target not in known:
+            raise LayoutError(path, f"{key}.{city_code}", f"measure {target!r} is named by no indicator of the "
+                                                          "catalogue (numerator_measure or denominator_measure)")
+        if target in codes.values():
+            raise LayoutError(path, f"{key}.{city_code}", f"measure {target!r} is given two codes")
+        codes[str(city_code)] = target
+        if not additive:
+            non_additive.add(target)
+    return codes, frozenset(non_additive)
 
 
 def _text(path: Path, key: str, value: object) -> str:
@@ -337,3 +501,22 @@ def _check_distinct(path: Path, layouts: dict[str, SourceLayout]) -> None:
             if other.name != name and other.date_of_manifest_name(layout.manifest_name(sample)) is not False:
                 raise LayoutError(path, f"{name}.file_name", f"its manifests would also match "
                                                              f"{other.name}.file_name")
+
+
+def delivered_sources(city_dir: Path | str) -> list[Source]:
+    """Every source of the city: the person-level ones (``SOURCES``) and one per aggregate delivery of its layout
+    file, by id (stored in ``raw.aggregates``). Read leniently, for wiring (the Dagster raw assets, checks and
+    the delivery sensor): a layout file that cannot be read gives the person-level sources only; loading a
+    delivery reads it with ``load_layouts``, which names every problem."""
+    sources = list(SOURCES.values())
+    try:
+        raw = yaml.safe_load(layout_path(city_dir).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return sources
+    entries = raw.get(AGGREGATES_KEY) if isinstance(raw, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
+        name = entry.get("id") if isinstance(entry, dict) else None
+        if isinstance(name, str) and re.fullmatch(IDENTIFIER, name) and name not in SOURCES \
+                and all(s.name != name for s in sources):
+            sources.append(Source(name, AggregateCounts, table_name=AGGREGATE_TABLE))
+    return sources

@@ -28,7 +28,8 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, help="the delivered data file (in the landing folder)")
-    parser.add_argument("--source", required=True, help="the source: register, sgb2, sgb12 or asylblg")
+    parser.add_argument("--source", required=True, help="the source: register, sgb2, sgb12, asylblg or the id of an "
+                        "aggregate delivery of the city's layout")
     parser.add_argument("--date", required=True, metavar="YYYY-12-31",
                         help="the reference date of the extract (31 December of the report cycle)")
 

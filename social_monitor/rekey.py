@@ -26,6 +26,7 @@ from pathlib import Path
 
 import duckdb
 
+from schemas.aggregates import AGGREGATE_TABLE
 from social_monitor.deliveries import SOURCES, ManifestError, data_file_problem, find_manifest, reference_date_of
 from social_monitor.ingest import ensure_raw_schema
 from social_monitor.layouts import Layouts, load_layouts
@@ -56,12 +57,16 @@ def reload_problems(con: duckdb.DuckDBPyConnection, landing_dir: Path, report_cy
     """Why a reload from ``landing_dir`` could not bring back every cycle; empty if it can (deliveries named
     by the city's ``layouts``)."""
     problems = []
+    # an aggregate delivery need not exist for every cycle: it must be there again only where one was loaded
+    loaded = set(con.execute("select source, report_cycle from raw.deliveries").fetchall())
     for cycle in report_cycles:
         for source in layouts.values():
             try:
                 manifest = find_manifest(landing_dir, source, cycle)
             except ManifestError as exc:
                 problems.append(str(exc))
+                continue
+            if manifest is None and source.is_aggregate and (source.name, cycle) not in loaded:
                 continue
             if manifest is None:
                 problems.append(f"no {source.manifest_name(reference_date_of(cycle))} in {landing_dir}")
@@ -93,6 +98,7 @@ def clear_for_new_key(con: duckdb.DuckDBPyConnection, landing_dir: Path, report_
         deliveries = con.execute("select count(*) from raw.deliveries").fetchone()[0]
         for source in SOURCES.values():
             con.execute(f"delete from raw.{source.table}")
+        con.execute(f"delete from raw.{AGGREGATE_TABLE}")
         con.execute("delete from raw.deliveries")
         con.execute("delete from raw.rejected_rows")
         con.execute("commit")

@@ -12,8 +12,11 @@ from social_monitor.deliveries import reference_date_of, write_manifest
 from social_monitor.layouts import load_layouts
 from social_monitor.settings import CITIES_DIR
 
-# the delivery layouts of the Dortmund sample city, which the hand-made deliveries of the tests follow
-LAYOUTS = load_layouts(CITIES_DIR / "dortmund")
+# the delivery layouts of the Dortmund sample city, which the hand-made deliveries of the tests follow: the
+# person-level sources here, the aggregate deliveries of partner offices (tests/test_aggregates.py) apart
+ALL_LAYOUTS = load_layouts(CITIES_DIR / "dortmund")
+LAYOUTS = {name: layout for name, layout in ALL_LAYOUTS.items() if not layout.is_aggregate}
+AGGREGATE_LAYOUTS = {name: layout for name, layout in ALL_LAYOUTS.items() if layout.is_aggregate}
 
 
 def write_delivery(folder: Path, source_name: str, cycle: int, rows: list[dict[str, object]],

@@ -36,7 +36,7 @@ SCALE = 0.05
 # bands), so an area's recipients are within 4 persons of its target rate × residents.
 BANDS = 4
 GEOGRAPHY = load_geography(BERLIN)
-LAYOUTS = load_layouts(BERLIN)
+LAYOUTS = {name: layout for name, layout in load_layouts(BERLIN).items() if not layout.is_aggregate}  # person-level
 CYCLES_IN_TABLE = (2010, 2012, 2014, 2016, 2018, 2020)
 STATUS = {"s1": "s1_unemployed", "s2": "s2_long_term_unemployed", "s3": "s3_transfer_not_unemployed",
           "s4": "s4_sgb2_age_0_14"}

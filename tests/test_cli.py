@@ -13,6 +13,7 @@ import pytest
 from social_monitor import cli, exports
 from social_monitor.report import generator as report_generator
 from social_monitor.settings import PROJECT_DIR
+from tests.deliveries import ALL_LAYOUTS
 from tests.test_exports import CYCLES, write_published_file
 from tests.waiting import CEILING_SECONDS
 
@@ -173,15 +174,16 @@ def test_generate_prints_progress_per_cycle_and_quiet_silences_it(tmp_path):
     progress = done.stderr.splitlines()
     assert len(progress) == 2, done.stderr
     assert all(line.startswith("social-monitor generate: cycle 2018 (1 of 1): ") for line in progress)
-    assert progress[-1].split(": ", 2)[2].startswith("4 files, ")
+    files = len(ALL_LAYOUTS)  # the person-level sources, then the partner offices' aggregate deliveries
+    assert progress[-1].split(": ", 2)[2].startswith(f"{files} files, ")
     # stdout as documented: one line per file with its rows, then the total
     lines = done.stdout.splitlines()
-    assert len(lines) == 5
+    assert len(lines) == files + 1
     assert [line.split(":")[0] for line in lines[:4]] == [
         "bevoelkerung_2018-12-31.csv", "sgb2_2018-12-31.parquet", "sgb12_2018-12-31.csv", "asylblg_2018-12-31.csv"]
-    assert lines[4].endswith(f"written to {tmp_path / 'a'}")
-    total = sum(int(line.split(": ")[1].split()[0]) for line in lines[:4])
-    assert lines[4].startswith(f"{total} rows in ")
+    assert lines[files].endswith(f"written to {tmp_path / 'a'}")
+    total = sum(int(line.split(": ")[1].split()[0]) for line in lines[:files])
+    assert lines[files].startswith(f"{total} rows in ")
     assert f"{total:,} rows" in progress[-1]
 
     for quiet in (["--quiet", "generate"], ["generate", "-q"]):

@@ -3,6 +3,7 @@ and then its outputs are checked."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from dagster import DagsterEventType, DagsterInstance
 from social_monitor.catalogue import read_catalogue
 from social_monitor.disclosure import Catalogue, DisclosureRule
 from social_monitor.publish import read_audit
+from tests.deliveries import AGGREGATE_LAYOUTS, ALL_LAYOUTS
 from tests.pipeline_env import build
 
 AKTIONSRAEUME_2007 = {
@@ -280,21 +282,24 @@ def test_raw_rows_match_the_deliveries(run):
     with duckdb.connect(str(run["warehouse"]), read_only=True) as con:
         balance = con.execute(
             "select source, report_cycle, rows_in, rows_accepted, rows_rejected from raw.deliveries").fetchall()
-    assert len(balance) == 16
+    # 4 cycles of the 4 person-level sources and of the 6 aggregate deliveries
+    assert len(balance) == 4 * len(ALL_LAYOUTS) == 4 * (4 + 6)
     assert all(rows_in == accepted + rejected and rejected == 0 for _, _, rows_in, accepted, rejected in balance)
 
 
 def _delivered_identifiers(landing: Path) -> set[str]:
     """Every person key and household key of the delivered files, as delivered (before pseudonymisation)."""
     keys: set[str] = set()
+    aggregates = {layout.file_name(dt.date(year, 12, 31)) for layout in AGGREGATE_LAYOUTS.values()
+                  for year in (2007, 2012, 2018, 2025)}  # counts per area: no identifiers
     with duckdb.connect() as con:
-        for path in landing.glob("*.csv"):
+        for path in (p for p in landing.glob("*.csv") if p.name not in aggregates):
             file = f"read_csv('{path}', delim=';', header=true, all_varchar=true, encoding='latin-1')"
             columns = [c for c in ("Personen_ID", "Haushalts_ID")  # the register carries its household key
                        if c in {r[0] for r in con.execute(f"describe select * from {file}").fetchall()}]
             keys |= {value for r in con.execute(f"select {', '.join(columns)} from {file}").fetchall()
                      for value in r if value is not None}
-        for path in landing.glob("*.parquet"):
+        for path in (p for p in landing.glob("*.parquet") if p.name not in aggregates):
             keys |= {value for r in con.execute("select Personen_ID, BG_Nummer from read_parquet(?)",
                                                 [str(path)]).fetchall() for value in r}
     return keys
@@ -389,3 +394,43 @@ def test_register_indicators_match_the_delivered_register(run):
     assert found == expected
     assert rates[0][0] == 2007 and rates[0][1] == 0 and rates[0][2] > 0  # 2007: no moves, but households
     assert all(row[1] > 0 for row in rates[1:])
+
+
+def test_aggregate_deliveries_are_published_at_their_level_and_above_with_small_counts_suppressed(run):
+    """The sample's aggregate deliveries went through the real raw assets, dbt and the disclosure control: the
+    school-entry examinations delivered per statistischer Bezirk are indicators of statistische Bezirke,
+    Stadtbezirke and the city, never of Unterbezirke or Sozialräume (which cut across Bezirk lines); the
+    income index (not additive) only of statistische Bezirke; and every count of 1 or 2 of an aggregate
+    delivery in the warehouse is an empty, suppressed cell in the published file."""
+    aggregate = ("school_entry_examined", "school_entry_normal_weight_rate", "youth_welfare_rate", "employment_rate",
+                 "vacancy_rate", "gymnasium_transition_rate")
+    with duckdb.connect(str(run["warehouse"]), read_only=True) as con:
+        levels = dict(con.execute(
+            "select indicator_id, list(distinct area_level order by area_level) from marts.area_indicators "
+            "where indicator_id in ('school_entry_normal_weight_rate', 'income_index', 'employment_rate') "
+            "group by 1").fetchall())
+        delivered = con.execute(
+            "select count(*), count(distinct report_cycle) from raw.aggregates where delivery = 'schuleingang'"
+        ).fetchone()
+        small = con.execute(
+            "select report_cycle, area_level, area_id, indicator_id from marts.area_indicators "
+            f"where indicator_id in {aggregate} and (numerator between 1 and 2 or denominator between 1 and 2)"
+        ).fetchall()
+    assert delivered == (4 * 62 * 2, 4)
+    assert levels["school_entry_normal_weight_rate"] == ["city", "stadtbezirk", "statistischer_bezirk"]
+    assert levels["income_index"] == ["statistischer_bezirk"]
+    assert levels["employment_rate"] == ["city", "sozialraum", "stadtbezirk", "statistischer_bezirk", "unterbezirk"]
+    assert len(small) > 10  # the sample at scale 0.1 has small counts of examined children and HzE cases
+    with duckdb.connect(str(run["published"]), read_only=True) as con:
+        con.execute("create temp table small (report_cycle integer, area_level varchar, area_id varchar, "
+                    "indicator_id varchar)")
+        con.executemany("insert into small values (?, ?, ?, ?)", small)
+        published = con.execute(
+            "select count(*), count(*) filter (where p.suppression = 'small_count' and p.numerator is null "
+            "and p.value is null) from small join area_indicators p using (report_cycle, area_level, area_id, "
+            "indicator_id)").fetchone()
+        shown = con.execute(
+            f"select count(*) from area_indicators where indicator_id in {aggregate} "
+            "and (numerator between 1 and 2 or denominator between 1 and 2)").fetchone()[0]
+    assert published == (len(small), len(small))
+    assert shown == 0

@@ -27,7 +27,7 @@ from social_monitor.sample_city import generate
 from social_monitor.sample_city.calibration import plan_cycle
 from social_monitor.sample_city.cli import main as sample_city_main
 from social_monitor.settings import city_dir
-from tests.deliveries import LAYOUTS
+from tests.deliveries import ALL_LAYOUTS, LAYOUTS
 from tests.dortmund_reference import read_reference
 
 DORTMUND = city_dir("dortmund")
@@ -632,7 +632,7 @@ def test_any_year_from_2000_is_planned_smoothly():
 def test_cli_writes_an_odd_cycle_and_prints_a_summary(tmp_path, capsys):
     assert sample_city_main(["--out", str(tmp_path), "--cycles", "2010", "--scale", "0.05"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == len(LAYOUTS) + 1  # one line per file and a total
+    assert len(lines) == len(ALL_LAYOUTS) + 1  # one line per file (aggregate deliveries included) and a total
     assert lines[0].startswith("bevoelkerung_2010-12-31.csv: ")
     rows = int(lines[0].split(": ")[1].split()[0])
     assert rows == pytest.approx(576_705 * 0.05 * 1.015, abs=5)

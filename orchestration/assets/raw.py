@@ -9,12 +9,12 @@ import dagster as dg
 
 from orchestration.partitions import SINGLE_RUN, report_cycle_partitions
 from orchestration.resources import PipelineSettings, WarehouseResource
-from social_monitor.deliveries import SOURCES, ManifestError, Source, find_manifest, reference_date_of
+from social_monitor.deliveries import ManifestError, Source, find_manifest, reference_date_of
 from social_monitor.geography import GeographyError, load_geography
 from social_monitor.ingest import DeliveryError, load_delivery
-from social_monitor.layouts import LAYOUT_FILE, LayoutError, load_layouts
+from social_monitor.layouts import LAYOUT_FILE, LayoutError, delivered_sources, load_layouts
 from social_monitor.pseudonyms import PseudonymKey
-from social_monitor.settings import CityConfig
+from social_monitor.settings import CityConfig, load_settings
 
 
 def build_raw_asset(source: Source) -> dg.AssetsDefinition:
@@ -28,12 +28,13 @@ def build_raw_asset(source: Source) -> dg.AssetsDefinition:
         description=(
             f"{inspect.cleandoc(source.contract.__doc__)}\n\n"
             f"File: named, formatted and headed as the city's delivery layout ({LAYOUT_FILE}, key "
-            f"`{source.name}`) says, with a manifest; recoded to and validated against "
-            f"`schemas.raw.{source.contract.__name__}` and loaded into `raw.{source.table}`."
+            f"`{'aggregates: ' if source.is_aggregate else ''}{source.name}`) says, with a manifest; recoded to "
+            f"and validated against `{source.contract.__module__}.{source.contract.__name__}` and loaded into "
+            f"`raw.{source.table}`."
         ),
         metadata={
             "warehouse_table": f"raw.{source.table}",
-            "contract": f"schemas.raw.{source.contract.__name__}",
+            "contract": f"{source.contract.__module__}.{source.contract.__name__}",
             "delivery_layout": f"<city folder>/{LAYOUT_FILE}: {source.name}",
         },
     )
@@ -41,20 +42,34 @@ def build_raw_asset(source: Source) -> dg.AssetsDefinition:
         config = CityConfig.from_file(Path(pipeline.config_path))
         city = pipeline.city_folder()
         try:  # the city's delivery layout, and the area keys a delivery may carry per report cycle
-            layout = load_layouts(city)[source.name]
+            layout = load_layouts(city).get(source.name)
             geography = load_geography(city)
         except (LayoutError, GeographyError) as exc:
             raise dg.Failure(description=str(exc)) from None
+        if layout is None and source.is_aggregate:  # the definitions were built from another city's layouts
+            context.log.warning(f"{city / LAYOUT_FILE} declares no aggregate delivery {source.name}; nothing loaded")
+            return dg.MaterializeResult(metadata={"rows_in": 0, "cycles_not_delivered": ", ".join(
+                context.partition_keys)})
+        if layout is None:
+            raise dg.Failure(description=f"{city / LAYOUT_FILE}: no layout of {source.name} any more; reload the "
+                                         "Dagster definitions")
         pseudonym_key = PseudonymKey.from_env()
         if pseudonym_key.is_development:
             context.log.warning(f"Person keys are pseudonymised with the {pseudonym_key.description}.")
-        results = []
+        results, not_delivered = [], []
         with warehouse.connect() as con:
             for key in context.partition_keys:
                 try:
                     manifest = find_manifest(Path(pipeline.landing_dir), layout, int(key))
                 except ManifestError as exc:
                     raise dg.Failure(description=str(exc)) from None
+                if manifest is None and source.is_aggregate:
+                    # a partner office need not deliver every cycle: its indicators are then absent in that cycle
+                    context.log.warning(f"No delivery of {source.name} for report cycle {key} (expected "
+                                        f"{layout.manifest_name(reference_date_of(int(key)))}); its indicators "
+                                        "are absent in that cycle")
+                    not_delivered.append(key)
+                    continue
                 if manifest is None:
                     raise dg.Failure(
                         description=f"No delivery of {source.name} for report cycle {key}: expected "
@@ -63,8 +78,8 @@ def build_raw_asset(source: Source) -> dg.AssetsDefinition:
                 try:
                     result = load_delivery(con, manifest, policy=config.ingest_policy,
                                            max_rejected_share=config.quarantine_max_share, key=pseudonym_key,
-                                           area_keys=geography.base_keys(manifest.report_cycle))
-                except (DeliveryError, ManifestError) as exc:
+                                           area_keys=layout.area_keys(geography, manifest.report_cycle))
+                except (DeliveryError, ManifestError, LayoutError) as exc:
                     raise dg.Failure(description=str(exc)) from None
                 context.log.info(
                     f"{result.source_file}: {result.rows_accepted} of {result.rows_in} rows accepted, "
@@ -80,6 +95,8 @@ def build_raw_asset(source: Source) -> dg.AssetsDefinition:
             "quarantine": dg.MetadataValue.md(_quarantine_table(results)),
             "pseudonym_key": pseudonym_key.description,
         }
+        if source.is_aggregate:
+            metadata["cycles_not_delivered"] = ", ".join(not_delivered) or "none"
         return dg.MaterializeResult(metadata=metadata)
 
     return _raw
@@ -111,4 +128,6 @@ delivery_log = dg.AssetSpec(
     metadata={"warehouse_table": "raw.deliveries"},
 )
 
-raw_assets = [*(build_raw_asset(source) for source in SOURCES.values()), delivery_log]
+# the person-level sources and the selected city's aggregate deliveries (config/<city>/deliveries.yml)
+SOURCES_OF_CITY = delivered_sources(load_settings().city_dir)
+raw_assets = [*(build_raw_asset(source) for source in SOURCES_OF_CITY), delivery_log]

@@ -77,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     on stderr (none with ``quiet``)."""
     from social_monitor.cli import progress
     from social_monitor.layouts import load_layouts
+    from social_monitor.sample_city.aggregates import write_aggregates
+    from social_monitor.sample_city.calibration import plan_cycle
     from social_monitor.settings import load_settings
 
     started = time.perf_counter()
@@ -94,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
         rows_of_cycle = 0
         written = generate_cycle(args.out, cycle, seed=args.seed, scale=args.scale, city_dir=folder,
                                  layouts=layouts)
+        # the partner offices' aggregate deliveries of the cycle (social_monitor/sample_city/aggregates.py)
+        written += write_aggregates(args.out, plan_cycle(folder, cycle, args.scale), args.seed, city_dir=folder,
+                                    layouts=layouts)
         for path, rows in written:
             print(f"{path.name}: {rows} rows", flush=True)
             rows_of_cycle += rows

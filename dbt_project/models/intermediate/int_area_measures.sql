@@ -2,7 +2,8 @@
 -- in (the geography's memberships of the report cycle: the base level itself, every level above it, every
 -- level grouping base areas and the city; never averaged), plus the population of the previous cycle. A base
 -- area of the geography without a resident or recipient counts zero. Each cycle on its own geography version
--- (the same counts on the current version: int_area_measures_harmonised).
+-- (the same counts on the current version: int_area_measures_harmonised). The aggregate deliveries' measures
+-- (int_aggregate_measures) are added as delivered: at their level and above only.
 with long as (
     {{ long_counts('base_area_id') }}
 ),
@@ -81,3 +82,5 @@ union all
 select report_cycle, area_level, area_id, 'residents_previous_cycle', residents_previous_cycle from previous_residents
 union all
 select report_cycle, area_level, area_id, 'residents_change', residents_change from previous_residents
+union all
+select report_cycle, area_level, area_id, measure_id, measure_value from {{ ref('int_aggregate_measures') }}

@@ -3,7 +3,9 @@
 -- current version (current_base_area_id) to every area it lies in, plus the previous cycle's residents and
 -- the change on that same version. For a cycle on the current version these are int_area_measures' counts;
 -- for an older cycle a restatement, exact or an estimate as int_area_harmonisation says. An area of the
--- current version without a resident or recipient counts zero.
+-- current version without a resident or recipient counts zero. The aggregate deliveries' measures
+-- (int_aggregate_measures) are added for the cycles on the current version only (their areas are the current
+-- ones): a count per area cannot be restated onto other areas without the persons behind it.
 with long as (
     {{ long_counts('current_base_area_id') }}
 ),
@@ -65,3 +67,7 @@ union all
 select report_cycle, area_level, area_id, 'residents_previous_cycle', residents_previous_cycle from previous_residents
 union all
 select report_cycle, area_level, area_id, 'residents_change', residents_change from previous_residents
+union all
+select aggregates.report_cycle, aggregates.area_level, aggregates.area_id, aggregates.measure_id, aggregates.measure_value
+from {{ ref('int_aggregate_measures') }} as aggregates
+where aggregates.report_cycle >= (select any_value(geography_version) from {{ ref('int_area_harmonisation') }})

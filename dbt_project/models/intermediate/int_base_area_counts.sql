@@ -123,6 +123,8 @@ residents as (
         count(*) filter (where age_years between 15 and 24) as residents_age_15_24,
         count(*) filter (where age_years >= 65) as residents_age_65_plus,
         count(*) filter (where age_years < 18) as residents_age_0_17,
+        count(*) filter (where age_years < 21) as residents_age_0_20,
+        count(*) filter (where age_years between 18 and 64) as residents_age_18_64,
         count(*) filter (where age_years < {{ bound }}) as residents_below_sgb2_age_bound,
         count(*) filter (where is_non_german) as residents_non_german,
         count(*) filter (where has_migration_background) as residents_migration_background
@@ -288,6 +290,8 @@ select
     coalesce(residents.residents_age_15_64, 0) as residents_age_15_64,
     coalesce(residents.residents_age_65_plus, 0) as residents_age_65_plus,
     coalesce(residents.residents_age_0_17, 0) as residents_age_0_17,
+    coalesce(residents.residents_age_0_20, 0) as residents_age_0_20,
+    coalesce(residents.residents_age_18_64, 0) as residents_age_18_64,
     coalesce(residents.residents_below_sgb2_age_bound, 0) as residents_below_sgb2_age_bound,
     coalesce(residents.residents_non_german, 0) as residents_non_german,
     coalesce(residents.residents_migration_background, 0) as residents_migration_background,
