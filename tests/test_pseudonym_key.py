@@ -39,6 +39,10 @@ def _rows(source: str, cycle: int) -> list[dict]:
     if source == "sgb12":
         return [{"Personen_ID": f"r{cycle}-1", "Leistungsart": "GSI", "Geburtsdatum": "01.02.1980",
                  "Unterbezirk": "001"}]
+    if source == "unemployment":
+        return [{"Personen_ID": f"r{cycle}-1", "Rechtskreis": "SGB III", "Arbeitslos_seit": f"01.06.{cycle}",
+                 "Alter": 38, "Geschlecht": "w", "Unterbezirk": "001"}]
+    assert source == "asylblg", source
     return [{"Personen_ID": f"a{cycle}-1", "Geburtsdatum": "07.08.1999", "Geschlecht": "m", "Unterbezirk": "001"}]
 
 

@@ -130,4 +130,17 @@ delivery_log = dg.AssetSpec(
 
 # the person-level sources and the selected city's aggregate deliveries (config/<city>/deliveries.yml)
 SOURCES_OF_CITY = delivered_sources(load_settings().city_dir)
-raw_assets = [*(build_raw_asset(source) for source in SOURCES_OF_CITY), delivery_log]
+# raw.aggregates, the one table every aggregate delivery loads into: dbt reads it as a source, so it is an asset
+# of its own (not materialised here) downstream of each aggregate delivery's raw asset
+aggregates_table = dg.AssetSpec(
+    key=["raw", "aggregates"],
+    group_name="raw",
+    kinds={"duckdb"},
+    owners=["team:statistics-office"],
+    deps=[["raw", source.name] for source in SOURCES_OF_CITY if source.is_aggregate],
+    description="The table raw.aggregates: every aggregate delivery of the partner offices (counts per area, not "
+                "persons; schemas/aggregates.py), one row per report cycle, delivery, area and measure. Each "
+                "delivery's raw asset (raw/<delivery>) replaces its own rows for its cycle.",
+    metadata={"warehouse_table": "raw.aggregates"},
+)
+raw_assets = [*(build_raw_asset(source) for source in SOURCES_OF_CITY), delivery_log, aggregates_table]
