@@ -277,8 +277,8 @@ def suppress_changes(changes: pl.DataFrame, rates: pl.DataFrame, catalogue: Cata
     difference of is suppressed in ``rates`` (the rate cells after the disclosure control); the city value
     emptied where the city's change is suppressed."""
     key = ["report_cycle", "area_level", "area_id", "indicator_id", "harmonised"]
-    if not changes.height:
-        return changes.select(rates.columns)
+    if not changes.height:  # e.g. a single report cycle: no previous one, no change (and no suppression column)
+        return rates.clear()
     flags = _partner_suppressed(changes, rates, catalogue, versions)
     marked = changes.join(flags, on=key, how="left", maintain_order="left").with_columns(
         pl.when(pl.col("now_hidden") | pl.col("then_hidden")).then(pl.lit("secondary"))

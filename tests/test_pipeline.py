@@ -283,7 +283,7 @@ def test_raw_rows_match_the_deliveries(run):
         balance = con.execute(
             "select source, report_cycle, rows_in, rows_accepted, rows_rejected from raw.deliveries").fetchall()
     # 4 cycles of the 4 person-level sources and of the 6 aggregate deliveries
-    assert len(balance) == 4 * len(ALL_LAYOUTS) == 4 * (4 + 6)
+    assert len(balance) == 4 * len(ALL_LAYOUTS) == 4 * (5 + 6)  # 5 person-level sources, 6 aggregate deliveries
     assert all(rows_in == accepted + rejected and rejected == 0 for _, _, rows_in, accepted, rejected in balance)
 
 

@@ -35,7 +35,7 @@ catalogue as (
                              'denominator_measure': 'VARCHAR', 'unit': 'VARCHAR', 'scale': 'INTEGER',
                              'direction': 'VARCHAR', 'topic_field': 'VARCHAR', 'target_group': 'VARCHAR',
                              'numerator_sum_of': 'VARCHAR', 'denominator_sum_of': 'VARCHAR',
-                             'change_of': 'VARCHAR'})
+                             'change_of': 'VARCHAR', 'change_of_indicator': 'VARCHAR'})
 ),
 
 cycles as (
