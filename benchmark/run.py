@@ -99,8 +99,8 @@ def generate(landing: Path, scale: float, cycles: Sequence[int]) -> dict[str, ob
 def input_rows(info: dict[str, object], cycles: Sequence[int]) -> dict[str, int]:
     """Rows per source over ``cycles`` (each file named by the city's delivery layouts) and their total."""
     layouts = load_layouts(city_dir(DEFAULT_CITY))
-    source_of = {layout.file_name(reference_date_of(cycle)): name
-                 for name, layout in layouts.items() for cycle in cycles}
+    source_of = {layout.manifest_name(reference_date_of(cycle)).removesuffix(".manifest.json"): name
+                 for name, layout in layouts.items() for cycle in cycles}  # generate() keys by manifest stem
     per_source = dict.fromkeys(layouts, 0)
     for name, rows in info["rows"].items():
         if name in source_of:
