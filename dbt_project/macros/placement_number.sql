@@ -5,3 +5,11 @@
 {% macro placement_number(person_key) -%}
     (cast('0x' || substr(md5({{ person_key }}), 1, 15) as bigint) / 1152921504606846976.0)
 {%- endmacro %}
+
+{#- The join condition that places a person (``relation``: base_area_id, person_key) in one successor of its base
+    area (the relation ``successors``, int_base_area_successors): the same rule for every person source. -#}
+{% macro placed_in_successor(relation) -%}
+    {{ relation }}.base_area_id = successors.base_area_id
+        and {{ placement_number(relation ~ '.person_key') }} >= successors.placement_lower
+        and {{ placement_number(relation ~ '.person_key') }} < successors.placement_upper
+{%- endmacro %}

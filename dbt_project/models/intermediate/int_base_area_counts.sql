@@ -86,9 +86,7 @@ persons as (
     select persons.*, successors.current_base_area_id
     from {{ ref('stg_register__persons') }} as persons
     left join successors
-        on persons.base_area_id = successors.base_area_id
-        and {{ placement_number('persons.person_key') }} >= successors.placement_lower
-        and {{ placement_number('persons.person_key') }} < successors.placement_upper
+        on {{ placed_in_successor('persons') }}
     where persons.is_main_residence and persons.report_cycle in (select report_cycle from cycles)
 ),
 
@@ -96,9 +94,7 @@ transfer_recipients as (
     select recipients.*, successors.current_base_area_id
     from {{ ref('int_transfer_recipients') }} as recipients
     left join successors
-        on recipients.base_area_id = successors.base_area_id
-        and {{ placement_number('recipients.person_key') }} >= successors.placement_lower
-        and {{ placement_number('recipients.person_key') }} < successors.placement_upper
+        on {{ placed_in_successor('recipients') }}
     where recipients.report_cycle in (select report_cycle from cycles)
 ),
 
@@ -106,9 +102,7 @@ unemployed_persons as (
     select unemployed.*, successors.current_base_area_id
     from {{ ref('stg_unemployment__persons') }} as unemployed
     left join successors
-        on unemployed.base_area_id = successors.base_area_id
-        and {{ placement_number('unemployed.person_key') }} >= successors.placement_lower
-        and {{ placement_number('unemployed.person_key') }} < successors.placement_upper
+        on {{ placed_in_successor('unemployed') }}
     where unemployed.report_cycle in (select report_cycle from cycles)
 ),
 
@@ -188,9 +182,7 @@ previous_persons as (
     inner join {{ ref('stg_register__persons') }} as previous
         on previous.report_cycle = pairs.previous_report_cycle
     left join successors
-        on previous.base_area_id = successors.base_area_id
-        and {{ placement_number('previous.person_key') }} >= successors.placement_lower
-        and {{ placement_number('previous.person_key') }} < successors.placement_upper
+        on {{ placed_in_successor('previous') }}
     where previous.is_main_residence
 ),
 
