@@ -126,13 +126,19 @@ residents as (
     group by report_cycle, base_area_id, current_base_area_id
 ),
 
--- each household of main residents once, in the row of its oldest member (ties: the smaller person key)
+-- each household of main residents once, in the row of its oldest member (ties: the smaller person key): the
+-- smallest (minus age, person key, areas) of its members. min over a struct compares field by field and, unlike
+-- first(... order by ...) or arg_min, aggregates millions of households within the memory limit (it spills)
 household_members as (
     select
         report_cycle,
         household_key,
-        first(base_area_id order by age_years desc, person_key) as base_area_id,
-        first(current_base_area_id order by age_years desc, person_key) as current_base_area_id,
+        min(struct_pack(
+            minus_age := -age_years,
+            person_key := person_key,
+            base_area_id := base_area_id,
+            current_base_area_id := current_base_area_id
+        )) as oldest_member,
         count(*) filter (where age_years >= 18) as adults,
         count(*) filter (where age_years < 18) as children
     from persons
@@ -142,14 +148,14 @@ household_members as (
 households as (
     select
         report_cycle,
-        base_area_id,
-        current_base_area_id,
+        oldest_member.base_area_id,
+        oldest_member.current_base_area_id,
         count(*) as households,
         count(*) filter (where children > 0) as households_with_children,
         -- exactly one adult (18 or older) and at least one child under 18
         count(*) filter (where children > 0 and adults = 1) as households_single_parent
     from household_members
-    group by report_cycle, base_area_id, current_base_area_id
+    group by report_cycle, oldest_member.base_area_id, oldest_member.current_base_area_id
 ),
 
 -- each counted cycle with its previous cycle (the first cycle has none: its moves are null) and whether the
