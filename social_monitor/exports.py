@@ -451,7 +451,10 @@ def _notes_sheet(workbook, styles: _Styles, frames, dictionary, *, cycle, city_n
                                         "Schlüssel stehen als deutsche Bezeichnungen (z. B. „bleibt Aktionsraum“), "
                                         "Werte mit ihrer Einheit (Spalte „Einheit“; Anzahlen als ganze Zahlen). "
                                         "Jede Zahlenspalte enthält nur Zahlen, so dass Power Query, pandas und "
-                                        "andere Werkzeuge sie als Zahlen einlesen."),
+                                        "andere Werkzeuge sie als Zahlen einlesen. Schlüssel wie die "
+                                        "Gebietsnummer sind Text mit führenden Nullen (01011101): beim Einlesen "
+                                        "als Text festlegen, sonst macht die Typerkennung eine Zahl daraus "
+                                        "(Power Query: Datentyp Text; pandas: dtype={\"Gebietsnummer\": str})."),
         ("Maschinenlesbar", "Dieselben Tabellen liegen als Parquet-Dateien (Spaltennamen englisch, Schlüssel statt "
                             "Bezeichnungen, die Beschreibung jeder Spalte in den Metadaten der Datei) neben dieser "
                             "Arbeitsmappe."),

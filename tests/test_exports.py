@@ -270,6 +270,13 @@ def test_workbook_shows_names_german_labels_units_and_suppression_in_its_own_col
     assert inputs[["Gebietsname", "Bezeichnung des Quellindikators", "Einheit"]].values.tolist() == [
         ["Nordstadt", "Transferleistungsquote", "%"], ["Südstadt", "Transferleistungsquote", "%"]]
     assert inputs["Gesperrt"].tolist() == [False, True] and pd.isna(inputs["Beitrag"].tolist()[1])
+    # a key is text with its leading zeros: pandas' type detection makes a number of a column of such keys (the
+    # notes say so), read as text as the notes say it is the key as published
+    assert column("Aktionsräume Quartiere", "Quartier") == [11]
+    book = _workbook(published, tmp_path)
+    assert pd.read_excel(book, sheet_name="Aktionsräume Quartiere", dtype={"Quartier": str})["Quartier"].tolist() \
+        == ["011"]
+    assert 'dtype={"Gebietsnummer": str}' in " ".join(map(str, sheets["Hinweise"].fillna("").values.ravel()))
 
 
 def test_workbook_formats_counts_whole_rates_with_unit_and_greys_suppressed_cells(published, tmp_path):
