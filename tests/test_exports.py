@@ -29,7 +29,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pandas._libs.parsers import STR_NA_VALUES
 
-from schemas.published import CHANGES, DOCUMENTED_TABLES, PUBLISHED_TABLES, data_dictionary
+from schemas.published import CHANGES, DOCUMENTED_TABLES, LEVEL_COLUMNS, PUBLISHED_TABLES, data_dictionary
 from social_monitor import cli
 from social_monitor.exports import CODE_LABELS, SUPPRESSED_FILL, export, has_cycle_column, workbook_name, write_workbook
 from social_monitor.labels import CHANGE_DE, SUPPRESSION_DE
@@ -202,6 +202,32 @@ def test_workbook_reads_back_typed_with_pandas(published, tmp_path):
                 assert pd.api.types.is_numeric_dtype(series), (table, name, series.dtype)
             if column.dtype.type == pl.Boolean:
                 assert set(frame[headers[name]].dropna()) <= {True, False}, (table, name)
+
+
+def test_every_published_cell_reads_back_as_published(published, tmp_path):
+    """Numbers, flags, times and texts (text columns read as text) come back as the published file holds them;
+    the columns shown as labels are the next test's."""
+    path, _ = published
+    book = _workbook(published, tmp_path)
+    with duckdb.connect(str(path), read_only=True) as con:
+        for table, doc in data_dictionary().items():
+            where = " where report_cycle = 2025" if has_cycle_column(table) else ""
+            expected = con.execute(f"select * from {table}{where}").pl()
+            text = {c.header_de: str for c in doc.columns if expected.schema[c.name] == pl.String}
+            sheet = pd.read_excel(book, sheet_name=doc.sheet_de, dtype=text)
+            for column in doc.columns:
+                labelled = (table, column.name) in CODE_LABELS or (
+                    column.name in LEVEL_COLUMNS and (table, column.name) != ("area_levels", "area_level"))
+                if labelled:
+                    continue
+                got = [None if pd.isna(value) else value for value in sheet[column.header_de]]
+                want = expected[column.name].to_list()
+                if expected.schema[column.name] == pl.Float64:
+                    assert [v is None for v in got] == [v is None for v in want], (table, column.name)
+                    assert [v for v in got if v is not None] == pytest.approx([v for v in want if v is not None]), \
+                        (table, column.name)
+                else:
+                    assert got == want, (table, column.name)
 
 
 def test_workbook_shows_names_german_labels_units_and_suppression_in_its_own_column(published, tmp_path):
