@@ -7,13 +7,13 @@ from pathlib import Path
 
 import duckdb
 
+from social_monitor.labels import ACTION_AREA_CHANGE_DE
 from social_monitor.settings import load_settings
 
 DESCRIPTION = (
     "Print the Aktionsräume (action areas) of every report cycle from the published marts file, with their "
     "change since the previous cycle and the Quartiere still worse than the city. Opens the file read-only."
 )
-CHANGE_DE = {"first_cycle": "erstes Berichtsjahr", "kept": "bleibt", "new": "neu", "released": "entlassen"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,5 +57,5 @@ def format_action_areas(path: Path) -> str:
             detail = f"Quartiere über dem Stadtwert: {worse} von {quartiere}"
             if worse < quartiere:
                 detail += f" ({names or '–'})"
-            lines.append(f"  {name:<36} {CHANGE_DE.get(change, change):<20} {detail}")
+            lines.append(f"  {name:<36} {ACTION_AREA_CHANGE_DE.get(change, change):<20} {detail}")
     return "\n".join(lines)

@@ -4,11 +4,15 @@
 ones asked for), the folder ``<out>/<cycle>/`` with
 
 - one Parquet file per published table, ``<table>.parquet``: the tables with a ``report_cycle`` column
-  filtered to that cycle, the others (areas, indicators, classification_methods, publication) whole;
-- one Excel workbook ``Sozialmonitoring_<Stadt>_<cycle>.xlsx``: a first sheet "Hinweise" (the tables, the
-  source, the time of publication, the marking), then one sheet per table with the German headers of the
-  data dictionary (``schemas.published.data_dictionary``). Numbers stay numbers; a cell that is empty because
-  of the statistische Geheimhaltung reads "gesperrt" on a grey fill.
+  filtered to that cycle, the others (areas, indicators, classification_methods, publication) whole; codes and
+  English column names as published, the German title and descriptions of the data dictionary
+  (``schemas.published.data_dictionary``) in the file's metadata (``write_parquet``);
+- one Excel workbook ``Sozialmonitoring_<Stadt>_<cycle>.xlsx`` for people: a first sheet "Hinweise" (the tables,
+  the source, the time of publication, the Geheimhaltung, how to read it), then one sheet per table
+  (``workbook_sheet``): only the German headers in the first row, names beside the keys of areas, indicators and
+  methods, the unit beside each value, codes as the German labels of ``social_monitor.labels``. A number column
+  holds numbers only (Power Query and pandas import it typed): a cell that is empty because of the statistische
+  Geheimhaltung is an empty cell on a grey fill, its reason in a column of its own.
 
 A cycle's folder is written as a hidden temporary folder beside it and renamed into place (the previous
 export moved aside first and deleted after): a reader sees the previous complete export or the new one,
@@ -30,18 +34,26 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 import xlsxwriter
 
-from schemas.published import DOCUMENTED_TABLES, TableDoc, data_dictionary
+from schemas.published import DOCUMENTED_TABLES, LEVEL_COLUMNS, ColumnDoc, TableDoc, data_dictionary
 from social_monitor.disclosure import DisclosureRule
+from social_monitor.labels import (
+    ACTION_AREA_CHANGE_DE,
+    CLASS_CHANGE_DE,
+    DIRECTION_DE,
+    FLAG_CHANGE_DE,
+    SOURCE_STATUS_DE,
+    SUPPRESSION_REASON_DE,
+)
 from social_monitor.publish import published_rule
 from social_monitor.ranks import RANK_COLUMNS
 from social_monitor.settings import load_settings
 
 DESCRIPTION = ("Export the published marts per report cycle: one Parquet file per table and an Excel workbook "
                "(German headers, suppressed cells marked) into <out>/<cycle>/.")
-SUPPRESSED_MARK = "gesperrt"
-SUPPRESSED_LEGEND = "gesperrt (statistische Geheimhaltung)"
 SUPPRESSED_FILL = "#D9D9D9"
 NOTES_SHEET = "Hinweise"
 EXCEL_MAX_ROWS = 1_048_576
@@ -53,9 +65,6 @@ SUPPRESSED_CELLS: dict[str, tuple[pl.Expr, tuple[str, ...]]] = {
     "action_area_quartiere": (pl.col("is_suppressed"), ("value",)),
     "area_classification_indicators": (pl.col("is_suppressed"), ("value", "standardised", "contribution")),
 }
-# codes shown in German in the workbook (the Parquet files keep the codes); texts of the published file's rule
-SUPPRESSION_DE = {"small_count": "{small_count}", "small_population": "{small_population}",
-                  "secondary": "Sekundärsperrung"}
 # number formats beyond the defaults (Int32: 0, Int64: #,##0, Float64: #,##0.00)
 NUMBER_FORMATS = {"population": "#,##0", "min_population": "#,##0", "raw_index": "0.000", "index_value": "0.000",
                   "distance_to_border": "0.000", "mean": "0.000", "sd": "0.000", "standardised": "0.000",
@@ -122,7 +131,7 @@ def export(published: Path, out: Path, cycles: list[int] | None = None,
                     where = f" where report_cycle = {int(cycle)}" if has_cycle_column(table) else ""
                     frames[table] = con.execute(f"select * from main.{table}{where}").pl()
                     target = tmp / f"{table}.parquet"
-                    frames[table].write_parquet(target)
+                    write_parquet(frames[table], target, dictionary[table])
                     result.files.append(result.folder / target.name)
                     result.rows[table] = frames[table].height
                 name = workbook_name(city_name, cycle)
@@ -171,23 +180,230 @@ def _swap_in(tmp: Path, folder: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def write_parquet(frame: pl.DataFrame, path: Path, doc: TableDoc) -> None:
+    """``frame`` as Parquet with its documentation in the file: the table's German title and description as the
+    file's key-value metadata (``title``, ``description``, ``table``), each column's German description and header
+    as the Arrow field metadata (``description``, ``header_de``), read back by pyarrow, pandas and polars readers
+    that keep the Arrow schema."""
+    table = frame.to_arrow(compat_level=pl.CompatLevel.oldest())
+    columns = {column.name: column for column in doc.columns}
+    fields = [field.with_metadata({"description": columns[field.name].description_de,
+                                   "header_de": columns[field.name].header_de}) for field in table.schema]
+    schema = pa.schema(fields, metadata={"table": doc.name, "title": doc.title_de, "description": doc.description_de})
+    pq.write_table(pa.Table.from_arrays(table.columns, schema=schema), str(path), compression="zstd")
+
+
+# --- the workbook: one sheet per table, readable without lookups and importable typed ----------------------------
+
+@dataclass(frozen=True)
+class Beside:
+    """A column the workbook adds after the column ``after``: ``value`` of the lookup ``lookup`` (see
+    ``_lookups``) found by ``on`` (pairs: column of the sheet, column of the lookup)."""
+
+    name: str
+    after: str
+    lookup: str
+    value: str
+    on: tuple[tuple[str, str], ...]
+    header_de: str
+    description_de: str
+
+
+_WORKBOOK_ONLY = " (Nur in der Arbeitsmappe, nicht in der Parquet-Datei.)"
+
+
+def _area_name(level: str, area: str, name: str = "area_name", header: str = "Gebietsname") -> Beside:
+    return Beside(name, area, "areas", "area_name", ((level, "area_level"), (area, "area_id")), header,
+                  "Name des Gebiets (aus der Tabelle areas)." + _WORKBOOK_ONLY)
+
+
+def _base_area_name(area: str, name: str, header: str) -> Beside:
+    return Beside(name, area, "base_areas", "area_name", ((area, "area_id"),), header,
+                  "Name des Gebiets der untersten Ebene (aus der Tabelle areas); leer, wenn es auf dem aktuellen "
+                  "Gebietsstand nicht mehr besteht." + _WORKBOOK_ONLY)
+
+
+def _indicator_name(indicator: str, name: str = "indicator_name",
+                    header: str = "Bezeichnung des Indikators") -> Beside:
+    return Beside(name, indicator, "indicators", "name_de", ((indicator, "indicator_id"),), header,
+                  "Deutsche Bezeichnung des Indikators (aus der Tabelle indicators)." + _WORKBOOK_ONLY)
+
+
+def _unit(indicator: str) -> Beside:
+    return Beside("unit", "value", "indicators", "unit", ((indicator, "indicator_id"),), "Einheit",
+                  "Einheit des Werts und des Werts der Gesamtstadt (aus der Tabelle indicators), z. B. % oder "
+                  "Personen; Anzahlen sind ganze Zahlen." + _WORKBOOK_ONLY)
+
+
+_METHOD_NAME = Beside("method_name", "method_id", "methods", "name_de", (("method_id", "method_id"),),
+                      "Bezeichnung des Verfahrens", "Deutsche Bezeichnung des Klassifikationsverfahrens (aus der "
+                      "Tabelle classification_methods)." + _WORKBOOK_ONLY)
+_ACTION_AREA_NAME = Beside("area_name", "area_id", "action_areas", "area_name",
+                           (("report_cycle", "report_cycle"), ("area_id", "area_id")), "Gebietsname",
+                           "Name des eingestuften Gebiets (aus der Tabelle action_areas)." + _WORKBOOK_ONLY)
+_CLASSIFIED_AREA_NAME = Beside("area_name", "area_id", "classified_areas", "area_name",
+                               (("method_id", "method_id"), ("report_cycle", "report_cycle"), ("area_id", "area_id")),
+                               "Gebietsname", "Name des eingestuften Gebiets (aus der Tabelle area_classifications)."
+                               + _WORKBOOK_ONLY)
+
+# table -> the names (and units) the workbook shows beside the keys, in this order
+BESIDE: dict[str, tuple[Beside, ...]] = {
+    "area_hierarchy": (_area_name("area_level", "area_id"),
+                       _area_name("container_level", "container_id", "container_name",
+                                  "Name des umfassenden Gebiets")),
+    "area_indicators": (_area_name("area_level", "area_id"), _indicator_name("indicator_id"), _unit("indicator_id")),
+    "area_indicators_harmonised": (_area_name("area_level", "area_id"), _indicator_name("indicator_id"),
+                                   _unit("indicator_id")),
+    "area_conversion": (_base_area_name("old_area_id", "old_area_name", "Name des alten Gebiets"),
+                        _base_area_name("new_area_id", "new_area_name", "Name des neuen Gebiets")),
+    "action_area_indicators": (_ACTION_AREA_NAME, _indicator_name("indicator_id"), _unit("indicator_id")),
+    "action_area_quartiere": (_ACTION_AREA_NAME, _indicator_name("indicator_id"), _unit("indicator_id")),
+    "area_classifications": (_METHOD_NAME,),
+    "area_classification_dimensions": (_METHOD_NAME, _CLASSIFIED_AREA_NAME),
+    "area_classification_indicators": (_METHOD_NAME, _CLASSIFIED_AREA_NAME,
+                                       _indicator_name("source_indicator_id", "source_indicator_name",
+                                                       "Bezeichnung des Quellindikators"),
+                                       _unit("source_indicator_id")),
+}
+# (table, column) -> German labels of its codes (social_monitor/labels.py); the Parquet files keep the codes
+CODE_LABELS: dict[tuple[str, str], dict[str, str]] = {
+    ("areas", "name_status"): SOURCE_STATUS_DE,
+    ("indicators", "direction"): DIRECTION_DE,
+    ("area_indicators", "suppression"): SUPPRESSION_REASON_DE,
+    ("area_indicators_harmonised", "suppression"): SUPPRESSION_REASON_DE,
+    ("area_indicators_harmonised", "conversion_status"): SOURCE_STATUS_DE,
+    ("area_conversion", "weight_status"): SOURCE_STATUS_DE,
+    ("action_areas", "change_since_previous"): ACTION_AREA_CHANGE_DE,
+    ("area_classifications", "change_since_previous"): FLAG_CHANGE_DE,
+    ("area_classification_dimensions", "class_change"): CLASS_CHANGE_DE,
+}
+_LABELLED = " In der Arbeitsmappe als deutsche Bezeichnung; die Parquet-Datei enthält den Schlüssel."
+# the columns of a table whose number format follows the row's indicator (a count, or a rate with its unit)
+VALUE_COLUMNS = ("value", "city_value")
+COUNT_FORMAT = "#,##0"
+POPULATION_SUPPRESSION = ColumnDoc(
+    "population_suppression", "Geheimhaltung Einwohner",
+    "Grund, warum die Einwohnerzahl leer ist (statistische Geheimhaltung der Einwohnerzahl des Gebiets auf der "
+    "Ebene des Verfahrens); leer, wenn sie veröffentlicht ist." + _WORKBOOK_ONLY)
+
+
+@dataclass
+class Sheet:
+    """What one table sheet shows: the frame as written (names beside keys, codes as labels), the header and
+    comment of every column, the cells left empty by the statistische Geheimhaltung (grey) and a number format per
+    row where it follows the row's indicator."""
+
+    frame: pl.DataFrame
+    columns: dict[str, ColumnDoc]
+    hidden: dict[str, list[bool]]
+    row_formats: dict[str, list[str]]
+
+
+def _lookups(frames: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """The published frames the workbook looks names up in, each unique on its keys."""
+    levels = frames["area_levels"]
+    base = levels.filter(pl.col("is_base"))["area_level"].to_list()
+    areas = frames["areas"].select("area_level", "area_id", "area_name")
+    return {
+        "areas": areas,
+        "base_areas": areas.filter(pl.col("area_level").is_in(base)).select("area_id", "area_name"),
+        "indicators": frames["indicators"].select("indicator_id", "name_de", "unit", "numerator_measure",
+                                                  "denominator_measure"),
+        "methods": frames["classification_methods"].select("method_id", "name_de"),
+        "action_areas": frames["action_areas"].select("report_cycle", "area_id", "area_name"),
+        "classified_areas": frames["area_classifications"].select("method_id", "report_cycle", "area_id",
+                                                                  "area_name"),
+    }
+
+
+def _look_up(frame: pl.DataFrame, lookup: pl.DataFrame, on: tuple[tuple[str, str], ...],
+             values: dict[str, str]) -> pl.DataFrame:
+    """``frame`` with ``values`` (column of ``lookup`` -> new name) found by ``on``, row for row (left join)."""
+    right = lookup.select(*(pl.col(theirs).alias(ours) for ours, theirs in on),
+                          *(pl.col(theirs).alias(new) for theirs, new in values.items()))
+    joined = frame.join(right, on=[ours for ours, _ in on], how="left", maintain_order="left")
+    if joined.height != frame.height:  # the lookups are unique on their keys (contracts)
+        raise ValueError(f"lookup by {[ours for ours, _ in on]} is not unique")
+    return joined
+
+
+def workbook_sheet(table: str, frames: dict[str, pl.DataFrame], doc: TableDoc, rule: DisclosureRule) -> Sheet:
+    """The sheet of ``table``: its published columns, names beside their keys (``BESIDE``), codes as German labels
+    (``CODE_LABELS``, levels as the level's name), every number column numbers only: a suppressed cell is empty
+    (``hidden``, drawn grey) and its reason stands in a column of its own."""
+    frame = frames[table]
+    columns = {column.name: column for column in doc.columns}
+    hidden = suppressed_cells(table, frames)
+    lookups = _lookups(frames)
+    order = list(frame.columns)
+    for beside in BESIDE.get(table, ()):
+        frame = _look_up(frame, lookups[beside.lookup], beside.on, {beside.value: beside.name})
+        order.insert(order.index(beside.after) + 1, beside.name)
+        columns[beside.name] = ColumnDoc(beside.name, beside.header_de, beside.description_de)
+    row_formats = {}
+    unit = next((beside for beside in BESIDE.get(table, ()) if beside.name == "unit"), None)
+    if unit is not None:
+        key = unit.on[0][0]
+        kinds = _look_up(frame.select(key), lookups["indicators"], ((key, "indicator_id"),),
+                         {"unit": "unit", "numerator_measure": "numerator", "denominator_measure": "denominator"})
+        # a count (a numerator without denominator, e.g. Personen) is a whole number; anything else a rate with
+        # its unit in the cell's format (the cell stays a number)
+        formats = kinds.select(pl.when(pl.col("numerator").is_not_null() & pl.col("denominator").is_null())
+                               .then(pl.lit(COUNT_FORMAT))
+                               .otherwise(pl.concat_str(pl.lit('#,##0.0" '), pl.col("unit").str.replace_all('"', ""),
+                                                        pl.lit('"')))
+                               .fill_null("#,##0.00"))
+        row_formats = {name: formats.to_series().to_list() for name in VALUE_COLUMNS if name in order}
+    labels = {column: {code: rule.describe_de(text) for code, text in mapping.items()}
+              for (labelled_table, column), mapping in CODE_LABELS.items() if labelled_table == table}
+    if table == "area_classifications":
+        frame, reason = _population_suppression(frame, frames)
+        order.insert(order.index("population") + 1, reason)
+        columns[reason] = POPULATION_SUPPRESSION
+        labels[reason] = {code: rule.describe_de(text) for code, text in SUPPRESSION_REASON_DE.items()}
+    if table != "area_levels":
+        level_names = dict(frames["area_levels"].select("area_level", "name_de").iter_rows())
+        labels |= {column: level_names for column in LEVEL_COLUMNS if column in frame.columns}
+    else:
+        level_names = dict(frame.select("area_level", "name_de").iter_rows())
+        labels |= {column: level_names for column in ("parent_level", "grouped_level")}
+    for column, mapping in labels.items():
+        frame = frame.with_columns(pl.col(column).replace_strict(mapping, default=pl.col(column)))
+        if column in frames[table].columns:
+            columns[column] = ColumnDoc(column, columns[column].header_de, columns[column].description_de + _LABELLED)
+    return Sheet(frame.select(order), {name: columns[name] for name in order}, hidden, row_formats)
+
+
+def _population_suppression(frame: pl.DataFrame, frames: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame, str]:
+    """area_classifications with the reason its population is empty: the suppression of the area's residents at
+    the method's level (as in ``suppressed_cells``)."""
+    residents = (frames["area_indicators"].filter(pl.col("indicator_id") == "residents")
+                 .join(frames["classification_methods"].select("method_id", "area_level"), on="area_level")
+                 .select("method_id", "report_cycle", "area_id", "suppression"))
+    name = POPULATION_SUPPRESSION.name
+    frame = _look_up(frame, residents, (("method_id", "method_id"), ("report_cycle", "report_cycle"),
+                                        ("area_id", "area_id")), {"suppression": name})
+    return frame.with_columns(pl.when(pl.col("population").is_null()).then(pl.col(name))), name
+
+
 def write_workbook(path: Path, frames: dict[str, pl.DataFrame], dictionary: dict[str, TableDoc], *, cycle: int,
                    city_name: str, published: Path, published_at: dt.datetime | None,
                    rule: DisclosureRule | None = None) -> None:
-    """The Excel workbook of one cycle: "Hinweise", then one sheet per table in ``frames``."""
+    """The Excel workbook of one cycle: "Hinweise", then one sheet per table in ``frames`` (``workbook_sheet``)."""
     for table, frame in frames.items():
         if frame.height + 1 > EXCEL_MAX_ROWS:
             raise ValueError(f"{table}: {frame.height} rows do not fit on an Excel sheet; use the Parquet file")
+    rule = rule or DisclosureRule()
+    sheets = {table: workbook_sheet(table, frames, dictionary[table], rule) for table in frames}
     workbook = xlsxwriter.Workbook(str(path), {"nan_inf_to_errors": True})
     workbook.set_properties({"title": f"Sozialmonitoring {city_name} {cycle}".replace("  ", " "),
                              "subject": "Bericht zur sozialen Lage: veröffentlichte Tabellen",
                              "comments": f"Erzeugt aus {published.name}"})
     styles = _Styles(workbook)
-    rule = rule or DisclosureRule()
     _notes_sheet(workbook, styles, frames, dictionary, cycle=cycle, city_name=city_name, published=published,
                  published_at=published_at, rule=rule)
-    for table, frame in frames.items():
-        _table_sheet(workbook, styles, table, frame, dictionary[table], suppressed_cells(table, frames), rule)
+    for table, sheet in sheets.items():
+        _table_sheet(workbook, styles, dictionary[table].sheet_de, sheet)
     workbook.close()
 
 
@@ -198,8 +414,7 @@ class _Styles:
         self.title = workbook.add_format({"bold": True, "font_size": 14})
         self.bold = workbook.add_format({"bold": True})
         self.wrap = workbook.add_format({"text_wrap": True, "valign": "top"})
-        self.suppressed = workbook.add_format({"bg_color": SUPPRESSED_FILL, "font_color": "#595959", "italic": True,
-                                               "align": "right"})
+        self.suppressed = workbook.add_format({"bg_color": SUPPRESSED_FILL})
         self.datetime = workbook.add_format({"num_format": "dd.mm.yyyy hh:mm"})
         self._numbers: dict[str, object] = {}
         self._workbook = workbook
@@ -223,13 +438,26 @@ def _notes_sheet(workbook, styles: _Styles, frames, dictionary, *, cycle, city_n
                    "Zahlen, keine Einzeldaten. Tabellen mit Berichtsjahr enthalten nur das Berichtsjahr "
                    f"{cycle}; Gebiete, Indikatoren, Klassifikationsverfahren und Veröffentlichung sind vollständig."),
         ("Veröffentlicht am", stamp),
-        ("Markierung", f"Eine graue Zelle mit dem Text „{SUPPRESSED_MARK}“ ist leer, weil der Wert der statistischen "
-                       "Geheimhaltung unterliegt: " + rule.describe_de(
-                           "{small_counts}, {small_populations} und Werte, aus denen sich ein gesperrter Wert "
-                           "errechnen ließe (Sekundärsperrung; {protection}).") + " Der Grund steht in der Spalte "
-                       "„Geheimhaltung“. Alle anderen leeren Zellen sind nicht belegt."),
-        ("Maschinenlesbar", "Dieselben Tabellen liegen als Parquet-Dateien (Spaltennamen englisch, Codes statt "
-                            "Texten) neben dieser Arbeitsmappe."),
+        ("Geheimhaltung", "Eine leere Zelle auf grauem Grund ist leer, weil der Wert der statistischen "
+                          "Geheimhaltung unterliegt: " + rule.describe_de(
+                              "{small_counts}, {small_populations} und Werte, aus denen sich ein gesperrter Wert "
+                              "errechnen ließe (Sekundärsperrung; {protection}).") + " Der Grund steht in einer "
+                          "eigenen Spalte: „Geheimhaltung“ (Indikatoren je Gebiet), „Geheimhaltung Einwohner“ "
+                          "(Gebietsklassifikation) oder „Gesperrt“ (wahr/falsch). Alle anderen leeren Zellen sind "
+                          "nicht belegt."),
+        ("Lesen und Weiterverarbeiten", "Die erste Zeile jedes Tabellenblatts enthält nur die Spaltenüberschriften "
+                                        "(ein Kommentar an jeder erklärt die Spalte), darunter eine Zeile je "
+                                        "Datensatz. Neben jeder Gebiets- und Indikatornummer steht ihr Name, "
+                                        "Schlüssel stehen als deutsche Bezeichnungen (z. B. „bleibt Aktionsraum“), "
+                                        "Werte mit ihrer Einheit (Spalte „Einheit“; Anzahlen als ganze Zahlen). "
+                                        "Jede Zahlenspalte enthält nur Zahlen, so dass Power Query, pandas und "
+                                        "andere Werkzeuge sie als Zahlen einlesen. Schlüssel wie die "
+                                        "Gebietsnummer sind Text mit führenden Nullen (01011101): beim Einlesen "
+                                        "als Text festlegen, sonst macht die Typerkennung eine Zahl daraus "
+                                        "(Power Query: Datentyp Text; pandas: dtype={\"Gebietsnummer\": str})."),
+        ("Maschinenlesbar", "Dieselben Tabellen liegen als Parquet-Dateien (Spaltennamen englisch, Schlüssel statt "
+                            "Bezeichnungen, die Beschreibung jeder Spalte in den Metadaten der Datei) neben dieser "
+                            "Arbeitsmappe."),
     ]
     for row, (label, text) in enumerate(rows, start=2):
         sheet.write(row, 0, label, styles.bold)
@@ -270,15 +498,13 @@ def suppressed_cells(table: str, frames: dict[str, pl.DataFrame]) -> dict[str, l
     return {column: masks[column].fill_null(False).to_list() for column in masks.columns}
 
 
-def _table_sheet(workbook, styles: _Styles, table: str, frame: pl.DataFrame, doc: TableDoc,
-                 marked: dict[str, list[bool]], rule: DisclosureRule) -> None:
-    sheet = workbook.add_worksheet(doc.sheet_de)
-    headers = {column.name: column for column in doc.columns}
-    if table in ("area_indicators", "area_indicators_harmonised"):
-        frame = frame.with_columns(pl.col("suppression").replace_strict(
-            {code: rule.describe_de(text) for code, text in SUPPRESSION_DE.items()}, default=None))
+def _table_sheet(workbook, styles: _Styles, name: str, sheet_data: Sheet) -> None:
+    """One table sheet: the header row (German headers, a comment on each), then one row per record; numbers as
+    numbers in their format, a suppressed cell empty on grey."""
+    sheet = workbook.add_worksheet(name)
+    frame = sheet_data.frame
     for col_index, name in enumerate(frame.columns):
-        column = headers[name]
+        column = sheet_data.columns[name]
         sheet.write_string(0, col_index, column.header_de, styles.header)
         sheet.write_comment(0, col_index, f"{name}: {column.description_de}", {"x_scale": 2, "y_scale": 1.5})
         dtype = frame.schema[name]
@@ -286,7 +512,7 @@ def _table_sheet(workbook, styles: _Styles, table: str, frame: pl.DataFrame, doc
         if dtype == pl.Int32:
             cell_format = styles.number(NUMBER_FORMATS.get(name, "0"))
         elif dtype == pl.Int64:
-            cell_format = styles.number(NUMBER_FORMATS.get(name, "#,##0"))
+            cell_format = styles.number(NUMBER_FORMATS.get(name, COUNT_FORMAT))
         elif dtype == pl.Float64:
             cell_format = styles.number(NUMBER_FORMATS.get(name, "#,##0.00"))
         elif isinstance(dtype, pl.Datetime):
@@ -294,25 +520,24 @@ def _table_sheet(workbook, styles: _Styles, table: str, frame: pl.DataFrame, doc
         width = 60 if name in ("definition_yaml", "description", "reasons", "notes", "description_de") else \
             max(10, min(40, len(column.header_de) + 2))
         sheet.set_column(col_index, col_index, width, cell_format)
-        hidden = marked.get(name)
+        hidden = sheet_data.hidden.get(name)
+        row_formats = sheet_data.row_formats.get(name)
         for row_index, value in enumerate(frame.get_column(name).to_list(), start=1):
             if value is None:
                 if hidden is not None and hidden[row_index - 1]:
-                    sheet.write_string(row_index, col_index, SUPPRESSED_MARK, styles.suppressed)
+                    sheet.write_blank(row_index, col_index, None, styles.suppressed)
                 continue
             if isinstance(value, bool):
                 sheet.write_boolean(row_index, col_index, value)
             elif isinstance(value, (int, float)):
-                sheet.write_number(row_index, col_index, value, cell_format)
+                number_format = styles.number(row_formats[row_index - 1]) if row_formats else cell_format
+                sheet.write_number(row_index, col_index, value, number_format)
             elif isinstance(value, dt.datetime):
                 sheet.write_datetime(row_index, col_index, value, cell_format)
             else:
                 sheet.write_string(row_index, col_index, str(value))
     sheet.freeze_panes(1, 0)
     sheet.autofilter(0, 0, max(frame.height, 1), max(len(frame.columns) - 1, 0))
-    if marked:
-        sheet.write_string(0, len(frame.columns) + 1, SUPPRESSED_MARK, styles.suppressed)
-        sheet.write_string(0, len(frame.columns) + 2, SUPPRESSED_LEGEND)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

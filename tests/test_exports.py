@@ -2,7 +2,8 @@
 
 The published file here is small and hand-made, but real: every table is validated against its contract in
 schemas/published.py and written into a DuckDB file, with suppressed cells in every table that has them.
-The workbook is read back from its XML (no Excel reader is installed): sheet names, headers, cell types, fills.
+The workbook is read back as an analyst would: with pandas (typed columns) and openpyxl (formats, fills); the
+Parquet files with pyarrow (the column descriptions in their metadata).
 """
 
 from __future__ import annotations
@@ -13,21 +14,28 @@ import os
 import re
 import subprocess
 import sys
-import zipfile
+import tempfile
 from pathlib import Path
-from xml.etree import ElementTree
 
 import dagster as dg
 import duckdb
+import openpyxl
+import pandas as pd
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pandas._libs.parsers import STR_NA_VALUES
 
-from schemas.published import DOCUMENTED_TABLES, PUBLISHED_TABLES, data_dictionary
+from schemas.published import CHANGES, DOCUMENTED_TABLES, LEVEL_COLUMNS, PUBLISHED_TABLES, data_dictionary
 from social_monitor import cli
-from social_monitor.exports import SUPPRESSED_FILL, SUPPRESSED_MARK, export, has_cycle_column, workbook_name
+from social_monitor.exports import CODE_LABELS, SUPPRESSED_FILL, export, has_cycle_column, workbook_name, write_workbook
+from social_monitor.labels import CHANGE_DE, SUPPRESSION_DE
 from social_monitor.published_docs import SOURCES_PATH, render_sources
 from social_monitor.settings import DBT_PROJECT_DIR, dbt_vars_json
+from tests.conftest import EXAMPLES_ENV
 from tests.waiting import CEILING_SECONDS
 
 CYCLES = (2018, 2025)
@@ -125,51 +133,6 @@ def published(tmp_path_factory) -> tuple[Path, dict[str, int]]:
     return path, write_published_file(path)
 
 
-# --- reading an .xlsx back from its XML ------------------------------------------------------------------------
-
-NS = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main",
-      "r": "http://schemas.openxmlformats.org/officeDocument/2006/relationships",
-      "rel": "http://schemas.openxmlformats.org/package/2006/relationships"}
-
-
-def read_xlsx(path: Path) -> dict[str, dict[str, tuple[str, object, str | None]]]:
-    """sheet name -> cell reference (A1) -> (type: s/n/b, value, fill colour RGB or None), in sheet order."""
-    with zipfile.ZipFile(path) as archive:
-        xml = {name: ElementTree.fromstring(archive.read(name)) for name in archive.namelist()
-               if name.endswith(".xml") or name.endswith(".rels")}
-    strings = ["".join(t.text or "" for t in si.iter(f"{{{NS['m']}}}t"))
-               for si in xml["xl/sharedStrings.xml"].findall("m:si", NS)]
-    styles = xml["xl/styles.xml"]
-    fills = []
-    for fill in styles.find("m:fills", NS).findall("m:fill", NS):
-        colour = fill.find("m:patternFill/m:fgColor", NS)
-        fills.append(colour.get("rgb") if colour is not None else None)
-    cell_fills = [fills[int(xf.get("fillId", 0))] for xf in styles.find("m:cellXfs", NS).findall("m:xf", NS)]
-    targets = {rel.get("Id"): rel.get("Target") for rel in xml["xl/_rels/workbook.xml.rels"].findall("rel:Relationship",
-                                                                                                      NS)}
-    sheets = {}
-    for sheet in xml["xl/workbook.xml"].find("m:sheets", NS).findall("m:sheet", NS):
-        target = targets[sheet.get(f"{{{NS['r']}}}id")]
-        cells = {}
-        for cell in xml[f"xl/{target}"].iter(f"{{{NS['m']}}}c"):
-            kind, raw = cell.get("t", "n"), cell.findtext("m:v", default=None, namespaces=NS)
-            if raw is None:
-                continue
-            value = strings[int(raw)] if kind == "s" else (raw == "1" if kind == "b" else float(raw))
-            cells[cell.get("r")] = (kind, value, cell_fills[int(cell.get("s", 0))])
-        sheets[sheet.get("name")] = cells
-    return sheets
-
-
-def column_letter(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
-
-
 # --- the data dictionary ---------------------------------------------------------------------------------------
 
 def test_every_published_table_and_column_has_german_header_and_description():
@@ -211,70 +174,240 @@ def test_one_parquet_per_table_per_cycle_with_the_published_rows(published, tmp_
     assert [p.name for p in (tmp_path / "exports").iterdir() if p.name.startswith(".")] == []
 
 
-def test_workbook_has_german_sheets_headers_numbers_and_marked_suppressed_cells(published, tmp_path):
-    path, counts = published
-    export(path, tmp_path, cycles=[2025])
+def _workbook(published, tmp_path, cycle: int = 2025) -> Path:
+    path, _ = published
+    export(path, tmp_path, cycles=[cycle])
+    return tmp_path / str(cycle) / workbook_name(CITY, cycle)
+
+
+def test_workbook_reads_back_typed_with_pandas(published, tmp_path):
+    _, counts = published
+    sheets = pd.read_excel(_workbook(published, tmp_path), sheet_name=None)
     assert not (tmp_path / "2018").exists()
-    sheets = read_xlsx(tmp_path / "2025" / workbook_name(CITY, 2025))
     dictionary = data_dictionary()
     assert list(sheets) == ["Hinweise", *(doc.sheet_de for doc in dictionary.values())]
-
-    notes = " ".join(str(v) for _, v, _ in sheets["Hinweise"].values())
-    assert "01.03.2026 12:30" in notes and "statistischen Geheimhaltung" in notes and "marts.duckdb" in notes
-    assert all(doc.sheet_de in notes for doc in dictionary.values())
-
-    cells = sheets["Indikatoren je Gebiet"]
-    doc = dictionary["area_indicators"]
-    header = [cells[f"{column_letter(i)}1"][1] for i in range(len(doc.columns))]
-    assert header == [c.header_de for c in doc.columns]
-    assert header[:2] == ["Berichtsjahr", "Gebietsebene"]
-    col = {c.name: column_letter(i) for i, c in enumerate(doc.columns)}
-    by_area = {cells[f"{col['area_id']}{row}"][1]: row for row in range(2, 10)
-               if cells[f"{col['indicator_id']}{row}"][1] == "transfer_rate"}
-    grey = "FF" + SUPPRESSED_FILL.lstrip("#").upper()
-    # S2 (small count) and 011 (secondary): numerator, denominator and value read "gesperrt" on grey
-    for area in ("S2", "011"):
-        for name in ("numerator", "denominator", "value"):
-            assert cells[f"{col[name]}{by_area[area]}"] == ("s", SUPPRESSED_MARK, grey), (area, name)
-    assert cells[f"{col['suppression']}{by_area['S2']}"][1] == "Fallzahl von 1 bis 2"
-    # published cells stay numbers, without the grey fill; the city value of a suppressed row too
-    assert cells[f"{col['value']}{by_area['S1']}"] == ("n", 20.0, None)
-    assert cells[f"{col['numerator']}{by_area['S1']}"] == ("n", 1200.0, None)
-    assert cells[f"{col['city_value']}{by_area['S2']}"][:2] == ("n", 15.0)
-    assert cells[f"{col['report_cycle']}{by_area['S1']}"][:2] == ("n", 2025.0)
-    # a suppressed cell has no rank: marked like its value; S1 is first of the one ranked Sozialraum
-    for name in ("value_rank", "ranked_areas", "value_decile"):
-        assert cells[f"{col[name]}{by_area['S2']}"] == ("s", SUPPRESSED_MARK, grey), name
-    assert cells[f"{col['value_rank']}{by_area['S1']}"][:2] == ("n", 1.0)
-    assert cells[f"{col['ranked_areas']}{by_area['S1']}"][:2] == ("n", 1.0)
-    assert f"{col['value_decile']}{by_area['S1']}" not in cells  # fewer than 10 areas: empty, not marked
-    # a count with no denominator (residents) is an empty cell, not a marked one
-    residents_rows = [row for row in range(2, 10) if cells[f"{col['indicator_id']}{row}"][1] == "residents"]
-    assert all(f"{col['denominator']}{row}" not in cells for row in residents_rows)
-
-    suppressed_count = next(row for row in residents_rows if cells[f"{col['area_id']}{row}"][1] == "S2")
-    assert cells[f"{col['numerator']}{suppressed_count}"] == ("s", SUPPRESSED_MARK, grey)
-    assert cells[f"{col['value']}{suppressed_count}"] == ("s", SUPPRESSED_MARK, grey)
-    # the population of a classified area whose residents are suppressed
-    classes = sheets["Gebietsklassifikation"]
-    ccol = {c.name: column_letter(i) for i, c in enumerate(dictionary["area_classifications"].columns)}
-    populations = {classes[f"{ccol['area_id']}{row}"][1]: classes[f"{ccol['population']}{row}"] for row in (2, 3)}
-    assert populations == {"S1": ("n", 5000.0, None), "S2": ("s", SUPPRESSED_MARK, grey)}
-    # is_suppressed flags mark the emptied cells in the other tables
-    quartiere = sheets["Aktionsräume Quartiere"]
-    qcol = {c.name: column_letter(i) for i, c in enumerate(dictionary["action_area_quartiere"].columns)}
-    assert quartiere[f"{qcol['value']}2"] == ("s", SUPPRESSED_MARK, grey)
-    assert quartiere[f"{qcol['is_suppressed']}2"][:2] == ("b", True)
-    inputs = sheets["Klassifikation Indikatoren"]
-    icol = {c.name: column_letter(i) for i, c in enumerate(dictionary["area_classification_indicators"].columns)}
-    marked = {name for name in icol if inputs.get(f"{icol[name]}3", (None, None, None))[1] == SUPPRESSED_MARK}
-    assert marked == {"value", "standardised", "contribution"}
-    assert inputs[f"{icol['value']}2"] == ("n", 20.0, None)
-    # every table sheet has all its rows of the cycle
     for table, doc in dictionary.items():
-        rows = {int(re.sub(r"[A-Z]+", "", ref)) for ref in sheets[doc.sheet_de]}
-        expected = counts[table] // len(CYCLES) if has_cycle_column(table) else counts[table]
-        assert max(rows) - 1 == expected, table
+        frame = sheets[doc.sheet_de]
+        # the first row holds the headers and nothing else (no legend beside them)
+        assert not [c for c in frame.columns if str(c).startswith("Unnamed")], table
+        assert len(frame) == (counts[table] // len(CYCLES) if has_cycle_column(table) else counts[table]), table
+        headers = {c.name: c.header_de for c in doc.columns}
+        assert set(headers.values()) <= set(frame.columns), table
+        if frame.empty:  # area_conversion: no geography reform in the sample
+            continue
+        # a number column of the contract holds numbers only: pandas imports it with a numeric dtype
+        for name, column in DOCUMENTED_TABLES[table].to_schema().columns.items():
+            if column.dtype.type.is_numeric():
+                series = frame[headers[name]]
+                assert pd.api.types.is_numeric_dtype(series), (table, name, series.dtype)
+            if column.dtype.type == pl.Boolean:
+                assert set(frame[headers[name]].dropna()) <= {True, False}, (table, name)
+
+
+def test_every_published_cell_reads_back_as_published(published, tmp_path):
+    """Numbers, flags, times and texts (text columns read as text) come back as the published file holds them;
+    the columns shown as labels are the next test's."""
+    path, _ = published
+    book = _workbook(published, tmp_path)
+    with duckdb.connect(str(path), read_only=True) as con:
+        for table, doc in data_dictionary().items():
+            where = " where report_cycle = 2025" if has_cycle_column(table) else ""
+            expected = con.execute(f"select * from {table}{where}").pl()
+            text = {c.header_de: str for c in doc.columns if expected.schema[c.name] == pl.String}
+            sheet = pd.read_excel(book, sheet_name=doc.sheet_de, dtype=text)
+            for column in doc.columns:
+                labelled = (table, column.name) in CODE_LABELS or (
+                    column.name in LEVEL_COLUMNS and (table, column.name) != ("area_levels", "area_level"))
+                if labelled:
+                    continue
+                got = [None if pd.isna(value) else value for value in sheet[column.header_de]]
+                want = expected[column.name].to_list()
+                if expected.schema[column.name] == pl.Float64:
+                    assert [v is None for v in got] == [v is None for v in want], (table, column.name)
+                    assert [v for v in got if v is not None] == pytest.approx([v for v in want if v is not None]), \
+                        (table, column.name)
+                else:
+                    assert got == want, (table, column.name)
+
+
+def test_workbook_shows_names_german_labels_units_and_suppression_in_its_own_column(published, tmp_path):
+    sheets = pd.read_excel(_workbook(published, tmp_path), sheet_name=None)
+    cells = sheets["Indikatoren je Gebiet"]
+    assert list(cells.columns) == [
+        "Berichtsjahr", "Gebietsebene", "Gebietsnummer", "Gebietsname", "Indikator", "Bezeichnung des Indikators",
+        "Zähler", "Nenner", "Wert", "Einheit", "Wert Gesamtstadt", "Geheimhaltung", "Gebietsstand", "Rang",
+        "Gebiete im Rang", "Dezil"]
+    assert cells["Zähler"].dtype.kind == "f" and cells["Berichtsjahr"].dtype.kind == "i"
+    rows = {(r["Gebietsnummer"], r["Indikator"]): r for r in cells.to_dict("records")}
+    nordstadt = rows["S1", "transfer_rate"]
+    assert (nordstadt["Gebietsebene"], nordstadt["Gebietsname"], nordstadt["Bezeichnung des Indikators"],
+            nordstadt["Einheit"]) == ("Sozialraum", "Nordstadt", "Transferleistungsquote", "%")
+    assert (nordstadt["Zähler"], nordstadt["Nenner"], nordstadt["Wert"], nordstadt["Rang"]) == (1200, 6000, 20.0, 1)
+    assert pd.isna(nordstadt["Geheimhaltung"])
+    assert (rows["0", "residents"]["Gebietsebene"], rows["0", "residents"]["Einheit"]) == ("Gesamtstadt", "Personen")
+    assert rows["011", "transfer_rate"]["Gebietsname"] == "Hafen"
+    # suppressed: the numbers empty, the reason in words in its own column, the city value still there
+    for key, reason in ((("S2", "transfer_rate"), "Fallzahl von 1 bis 2"),
+                        (("011", "transfer_rate"), "Sekundärsperrung"), (("S2", "residents"), "Sekundärsperrung")):
+        assert rows[key]["Geheimhaltung"] == reason, key
+        assert all(pd.isna(rows[key][c]) for c in ("Zähler", "Wert", "Rang", "Gebiete im Rang")), key
+    assert rows["S2", "transfer_rate"]["Wert Gesamtstadt"] == 15.0
+
+    def column(sheet: str, header: str) -> list:
+        return sheets[sheet][header].tolist()
+
+    # codes as German labels
+    assert set(column("Aktionsräume", "Veränderung zum Vorbericht")) == {"bleibt Aktionsraum", "kein Aktionsraum"}
+    assert column("Gebietsklassifikation", "Veränderung zum Vorbericht") == ["bleibt markiert", "bleibt markiert"]
+    assert set(column("Klassifikation Dimensionen", "Klassenveränderung")) == {"kein Vorbericht"}
+    assert column("Indikatoren", "Richtung") == ["ohne Wertung", "höherer Wert ungünstiger"]
+    assert column("Gebiete", "Herkunft des Namens") == ["veröffentlicht", "veröffentlicht", "angenommen",
+                                                         "veröffentlicht"]
+    assert column("Gebiete", "Gebietsebene") == ["Gesamtstadt", "Sozialraum", "Sozialraum", "Unterbezirk"]
+    # the level table keeps its keys; the levels it refers to by name
+    assert column("Gebietsebenen", "Gebietsebene") == ["city", "sozialraum", "unterbezirk"]
+    assert column("Gebietsebenen", "Zusammengefasste Ebene")[1] == "Unterbezirk"
+    assert column("Gebietsebenen", "Übergeordnete Ebene")[2] == "Gesamtstadt"
+    # no code of a contract's code list is left on a sheet (topic fields and target groups are German already)
+    dictionary = data_dictionary()
+    for table, contract in DOCUMENTED_TABLES.items():
+        for name, schema_column in contract.to_schema().columns.items():
+            codes = {c for check in schema_column.checks if check.name == "isin"
+                     for c in check.statistics["allowed_values"]}
+            if codes and name not in ("topic_field", "target_group"):
+                header = next(c.header_de for c in dictionary[table].columns if c.name == name)
+                assert not codes & set(sheets[dictionary[table].sheet_de][header]), (table, name)
+    # names beside the keys on the other sheets
+    hierarchy = sheets["Gebietszuordnung"]
+    inside = hierarchy[(hierarchy["Gebietsnummer"] == "011") & (hierarchy["Ebene des umfassenden Gebiets"]
+                                                                 == "Sozialraum")]
+    assert inside[["Gebietsname", "Name des umfassenden Gebiets"]].values.tolist() == [["Hafen", "Nordstadt"]]
+    assert column("Aktionsräume Indikatoren", "Gebietsname") == ["Nordstadt", "Südstadt"]
+    assert column("Aktionsräume Indikatoren", "Bezeichnung des Indikators") == ["Transferleistungsquote"] * 2
+    assert column("Aktionsräume Quartiere", "Gebietsname") == ["Nordstadt"]
+    assert column("Aktionsräume Quartiere", "Gesperrt") == [True]
+    classified = sheets["Gebietsklassifikation"]
+    assert classified["Bezeichnung des Verfahrens"].tolist() == ["MSS-Stil", "MSS-Stil"]
+    # the population of S2 is empty because its residents are suppressed: the reason beside it
+    assert classified["Einwohner"].tolist()[0] == 5000 and pd.isna(classified["Einwohner"].tolist()[1])
+    assert pd.isna(classified["Geheimhaltung Einwohner"].tolist()[0])
+    assert classified["Geheimhaltung Einwohner"].tolist()[1] == "Sekundärsperrung"
+    inputs = sheets["Klassifikation Indikatoren"]
+    assert inputs[["Gebietsname", "Bezeichnung des Quellindikators", "Einheit"]].values.tolist() == [
+        ["Nordstadt", "Transferleistungsquote", "%"], ["Südstadt", "Transferleistungsquote", "%"]]
+    assert inputs["Gesperrt"].tolist() == [False, True] and pd.isna(inputs["Beitrag"].tolist()[1])
+    # a key is text with its leading zeros: pandas' type detection makes a number of a column of such keys (the
+    # notes say so), read as text as the notes say it is the key as published
+    assert column("Aktionsräume Quartiere", "Quartier") == [11]
+    book = _workbook(published, tmp_path)
+    assert pd.read_excel(book, sheet_name="Aktionsräume Quartiere", dtype={"Quartier": str})["Quartier"].tolist() \
+        == ["011"]
+    assert 'dtype={"Gebietsnummer": str}' in " ".join(map(str, sheets["Hinweise"].fillna("").values.ravel()))
+
+
+def test_workbook_formats_counts_whole_rates_with_unit_and_greys_suppressed_cells(published, tmp_path):
+    book = openpyxl.load_workbook(_workbook(published, tmp_path))
+    grey = "FF" + SUPPRESSED_FILL.lstrip("#").upper()
+    for sheet in book.worksheets[1:]:
+        header = [cell.value for cell in sheet[1]]
+        assert sheet.max_column == len(header) and all(isinstance(h, str) and h for h in header), sheet.title
+    sheet = book["Indikatoren je Gebiet"]
+    col = {cell.value: cell.column - 1 for cell in sheet[1]}
+    seen = set()
+    for row in sheet.iter_rows(min_row=2):
+        indicator, value, city = row[col["Indikator"]].value, row[col["Wert"]], row[col["Wert Gesamtstadt"]]
+        for cell in (value, city):
+            if cell.value is None:
+                continue
+            if indicator == "residents":  # a count: a whole number
+                assert cell.number_format == "#,##0" and float(cell.value).is_integer(), cell.coordinate
+            else:  # a rate: its unit shown with the number, the cell a number
+                assert cell.number_format == '#,##0.0" %"' and isinstance(cell.value, (int, float)), cell.coordinate
+            seen.add(indicator)
+        for name in ("Zähler", "Nenner"):
+            if row[col[name]].value is not None:
+                assert row[col[name]].number_format == "#,##0"
+        suppressed = row[col["Geheimhaltung"]].value is not None
+        assert (value.value is None) == suppressed
+        assert (value.fill.fgColor.rgb == grey) == suppressed, value.coordinate
+        assert (row[col["Rang"]].fill.fgColor.rgb == grey) == (suppressed and row[col["Gebietsebene"]].value
+                                                              != "Gesamtstadt"), value.coordinate
+    assert seen == {"residents", "transfer_rate"}
+    notes = " ".join(str(cell.value) for row in book["Hinweise"].iter_rows() for cell in row if cell.value)
+    assert "01.03.2026 12:30" in notes and "statistischen Geheimhaltung" in notes and "marts.duckdb" in notes
+    assert "Fallzahlen von 1 bis 2" in notes and all(doc.sheet_de in notes for doc in data_dictionary().values())
+
+
+# names and units as an office may write them: umlauts, quotes, leading "=" or "@" (never a formula), digits
+_NAMES = st.text(st.characters(exclude_categories=("Cs", "Cc")), min_size=1, max_size=30).filter(
+    lambda text: text.strip() == text and text not in STR_NA_VALUES)
+
+
+@settings(max_examples=int(os.environ.get(EXAMPLES_ENV, "0") or 0) or 15)
+@given(area=_NAMES, indicator=_NAMES, unit=_NAMES)
+def test_any_name_and_unit_read_back_as_text_beside_typed_numbers(published, area, indicator, unit):
+    path, _ = published
+    with duckdb.connect(str(path), read_only=True) as con:
+        frames = {table: con.execute(f"select * from {table}" + (" where report_cycle = 2025"
+                                                                  if has_cycle_column(table) else "")).pl()
+                  for table in DOCUMENTED_TABLES}
+    frames["areas"] = frames["areas"].with_columns(
+        area_name=pl.when(pl.col("area_id") == "S1").then(pl.lit(area)).otherwise("area_name"))
+    frames["indicators"] = frames["indicators"].with_columns(
+        name_de=pl.when(pl.col("indicator_id") == "transfer_rate").then(pl.lit(indicator)).otherwise("name_de"),
+        unit=pl.when(pl.col("indicator_id") == "transfer_rate").then(pl.lit(unit)).otherwise("unit"))
+    with tempfile.TemporaryDirectory() as folder:
+        book = Path(folder) / "book.xlsx"
+        write_workbook(book, frames, data_dictionary(), cycle=2025, city_name=CITY, published=path,
+                       published_at=PUBLISHED_AT)
+        cells = pd.read_excel(book, sheet_name="Indikatoren je Gebiet")
+        nordstadt = cells[(cells["Gebietsnummer"] == "S1") & (cells["Indikator"] == "transfer_rate")].iloc[0]
+        sheet = openpyxl.load_workbook(book)["Indikatoren je Gebiet"]
+        value_format = sheet.cell(row=int(nordstadt.name) + 2, column=cells.columns.get_loc("Wert") + 1).number_format
+    assert (nordstadt["Gebietsname"], nordstadt["Bezeichnung des Indikators"], nordstadt["Einheit"]) == (
+        area, indicator, unit)
+    assert nordstadt["Wert"] == 20.0
+    assert all(pd.api.types.is_numeric_dtype(cells[c]) for c in ("Zähler", "Nenner", "Wert", "Wert Gesamtstadt"))
+    # the unit in the cell's format, quoted (a quote in the unit left out): the cell stays the number 20
+    assert value_format == '#,##0.0" ' + unit.replace('"', "") + '"'
+
+
+def test_parquet_files_carry_the_column_descriptions_in_their_metadata(published, tmp_path):
+    path, _ = published
+    export(path, tmp_path, cycles=[2018])
+    for table, doc in data_dictionary().items():
+        schema = pq.read_schema(tmp_path / "2018" / f"{table}.parquet")
+        assert schema.metadata[b"table"] == table.encode()
+        assert schema.metadata[b"title"].decode() == doc.title_de
+        assert schema.metadata[b"description"].decode() == doc.description_de
+        assert schema.names == [column.name for column in doc.columns]
+        for column in doc.columns:
+            metadata = schema.field(column.name).metadata
+            assert metadata[b"description"].decode() == column.description_de, (table, column.name)
+            assert metadata[b"header_de"].decode() == column.header_de, (table, column.name)
+    # the texts name the numbers of the disclosure rule, not its placeholders
+    suppression = pq.read_schema(tmp_path / "2018" / "area_indicators.parquet").field("suppression")
+    assert "small_count (Fallzahl von 1 bis 2)" in suppression.metadata[b"description"].decode()
+    # and a reader that knows nothing of Arrow still finds the table's title in the file's key-value metadata
+    with duckdb.connect() as con:
+        keys = dict(con.execute("select decode(key), decode(value) from parquet_kv_metadata(?)",
+                                [str(tmp_path / "2018" / "areas.parquet")]).fetchall())
+    assert keys["title"] == "Gebiete"
+
+
+def test_every_code_list_of_the_contracts_has_german_labels():
+    labelled = {}
+    for table, contract in DOCUMENTED_TABLES.items():
+        for name, column in contract.to_schema().columns.items():
+            for check in column.checks:
+                if check.name == "isin" and name not in ("topic_field", "target_group"):  # German already
+                    labelled[(table, name)] = set(check.statistics["allowed_values"])
+    assert {key: set(labels) for key, labels in CODE_LABELS.items()} == labelled
+    for labels in CODE_LABELS.values():
+        assert all(text.strip() for text in labels.values()) and len(set(labels.values())) == len(labels)
+    # the report's labels cover the action areas' changes and the flags' "not flagged"
+    assert set(CHANGE_DE) == set(CHANGES) | {"not_flagged"}
+    assert set(SUPPRESSION_DE) == set(labelled[("area_indicators", "suppression")])
 
 
 def test_a_new_export_replaces_a_cycle_whole_and_a_failed_one_leaves_the_last(published, tmp_path, monkeypatch):

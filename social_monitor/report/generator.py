@@ -28,6 +28,7 @@ from schemas.published import TOPICS
 from social_monitor.classification.action_areas import METHOD_ID as ACTION_AREA_METHOD
 from social_monitor.disclosure import DisclosureRule
 from social_monitor.geography import Geography, Level, load_geography
+from social_monitor.labels import CHANGE_DE, SUPPRESSION_DE  # filled in with the rule: DisclosureRule.describe_de
 from social_monitor.publish import published_rule
 from social_monitor.report.maps import MISSING_FILL, SUPPRESSED_FILL, SVG_DEFS, Classes, MapCanvas, german_number
 from social_monitor.sample_city.geometry import AreaGeometry, default_geometry, load_geometry
@@ -43,12 +44,6 @@ QUARTIER_INDICATORS = ["residents", "transfer_rate", "transfer_rate_age_0_14", "
 # publishes the SGB II rate in deciles across all Unterbezirke)
 QUARTIER_DECILE_INDICATOR = "sgb2_rate"
 REPORT_KEYS = ("map_levels", "main_indicators")
-# filled in with the rule of the published file (DisclosureRule.describe_de)
-SUPPRESSION_DE = {"small_count": "gesperrt ({small_count})",
-                  "small_population": "gesperrt ({small_population})",
-                  "secondary": "gesperrt (sekundäre Geheimhaltung)"}
-CHANGE_DE = {"first_cycle": "erstes Berichtsjahr", "kept": "bleibt Aktionsraum", "new": "neuer Aktionsraum",
-             "released": "entlassen", "not_action_area": "kein Aktionsraum", "not_flagged": "nicht markiert"}
 ACTION_FILL = {"new": "#b2182b", "kept": "#d6604d", "first_cycle": "#d6604d", "released": "#92c5de",
                "not_action_area": "#f7f7f7"}
 ACTION_LEGEND = [("#d6604d", "Aktionsraum"), ("#b2182b", "neuer Aktionsraum"),
