@@ -62,7 +62,9 @@ def build_row_balance_check(source: Source) -> dg.AssetChecksDefinition:
 )
 def only_aggregated_tables(pipeline: PipelineSettings) -> dg.AssetCheckResult:
     with duckdb.connect(str(Path(pipeline.published_path)), read_only=True) as con:
-        tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+        # the tables; the views for people (social_monitor/publish.py) only select from them
+        tables = {r[0] for r in con.execute("select table_name from information_schema.tables "
+                                            "where table_type = 'BASE TABLE'").fetchall()}
         columns = [r[0] for r in con.execute("select column_name from information_schema.columns").fetchall()]
     expected = set(DOCUMENTED_TABLES)
     personal = [c for c in columns if any(w in c for w in ("person", "birth", "street", "house", "household"))]

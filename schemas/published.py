@@ -41,6 +41,11 @@ _LEVEL = _de("Gebietsebene", "Gebietsebene: city (Gesamtstadt) oder die Kennung 
              "(siehe Tabelle area_levels).")
 _AREA = _de("Gebietsnummer", "Schlüssel des Gebiets auf seiner Gebietsebene.")
 _AREA_NAME = _de("Gebietsname", "Name des Gebiets.")
+# the key of an area across levels (area_id "01" can be a Stadtbezirk and a Sozialraum): level, separator, id
+AREA_KEY_SEPARATOR = ":"
+_AREA_KEY = _de("Gebietsschlüssel", "Schlüssel des Gebiets über alle Gebietsebenen hinweg: Gebietsebene und "
+                "Gebietsnummer, durch einen Doppelpunkt getrennt (z. B. sozialraum:01); die Gebietsnummer allein ist "
+                "nur innerhalb einer Gebietsebene eindeutig.")
 _INDICATOR = _de("Indikator", "Schlüssel des Indikators (siehe Tabelle indicators, Indikatorenkatalog).")
 _VALUE = _de("Wert", "Wert des Indikators im Gebiet; leer, wenn der Wert der statistischen Geheimhaltung "
              "unterliegt (gesperrt).")
@@ -61,11 +66,21 @@ class _Published(pa.DataFrameModel):
         coerce = False
 
 
-class Areas(_Published):
+class _AreaKeyed(_Published):
+    """A table with area_level, area_id and the cross-level area_key made of them."""
+
+    @pa.dataframe_check(error="area_key must be area_level, ':' and area_id")
+    def area_key_is_level_and_id(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(
+            pl.col("area_key") == pl.concat_str("area_level", pl.lit(AREA_KEY_SEPARATOR), "area_id"))
+
+
+class Areas(_AreaKeyed):
     """Die Gebietsgliederung: every area of every level."""
 
     area_level: str = pa.Field(metadata=_LEVEL)
     area_id: str = pa.Field(metadata=_AREA)
+    area_key: str = pa.Field(unique=True, metadata=_AREA_KEY)
     area_name: str = pa.Field(metadata=_AREA_NAME)
     name_status: str = pa.Field(isin=["published", "assumed"], metadata=_de(
         "Herkunft des Namens", "published: amtlich veröffentlichter Gebietsname; assumed: angenommener Name "
@@ -105,11 +120,12 @@ class AreaLevels(_Published):
         metadata = {"sheet_de": "Gebietsebenen"}
 
 
-class AreaHierarchy(_Published):
+class AreaHierarchy(_AreaKeyed):
     """Which area lies in which: one row per area and per area of a higher or grouping level it lies in."""
 
     area_level: str = pa.Field(metadata=_LEVEL)
     area_id: str = pa.Field(metadata=_AREA)
+    area_key: str = pa.Field(metadata=_AREA_KEY)
     container_level: str = pa.Field(metadata=_de("Ebene des umfassenden Gebiets", "Gebietsebene des Gebiets, in "
                                                  "dem das Gebiet liegt (siehe area_levels)."))
     container_id: str = pa.Field(metadata=_de("Umfassendes Gebiet", "Schlüssel des Gebiets, in dem das Gebiet "
@@ -163,12 +179,13 @@ class Indicators(_Published):
         metadata = {"sheet_de": "Indikatoren"}
 
 
-class _AreaIndicatorCells(_Published):
+class _AreaIndicatorCells(_AreaKeyed):
     """The cells of area_indicators and area_indicators_harmonised: one row per cycle, area and indicator."""
 
     report_cycle: pl.Int32 = pa.Field(metadata=_CYCLE)
     area_level: str = pa.Field(metadata=_LEVEL)
     area_id: str = pa.Field(metadata=_AREA)
+    area_key: str = pa.Field(metadata=_AREA_KEY)
     indicator_id: str = pa.Field(metadata=_INDICATOR)
     numerator: pl.Int64 = pa.Field(nullable=True, metadata=_de(
         "Zähler", "Anzahl im Zähler (z. B. Personen mit Transferleistungen); leer, wenn gesperrt."))
@@ -283,13 +300,14 @@ class AreaConversion(_Published):
         metadata = {"sheet_de": "Umrechnungsschlüssel"}
 
 
-class ActionAreas(_Published):
+class ActionAreas(_AreaKeyed):
     """Aktionsräume je Berichtsjahr: one row per cycle and area of the classified level."""
 
     report_cycle: pl.Int32 = pa.Field(metadata=_CYCLE)
     area_level: str = pa.Field(metadata=_de("Gebietsebene", "Gebietsebene der Einstufung (action_areas.area_level "
                                             "in city.yml, z. B. sozialraum)."))
     area_id: str = pa.Field(metadata=_de("Gebiet", "Schlüssel des eingestuften Gebiets."))
+    area_key: str = pa.Field(metadata=_AREA_KEY)
     area_name: str = pa.Field(nullable=True, metadata=_AREA_NAME)
     is_action_area: bool = pa.Field(metadata=_de(
         "Aktionsraum", "Wahr, wenn das Gebiet in diesem Berichtsjahr ein Aktionsraum ist."))
@@ -329,6 +347,7 @@ class ActionAreaIndicators(_Published):
     is_suppressed: bool = pa.Field(metadata=_SUPPRESSED)
 
     class Config:
+        unique = ["report_cycle", "area_id", "indicator_id"]
         title = "Aktionsräume: Indikatoren"
         description = ("Die Werte hinter jeder Einstufung als Aktionsraum: Wert des Gebiets und der Gesamtstadt "
                        "je Regelindikator und Berichtsjahr.")
@@ -354,6 +373,7 @@ class ActionAreaQuartiere(_Published):
     is_suppressed: bool = pa.Field(metadata=_SUPPRESSED)
 
     class Config:
+        unique = ["report_cycle", "area_id", "base_area_id", "indicator_id"]
         title = "Aktionsräume: Quartiere"
         description = ("Die Quartiere (Gebiete der untersten Ebene) in jedem Aktionsraum und ob jedes noch "
                        "ungünstiger als die Gesamtstadt ist.")
@@ -492,7 +512,7 @@ class AreaClassificationIndicators(_Published):
 class Publication(_Published):
     """One row per published table: when, what and how many rows."""
 
-    table_name: str = pa.Field(metadata=_de("Tabelle", "Name der veröffentlichten Tabelle."))
+    table_name: str = pa.Field(unique=True, metadata=_de("Tabelle", "Name der veröffentlichten Tabelle."))
     row_count: pl.Int64 = pa.Field(ge=0, metadata=_de("Zeilen", "Anzahl der Zeilen der Tabelle."))
     published_at: pl.Datetime = pa.Field(metadata=_de("Veröffentlicht am", "Zeitpunkt der Veröffentlichung."))
     report_cycles: str = pa.Field(metadata=_de("Berichtsjahre", "Die veröffentlichten Berichtsjahre."))
@@ -568,6 +588,71 @@ PUBLISHED_TABLES: dict[str, tuple[str, type[_Published]]] = {
 DOCUMENTED_TABLES: dict[str, type[_Published]] = {
     **{table: contract for table, (_source, contract) in PUBLISHED_TABLES.items()}, "publication": Publication,
     "disclosure_audit": DisclosureAudit}
+
+
+def primary_key(contract: type[_Published]) -> tuple[str, ...]:
+    """The primary key the published file declares for a table: the contract's ``Config.unique`` if it has one,
+    else its first column declared ``unique``. Every documented table has one (tests/test_bi_tools.py)."""
+    schema = contract.to_schema()
+    if schema.unique:
+        return tuple(schema.unique)
+    return tuple(name for name, column in schema.columns.items() if column.unique)[:1]
+
+
+# ------------------------------------------------------------------------------------------- views for people
+# The published file has views with German column names beside the tables (social_monitor/publish.py): one wide
+# view per level, ``indikatoren_<level>`` (one row per report cycle and area, one column per indicator named by
+# indicators.name_de), and the long view ``indikatoren_lang`` (area_indicators with the names joined in). A
+# suppressed cell is empty in both.
+
+
+@dataclass(frozen=True)
+class ViewColumn:
+    name: str  # the German column name
+    source: str  # what the column shows: a column of the long view's joined tables (see publish.py)
+    description_de: str
+
+
+WIDE_VIEW_PREFIX = "indikatoren_"
+LONG_VIEW = "indikatoren_lang"
+WIDE_VIEW_DESCRIPTION = (
+    "Indikatoren der Gebietsebene {level_name} in einer breiten Tabelle: je Berichtsjahr und Gebiet eine Zeile mit "
+    "dem Gebietsnamen, je Indikator eine Spalte (Spaltenname: Bezeichnung des Indikators). Gesperrte Werte "
+    "(statistische Geheimhaltung) sind leer. Gebiete auf dem Gebietsstand ihres Berichtsjahres (wie "
+    "area_indicators).")
+LONG_VIEW_DESCRIPTION = (
+    "Jeder Indikator für jedes Gebiet jeder Ebene und jedes Berichtsjahr (area_indicators) mit den Namen der "
+    "Gebietsebene, des Gebiets und des Indikators. Gesperrte Zellen (statistische Geheimhaltung) bleiben als "
+    "Zeile erhalten, ihre Zahlen sind leer, der Grund steht in Geheimhaltung.")
+INDICATOR_COLUMN_DESCRIPTION = "{name} ({unit}): {description} Leer, wenn gesperrt (statistische Geheimhaltung)."
+# the columns of each wide view before its indicator columns (source: a column of area_indicators or areas)
+WIDE_VIEW_COLUMNS = (
+    ViewColumn("Berichtsjahr", "i.report_cycle", _CYCLE["description_de"]),
+    ViewColumn("Gebietsschlüssel", "i.area_key", _AREA_KEY["description_de"]),
+    ViewColumn("Gebietsnummer", "i.area_id", _AREA["description_de"]),
+    ViewColumn("Gebietsname", "a.area_name", _AREA_NAME["description_de"]),
+)
+# the long view: i = area_indicators, a = areas, l = area_levels, d = indicators
+LONG_VIEW_COLUMNS = (
+    *WIDE_VIEW_COLUMNS[:1],
+    ViewColumn("Gebietsebene", "l.name_de", "Name der Gebietsebene, z. B. Stadtbezirk (siehe area_levels)."),
+    *WIDE_VIEW_COLUMNS[1:],
+    ViewColumn("Indikatorschlüssel", "i.indicator_id", _INDICATOR["description_de"]),
+    ViewColumn("Indikator", "d.name_de", "Deutsche Bezeichnung des Indikators (siehe indicators)."),
+    ViewColumn("Themenfeld", "d.topic_field", "Themenfeld des Berichts, zu dem der Indikator gehört."),
+    ViewColumn("Einheit", "d.unit", "Einheit des Werts, z. B. % oder Personen."),
+    ViewColumn("Wert", "i.value", _VALUE["description_de"]),
+    ViewColumn("Wert Gesamtstadt", "i.city_value", _CITY_VALUE["description_de"]),
+    ViewColumn("Zähler", "i.numerator", "Anzahl im Zähler; leer, wenn gesperrt."),
+    ViewColumn("Nenner", "i.denominator", "Anzahl im Nenner; leer bei reinen Anzahlen oder wenn gesperrt."),
+    ViewColumn("Rang", "i.value_rank", "Rang des Werts unter den Gebieten derselben Gebietsebene im selben "
+               "Berichtsjahr (1 = höchster Wert), nur unter den veröffentlichten Werten; siehe area_indicators."),
+    ViewColumn("Dezil", "i.value_decile", "Dezil des Werts unter denselben Gebieten (10 = höchste Werte); siehe "
+               "area_indicators."),
+    ViewColumn("Geheimhaltung", "i.suppression", "Grund der Sperrung (statistische Geheimhaltung), leer wenn nicht "
+               "gesperrt: small_count ({small_count}), small_population ({small_population}), secondary "
+               "({secondary})."),
+)
 
 
 def with_area_levels(contract: type[_Published], area_levels: Sequence[str]) -> pa.DataFrameSchema:

@@ -16,7 +16,22 @@ import duckdb
 import polars as pl
 from pandera.config import ValidationDepth, config_context
 
-from schemas.published import PUBLISHED_TABLES, DisclosureAudit, with_area_levels
+from schemas.published import (
+    AREA_KEY_SEPARATOR,
+    DOCUMENTED_TABLES,
+    LONG_VIEW,
+    LONG_VIEW_COLUMNS,
+    PUBLISHED_TABLES,
+    WIDE_VIEW_COLUMNS,
+    WIDE_VIEW_DESCRIPTION,
+    WIDE_VIEW_PREFIX,
+    DisclosureAudit,
+    data_dictionary,
+    primary_key,
+    with_area_levels,
+)
+from schemas.published import INDICATOR_COLUMN_DESCRIPTION as INDICATOR_COLUMN
+from schemas.published import LONG_VIEW_DESCRIPTION as LONG_DESCRIPTION
 from social_monitor.catalogue import read_catalogue
 from social_monitor.disclosure import (
     Audit,
@@ -168,6 +183,8 @@ def publish(warehouse_path: Path, published_path: Path, *, city_name: str = "",
             select = SELECTS.get(table, f"select * from warehouse.{PUBLISHED_TABLES[table][0]}")
             con.execute(f"create table main.{table} as {select}")
         con.execute("detach warehouse")
+        for table, (_source, contract) in PUBLISHED_TABLES.items():
+            arrange(con, table, contract)
         cycles = [row[0] for row in con.execute(
             "select distinct report_cycle from main.area_indicators order by 1").fetchall()]
         # the city's levels (from its geography, through marts.area_levels) are injected into the contracts here
@@ -185,6 +202,11 @@ def publish(warehouse_path: Path, published_path: Path, *, city_name: str = "",
             "insert into main.publication values (?, ?, ?, ?, ?)",
             [(table, rows, published_at, ", ".join(map(str, cycles)), city_name) for table, rows in counts.items()],
         )
+        # the file documents itself: primary keys, German comments (schemas/published.py), the views for people
+        for table, contract in DOCUMENTED_TABLES.items():
+            con.execute(f"alter table main.{table} add primary key ({', '.join(map(quoted, primary_key(contract)))})")
+        create_views(con)
+        document(con, disclosure)
         con.execute("checkpoint")
     except BaseException:
         try:
@@ -196,6 +218,82 @@ def publish(warehouse_path: Path, published_path: Path, *, city_name: str = "",
     con.close()
     os.replace(tmp, published_path)
     return counts
+
+
+def quoted(name: str) -> str:
+    """An SQL identifier in double quotes (German column names have spaces)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    """An SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def arrange(con: duckdb.DuckDBPyConnection, table: str, contract) -> None:
+    """``main.<table>`` with the columns in the contract's order, and the cross-level ``area_key``
+    (``<area_level>:<area_id>``) where the contract has one."""
+    area_key = f"area_level || {literal(AREA_KEY_SEPARATOR)} || area_id as area_key"
+    select = ", ".join(area_key if name == "area_key" else quoted(name) for name in contract.to_schema().columns)
+    con.execute(f"create or replace table main.{table} as select {select} from main.{table}")
+
+
+def create_views(con: duckdb.DuckDBPyConnection) -> None:
+    """The views for people, with German column names: one wide view per level (one row per report cycle and area,
+    one column per indicator, named by indicators.name_de) and the long view with the names joined in. A
+    suppressed cell is empty in both (its value is empty in area_indicators; the views also test suppression)."""
+    indicators = con.execute("select indicator_id, name_de from main.indicators order by sort_order, indicator_id"
+                             ).fetchall()
+    names = [column.name for column in WIDE_VIEW_COLUMNS] + [name for _indicator, name in indicators]
+    doubled = sorted({name for name in names if names.count(name) > 1})
+    if doubled:
+        raise ValueError(f"indicator_catalogue.csv, column name_de: names used twice or as a fixed column of the "
+                         f"wide views: {', '.join(doubled)}")
+    fixed = ", ".join(f"{column.source} as {quoted(column.name)}" for column in WIDE_VIEW_COLUMNS)
+    pivot = ", ".join(f"max(i.value) filter (where i.indicator_id = {literal(indicator)} and i.suppression is null) "
+                      f"as {quoted(name)}" for indicator, name in indicators)
+    for (level,) in con.execute("select area_level from main.area_levels order by level_order").fetchall():
+        con.execute(f"""create view main.{quoted(WIDE_VIEW_PREFIX + level)} as
+            select {fixed}, {pivot}
+            from main.area_indicators i left join main.areas a on a.area_level = i.area_level and a.area_id = i.area_id
+            where i.area_level = {literal(level)}
+            group by all order by 1, 3""")
+    columns = ", ".join(
+        f"case when i.suppression is null then {column.source} end as {quoted(column.name)}"
+        if column.source in ("i.value", "i.numerator", "i.denominator", "i.value_rank", "i.value_decile")
+        else f"{column.source} as {quoted(column.name)}" for column in LONG_VIEW_COLUMNS)
+    con.execute(f"""create view main.{LONG_VIEW} as select {columns}
+        from main.area_indicators i
+        left join main.areas a on a.area_level = i.area_level and a.area_id = i.area_id
+        left join main.area_levels l on l.area_level = i.area_level
+        left join main.indicators d on d.indicator_id = i.indicator_id
+        order by i.report_cycle, l.level_order, i.area_id, d.sort_order, i.indicator_id""")
+
+
+def document(con: duckdb.DuckDBPyConnection, rule: DisclosureRule) -> None:
+    """German comments (COMMENT ON) on every table, view and column, from schemas/published.py: what a BI tool
+    shows as the description of a table or column."""
+    def comment(kind: str, name: str, text: str) -> None:
+        con.execute(f"comment on {kind} {name} is {literal(rule.describe_de(text))}")
+
+    for table in data_dictionary(rule).values():
+        comment("table", f"main.{table.name}", f"{table.title_de}: {table.description_de}")
+        for column in table.columns:
+            comment("column", f"main.{table.name}.{quoted(column.name)}", f"{column.header_de}: "
+                    f"{column.description_de}")
+    indicators = con.execute("select name_de, unit, coalesce(description_de, '') from main.indicators").fetchall()
+    levels = con.execute("select area_level, name_de from main.area_levels").fetchall()
+    for level, level_name in levels:
+        view = quoted(WIDE_VIEW_PREFIX + level)
+        comment("view", f"main.{view}", WIDE_VIEW_DESCRIPTION.format(level_name=level_name))
+        for column in WIDE_VIEW_COLUMNS:
+            comment("column", f"main.{view}.{quoted(column.name)}", column.description_de)
+        for name, unit, description in indicators:
+            comment("column", f"main.{view}.{quoted(name)}",
+                    INDICATOR_COLUMN.format(name=name, unit=unit, description=description))
+    comment("view", f"main.{LONG_VIEW}", LONG_DESCRIPTION)
+    for column in LONG_VIEW_COLUMNS:
+        comment("column", f"main.{LONG_VIEW}.{quoted(column.name)}", column.description_de)
 
 
 def summary(result: Audit) -> str:

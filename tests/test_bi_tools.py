@@ -1,5 +1,8 @@
 """BI tools: Superset and Metabase reach DuckDB through SQLAlchemy and duckdb-engine. Such a client opens the
-published file read-only, lists its tables and reads every one of them while a run publishes a new file.
+published file read-only, lists its tables and reads every one of them while a run publishes a new file; it
+reflects every table and view (names, columns with types and comments, keys) as Superset does when a dataset is
+added. The published file documents itself (German comments, primary keys, the cross-level area_key) and has
+views for people (one wide view per level, the long view with names), where a suppressed cell stays empty.
 
 A small real sample city (the generator and one Dagster run of every asset), then a background process that
 republishes it (social_monitor.publish, the step of published/marts) while this process connects through a
@@ -13,11 +16,24 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import duckdb
+import polars as pl
 import pytest
 import sqlalchemy as sa
+from hypothesis import assume, given
+from hypothesis import strategies as st
 from sqlalchemy.pool import NullPool
 
-from schemas.published import DOCUMENTED_TABLES
+from schemas.published import (
+    DOCUMENTED_TABLES,
+    LONG_VIEW,
+    LONG_VIEW_COLUMNS,
+    WIDE_VIEW_COLUMNS,
+    WIDE_VIEW_PREFIX,
+    data_dictionary,
+    primary_key,
+)
+from social_monitor.disclosure import DisclosureRule
 from tests.pipeline_env import BIN, DAGSTER, environment, sh
 from tests.waiting import CEILING_SECONDS
 
@@ -37,6 +53,12 @@ def warehouse(tmp_path_factory) -> Path:
        "--partition-range", "2007...2025")
     assert (root / "data" / "published" / "marts.duckdb").exists()
     return root / "data" / "warehouse" / "warehouse.duckdb"
+
+
+@pytest.fixture(scope="module")
+def published(warehouse) -> Path:
+    """The published file the Dagster run wrote (published/marts)."""
+    return warehouse.parents[1] / "published" / "marts.duckdb"
 
 
 def engine_for(path: Path) -> sa.Engine:
@@ -133,3 +155,204 @@ def test_the_read_only_engine_refuses_to_write(warehouse, tmp_path):
         assert conn.execute(sa.text("select count(*) from areas")).scalar_one() > 0
         assert "notes" not in sa.inspect(conn).get_table_names()
     engine.dispose()
+
+
+# the SQLAlchemy type a contract's column type is reflected as (duckdb-engine: DOUBLE is FLOAT, BIGINT BigInteger)
+REFLECTED = {pl.String: sa.String, pl.Int32: sa.Integer, pl.Int64: sa.BigInteger, pl.Float64: sa.Float,
+             pl.Boolean: sa.Boolean, pl.Datetime: sa.DateTime}
+
+
+def _expected_type(dtype: pl.DataType) -> type:
+    return REFLECTED[dtype.base_type()]
+
+
+def _levels(conn) -> list[str]:
+    return list(conn.execute(sa.text("select area_level from area_levels order by level_order")).scalars())
+
+
+def test_superset_reflects_every_published_table_and_view(published):
+    """What Superset calls on a new database and dataset: schemas, table and view names, the columns with types
+    and comments, the primary key, foreign keys and indexes (the whole reflection of sa.Table), then a query."""
+    engine = engine_for(published)
+    with engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        assert any(schema.endswith(".main") or schema == "main" for schema in inspector.get_schema_names())
+        assert set(inspector.get_table_names()) == set(DOCUMENTED_TABLES)
+        views = {WIDE_VIEW_PREFIX + level for level in _levels(conn)} | {LONG_VIEW}
+        assert set(inspector.get_view_names()) == views
+        for table, contract in DOCUMENTED_TABLES.items():
+            schema = contract.to_schema()
+            columns = inspector.get_columns(table)
+            assert [c["name"] for c in columns] == list(schema.columns), table
+            for column in columns:
+                expected = _expected_type(schema.columns[column["name"]].dtype.type)
+                assert isinstance(column["type"], expected), (table, column["name"], column["type"])
+                if expected is sa.Integer:
+                    assert not isinstance(column["type"], sa.BigInteger), (table, column["name"])
+                header = schema.columns[column["name"]].metadata["de"]
+                assert column["comment"].startswith(f"{header}: "), (table, column)
+            assert inspector.get_table_comment(table)["text"].startswith(schema.title), table
+            # duckdb-engine 0.17 with SQLAlchemy 2.0.44 finds no key columns (DuckDB's pg_constraint has no
+            # index to join); the lookup must not fail, and must never name columns that are not the key
+            key = inspector.get_pk_constraint(table)["constrained_columns"]
+            assert key in ([], list(primary_key(contract))), (table, key)
+            assert inspector.get_foreign_keys(table) == []
+            reflected = sa.Table(table, sa.MetaData(), autoload_with=conn)
+            rows = conn.execute(sa.select(reflected).limit(5)).all()
+            assert len(rows) == min(5, conn.execute(sa.select(sa.func.count()).select_from(reflected)).scalar_one())
+        for view in views:
+            columns = inspector.get_columns(view)
+            assert columns and all(column["name"] for column in columns)
+            reflected = sa.Table(view, sa.MetaData(), autoload_with=conn)
+            assert conn.execute(sa.select(reflected).limit(5)).all(), view
+    engine.dispose()
+
+
+def test_the_published_file_declares_its_primary_keys(published):
+    """Every table has its key declared (information_schema, what SQL clients list as keys); area_indicators' key
+    is the cell: cycle, level, area, indicator."""
+    engine = engine_for(published)
+    with engine.connect() as conn:
+        declared = {}
+        for table, column in conn.execute(sa.text(
+                "select table_name, column_name from information_schema.key_column_usage k "
+                "join information_schema.table_constraints c using (constraint_name, table_name) "
+                "where c.constraint_type = 'PRIMARY KEY' order by table_name, ordinal_position")):
+            declared.setdefault(table, []).append(column)
+    engine.dispose()
+    assert declared == {table: list(primary_key(contract)) for table, contract in DOCUMENTED_TABLES.items()}
+    assert declared["area_indicators"] == ["report_cycle", "area_level", "area_id", "indicator_id"]
+    assert declared["areas"] == ["area_level", "area_id"]
+
+
+def test_every_table_view_and_column_has_its_german_comment(published):
+    with duckdb.connect(str(published), read_only=True) as con:
+        audit = con.execute("select min_count, min_population_for_rates, protection_interval "
+                            "from disclosure_audit limit 1").fetchone()
+        tables = dict(con.execute("select table_name, comment from duckdb_tables() "
+                                  "where database_name = current_database()").fetchall())
+        views = dict(con.execute("select view_name, comment from duckdb_views() where not internal "
+                                 "and database_name = current_database()").fetchall())
+        columns = {(t, c): comment for t, c, comment in con.execute(
+            "select table_name, column_name, comment from duckdb_columns() "
+            "where database_name = current_database()").fetchall()}
+        indicators = con.execute("select name_de, unit from indicators").fetchall()
+    # the numbers of the disclosure rule the file was published with, as its audit states them
+    rule = DisclosureRule(min_count=audit[0], min_population_for_rates=audit[1], protection_interval=audit[2])
+    dictionary = data_dictionary(rule)
+    assert set(tables) == set(dictionary)
+    for table, doc in dictionary.items():
+        assert tables[table] == f"{doc.title_de}: {doc.description_de}"
+        for column in doc.columns:
+            assert columns[table, column.name] == f"{column.header_de}: {column.description_de}"
+    assert "Einwohnerinnen und Einwohner" in columns["area_indicators", "denominator"]
+    assert all(comment and "{" not in comment for comment in [*tables.values(), *views.values(),
+                                                              *columns.values()])
+    for view in views:
+        if view.startswith(WIDE_VIEW_PREFIX) and view != LONG_VIEW:
+            for name, unit in indicators:
+                assert f"({unit})" in columns[view, name], (view, name)
+
+
+def test_an_area_has_one_key_across_levels(published):
+    """area_id "01" can name a Stadtbezirk and a Sozialraum; area_key tells them apart in every table."""
+    with duckdb.connect(str(published), read_only=True) as con:
+        shared = con.execute("select count(*) from (select area_id from areas group by area_id "
+                             "having count(distinct area_level) > 1)").fetchone()[0]
+        assert shared > 0  # the sample city has such ids, so the key is needed
+        assert con.execute("select count(distinct area_key) = count(*) from areas").fetchone()[0]
+        for table, contract in DOCUMENTED_TABLES.items():
+            if "area_level" in contract.to_schema().columns and "area_id" in contract.to_schema().columns:
+                wrong = con.execute(f"select count(*) from {table} where area_key is distinct from "
+                                    "area_level || ':' || area_id").fetchone()[0]
+                assert wrong == 0, table
+                missing = con.execute(f"select count(*) from {table} t anti join areas a using (area_key)"
+                                      ).fetchone()[0]
+                assert missing == 0, table
+        assert con.execute("select area_key from areas where area_level = 'sozialraum' order by area_id limit 1"
+                           ).fetchone()[0].startswith("sozialraum:")
+
+
+def test_the_views_for_people_show_every_published_value_and_no_suppressed_one(warehouse, published):
+    with duckdb.connect(str(published), read_only=True) as con:
+        con.execute(f"attach '{warehouse.as_posix()}' as warehouse (read_only)")
+        levels = [row[0] for row in con.execute("select area_level from area_levels").fetchall()]
+        indicators = con.execute("select indicator_id, name_de from indicators order by sort_order, indicator_id"
+                                 ).fetchall()
+        fixed = [column.name for column in WIDE_VIEW_COLUMNS]
+        for level in levels:
+            view = WIDE_VIEW_PREFIX + level
+            names = [row[0] for row in con.execute(f'describe "{view}"').fetchall()]
+            assert names == fixed + [name for _, name in indicators]  # in the catalogue's order
+            areas = con.execute(
+                f"select count(distinct (report_cycle, area_id)) from area_indicators "
+                f"where area_level = '{level}'").fetchone()
+            assert con.execute(f'select count(*) from "{view}"').fetchone()[0] == areas[0]
+            # the wide view unpivoted: every cell of the level, its published value, empty where suppressed
+            for indicator, name in indicators:
+                wrong = con.execute(f"""
+                    select count(*) from area_indicators i
+                    join "{view}" v on v."Berichtsjahr" = i.report_cycle and v."Gebietsnummer" = i.area_id
+                    where i.area_level = '{level}' and i.indicator_id = '{indicator}'
+                      and v."{name}" is distinct from (case when i.suppression is null then i.value end)
+                    """).fetchone()[0]
+                assert wrong == 0, (view, name)
+        # a suppressed cell is empty in the views although the warehouse has its value (the private one)
+        hidden = con.execute(f"""
+            select count(*), count(v."Wert"), count(v."Zähler"), count(v."Nenner"), count(w.value)
+            from {LONG_VIEW} v
+            join warehouse.marts.area_indicators w
+              on w.report_cycle = v."Berichtsjahr" and w.area_level || ':' || w.area_id = v."Gebietsschlüssel"
+             and w.indicator_id = v."Indikatorschlüssel"
+            where v."Geheimhaltung" is not null""").fetchone()
+        assert hidden[0] > 0 and hidden[4] > 0, hidden  # suppressed cells whose private value exists
+        assert hidden[1:4] == (0, 0, 0), hidden
+        long = [row[0] for row in con.execute(f"describe {LONG_VIEW}").fetchall()]
+        assert long == [column.name for column in LONG_VIEW_COLUMNS]
+        assert con.execute(f"select count(*) from {LONG_VIEW}").fetchone() == \
+            con.execute("select count(*) from area_indicators").fetchone()
+        assert con.execute(f'select count(*) from {LONG_VIEW} where "Gebietsname" is null or "Indikator" is null '
+                           'or "Gebietsebene" is null').fetchone()[0] == 0
+        # the city's 'Wert' in the long view equals area_indicators where published
+        assert con.execute(f"""select count(*) from {LONG_VIEW} v join area_indicators i
+            on i.report_cycle = v."Berichtsjahr" and i.area_key = v."Gebietsschlüssel"
+            and i.indicator_id = v."Indikatorschlüssel" where v."Wert" is distinct from i.value""").fetchone()[0] == 0
+
+
+_names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=30)
+
+
+@given(names=st.lists(_names, min_size=1, max_size=6, unique_by=str.casefold), level=_names,
+       data=st.data())
+def test_the_views_take_any_german_name_and_leave_suppressed_cells_empty(names, level, data):
+    """Indicator and level names with quotes, spaces and umlauts become view and column names as they are; a
+    suppressed cell is empty in both views whatever its neighbours."""
+    from social_monitor.publish import create_views
+
+    assume(not {name.casefold() for name in names} & {c.name.casefold() for c in WIDE_VIEW_COLUMNS})
+    suppressed = data.draw(st.lists(st.booleans(), min_size=len(names), max_size=len(names)))
+    con = duckdb.connect()
+    con.execute("create table area_levels (area_level varchar, name_de varchar, level_order integer)")
+    con.execute("insert into area_levels values (?, 'Ebene', 1)", [level])
+    con.execute("create table areas (area_level varchar, area_id varchar, area_name varchar)")
+    con.execute("insert into areas values (?, '01', 'Gebiet')", [level])
+    con.execute("create table indicators (indicator_id varchar, name_de varchar, sort_order integer, "
+                "topic_field varchar, unit varchar)")
+    con.execute("create table area_indicators (report_cycle integer, area_level varchar, area_id varchar, "
+                "area_key varchar, indicator_id varchar, value double, city_value double, numerator bigint, "
+                "denominator bigint, value_rank integer, value_decile integer, suppression varchar)")
+    for position, (name, hidden) in enumerate(zip(names, suppressed, strict=True)):
+        con.execute("insert into indicators values (?, ?, ?, 'Wohnen', '%')", [f"i{position}", name, position])
+        # a suppressed cell whose value slipped through would show in the views: the views must test suppression
+        con.execute("insert into area_indicators values (2025, ?, '01', ?, ?, ?, 1.5, 7, 9, 1, 1, ?)",
+                    [level, f"{level}:01", f"i{position}", 10.0 + position, "secondary" if hidden else None])
+    create_views(con)
+    wide = con.execute(f'select * from "{WIDE_VIEW_PREFIX + level.replace(chr(34), chr(34) * 2)}"')
+    assert [column[0] for column in wide.description] == [c.name for c in WIDE_VIEW_COLUMNS] + names
+    row = wide.fetchone()[len(WIDE_VIEW_COLUMNS):]
+    assert list(row) == [None if hidden else 10.0 + position for position, hidden in enumerate(suppressed)]
+    shown = con.execute(f'select "Wert", "Zähler", "Nenner", "Rang" from {LONG_VIEW} order by "Indikatorschlüssel"'
+                        ).fetchall()
+    for (value, numerator, denominator, rank), hidden in zip(shown, suppressed, strict=True):
+        assert (value is None and numerator is None and denominator is None and rank is None) == hidden
+    con.close()
