@@ -239,8 +239,9 @@ def test_workbook_shows_names_german_labels_units_and_suppression_in_its_own_col
     sheets = pd.read_excel(_workbook(published, tmp_path), sheet_name=None)
     cells = sheets["Indikatoren je Gebiet"]
     assert list(cells.columns) == [
-        "Berichtsjahr", "Gebietsebene", "Gebietsnummer", "Gebietsname", "Indikator", "Bezeichnung des Indikators",
-        "Zähler", "Nenner", "Wert", "Einheit", "Wert Gesamtstadt", "Geheimhaltung", "Gebietsstand", "Rang",
+        "Berichtsjahr", "Gebietsebene", "Gebietsnummer", "Gebietsname", "Gebietsschlüssel", "Indikator",
+        "Bezeichnung des Indikators", "Zähler", "Nenner", "Wert", "Einheit", "Wert Gesamtstadt", "Geheimhaltung",
+        "Gebietsstand", "Rang",
         "Gebiete im Rang", "Dezil"]
     assert cells["Zähler"].dtype.kind == "f" and cells["Berichtsjahr"].dtype.kind == "i"
     rows = {(r["Gebietsnummer"], r["Indikator"]): r for r in cells.to_dict("records")}
