@@ -7,6 +7,8 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from orchestration.assets.exports import exports_dir
+from orchestration.assets.report import report_path
 from orchestration.cycles import published_cycles_of
 from orchestration.resources import PipelineSettings, WarehouseResource
 from schemas.published import DOCUMENTED_TABLES
@@ -277,8 +279,6 @@ def _written_after(path: Path, published: Path) -> bool:
     "the cycle). A cycle whose report is missing or older is named; rerun it alone with `cycles: [<cycle>]`.",
 )
 def every_published_cycle_has_its_report(pipeline: PipelineSettings) -> dg.AssetCheckResult:
-    from orchestration.assets.report import report_path
-
     published = Path(pipeline.published_path)
     metadata, broken = {}, []
     for cycle in published_cycles_of(published):
@@ -306,8 +306,6 @@ def every_published_cycle_has_its_report(pipeline: PipelineSettings) -> dg.Asset
     "the cycle's Excel workbook, written after the published file.",
 )
 def every_published_cycle_exported(pipeline: PipelineSettings) -> dg.AssetCheckResult:
-    from orchestration.assets.exports import exports_dir
-
     published = Path(pipeline.published_path)
     metadata, broken = {}, []
     with duckdb.connect(str(published), read_only=True) as con:
