@@ -51,7 +51,6 @@ def report_bericht(context: dg.AssetExecutionContext, config: CyclesConfig, pipe
     )
 
 
-
 def report_path(published: Path, cycle: int) -> Path:
     """Where generate_report writes a cycle's report (its out_dir is report/ beside the published file)."""
     return published.parent / "report" / f"bericht_{cycle}.html"
