@@ -23,7 +23,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home/$(CITY_NAME)
 DAGSTER := $(BIN)/dagster
 MODULE := -m orchestration.definitions
 
-.PHONY: help install sample prepare run materialize cycle rebuild rekey ingest build-marts action-areas dev test lint docs docs-serve exports report screenshots graph-screenshot benchmark clean mss-compare mss-compare-run
+.PHONY: help install sample prepare run materialize cycle report-cycle rebuild rekey ingest build-marts action-areas dev test lint docs docs-serve exports report screenshots graph-screenshot benchmark clean mss-compare mss-compare-run
 
 help:
 	@echo "Every target runs the city folder config/dortmund/ unless CITY=<folder name in config/ or path> names another"
@@ -31,6 +31,7 @@ help:
 	@echo "make run          install, generate the sample city, materialise every asset for every cycle"
 	@echo "make test         install and run the whole test suite"
 	@echo "make cycle CYCLE=2025  (re)load one report cycle's deliveries, then rebuild marts, classification, publication"
+	@echo "make report-cycle CYCLE=2018  write one report cycle's report alone (Dagster run of report/bericht)"
 	@echo "make rebuild      rebuild every dbt table from scratch (after changing a model), classification, publication"
 	@echo "make rekey        full reload under a new SOCIAL_MONITOR_PSEUDONYM_KEY: empty the raw tables, reload every cycle"
 	@echo "make mss-compare SCALE=1  Berlin's MSS from the Berlin sample's person-level data against the published classes"
@@ -103,6 +104,12 @@ action-areas: install
 # One Dagster run of every asset over every report cycle (raw partitions, dbt, classification, publication).
 materialize: install prepare $(DAGSTER_INSTANCE)
 	$(DAGSTER) asset materialize $(MODULE) --select '*' --partition-range $(CYCLES)
+
+# One cycle's report alone (the other cycles' reports are left as they are), from the published file.
+report-cycle: install prepare $(DAGSTER_INSTANCE)
+	@test -n "$(CYCLE)" || { echo "usage: make report-cycle CYCLE=<published report cycle>"; exit 2; }
+	$(DAGSTER) asset materialize $(MODULE) --select report/bericht \
+		--config-json '{"ops": {"report__bericht": {"config": {"cycles": [$(CYCLE)]}}}}'
 
 # The nightly case: one (new or corrected) report cycle, then everything downstream.
 cycle: install prepare $(DAGSTER_INSTANCE)

@@ -1,16 +1,21 @@
 """Asset checks that show in the UI beside the dbt tests."""
 
 
+import re
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 
+from orchestration.assets.exports import exports_dir
+from orchestration.assets.report import report_path
+from orchestration.cycles import published_cycles_of
 from orchestration.resources import PipelineSettings, WarehouseResource
 from schemas.published import DOCUMENTED_TABLES
 from social_monitor.catalogue import read_catalogue
 from social_monitor.deliveries import Source
 from social_monitor.disclosure import Catalogue, DisclosureRule
+from social_monitor.exports import has_cycle_column, published_cycles, workbook_name
 from social_monitor.layouts import delivered_sources
 from social_monitor.publish import read_audit
 from social_monitor.settings import CityConfig, load_settings
@@ -164,5 +169,170 @@ def every_method_classifies_every_cycle(warehouse: WarehouseResource) -> dg.Asse
     )
 
 
+# --- per report cycle: loaded, built, classified, published, reported, exported --------------------------------
+# Each check's metadata has one entry per report cycle of city.yml (the key is the cycle), so the UI's check
+# history shows what each cycle has. The classification checks above are keyed by cycle too.
+
+def _cycles(pipeline: PipelineSettings) -> list[int]:
+    return list(CityConfig.from_file(Path(pipeline.config_path)).report_cycles)
+
+
+def _loaded_sources(con: duckdb.DuckDBPyConnection) -> dict[int, set[str]]:
+    if not con.execute("select count(*) from information_schema.tables where table_schema = 'raw' "
+                       "and table_name = 'deliveries'").fetchone()[0]:
+        return {}
+    loaded: dict[int, set[str]] = {}
+    for cycle, source in con.execute("select report_cycle, source from raw.deliveries").fetchall():
+        loaded.setdefault(cycle, set()).add(source)
+    return loaded
+
+
+@dg.asset_check(
+    asset=dg.AssetKey(["raw", "deliveries"]),
+    name="every_loaded_cycle_has_every_person_level_source",
+    description="Per report cycle of city.yml: which deliveries the log holds. A cycle of which any delivery is "
+    "loaded must have every person-level source (register, SGB II, SGB XII, AsylbLG); a cycle of which nothing "
+    "is loaded is 'not loaded' (no failure: cycles may be loaded one by one). Aggregate deliveries are optional.",
+)
+def every_loaded_cycle_complete(warehouse: WarehouseResource, pipeline: PipelineSettings) -> dg.AssetCheckResult:
+    person_level = [s.name for s in delivered_sources(pipeline.city_folder()) if not s.is_aggregate]
+    with warehouse.connect() as con:
+        loaded = _loaded_sources(con)
+    metadata, incomplete = {}, []
+    for cycle in _cycles(pipeline):
+        sources = loaded.get(cycle, set())
+        missing = [s for s in person_level if s not in sources]
+        if not sources:
+            metadata[str(cycle)] = "not loaded"
+            continue
+        if missing:
+            incomplete.append(cycle)
+        metadata[str(cycle)] = (f"loaded: {len(sources)} deliveries; person-level missing: "
+                                f"{', '.join(missing) or 'none'}")
+    metadata["incomplete_cycles"] = ", ".join(map(str, incomplete)) or "none"
+    return dg.AssetCheckResult(passed=bool(loaded) and not incomplete, metadata=metadata)
+
+
+@dg.asset_check(
+    asset=dg.AssetKey(["marts", "area_indicators"]),
+    name="every_loaded_cycle_built",
+    description="Per report cycle of city.yml: the indicator values the mart holds (rows, areas, indicators). "
+    "Fails when a cycle whose register delivery is loaded has no indicator value, or the mart holds a cycle that "
+    "is not loaded.",
+)
+def every_loaded_cycle_built(warehouse: WarehouseResource, pipeline: PipelineSettings) -> dg.AssetCheckResult:
+    with warehouse.connect() as con:
+        loaded = _loaded_sources(con)
+        built = {r[0]: r[1:] for r in con.execute(
+            "select report_cycle, count(*), count(distinct (area_level, area_id)), count(distinct indicator_id) "
+            "from marts.area_indicators group by 1").fetchall()}
+    metadata, broken = {}, []
+    for cycle in sorted(set(_cycles(pipeline)) | set(built)):
+        is_loaded = "register" in loaded.get(cycle, set())
+        if is_loaded != (cycle in built):
+            broken.append(cycle)
+        metadata[str(cycle)] = (f"{built[cycle][0]} values, {built[cycle][1]} areas, {built[cycle][2]} indicators"
+                                if cycle in built else "not built") + ("" if is_loaded else " (not loaded)")
+    metadata["broken_cycles"] = ", ".join(map(str, broken)) or "none"
+    return dg.AssetCheckResult(passed=bool(built) and not broken, metadata=metadata)
+
+
+def _published_per_cycle(published: Path) -> dict[int, tuple[int, int, int]]:
+    """Per published cycle: indicator values, suppressed values, action areas."""
+    with duckdb.connect(str(published), read_only=True) as con:
+        values = con.execute("select report_cycle, count(*), count(suppression) from area_indicators "
+                             "group by 1").fetchall()
+        action = dict(con.execute("select report_cycle, count(*) filter (where is_action_area) from action_areas "
+                                  "group by 1").fetchall())
+    return {r[0]: (r[1], r[2], action.get(r[0], 0)) for r in values}
+
+
+@dg.asset_check(
+    asset=dg.AssetKey(["published", "marts"]),
+    name="every_built_cycle_published",
+    description="Per report cycle of city.yml: what the published file holds (indicator values, suppressed "
+    "values, action areas). Fails when a cycle of the warehouse's marts is missing from the published file, or "
+    "its number of indicator values differs from the mart's.",
+    additional_deps=[dg.AssetKey(["marts", "area_indicators"])],
+)
+def every_built_cycle_published(warehouse: WarehouseResource, pipeline: PipelineSettings) -> dg.AssetCheckResult:
+    with warehouse.connect() as con:
+        built = dict(con.execute("select report_cycle, count(*) from marts.area_indicators group by 1").fetchall())
+    published = _published_per_cycle(Path(pipeline.published_path))
+    metadata, broken = {}, []
+    for cycle in sorted(set(_cycles(pipeline)) | set(built) | set(published)):
+        if cycle in built and (cycle not in published or published[cycle][0] != built[cycle]):
+            broken.append(cycle)
+        metadata[str(cycle)] = (f"{published[cycle][0]} values ({published[cycle][1]} suppressed), "
+                                f"{published[cycle][2]} action areas" if cycle in published else "not published")
+    metadata["broken_cycles"] = ", ".join(map(str, broken)) or "none"
+    return dg.AssetCheckResult(passed=bool(published) and not broken, metadata=metadata)
+
+
+def _written_after(path: Path, published: Path) -> bool:
+    return path.exists() and path.stat().st_mtime >= published.stat().st_mtime
+
+
+@dg.asset_check(
+    asset=dg.AssetKey(["report", "bericht"]),
+    name="every_published_cycle_has_its_report",
+    description="Per report cycle of the published file: report/bericht_<cycle>.html exists, is written after the "
+    "published file (not left over from an earlier publication) and is the report of that cycle (its title names "
+    "the cycle). A cycle whose report is missing or older is named; rerun it alone with `cycles: [<cycle>]`.",
+)
+def every_published_cycle_has_its_report(pipeline: PipelineSettings) -> dg.AssetCheckResult:
+    published = Path(pipeline.published_path)
+    metadata, broken = {}, []
+    for cycle in published_cycles_of(published):
+        path = report_path(published, cycle)
+        if not path.exists():
+            state = "missing"
+        elif not _written_after(path, published):
+            state = "older than the published file"
+        elif not re.search(rf"<title>[^<]*{cycle}[^<]*</title>", path.read_text(encoding="utf-8")):
+            state = "not the report of this cycle (title)"
+        else:
+            state = "ok"
+        metadata[str(cycle)] = f"{path.name}: {state}"
+        if state != "ok":
+            broken.append(cycle)
+    metadata["cycles_to_rerun"] = ", ".join(map(str, broken)) or "none"
+    return dg.AssetCheckResult(passed=bool(metadata) and not broken, metadata=metadata)
+
+
+@dg.asset_check(
+    asset=dg.AssetKey(["published", "exports"]),
+    name="every_published_cycle_exported",
+    description="Per report cycle of the published file: exports/<cycle>/ holds one Parquet file per published "
+    "table with exactly the published file's rows of that cycle (the whole table where it has no report cycle) and "
+    "the cycle's Excel workbook, written after the published file.",
+)
+def every_published_cycle_exported(pipeline: PipelineSettings) -> dg.AssetCheckResult:
+    published = Path(pipeline.published_path)
+    metadata, broken = {}, []
+    with duckdb.connect(str(published), read_only=True) as con:
+        city_name = con.execute("select any_value(city_name) from publication").fetchone()[0] or ""
+        for cycle in published_cycles(con):
+            folder = exports_dir(published) / str(cycle)
+            problems = []
+            for table in DOCUMENTED_TABLES:
+                where = f" where report_cycle = {int(cycle)}" if has_cycle_column(table) else ""
+                expected = con.execute(f"select count(*) from main.{table}{where}").fetchone()[0]
+                parquet = folder / f"{table}.parquet"
+                if not _written_after(parquet, published):
+                    problems.append(f"{parquet.name} missing or old")
+                elif con.execute("select count(*) from read_parquet(?)", [str(parquet)]).fetchone()[0] != expected:
+                    problems.append(f"{parquet.name} rows differ")
+            if not _written_after(folder / workbook_name(city_name, cycle), published):
+                problems.append(f"{workbook_name(city_name, cycle)} missing or old")
+            metadata[str(cycle)] = "; ".join(problems) or f"ok: {len(DOCUMENTED_TABLES)} tables and the workbook"
+            if problems:
+                broken.append(cycle)
+    metadata["cycles_to_rerun"] = ", ".join(map(str, broken)) or "none"
+    return dg.AssetCheckResult(passed=bool(metadata) and not broken, metadata=metadata)
+
+
 checks = [build_row_balance_check(source) for source in delivered_sources(load_settings().city_dir)] + [
-    only_aggregated_tables, no_suppressed_cell_recoverable, every_area_classified, every_method_classifies_every_cycle]
+    only_aggregated_tables, no_suppressed_cell_recoverable, every_area_classified, every_method_classifies_every_cycle,
+    every_loaded_cycle_complete, every_loaded_cycle_built, every_built_cycle_published,
+    every_published_cycle_has_its_report, every_published_cycle_exported]

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from orchestration.partitions import REPORT_CYCLES
-from social_monitor.deliveries import reference_date_of, scan_manifests
+from social_monitor.deliveries import SOURCES, reference_date_of, scan_manifests
 from social_monitor.layouts import load_layouts
 from social_monitor.settings import load_settings
 
@@ -69,7 +69,9 @@ def new_delivery_sensor(context: dg.SensorEvaluationContext):
             dg.RunRequest(
                 run_key=f"{key}:{manifest.sha256}",
                 partition_key=str(manifest.report_cycle),
-                asset_selection=[dg.AssetKey(["raw", manifest.source])],
+                # the delivery log (and raw.aggregates for an aggregate delivery) records the cycle after the load
+                asset_selection=[dg.AssetKey(["raw", manifest.source]), dg.AssetKey(["raw", "deliveries"]),
+                                 *([dg.AssetKey(["raw", "aggregates"])] if manifest.source not in SOURCES else [])],
             )
         )
     context.update_cursor(json.dumps(seen, sort_keys=True))

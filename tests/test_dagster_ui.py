@@ -24,7 +24,7 @@ import pytest
 
 from social_monitor.geography import REFERENCE_TABLES
 from social_monitor.settings import DBT_PROJECT_DIR, PROJECT_DIR, load_settings
-from tests.pipeline_env import BIN, environment
+from tests.pipeline_env import BIN, SCALE, environment
 from tests.waiting import CEILING_SECONDS, wait_for
 
 # Stages of the pipeline, in order; "report" is the stage still to come. reference (the city's geography and
@@ -248,8 +248,9 @@ def test_every_asset_is_described_owned_and_kinded(ui):
 def test_the_raw_assets_have_one_partition_per_report_cycle(ui):
     cycles = [str(cycle) for cycle in load_settings({}).config().report_cycles]
     assert cycles
-    for key in ("raw/register", "raw/sgb2", "raw/sgb12", "raw/asylblg"):
-        assert ui["nodes"][key]["isPartitioned"]
+    # the delivery log and raw.aggregates too: a backfill of the raw group over cycles includes them
+    for key in ("raw/register", "raw/sgb2", "raw/sgb12", "raw/asylblg", "raw/deliveries", "raw/aggregates"):
+        assert ui["nodes"][key]["isPartitioned"], key
         assert ui["nodes"][key]["partitionKeys"] == cycles
     assert not ui["nodes"]["marts/area_indicators"]["isPartitioned"]
     assert "ingest_deliveries" in ui["nodes"]["raw/register"]["jobNames"]
@@ -271,8 +272,77 @@ def test_the_asset_checks_are_attached(ui):
     assert "only_aggregated_tables" in checks("published/marts")
     assert "every_area_classified_in_every_cycle" in checks("classification/action_areas")
     assert "every_method_classifies_every_cycle" in checks("classification/area_classifications")
+    # per report cycle: loaded, built, published, report and exports
+    assert "every_loaded_cycle_has_every_person_level_source" in checks("raw/deliveries")
+    assert "every_loaded_cycle_built" in checks("marts/area_indicators")
+    assert "every_built_cycle_published" in checks("published/marts")
+    assert checks("report/bericht") == {"every_published_cycle_has_its_report"}
+    assert checks("published/exports") == {"every_published_cycle_exported"}
     total = sum(len(checks(key)) for key, node in ui["nodes"].items() if node["hasAssetChecks"])
     assert total >= 40
+
+
+BACKFILL = """
+mutation ($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+  }
+}
+"""
+BACKFILL_STATUS = """
+query ($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    ... on PartitionBackfill { status error { message } runs(limit: 10) { status } }
+  }
+}
+"""
+PARTITION_STATS = """
+query ($path: [String!]!) {
+  assetNodeOrError(assetKey: {path: $path}) {
+    ... on AssetNode { partitionStats { numMaterialized numPartitions numFailed } }
+  }
+}
+"""
+
+
+def graphql_vars(port: int, query: str, variables: dict) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query, "variables": variables}).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=CEILING_SECONDS) as response:  # noqa: S310
+        answer = json.loads(response.read())
+    assert "errors" not in answer, answer["errors"]
+    return answer["data"]
+
+
+def test_a_backfill_of_the_raw_group_with_the_delivery_log_runs(ui):
+    """The UI's backfill of every raw asset, the delivery log raw/deliveries included, over every report cycle: the
+    daemon runs it (one run: single-run backfill policy) and every cycle of the log is materialised."""
+    env = environment(ui["root"])
+    env.pop("SOCIAL_MONITOR_CITY", None)
+    subprocess.run([str(BIN / "social-monitor"), "generate", "--out", str(ui["root"] / "data" / "landing"),
+                    "--scale", SCALE], cwd=PROJECT_DIR, env=env, check=True, capture_output=True,
+                   timeout=CEILING_SECONDS)
+    cycles = [str(cycle) for cycle in load_settings({}).config().report_cycles]
+    raw = [key.split("/") for key, node in ui["nodes"].items() if node["groupName"] == "raw"]
+    assert ["raw", "deliveries"] in raw
+    launched = graphql_vars(ui["port"], BACKFILL, {"params": {
+        "partitionNames": cycles, "assetSelection": [{"path": key} for key in raw]}})["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+
+    def finished():
+        backfill = graphql_vars(ui["port"], BACKFILL_STATUS, {"id": launched["backfillId"]})[
+            "partitionBackfillOrError"]
+        return backfill if backfill["status"] not in ("REQUESTED", "CANCELING", "FAILING") else None
+
+    backfill = wait_for(finished, "the backfill of the raw group finished")
+    assert backfill["status"] in ("COMPLETED", "COMPLETED_SUCCESS"), backfill
+    assert [run["status"] for run in backfill["runs"]] == ["SUCCESS"]  # one run for the range
+    stats = graphql_vars(ui["port"], PARTITION_STATS, {"path": ["raw", "deliveries"]})["assetNodeOrError"]
+    assert stats["partitionStats"] == {"numMaterialized": len(cycles), "numPartitions": len(cycles), "numFailed": 0}
 
 
 def test_sigterm_stops_every_process_of_the_server(ui):

@@ -115,32 +115,100 @@ def _quarantine_table(results: list) -> str:
     return "| file | column | check | rows |\n|---|---|---|---|\n" + rows + "\n\nDetails: raw.rejected_rows"
 
 
-# The delivery log every raw asset writes (dbt reads it as a source): shown in the raw group of the graph, not
-# materialised by itself (an external asset: no job or selection runs it).
-delivery_log = dg.AssetSpec(
+# the person-level sources and the selected city's aggregate deliveries (config/<city>/deliveries.yml)
+SOURCES_OF_CITY = delivered_sources(load_settings().city_dir)
+PERSON_LEVEL = [source.name for source in SOURCES_OF_CITY if not source.is_aggregate]
+AGGREGATE = [source.name for source in SOURCES_OF_CITY if source.is_aggregate]
+
+
+DELIVERIES_HEADER = "| source | file | rows in | accepted | rejected | loaded at |\n|---|---|---|---|---|---|\n"
+
+
+def _table_exists(con, table: str) -> bool:
+    return bool(con.execute("select count(*) from information_schema.tables where table_schema = 'raw' and "
+                            "table_name = ?", [table]).fetchone()[0])
+
+
+# The delivery log every raw asset writes (dbt reads it as a source). It is partitioned like the raw assets and
+# materialised after them: each cycle's materialisation records what the log holds for that cycle (the cycle is
+# "loaded" in the UI's partition view), and a run or backfill over a range of cycles can select it with the raw
+# group (`--select 'group:raw' --partition-range ...`; an unmaterialisable AssetSpec made such a run fail).
+@dg.asset(
     key=["raw", "deliveries"],
     group_name="raw",
+    partitions_def=report_cycle_partitions,
+    backfill_policy=SINGLE_RUN,
+    deps=[["raw", source.name] for source in SOURCES_OF_CITY],
     kinds={"duckdb"},
     owners=["team:statistics-office"],
     description="Delivery log (raw.deliveries): one row per loaded delivery with source, report cycle, file, "
     "SHA-256, rows in, accepted and rejected, and load time. Written by every raw asset; "
-    "intermediate/int_base_area_counts recounts only the cycles whose deliveries were loaded again.",
+    "intermediate/int_base_area_counts recounts only the cycles whose deliveries were loaded again. "
+    "A materialisation of a report cycle records the cycle's deliveries as the log holds them (per partition: "
+    "sources, files, rows, load time); it fails for a cycle of which no delivery is loaded.",
     metadata={"warehouse_table": "raw.deliveries"},
 )
+def delivery_log(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    with warehouse.connect() as con:
+        rows = con.execute(
+            "select report_cycle, source, source_file, rows_in, rows_accepted, rows_rejected, loaded_at "
+            "from raw.deliveries where report_cycle in (select unnest(?::integer[])) order by 1, 2",
+            [[int(key) for key in context.partition_keys]],
+        ).fetchall() if _table_exists(con, "deliveries") else []
+    per_cycle = {key: [r for r in rows if str(r[0]) == key] for key in context.partition_keys}
+    empty = [key for key, logged in per_cycle.items() if not logged]
+    if empty:
+        raise dg.Failure(description=f"No delivery of report cycle(s) {', '.join(empty)} is loaded (raw.deliveries "
+                                     "has none): materialise the raw assets of these cycles first")
+    for key, logged in per_cycle.items():
+        sources = {r[1] for r in logged}
+        context.add_asset_metadata(partition_key=key, metadata={
+            "report_cycle": int(key),
+            "sources_loaded": ", ".join(sorted(sources)),
+            "person_level_missing": ", ".join(s for s in PERSON_LEVEL if s not in sources) or "none",
+            "aggregates_missing": ", ".join(s for s in AGGREGATE if s not in sources) or "none",
+            "rows_in": sum(r[3] for r in logged),
+            "rows_accepted": sum(r[4] for r in logged),
+            "rows_rejected": sum(r[5] for r in logged),
+            "last_loaded_at": str(max(r[6] for r in logged)),
+            "deliveries": dg.MetadataValue.md(DELIVERIES_HEADER + "\n".join(
+                f"| {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} | {r[6]} |" for r in logged)),
+        })
+    return dg.MaterializeResult()
 
-# the person-level sources and the selected city's aggregate deliveries (config/<city>/deliveries.yml)
-SOURCES_OF_CITY = delivered_sources(load_settings().city_dir)
+
 # raw.aggregates, the one table every aggregate delivery loads into: dbt reads it as a source, so it is an asset
-# of its own (not materialised here) downstream of each aggregate delivery's raw asset
-aggregates_table = dg.AssetSpec(
+# of its own downstream of each aggregate delivery's raw asset, partitioned like them (each cycle's
+# materialisation records the cycle's rows per delivery; a range run over the raw group includes it).
+@dg.asset(
     key=["raw", "aggregates"],
     group_name="raw",
+    partitions_def=report_cycle_partitions,
+    backfill_policy=SINGLE_RUN,
     kinds={"duckdb"},
     owners=["team:statistics-office"],
-    deps=[["raw", source.name] for source in SOURCES_OF_CITY if source.is_aggregate],
+    deps=[["raw", name] for name in AGGREGATE],
     description="The table raw.aggregates: every aggregate delivery of the partner offices (counts per area, not "
                 "persons; schemas/aggregates.py), one row per report cycle, delivery, area and measure. Each "
-                "delivery's raw asset (raw/<delivery>) replaces its own rows for its cycle.",
+                "delivery's raw asset (raw/<delivery>) replaces its own rows for its cycle. A materialisation of a "
+                "report cycle records the cycle's rows per delivery.",
     metadata={"warehouse_table": "raw.aggregates"},
 )
+def aggregates_table(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    with warehouse.connect() as con:
+        rows = con.execute(
+            "select report_cycle, delivery, count(*) from raw.aggregates "
+            "where report_cycle in (select unnest(?::integer[])) group by all order by 1, 2",
+            [[int(key) for key in context.partition_keys]],
+        ).fetchall() if _table_exists(con, "aggregates") else []
+    for key in context.partition_keys:
+        counts = {r[1]: r[2] for r in rows if str(r[0]) == key}
+        context.add_asset_metadata(partition_key=key, metadata={
+            "report_cycle": int(key),
+            "dagster/row_count": sum(counts.values()),
+            **{f"rows_{name}": counts.get(name, 0) for name in AGGREGATE},
+        })
+    return dg.MaterializeResult()
+
+
 raw_assets = [*(build_raw_asset(source) for source in SOURCES_OF_CITY), delivery_log, aggregates_table]

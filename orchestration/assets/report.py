@@ -4,6 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from orchestration.cycles import CyclesConfig, cycles_to_write, files_per_cycle, published_cycles_of
 from orchestration.partitions import SINGLE_RUN
 from orchestration.resources import PipelineSettings
 
@@ -20,23 +21,36 @@ from orchestration.resources import PipelineSettings
         "file): overview, choropleth maps per indicator of the city's map levels (report.map_levels in city.yml), "
         "action areas, time series, tables and a Steckbrief per area of the action-area level. Reads only the "
         "published file, the city folder's declarations and the geometry ($SOCIAL_MONITOR_GEOMETRY, "
-        "$SOCIAL_MONITOR_GEOMETRY_CODE_PROPERTY; default: the city folder's geography/boundaries.geojson)."
+        "$SOCIAL_MONITOR_GEOMETRY_CODE_PROPERTY; default: the city folder's geography/boundaries.geojson). "
+        "Every published cycle by default; one cycle alone with the run config `cycles: [<cycle>]`. The metadata "
+        "lists every cycle's report (written in this run or before); the check every_published_cycle_has_its_report "
+        "says per cycle whether its report is there and newer than the published file."
     ),
 )
-def report_bericht(context: dg.AssetExecutionContext, pipeline: PipelineSettings):
+def report_bericht(context: dg.AssetExecutionContext, config: CyclesConfig, pipeline: PipelineSettings):
     # imported here: matplotlib and the templates cost about a second, and every Dagster process (each run, the
     # UI's code server) loads this module, most of them without writing a report
     from social_monitor.report.generator import generate_report
     from social_monitor.sample_city.geometry import default_geometry
 
     published = Path(pipeline.published_path)
+    cycles = cycles_to_write(config, published)
     geometry, code_property = default_geometry(pipeline.city_folder())
-    written = generate_report(published, published.parent / "report", geometry, code_property,
+    written = generate_report(published, published.parent / "report", geometry, code_property, cycles=cycles,
                               city_dir=pipeline.city_folder())
+    context.log.info(f"report written for report cycle(s) {', '.join(map(str, cycles))}")
     return dg.MaterializeResult(
         metadata={
             "geometry": dg.MetadataValue.path(str(geometry)),
+            "report_cycles_written": ", ".join(map(str, cycles)),
             **{f"path_{path.stem}": dg.MetadataValue.path(str(path)) for path in written},
             **{f"bytes_{path.stem}": path.stat().st_size for path in written},
+            "reports": files_per_cycle(
+                {cycle: report_path(published, cycle) for cycle in published_cycles_of(published)}, cycles),
         }
     )
+
+
+def report_path(published: Path, cycle: int) -> Path:
+    """Where generate_report writes a cycle's report (its out_dir is report/ beside the published file)."""
+    return published.parent / "report" / f"bericht_{cycle}.html"
