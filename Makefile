@@ -42,7 +42,7 @@ help:
 	@echo "make action-areas print the action areas per report cycle from the published file"
 	@echo "make docs         regenerate docs/indicators.md and the published file's dbt sources from their definitions"
 	@echo "make docs-serve   dbt docs of the published file (every table and column, German) on http://127.0.0.1:8080"
-	@echo "make report       the German report per report cycle (self-contained HTML with maps) from the published file"
+	@echo "make report       the German report per report cycle (self-contained HTML with maps, and a PDF where chromium is installed)"
 	@echo "make screenshots  screenshots (and PDF=1 a PDF) of the report in headless chromium into docs/"
 	@echo "make graph-screenshot  docs/dagster-graph.png of the asset graph (with make dev running)"
 	@echo "make exports      Parquet and Excel of the published marts per report cycle (data/<city>/published/exports/)"
@@ -182,7 +182,7 @@ docs-serve: install
 
 # The Bericht zur sozialen Lage per report cycle (data/<city>/published/report/bericht_<cycle>.html) from the published file
 report: install
-	$(BIN)/social-monitor report
+	$(BIN)/social-monitor report --pdf auto
 
 # Screenshots of the report in Debian's headless chromium (installs it if missing) into docs/; PDF=1 also prints a PDF
 screenshots: report

@@ -61,6 +61,75 @@ class Settings:
         return CityConfig.from_file(self.config_path)
 
 
+# The publisher block of city.yml (``publisher:``): who publishes the report, and how. Required keys, then
+# optional ones with their meaning; PUBLISHER_RESIDENTS are the two forms of the city's residents term.
+PUBLISHER_KEYS = {
+    "name": "Herausgeber (the office that publishes, e.g. Stadt Dortmund, Dortmunder Statistik)",
+    "address": "postal address, a list of lines",
+    "email": "contact e-mail address",
+    "imprint": "Impressum text (responsible person or office, rights of use)",
+    "sources": "the data sources named under every map and table",
+    "residents": "the city's term for residents, set once: {plural: ..., dative: ...}",
+}
+PUBLISHER_OPTIONAL = {
+    "phone": "contact telephone number",
+    "synthetic": "true: the data are a synthetic sample, and every page says so",
+}
+PUBLISHER_RESIDENTS = ("plural", "dative")
+
+
+@dataclass(frozen=True)
+class Publisher:
+    """Who publishes the report (city.yml ``publisher:``), checked by :meth:`from_config`."""
+
+    name: str
+    address: tuple[str, ...]
+    email: str
+    imprint: str
+    sources: str
+    residents: str  # "Einwohnerinnen und Einwohner" (nominative/accusative/genitive plural)
+    residents_dative: str  # "Einwohnerinnen und Einwohnern"
+    phone: str = ""
+    synthetic: bool = False
+
+    @classmethod
+    def from_config(cls, path: Path, declared: object) -> Publisher:
+        where = f"{path}: publisher"
+        keys = "; ".join(f"{key}: {text}" for key, text in {**PUBLISHER_KEYS, **PUBLISHER_OPTIONAL}.items())
+        if declared is None:
+            raise ValueError(f"{where}: missing; the report names its Herausgeber, imprint, contact and sources from "
+                             f"it. Keys: {keys}")
+        if not isinstance(declared, Mapping):
+            raise ValueError(f"{where} must be a mapping with the keys {keys}")
+        unknown = sorted(str(key) for key in declared if key not in {**PUBLISHER_KEYS, **PUBLISHER_OPTIONAL})
+        missing = [key for key in PUBLISHER_KEYS if key not in declared]
+        if unknown or missing:
+            raise ValueError(f"{where}: unknown keys {unknown}, missing keys {missing}; the keys are {keys}")
+        meanings = {**PUBLISHER_KEYS, **PUBLISHER_OPTIONAL}
+        for key in ("name", "email", "imprint", "sources", *(["phone"] if "phone" in declared else [])):
+            if not isinstance(declared[key], str) or not declared[key].strip():
+                raise ValueError(f"{where}.{key} must be a non-empty text ({meanings[key]})")
+        address = declared["address"]
+        if not isinstance(address, list) or not address or not all(isinstance(a, str) and a.strip() for a in address):
+            raise ValueError(f"{where}.address must be a list of non-empty lines, got {address!r}")
+        if "@" not in declared["email"].strip(" @"):
+            raise ValueError(f"{where}.email is not an e-mail address: {declared['email']!r}")
+        residents = declared["residents"]
+        if (not isinstance(residents, Mapping) or set(residents) != set(PUBLISHER_RESIDENTS)
+                or not all(isinstance(v, str) and v.strip() for v in residents.values())):
+            raise ValueError(f"{where}.residents must give the city's residents term in both forms, e.g. "
+                             "{plural: Einwohnerinnen und Einwohner, dative: Einwohnerinnen und Einwohnern}, got "
+                             f"{residents!r}")
+        synthetic = declared.get("synthetic", False)
+        if not isinstance(synthetic, bool):
+            raise ValueError(f"{where}.synthetic must be true or false, got {synthetic!r}")
+        return cls(name=declared["name"].strip(), address=tuple(a.strip() for a in address),
+                   email=declared["email"].strip(), imprint=declared["imprint"].strip(),
+                   sources=declared["sources"].strip(), residents=residents["plural"].strip(),
+                   residents_dative=residents["dative"].strip(), phone=str(declared.get("phone", "")).strip(),
+                   synthetic=synthetic)
+
+
 @dataclass(frozen=True)
 class CityConfig:
     city_name: str
@@ -79,6 +148,8 @@ class CityConfig:
     # the criteria of the migration background the city applies (MIGRATION_BACKGROUND_CRITERIA), sorted
     migration_background: tuple[str, ...] = ()
     config_dir: Path = CITIES_DIR / DEFAULT_CITY
+    # who publishes (city.yml ``publisher:``), checked when present; the report needs it (publisher_or_error)
+    publisher: Publisher | None = None
 
     @classmethod
     def from_file(cls, path: Path) -> CityConfig:
@@ -100,7 +171,14 @@ class CityConfig:
             report=raw.get("report"),
             migration_background=migration_background(path, raw["migration_background"]),
             config_dir=Path(path).resolve().parent,
+            publisher=Publisher.from_config(path, raw["publisher"]) if raw.get("publisher") is not None else None,
         )
+
+    def publisher_or_error(self) -> Publisher:
+        """The publisher block; its absence is an error naming city.yml and the keys to declare."""
+        if self.publisher is None:
+            Publisher.from_config(self.config_dir / CITY_FILE, None)
+        return self.publisher
 
     def dbt_vars(self) -> dict[str, object]:
         """The city's settings dbt reads as vars (``dbt build --vars``), read once from city.yml."""

@@ -44,7 +44,7 @@ from social_monitor.ranks import with_ranks
 from social_monitor.report.generator import ACTION_FILL, generate_report, main_indicators
 from social_monitor.report.single_profile import single_profile
 from social_monitor.sample_city.geometry import GeometryError, is_contiguous, load_geometry
-from social_monitor.settings import CITIES_DIR, DBT_PROJECT_DIR, CityConfig, load_settings
+from social_monitor.settings import CITIES_DIR, DBT_PROJECT_DIR, CityConfig, copy_city, load_settings
 from tests.pipeline_env import build
 from tests.waiting import CEILING_SECONDS
 
@@ -257,7 +257,7 @@ def published(city) -> dict[str, object]:
 @pytest.fixture(scope="module")
 def reports(published, tmp_path_factory) -> dict[int, Path]:
     out = tmp_path_factory.mktemp("bericht")
-    assert cli_main(["report", "--published", str(published["path"]), "--out", str(out)]) == 0
+    assert cli_main(["report", "--published", str(published["path"]), "--out", str(out), "--pdf", "no"]) == 0
     return {int(p.stem.split("_")[1]): p for p in sorted(out.glob("bericht_*.html"))}
 
 
@@ -393,7 +393,7 @@ def test_the_steckbrief_shows_the_main_indicators_first_then_the_others_by_topic
     deciles = []
     for article in profiles:
         quartiere = list(article.iter("table"))[2]
-        header = [th.text() for th in quartiere.iter("th")]
+        header = [th.text().replace("\u00ad", "") for th in quartiere.iter("th")]  # without the soft hyphens
         assert header[-1] == "SGB-II-Quote: Dezil unter allen Unterbezirken"
         for tr in quartiere.iter("tr"):
             cells = list(tr.iter("td"))
@@ -678,6 +678,7 @@ def berlin_published(published, tmp_path_factory) -> Path:
             marks = ", ".join("?" for _ in columns.split(","))
             con.executemany(f"insert into {table} ({columns}) values ({marks})", rows)
         con.execute("delete from area_classifications")
+        con.execute("delete from classification_methods")  # Dortmund's methods are not Berlin's
     return path
 
 
@@ -711,7 +712,344 @@ def test_a_berlin_report_speaks_berlins_levels_and_says_which_maps_its_old_versi
         if cycle == 2018:
             assert "dieser Gebietsebenen: Bezirksregionen." in missing[0].text()
             assert "Keine Karte der Aktionsräume für 2018" in text
-            assert all(next(a.iter("svg"), None) is None for a in profiles)  # no locator on the old version
+            # no locator map on the old version (the trend chart is drawn)
+            assert all(next(a.iter("svg", class_="locator"), None) is None for a in profiles)
+            assert all(next(a.iter("svg", class_="trend"), None) is not None for a in profiles)
         else:
             assert missing == []
             assert "Aktionsräume 2020 (Bezirksregionen)" in text
+
+
+# --- issue 13, part 1: a report an office can publish -----------------------------------------------------------
+
+DORTMUND_YML = CITIES_DIR / "dortmund" / "city.yml"
+
+
+def _raw_config(city: str = "dortmund") -> dict:
+    return yaml.safe_load((CITIES_DIR / city / "city.yml").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def doms(reports) -> dict[int, Node]:
+    return {cycle: Dom(path.read_text(encoding="utf-8")).root for cycle, path in reports.items()}
+
+
+def test_both_shipped_cities_declare_a_synthetic_publisher():
+    for city in ("dortmund", "berlin"):
+        publisher = CityConfig.from_file(CITIES_DIR / city / "city.yml").publisher
+        raw = _raw_config(city)["publisher"]
+        assert publisher is not None and publisher.synthetic is True, city
+        assert (publisher.name, list(publisher.address), publisher.email) == (raw["name"], raw["address"],
+                                                                             raw["email"])
+        assert "synthetisch" in publisher.name and publisher.email.endswith(".example.org")
+
+
+_PUBLISHER_KEYS = ["name", "address", "email", "imprint", "sources", "residents"]
+_WRONG = st.one_of(st.none(), st.integers(), st.just(""), st.just("   "), st.lists(st.integers(), max_size=2),
+                   st.just({}), st.just([]))
+
+
+@given(key=st.sampled_from([*_PUBLISHER_KEYS, "phone", "synthetic"]), wrong=_WRONG,
+       how=st.sampled_from(["drop", "wrong", "unknown"]))
+def test_a_missing_or_invalid_publisher_is_an_error_naming_city_yml_and_the_key(tmp_path_factory, key, wrong, how):
+    raw = _raw_config()
+    publisher = dict(raw["publisher"])
+    if how == "drop":
+        if key not in _PUBLISHER_KEYS:
+            publisher.pop(key)  # optional keys may go
+            assert CityConfig.from_file(_write_city(tmp_path_factory, raw, publisher)).publisher is not None
+            return
+        publisher.pop(key)
+    elif how == "wrong":
+        if key == "synthetic" and isinstance(wrong, bool):
+            return
+        publisher[key] = wrong
+    else:
+        publisher[f"{key}_x"] = "?"
+    path = _write_city(tmp_path_factory, raw, publisher)
+    with pytest.raises(ValueError) as error:
+        CityConfig.from_file(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: publisher"), message
+    assert (f"{key}_x" if how == "unknown" else key) in message
+
+
+def _write_city(tmp_path_factory, raw: dict, publisher: dict | None) -> Path:
+    folder = tmp_path_factory.mktemp("publisher")
+    changed = {k: v for k, v in raw.items() if k != "publisher"}
+    if publisher is not None:
+        changed["publisher"] = publisher
+    path = folder / "city.yml"
+    path.write_text(yaml.safe_dump(changed, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_a_city_without_a_publisher_block_gets_no_report(tmp_path_factory, published):
+    path = _write_city(tmp_path_factory, _raw_config(), None)
+    assert CityConfig.from_file(path).publisher is None  # the pipeline runs; the report needs it
+    folder = tmp_path_factory.mktemp("ohne_herausgeber")
+    shutil.copytree(CITIES_DIR / "dortmund", folder / "stadt")
+    shutil.copy(path, folder / "stadt" / "city.yml")
+    with pytest.raises(ValueError, match=r"city\.yml: publisher: missing; the report names its Herausgeber"):
+        generate_report(published["path"], folder / "out", city_dir=folder / "stadt")
+    assert not (folder / "out").exists()
+
+
+def _source_text(node: Node) -> str:
+    return " ".join(node.text().split())
+
+
+def test_every_report_names_its_publisher_data_date_contact_and_the_source_under_every_map_and_table(doms):
+    raw = _raw_config()["publisher"]
+    source = " ".join(raw["sources"].split())
+    for cycle, dom in doms.items():
+        header = next(dom.iter("header")).text()
+        assert raw["name"] in header and raw["email"] in header and f"Stand der Daten: 31.12.{cycle}" in header
+        assert next(dom.iter("p", id="hinweis-beispieldaten"), None) is not None  # the sample says it is synthetic
+        imprint = next(dom.iter("section", id="impressum"))
+        text = " ".join(imprint.text().split())
+        for part in [raw["name"], *raw["address"], raw["email"], raw["phone"], " ".join(raw["imprint"].split()),
+                     source, f"Stichtag 31.12.{cycle}"]:
+            assert part in text, (cycle, part)
+        # every table: the next element beside it is its source; every map and chart: a source inside its figure
+        tables = figures = 0
+        for node in dom.iter():
+            siblings = [c for c in node.children]
+            for i, child in enumerate(siblings):
+                if child.tag == "table":
+                    tables += 1
+                    following = siblings[i + 1] if i + 1 < len(siblings) else None
+                    assert following is not None and following.attrs.get("class") == "quelle", (cycle, child.attrs)
+                    assert _source_text(following) == f"Quelle: {source}. Stand der Daten: 31.12.{cycle}."
+        for figure in dom.iter("figure"):
+            figures += 1
+            assert any(p.attrs.get("class") == "quelle" for p in figure.iter("p")), (cycle, figure.attrs)
+        maps = len(list(dom.iter("svg", class_="map")))
+        assert tables > 3 * 39 and figures >= maps + 39 > 100  # tables, maps, charts and locators all counted
+
+
+def test_the_methods_chapter_states_the_rules_methods_definitions_and_disclosure_as_configured(doms, published):
+    raw = _raw_config()
+    with duckdb.connect(str(published["path"]), read_only=True) as con:
+        definitions = dict(con.execute("select indicator_id, description_de from indicators").fetchall())
+    names = published["names"]
+    for dom in doms.values():
+        methods = next(dom.iter("section", id="methoden"))
+        rule = " ".join(next(methods.iter("p", id="regel-aktionsraeume")).text().split())
+        action = raw["action_areas"]
+        assert f"mindestens {action['min_indicators_worse']} der {len(action['indicators'])} Regelindikatoren" in rule
+        assert all(names[i] in rule for i in action["indicators"]) and names[action["quartier_indicator"]] in rule
+        shown = {d.attrs["data-method"]: " ".join(d.text().split())
+                 for d in methods.iter("div", class_="method-definition")}
+        assert sorted(shown) == sorted(m["id"] for m in raw["classification_methods"])
+        for method in raw["classification_methods"]:
+            assert method["name_de"] in shown[method["id"]] and method["source"] in shown[method["id"]]
+        custom = next(m for m in raw["classification_methods"] if m["id"] == "transfer_deviation")
+        for dimension in custom["dimensions"]:  # as configured: its name, indicators, weights and classes
+            assert dimension["name_de"] in shown["transfer_deviation"]
+            for entry in dimension["indicators"]:
+                assert names[entry["id"]] in shown["transfer_deviation"]
+            for spec in dimension["classes"]:
+                assert spec["label"] in shown["transfer_deviation"]
+        assert "Transferleistungsquote (Gewicht 2)" in shown["transfer_deviation"]
+        assert not re.search(r"\b[a-z]+_[a-z_0-9]+\b", " ".join(shown.values()))  # no internal ids
+        rows = {r.attrs["data-indicator"]: [td.text() for td in r.iter("td")]
+                for r in next(methods.iter("table", id="indikatoren-definitionen")).iter("tr")
+                if "data-indicator" in r.attrs}
+        assert rows.keys() == definitions.keys()
+        assert all(rows[i][0] == names[i] and rows[i][1] == definitions[i] for i in rows)
+        secrecy = " ".join(next(methods.iter("p", id="regel-geheimhaltung")).text().split())
+        numbers = raw["publication"]
+        assert f"Fallzahlen von 1 bis {numbers['min_count'] - 1}" in secrecy
+        assert f"weniger als {numbers['min_population_for_rates']} Einwohnerinnen und Einwohnern" in secrecy
+        assert f"kleinste veröffentlichte Fallzahl ist {numbers['min_count']}" in secrecy
+
+
+def _german(text: str) -> float:
+    return float(text.replace("\u2009", "").replace("\u2212", "-").replace(",", "."))
+
+
+def _bounds(label: str) -> tuple[float, float, bool, int]:
+    """(low, high, low included, decimals) of a legend label: "a bis b", "über a bis b" or a single value."""
+    match = re.fullmatch(r"(über )?([−\d\u2009,]+)(?: bis ([−\d\u2009,]+))?", label)
+    assert match, label
+    low, high = match.group(2), match.group(3) or match.group(2)
+    decimals = len(high.split(",")[1]) if "," in high else 0
+    return _german(low), _german(high), match.group(1) is None, decimals
+
+
+def test_map_classes_are_fixed_across_cycles_distinct_and_never_empty_and_counts_are_circles(doms, published):
+    with duckdb.connect(str(published["path"]), read_only=True) as con:
+        values = {(c, lv, a, i): v for c, lv, a, i, v in con.execute(
+            "select report_cycle, area_level, area_id, indicator_id, value from area_indicators "
+            "where suppression is null and value is not null").fetchall()}
+        top_level = con.execute("select count(*) from areas where area_level = 'stadtbezirk'").fetchone()[0]
+    classes: dict[tuple[str, str], dict[str, str]] = {}  # (indicator, level) -> label -> colour, over the cycles
+    circle_scale: dict[tuple[str, str], set[tuple[float, float]]] = {}
+    for cycle, dom in doms.items():
+        for figure in dom.iter("figure", class_="choropleth"):
+            indicator, level = figure.attrs["data-indicator"], figure.attrs["data-level"]
+            svg = next(figure.iter("svg"))
+            # furniture: a label per area, the Stadtbezirke's outlines, a scale bar and a north arrow
+            area_ids = [p.attrs["data-area-id"] for p in svg.iter("path") if "data-area-id" in p.attrs]
+            assert sorted(t.text() for t in svg.iter("text", class_="label")) == sorted(area_ids)
+            assert len(list(svg.iter("path", class_="outline"))) == top_level
+            assert next(svg.iter("g", class_="scale-bar"), None) is not None
+            assert next(svg.iter("g", class_="north-arrow"), None) is not None
+            legend = next(figure.iter("ul", class_="legend"))
+            if legend.attrs["data-kind"] == "symbols":
+                circles = {c.attrs["data-area-id"]: float(c.attrs["r"]) for c in svg.iter("circle", class_="symbol")}
+                assert not list(legend.iter("li", class_="class"))
+                for area_id, radius in circles.items():  # (radius, value) of every circle, over the cycles
+                    circle_scale.setdefault((indicator, level), set()).add(
+                        (radius, values[(cycle, level, area_id, indicator)]))
+                published_ids = {a for (c, lv, a, i) in values if (c, lv, i) == (cycle, level, indicator)}
+                # circles show counts only: whole numbers, none negative (a change or a rate is never a circle)
+                assert all(values[(cycle, level, a, indicator)] >= 0 and
+                           float(values[(cycle, level, a, indicator)]).is_integer() for a in published_ids), indicator
+                assert set(circles) == published_ids & set(area_ids)
+                continue
+            entries = [(li.attrs["data-label"], li.attrs["data-colour"], int(next(li.iter("span", class_="areas"))
+                        .text().strip("()"))) for li in legend.iter("li", class_="class")]
+            labels = [label for label, _, _ in entries]
+            assert len(set(labels)) == len(labels) and len({c for _, c, _ in entries}) == len(entries)
+            assert all(n > 0 for _, _, n in entries), (cycle, indicator, level, entries)
+            seen = classes.setdefault((indicator, level), {})
+            for label, colour, _ in entries:
+                assert seen.setdefault(label, colour) == colour, (indicator, level, label)
+            # each area's fill is the class its published value falls in, and the counts add up
+            counted = dict.fromkeys(labels, 0)
+            for path in svg.iter("path"):
+                value = values.get((cycle, level, path.attrs.get("data-area-id"), indicator))
+                if value is None:
+                    continue
+                fitting = [(label, colour) for label, colour, _ in entries
+                           if _in_class(value, *_bounds(label))]
+                assert len(fitting) == 1 and path.attrs["fill"] == fitting[0][1], (cycle, indicator, value, entries)
+                counted[fitting[0][0]] += 1
+            assert counted == {label: n for label, _, n in entries}
+    assert len(classes) > 50 and circle_scale
+    for key, labels in classes.items():  # over the cycles the classes never overlap: the breaks are fixed
+        intervals = sorted(_bounds(label)[:2] for label in labels)
+        assert all(a[1] <= b[0] for a, b in zip(intervals, intervals[1:], strict=False)), (key, labels)
+    for key, circles in circle_scale.items():
+        # the circle's area is proportional to the value on one scale for every cycle: the largest circle gives the
+        # scale, every other radius is that of its value (up to the two decimals the SVG writes)
+        largest_radius, largest_value = max(circles)
+        for radius, value in circles:
+            assert abs(radius - largest_radius * math.sqrt(value / largest_value)) <= 0.006, (key, radius, value)
+
+
+def _in_class(value: float, low: float, high: float, low_included: bool, decimals: int) -> bool:
+    shown = round(value, decimals)
+    return (low <= shown if low_included else low < shown) and shown <= high
+
+
+@given(values=st.lists(st.one_of(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False),
+                                 st.sampled_from([0.0, 0.04, 0.05, 1.0, 2.25])), min_size=1, max_size=60),
+       decimals=st.sampled_from([0, 1]), direction=st.sampled_from(["neutral", "higher_is_worse",
+                                                                   "higher_is_better"]))
+def test_fixed_classes_have_distinct_bounds_and_no_empty_class(values, decimals, direction):
+    from social_monitor.report.maps import Classes
+
+    classes = Classes.fixed(values, direction, decimals=decimals)
+    labels = classes.labels()
+    assert 1 <= len(labels) <= 5 and len(set(labels)) == len(labels)
+    assert len(set(classes.colours)) == len(classes.colours)
+    members = [0] * len(labels)
+    for value in values:
+        fitting = [i for i, label in enumerate(labels) if _in_class(value, *_bounds(label))]
+        assert fitting == [classes.index(value)], (value, labels)
+        members[fitting[0]] += 1
+    assert all(members), (labels, members)
+    legend = classes.legend(values)
+    assert [n for _, _, n in legend] == members
+
+
+RESIDENTS_WORDS = re.compile(r"\bEinwohner(?:innen)?n?\b")
+
+
+def test_the_catalogue_speaks_one_german_without_internal_names():
+    rows = _csv(CATALOGUE_CSV)
+    for row in rows:
+        for column in ("name_de", "description_de", "unit"):
+            text = row[column]
+            assert not re.search(r"\b[a-z]+_[a-z0-9_]+\b|\.ya?ml\b|city\.yml", text), (row["indicator_id"], text)
+            # one residents term: always the pair, never "Einwohner" alone
+            plain = re.sub(r"Einwohnerinnen und Einwohnern?\b", "", text)
+            assert not RESIDENTS_WORDS.search(plain), (row["indicator_id"], column, text)
+        assert not re.match(r"Anteil (unter|ab) \d", row["name_de"]), row["name_de"]  # "Anteil der unter 18-Jährigen"
+        assert not re.match(r"Anteil [A-ZÄÖÜ][a-zäöüß]+e\b", row["name_de"]), row["name_de"]  # "Anteil der ..."
+    names = {r["indicator_id"]: r["name_de"] for r in rows}
+    assert names["share_age_0_17"] == "Anteil der unter 18-Jährigen"
+
+
+def test_the_city_sets_the_residents_term_once_and_table_headers_hyphenate(published, tmp_path, reports):
+    folder = copy_city("dortmund", tmp_path / "stadt", publisher={
+        **_raw_config()["publisher"], "residents": {"plural": "Bewohnerinnen und Bewohner",
+                                                    "dative": "Bewohnerinnen und Bewohnern"}})
+    cycle = max(published["cycles"])
+    written = generate_report(published["path"], tmp_path / "out", cycles=[cycle], city_dir=folder)
+    text = written[0].read_text(encoding="utf-8").replace("\u00ad", "")  # without the soft hyphens
+    assert not RESIDENTS_WORDS.search(text), RESIDENTS_WORDS.search(text).group(0)
+    assert "Bewohnerinnen und Bewohner" in text and "weniger als 100 Bewohnerinnen und Bewohnern" in text
+    assert "und Bewohnerinnen und" not in text
+    # the shipped term, in the report of the shipped city, once (never "Einwohnerinnen und Einwohnerinnen und ...")
+    shipped = reports[cycle].read_text(encoding="utf-8").replace("\u00ad", "")
+    assert "Einwohnerinnen und Einwohner" in shipped and "und Einwohnerinnen und" not in shipped
+
+    dom = Dom(reports[cycle].read_text(encoding="utf-8")).root
+    assert dom.children[0].tag == "html" and dom.children[0].attrs["lang"] == "de"
+    css = (Path(generate_report.__code__.co_filename).parent / "templates" / "bericht.css").read_text()
+    assert re.search(r"table\.data th \{[^}]*hyphens: auto", css)
+    headers = [th.text() for th in next(dom.iter("table", id="tabelle-gebiete")).iter("th")]
+    long_words = [w for h in headers for w in re.findall(r"[\w\u00ad]+", h) if len(w.replace("\u00ad", "")) >= 12]
+    assert long_words and all("\u00ad" in w for w in long_words), long_words
+    # the soft hyphens sit between syllables: removing them gives the catalogue's name back
+    assert {h.replace("\u00ad", "") for h in headers[1:]} <= set(published["names"].values())
+
+
+def test_the_steckbrief_trend_is_a_chart_of_the_area_and_the_city(doms, published):
+    with duckdb.connect(str(published["path"]), read_only=True) as con:
+        shown = {(c, a, i) for c, a, i in con.execute(
+            "select report_cycle, area_id, indicator_id from area_indicators where area_level = 'sozialraum' "
+            "and suppression is null and value is not null").fetchall()}
+        names = dict(con.execute("select indicator_id, name_de from indicators").fetchall())
+    trend_indicators = ["transfer_rate", "transfer_rate_age_0_14", "sgb2_rate", "transfer_rate_age_65_plus"]
+    for cycle, dom in doms.items():
+        cycles = [c for c in published["cycles"] if c <= cycle]
+        for article in dom.iter("article", class_="steckbrief"):
+            area = article.attrs["data-area"]
+            chart = next(article.iter("svg", class_="trend"))
+            for indicator in trend_indicators:
+                own = [p for p in chart.iter("polyline", class_="gebiet")
+                       if p.attrs["data-indicator"] == names[indicator]]
+                city = [p for p in chart.iter("polyline", class_="stadt")
+                        if p.attrs["data-indicator"] == names[indicator]]
+                points = sum(len(p.attrs["points"].split()) for p in own)
+                assert points == sum((c, area, indicator) in shown for c in cycles), (cycle, area, indicator)
+                assert sum(len(p.attrs["points"].split()) for p in city) == len(cycles)
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None,
+                    reason="chromium is not installed (apt-get install chromium): no PDF printed")
+def test_the_report_command_prints_a_pdf_beside_the_html(published, tmp_path, capsys, monkeypatch):
+    cycle = min(published["cycles"])
+    out = tmp_path / "bericht"
+    assert cli_main(["report", "--published", str(published["path"]), "--out", str(out), "--cycle", str(cycle),
+                     "--pdf", "auto"]) == 0  # as `make report` calls it
+    pdf = out / f"bericht_{cycle}.pdf"
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
+    pages = len(re.findall(rb"/Type\s*/Page\b", data))
+    assert pages > 39  # a page per Steckbrief at least
+    if shutil.which("pdftotext"):
+        text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+        assert "Impressum" in text and f"Bericht zur sozialen Lage {cycle}" in text
+    # without a chromium the command says so and writes the HTML only
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    other = tmp_path / "ohne"
+    assert cli_main(["report", "--published", str(published["path"]), "--out", str(other), "--cycle", str(cycle),
+                     "--pdf", "auto"]) == 0
+    assert "no PDF: chromium is not installed" in capsys.readouterr().out
+    assert [p.name for p in other.iterdir()] == [f"bericht_{cycle}.html"]

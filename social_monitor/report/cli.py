@@ -11,7 +11,8 @@ from social_monitor.settings import load_settings
 
 DESCRIPTION = (
     "Write one self-contained HTML report per report cycle (bericht_<cycle>.html: overview, maps, action "
-    "areas, time series, tables, a Steckbrief per area of the action-area level) from the published file, "
+    "areas, time series, tables, a Steckbrief per area of the action-area level, methods, imprint) and, where "
+    "chromium is installed, bericht_<cycle>.pdf beside it, from the published file, "
     "opened read-only. The levels mapped are the city's (report.map_levels in city.yml). Maps use --geometry "
     "(GeoJSON or shapefile with the area code; the base areas alone are dissolved to the higher levels) or "
     f"the city folder's geography/{BOUNDARIES_FILE}."
@@ -31,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"property (attribute) holding the area code (default: ${CODE_PROPERTY_ENV} or area_id)")
     parser.add_argument("--cycle", type=int, action="append", default=None,
                         help="only this report cycle (repeatable; default: every cycle of the published file)")
+    parser.add_argument("--pdf", choices=["auto", "yes", "no"], default="no",
+                        help="a PDF beside each HTML, printed by headless chromium: auto (where chromium is installed, "
+                        "else a message; what `make report` uses), yes (chromium required), no (default)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     # imported here: matplotlib and the templates cost about a second, which every other command would pay
     from social_monitor.report.generator import generate_report
+    from social_monitor.report.pdf import MISSING, find_browser, print_pdf
 
     settings = load_settings()
     published = args.published = Path(args.published or settings.published_path)  # resolved: errors name it
@@ -56,4 +61,17 @@ def run(args: argparse.Namespace) -> int:
                               cycles=args.cycle, on_cycle=on_cycle, city_dir=settings.city_dir)
     for path in written:
         print(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
+    if args.pdf == "no":
+        return 0
+    browser = find_browser()
+    if browser is None:
+        if args.pdf == "yes":
+            raise RuntimeError(MISSING.replace("; the HTML reports are written", ""))
+        print(MISSING)
+        return 0
+    for path in written:
+        started = time.perf_counter()
+        pdf = print_pdf(path, browser)
+        progress(args, f"PDF {pdf.name} in {time.perf_counter() - started:.1f} s")
+        print(f"{pdf} ({pdf.stat().st_size / 1e6:.1f} MB)")
     return 0

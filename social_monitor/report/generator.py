@@ -13,7 +13,10 @@ makes no request and can be mailed or archived as it is.
 
 from __future__ import annotations
 
+import functools
+import html
 import io
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +26,7 @@ import duckdb
 import jinja2
 import matplotlib
 import polars as pl
+import yaml
 
 from schemas.published import TOPICS
 from social_monitor.classification.action_areas import METHOD_ID as ACTION_AREA_METHOD
@@ -30,9 +34,18 @@ from social_monitor.disclosure import DisclosureRule
 from social_monitor.geography import Geography, Level, load_geography
 from social_monitor.labels import CHANGE_DE, SUPPRESSION_DE  # filled in with the rule: DisclosureRule.describe_de
 from social_monitor.publish import published_rule
-from social_monitor.report.maps import MISSING_FILL, SUPPRESSED_FILL, SVG_DEFS, Classes, MapCanvas, german_number
+from social_monitor.report.maps import (
+    MISSING_FILL,
+    SUPPRESSED_FILL,
+    SVG_DEFS,
+    Classes,
+    MapCanvas,
+    Symbols,
+    german_number,
+)
+from social_monitor.report.wording import DIRECTION_DE, hyphenate_headers, residents_wording
 from social_monitor.sample_city.geometry import AreaGeometry, default_geometry, load_geometry
-from social_monitor.settings import CITY_FILE, CityConfig
+from social_monitor.settings import CITY_FILE, CityConfig, Publisher
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -63,6 +76,7 @@ class ReportLevels:
     maps: tuple[Level, ...]
     profile: Level
     base: Level
+    top: Level | None = None  # the level right below the city, drawn as outlines on every map
 
     @classmethod
     def of(cls, geography: Geography, config: CityConfig) -> ReportLevels:
@@ -81,7 +95,8 @@ class ReportLevels:
                 maps.append(geography.level(str(level_id)))
             except ValueError as error:
                 raise ValueError(f"{where}: report.map_levels: {error}") from None
-        return cls(maps=tuple(maps), profile=profile, base=geography.base)
+        top = next((level for level in geography.levels if level.parent == "city"), None)
+        return cls(maps=tuple(maps), profile=profile, base=geography.base, top=top)
 
 
 def main_indicators(config: CityConfig, catalogue: list[str], catalogue_source: str) -> tuple[str, ...]:
@@ -117,6 +132,7 @@ class Published:
     classifications: pl.DataFrame
     rule: DisclosureRule
     level_plurals: dict[str, str]  # level -> its German plural, in the levels' order (city first)
+    published_at: str = ""  # the date the file was published (Stand der Veröffentlichung), 31.12.2025
 
     @classmethod
     def read(cls, path: Path, profile_level: str) -> Published:
@@ -126,7 +142,8 @@ class Published:
             def table(sql: str, parameters: list | None = None) -> pl.DataFrame:
                 return con.execute(sql, parameters or []).pl()
 
-            publication = table("select city_name, report_cycles from publication limit 1")
+            publication = table("select city_name, report_cycles, strftime(max(published_at) over (), '%d.%m.%Y') "
+                                "as published_at from publication limit 1")
             values = table("select * from area_indicators")
             classifications = table(
                 "select c.* from area_classifications c join classification_methods m using (method_id) "
@@ -147,6 +164,7 @@ class Published:
                 rule=published_rule(con),
                 level_plurals=dict(con.execute("select area_level, plural_de from area_levels order by level_order")
                                    .fetchall()),
+                published_at=publication["published_at"][0] if publication.height else "",
             )
 
 
@@ -185,15 +203,74 @@ def city_time_series(published: Published, indicator_ids: list[str], up_to: int,
     return _svg_chart(figure)
 
 
+TREND_COLOURS = ["#1b6ca8", "#c6532f", "#3a8f3a", "#7b4fa0", "#9c7a1e", "#444444"]
+
+
+def trend_chart(series: list[tuple[str, list[float | None], list[float | None]]], cycles: list[int],
+                label: str) -> str:
+    """A small line chart as inline SVG: per indicator (name, the area's values, the city's values per cycle)
+    the area as a solid line with points and the city as a dashed line of the same colour; a suppressed or
+    missing value leaves a gap. Hand-drawn rather than matplotlib: a report has a chart per Steckbrief, and
+    matplotlib's SVG is about ten times the size."""
+    width, height, left, right, top, bottom = 460, 170, 40, 20, 10, 22
+    values = [v for _, own, city in series for v in (*own, *city) if v is not None]
+    if not values or not cycles:
+        return ""
+    low, high = min(0.0, min(values)), max(values)
+    high = high if high > low else low + 1
+    step = 10 ** math.floor(math.log10((high - low) / 2)) if high > low else 1
+    step *= next(m for m in (1, 2, 5, 10) if (high - low) / (step * m) <= 5)
+    top_tick = math.ceil(high / step) * step
+    low_tick = math.floor(low / step) * step
+    span_x = max(len(cycles) - 1, 1)
+
+    def x(i: int) -> float:
+        return left + (width - left - right) * (i / span_x if len(cycles) > 1 else 0.5)
+
+    def y(v: float) -> float:
+        return top + (height - top - bottom) * (1 - (v - low_tick) / (top_tick - low_tick))
+
+    out = [f'<svg class="trend" role="img" aria-label="{html.escape(label)}" viewBox="0 0 {width} {height}" '
+           f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg" font-size="10">']
+    tick = low_tick
+    while tick <= top_tick + step / 2:
+        out.append(f'<line x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#ddd"/>'
+                   f'<text x="{left - 4}" y="{y(tick) + 3:.1f}" text-anchor="end">{german_number(tick, 0)}</text>')
+        tick += step
+    for i, cycle in enumerate(cycles):
+        out.append(f'<text x="{x(i):.1f}" y="{height - 6}" text-anchor="middle">{cycle}</text>')
+    for number, (name, own, city) in enumerate(series):
+        colour = TREND_COLOURS[number % len(TREND_COLOURS)]
+        for values_, dash, kind in ((own, "", "gebiet"), (city, ' stroke-dasharray="4 3"', "stadt")):
+            runs, run = [], []
+            for i, v in enumerate(values_):
+                if v is None:
+                    runs, run = runs + [run] if run else runs, []
+                else:
+                    run.append((x(i), y(v)))
+            runs += [run] if run else []
+            for part in runs:
+                points = " ".join(f"{a:.1f},{b:.1f}" for a, b in part)
+                out.append(f'<polyline class="{kind}" data-indicator="{html.escape(name)}" points="{points}" '
+                           f'fill="none" stroke="{colour}" stroke-width="1.6"{dash}/>')
+            if kind == "gebiet":
+                out.extend(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="2.5" fill="{colour}"/>' for part in runs
+                           for a, b in part)
+    out.append("</svg>")
+    return "".join(out)
+
+
 class ReportBuilder:
     """Builds the context of each cycle's report and renders it with the jinja2 templates."""
 
     def __init__(self, published: Published, geometry: AreaGeometry, levels: ReportLevels,
-                 main: tuple[str, ...] = ()):
+                 main: tuple[str, ...], config: CityConfig):
         self.p = published
         self.geometry = geometry
         self.levels = levels
         self.main = main
+        self.config = config
+        self.publisher: Publisher = config.publisher_or_error()
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                                       autoescape=jinja2.select_autoescape(["html", "j2"]),
                                       undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
@@ -204,7 +281,8 @@ class ReportBuilder:
         city = geometry.shapes.get(("city", "city"))
         # a canvas per level the geometry holds (the maps' levels and the Steckbriefe's)
         drawn = {level.id for level in levels.maps} | {levels.profile.id}
-        self.canvases = {level: MapCanvas(geometry.level(level), width=560, outline=city)
+        top = geometry.level(levels.top.id) if levels.top is not None else None
+        self.canvases = {level: MapCanvas(geometry.level(level), width=560, outline=city, outlines=top)
                          for level in sorted(drawn) if geometry.level(level)}
         profile = geometry.level(levels.profile.id)
         self.small_canvas = MapCanvas(profile, width=300) if profile else None
@@ -221,13 +299,39 @@ class ReportBuilder:
         for r in published.values.filter(pl.col("value").is_not_null()).select(
                 "report_cycle", "indicator_id", "area_level").unique().iter_rows():
             self.levels_with_values.setdefault((r[0], r[1]), set()).add(r[2])
+        # (level, indicator) -> every published value of every cycle: the fixed classes and symbol scales
+        self.all_values: dict[tuple[str, str], list[float]] = {}
+        for r in published.values.filter(pl.col("value").is_not_null() & pl.col("suppression").is_null()).select(
+                "area_level", "indicator_id", "value").iter_rows():
+            self.all_values.setdefault((r[0], r[1]), []).append(r[2])
+
+    def is_count(self, indicator_id: str) -> bool:
+        """A count (persons, cases, dwellings): a numerator without a denominator (a change has no numerator of
+        its own), and not the delivered index (unit "Index ..."); mapped as circles."""
+        meta = self.catalogue[indicator_id]
+        return bool(meta["numerator_measure"]) and not meta["denominator_measure"] and \
+            not str(meta["unit"]).startswith("Index")
+
+    def decimals(self, indicator_id: str) -> int:
+        return 0 if self.is_count(indicator_id) or self.catalogue[indicator_id]["unit"].startswith("Index") else 1
+
+    @functools.cache  # noqa: B019 (one builder per report run)
+    def classes(self, level: str, indicator_id: str) -> Classes:
+        """The classes of an indicator's maps on ``level``, the same in every report cycle."""
+        return Classes.fixed(self.all_values.get((level, indicator_id), []), self.catalogue[indicator_id]["direction"],
+                             decimals=self.decimals(indicator_id))
+
+    @functools.cache  # noqa: B019
+    def symbols(self, level: str, indicator_id: str) -> Symbols:
+        """The circle scale of a count's maps on ``level``, the same in every report cycle."""
+        return Symbols(max(self.all_values.get((level, indicator_id), [0.0]), default=0.0))
 
     # --- helpers -----------------------------------------------------------------------------------------
     def cell(self, cycle: int, level: str, area_id: str, indicator_id: str) -> dict:
         """A value ready for the template: text, suppression, comparison with the city."""
         row = self.cells.get((cycle, level, area_id, indicator_id))
         meta = self.catalogue[indicator_id]
-        decimals = 1 if meta["denominator_measure"] else 0
+        decimals = self.decimals(indicator_id)
         if row is None:
             return {"text": "–", "suppressed": False, "title": "kein Wert", "value": None, "worse": None,
                     "rank": "", "decile": None}
@@ -282,15 +386,20 @@ class ReportBuilder:
         return level in self.canvases and bool(ids) and ids <= set(self.canvases[level].paths)
 
     def choropleth(self, cycle: int, level: str, indicator_id: str) -> dict:
+        """A map of one indicator on one level: classes fixed across the cycles (a rate, a share, an index, a
+        change), or a circle per area whose area is proportional to the value (a count)."""
         meta = self.catalogue[indicator_id]
         cells = {a: self.cell(cycle, level, a, indicator_id) for a in self.canvas_ids(level)}
-        classes = Classes.quantiles([c["value"] for c in cells.values() if c["value"] is not None], meta["direction"],
-                                    decimals=1 if meta["denominator_measure"] else 0)  # counts: whole numbers
+        values = {a: c["value"] for a, c in cells.items() if c["value"] is not None}
+        count = self.is_count(indicator_id)
+        classes, symbols = self.classes(level, indicator_id), self.symbols(level, indicator_id)
 
         def fill(area_id: str) -> str:
             c = cells[area_id]
             if c["suppressed"]:
                 return SUPPRESSED_FILL
+            if count:
+                return "#f4f4f4" if c["value"] is not None else MISSING_FILL
             return classes.colour(c["value"]) if c["value"] is not None else MISSING_FILL
 
         def title(area_id: str) -> str:
@@ -302,10 +411,14 @@ class ReportBuilder:
             lv.plural_de for lv in self.levels.maps if lv.id == level)
         label = f"{meta['name_de']}, {plural} {cycle}"
         city = self.cell(cycle, "city", "city", indicator_id)
-        return {"svg": self.canvases[level].svg(fill, title, label), "legend": classes.legend(), "level": level,
+        svg = self.canvases[level].svg(
+            fill, title, label, area_label=lambda a: a,
+            symbols={a: symbols.radius(v) for a, v in values.items()} if count else None,
+            symbol_title=title, symbol_legend=symbols.legend() if count else None)
+        return {"svg": svg, "legend": [] if count else classes.legend(list(values.values())), "level": level,
+                "symbols": symbols.legend() if count else [], "kind": "symbols" if count else "classes",
                 "level_de": plural, "label": label, "city": f"{city['text']} {meta['unit']}",
-                "unit": meta["unit"],
-                "has_suppressed": any(c["suppressed"] for c in cells.values())}
+                "unit": meta["unit"], "has_suppressed": any(c["suppressed"] for c in cells.values())}
 
     def canvas_ids(self, level: str) -> list[str]:
         return list(self.canvases[level].paths)
@@ -327,7 +440,7 @@ class ReportBuilder:
         return self.canvases[profile].svg(
             lambda a: ACTION_FILL[state(a)],
             lambda a: f"{self.names.get((profile, a), a)}: {CHANGE_DE[state(a)]}",
-            f"Aktionsräume {cycle}")
+            f"Aktionsräume {cycle}", area_label=lambda a: a)
 
     # --- sections ----------------------------------------------------------------------------------------
     def profile(self, cycle: int, area_id: str, cycles: list[int]) -> dict:
@@ -355,6 +468,8 @@ class ReportBuilder:
         trend = [{"name": self.catalogue[i]["name_de"],
                   "cells": [(self.cell(c, level, area_id, i), self.cell(c, "city", "city", i))
                             for c in cycles]} for i in KEY_INDICATORS]
+        for number, row in enumerate(trend):
+            row["colour"] = TREND_COLOURS[number % len(TREND_COLOURS)]
         action = self.p.action_areas.filter((pl.col("report_cycle") == cycle) & (pl.col("area_id") == area_id))
         action_row = action.row(0, named=True) if action.height else None
         classifications = []
@@ -380,6 +495,9 @@ class ReportBuilder:
             + [f"{self.catalogue[QUARTIER_DECILE_INDICATOR]['name_de']}: Dezil unter allen "
                f"{dative_plural(self.levels.base.plural_de)}"],
             "quartiere": quartiere, "trend": trend, "cycles": cycles,
+            "trend_chart": trend_chart([(row["name"], [own["value"] for own, _ in row["cells"]],
+                                         [city["value"] for _, city in row["cells"]]) for row in trend],
+                                       cycles, f"Entwicklung {name}"),
             "is_action_area": bool(action_row and action_row["is_action_area"]),
             "change": CHANGE_DE.get(action_row["change_since_previous"], "") if action_row else "",
             "reasons": (action_row["reasons"] if action_row else None) or "",
@@ -416,7 +534,9 @@ class ReportBuilder:
         table_rows = [{"id": a, "name": self.names.get((profile, a), a),
                        "cells": [self.cell(cycle, profile, a, i) for i in self.rates]} for a in profile_ids]
         template = self.env.get_template("bericht.html.j2")
-        return template.render(
+        text = template.render(
+            publisher=self.publisher, published_at=self.p.published_at, methods=self.methods(),
+            top_level_plural=self.levels.top.plural_de if self.levels.top else "",
             city_name=self.p.city_name, cycle=cycle, cycles=cycles, previous=previous,
             synthetic=self.geometry.synthetic, geometry_source=self.geometry.source.name,
             svg_defs=SVG_DEFS, overview=overview, profile_level=self.levels.profile, base_level=self.levels.base,
@@ -437,6 +557,62 @@ class ReportBuilder:
             city_row=[self.cell(cycle, "city", "city", i) for i in self.rates], table_rows=table_rows,
             profiles=[self.profile(cycle, a, cycles) for a in profile_ids],
         )
+        # the city's residents term first, then the soft hyphens of the table headers (a hyphenated term would
+        # no longer be found)
+        return hyphenate_headers(residents_wording(text, self.publisher.residents, self.publisher.residents_dative))
+
+    def dimensions_de(self, definition_yaml: str) -> list[str]:
+        """Each dimension of a published method definition in German words: its name, its indicators (catalogue
+        names, with weights other than 1) and its classes (labels with their bounds)."""
+        definition = yaml.safe_load(definition_yaml) or {}
+        out = []
+        for dimension in definition.get("dimensions") or []:
+            indicators = []
+            for entry in dimension.get("indicators") or []:
+                entry = {"id": entry} if isinstance(entry, str) else entry
+                name = entry.get("name_de") or self.catalogue.get(entry.get("change_of") or "", {}).get("name_de")
+                name = entry.get("name_de") or (f"Veränderung {name}" if entry.get("change_of") else None) or \
+                    self.catalogue.get(entry["id"], {}).get("name_de", entry["id"])
+                weight = entry.get("weight", 1)
+                indicators.append(name if weight == 1 else f"{name} (Gewicht {german_number(weight, 0)})")
+            classes = []
+            for spec in dimension.get("classes") or []:
+                bound = (f"unter {german_number(spec['below'], 1)}" if "below" in spec else
+                         f"bis {german_number(spec['up_to'], 1)}" if "up_to" in spec else "darüber")
+                classes.append(f"{spec.get('label', spec.get('code'))} ({bound})")
+            text = f"{dimension.get('name_de') or dimension.get('id')}: {', '.join(indicators)}"
+            out.append(text + (f"; Klassen: {', '.join(classes)}" if classes else ""))
+        return out
+
+    def methods(self) -> dict:
+        """The methods chapter: the action-area rule as configured, every further classification method as
+        published (its definition as configured), every indicator's definition from the catalogue, the
+        disclosure rule with its numbers, and how the maps are classed."""
+        action = self.config.action_areas
+        names = {i: row["name_de"] for i, row in self.catalogue.items()}
+        rule_indicators = [names.get(str(i), str(i)) for i in action.get("indicators", [])]
+        quartier = action.get("quartier_indicator")
+        methods = []
+        for row in self.p.methods.filter(pl.col("method_id") != ACTION_AREA_METHOD).sort("method_id") \
+                .iter_rows(named=True):
+            methods.append({"id": row["method_id"], "name": row["name_de"],
+                            "level": self.p.level_plurals.get(row["area_level"], row["area_level"]),
+                            "description": row["description"], "source": row["source"],
+                            "dimensions": self.dimensions_de(row["definition_yaml"]), "flag_label": row["flag_label"],
+                            "min_population": row["min_population"]})
+        texts = self.p.rule.texts_de()
+        return {
+            "action_level": self.levels.profile.name_de, "action_plural": self.levels.profile.plural_de,
+            "action_indicators": rule_indicators, "action_min": action.get("min_indicators_worse"),
+            "quartier_indicator": names.get(str(quartier), quartier) if quartier else None,
+            "classifications": methods,
+            "indicators": [{"id": i, "name": row["name_de"], "definition": row["description_de"],
+                            "unit": row["unit"], "direction": DIRECTION_DE.get(row["direction"], row["direction"]),
+                            "topic": row["topic_field"]} for i, row in self.catalogue.items()],
+            "disclosure": {"min_count": self.p.rule.min_count,
+                           "min_population": self.p.rule.min_population_for_rates,
+                           "protection": self.p.rule.protection, **texts},
+        }
 
 
 def generate_report(published_path: Path, out_dir: Path, geometry_path: Path | None = None,
@@ -448,6 +624,7 @@ def generate_report(published_path: Path, out_dir: Path, geometry_path: Path | N
     total)`` is called after each cycle's file is in place (progress)."""
     geography = load_geography(city_dir)
     config = CityConfig.from_file(Path(city_dir) / CITY_FILE)
+    config.publisher_or_error()  # before the published file is read: a missing publisher block stops the report
     levels = ReportLevels.of(geography, config)
     published = Published.read(Path(published_path), levels.profile.id)
     main = main_indicators(config, published.indicators["indicator_id"].to_list(),
@@ -455,7 +632,7 @@ def generate_report(published_path: Path, out_dir: Path, geometry_path: Path | N
     geometry = load_geometry(geometry_path or default_geometry(city_dir, {})[0], geography,
                              area_code_property=area_code_property,
                              required_levels=[level.id for level in levels.maps])
-    builder = ReportBuilder(published, geometry, levels, main)
+    builder = ReportBuilder(published, geometry, levels, main, config)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -1,7 +1,8 @@
 """Cut one Steckbrief out of a report into a page of its own (for a screenshot or to send one area).
 
 ``python -m social_monitor.report.single_profile REPORT.html AREA_ID OUT.html``: keeps the report's
-head (styles), the hatch definitions and the header, and the one ``<article id="steckbrief-<id>">``.
+head (styles), the hatch definitions and the header, and the one ``<article id="steckbrief-<id>">``. An
+AREA_ID of the form ``karte-<indicator id>`` cuts out that indicator's maps instead (for a screenshot of a map).
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ from pathlib import Path
 
 
 def single_profile(report_html: str, area_id: str) -> str:
-    match = re.search(rf'<article class="steckbrief" id="steckbrief-{re.escape(area_id)}".*?</article>',
-                      report_html, flags=re.S)
+    if area_id.startswith("karte-"):
+        match = re.search(rf'<article class="indicator-maps" id="{re.escape(area_id)}".*?</article>', report_html,
+                          flags=re.S)
+    else:
+        match = re.search(rf'<article class="steckbrief" id="steckbrief-{re.escape(area_id)}".*?</article>',
+                          report_html, flags=re.S)
     if match is None:
-        raise ValueError(f"no Steckbrief for area {area_id} in the report")
+        raise ValueError(f"no Steckbrief or map {area_id} in the report")
     head, _, _ = report_html.partition("<main>")
     return f"{head}<main>{match.group(0)}</main></body></html>\n"
 
