@@ -291,8 +291,10 @@ def test_every_aggregate_delivery_is_a_raw_asset_with_its_check_and_the_sensor_p
     _write(tmp_path, layout, 2018, _good_rows(layout, layout.area_keys(GEOGRAPHY[city], 2018), [4]))
     with dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral()) as context:
         requests = new_delivery_sensor(context)
+    # the delivery's raw asset, and the cycle's delivery log and aggregates table downstream of it
     assert [(r.partition_key, r.asset_selection) for r in requests] == [
-        ("2018", [dg.AssetKey(["raw", "schuleingang"])])]
+        ("2018", [dg.AssetKey(["raw", "schuleingang"]), dg.AssetKey(["raw", "deliveries"]),
+                  dg.AssetKey(["raw", "aggregates"])])]
 
 
 # --- disclosure control -------------------------------------------------------------------------------------

@@ -57,7 +57,8 @@ def test_a_key_is_accepted_only_in_the_cycles_its_area_exists(tmp_path, reformed
 
 
 def test_published_area_levels_are_those_of_the_geography_given_at_validation():
-    areas = pl.DataFrame({"area_level": ["city", "quartier"], "area_id": ["city", "1"], "area_name": ["S", "Q"],
+    areas = pl.DataFrame({"area_level": ["city", "quartier"], "area_id": ["city", "1"],
+                          "area_key": ["city:city", "quartier:1"], "area_name": ["S", "Q"],
                           "name_status": ["published", "published"]})
     with_area_levels(Areas, ["city", "quartier"]).validate(areas)
     with pytest.raises(SchemaErrors, match="quartier"):

@@ -644,9 +644,11 @@ def berlin_published(published, tmp_path_factory) -> Path:
     rng = random.Random(11)
     with duckdb.connect(str(path)) as con:
         indicators = [r[0] for r in con.execute("select indicator_id from indicators").fetchall()]
-        areas = [(a.level, a.area_id, a.area_name, "published") for a in geography.areas]
+        # one row per level and id (the published primary keys; an id of both LOR versions: the later one)
+        areas = list({(a.level, a.area_id): (a.level, a.area_id, a.area_name, "published")
+                      for a in geography.areas}.values())
         areas.append(("city", "city", "Berlin", "published"))
-        hierarchy = [row for row in containers(geography)]
+        hierarchy = list({tuple(row[:3]): row for row in containers(geography)}.values())
         values, action, quartiere = [], [], []
         for cycle in cycles:
             valid = [("city", "city")] + [(a.level, a.area_id) for a in geography.areas if a.valid_in(cycle)]
