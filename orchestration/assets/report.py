@@ -7,6 +7,7 @@ import dagster as dg
 from orchestration.cycles import CyclesConfig, cycles_to_write, files_per_cycle, published_cycles_of
 from orchestration.partitions import SINGLE_RUN
 from orchestration.resources import PipelineSettings
+from social_monitor.report.files import report_file_name
 
 
 @dg.asset(
@@ -53,4 +54,4 @@ def report_bericht(context: dg.AssetExecutionContext, config: CyclesConfig, pipe
 
 def report_path(published: Path, cycle: int) -> Path:
     """Where generate_report writes a cycle's report (its out_dir is report/ beside the published file)."""
-    return published.parent / "report" / f"bericht_{cycle}.html"
+    return published.parent / "report" / report_file_name(cycle)

@@ -34,6 +34,7 @@ from social_monitor.disclosure import DisclosureRule
 from social_monitor.geography import Geography, Level, load_geography
 from social_monitor.labels import CHANGE_DE, SUPPRESSION_DE  # filled in with the rule: DisclosureRule.describe_de
 from social_monitor.publish import published_rule
+from social_monitor.report.files import report_file_name
 from social_monitor.report.maps import (
     MISSING_FILL,
     SUPPRESSED_FILL,
@@ -638,7 +639,7 @@ def generate_report(published_path: Path, out_dir: Path, geometry_path: Path | N
     written = []
     todo = cycles or published.cycles
     for cycle in todo:
-        target = out_dir / f"bericht_{cycle}.html"
+        target = out_dir / report_file_name(cycle)
         partial = target.with_suffix(".html.tmp")
         partial.write_text(builder.render(cycle), encoding="utf-8")
         partial.replace(target)
