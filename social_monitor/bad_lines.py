@@ -52,8 +52,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{prog}: error: stdout is not a terminal; the lines hold personal data, so they are printed to a "
               "terminal only (--allow-pipe prints them anyway)", file=sys.stderr, flush=True)
         return 2
-    manifest = read_manifest(manifest_path(args.path), load_layouts(load_settings().city_dir))
-    verdict, problems = recheck(manifest)
+    settings = load_settings()
+    config = settings.config()
+    manifest = read_manifest(manifest_path(args.path), load_layouts(settings.city_dir))
+    verdict, problems = recheck(manifest, config.ingest_policy, config.quarantine_max_share)
     print(verdict)
     wanted = parse_lines(args.lines) if args.lines else None
     by_line: dict[int, list[Problem]] = {}
@@ -80,9 +82,11 @@ def manifest_path(path: Path) -> Path:
                           path.name + MANIFEST_SUFFIX)
 
 
-def recheck(manifest: Manifest) -> tuple[str, list[Problem]]:
+def recheck(manifest: Manifest, policy: str = "quarantine", max_share: float = 1.0) -> tuple[str, list[Problem]]:
     """The loader's verdict (its first line) and problems, from a load into a database in memory under the
-    quarantine policy (every bad row is found) with a throwaway pseudonym key (nothing is kept)."""
+    quarantine policy (every bad row is found) with a throwaway pseudonym key (nothing is kept). The verdict
+    says what the city's ``ingest_policy`` (city.yml) would do with the bad rows: refuse the delivery under
+    ``fail`` or above ``quarantine_max_share``, else quarantine them."""
     key = PseudonymKey.from_env({KEY_ENV: secrets.token_hex(16)})
     with duckdb.connect(":memory:") as con:
         try:
@@ -93,8 +97,17 @@ def recheck(manifest: Manifest) -> tuple[str, list[Problem]]:
                 problems.insert(0, Problem(manifest.data_path.name, refused.line, None, "file",
                                            str(refused).splitlines()[0]))
             return f"refused: {str(refused).splitlines()[0]}", problems
-    verdict = (f"{result.source_file}: {result.rows_accepted} of {result.rows_in} rows accepted, "
-               f"{result.rows_rejected} would be quarantined")
+    verdict = f"{result.source_file}: {result.rows_in - result.rows_rejected} of {result.rows_in} rows are good, "
+    if not result.rows_rejected:
+        verdict += "0 bad: the delivery would be loaded"
+    elif policy == "fail":
+        verdict += (f"{result.rows_rejected} bad: the delivery would be refused (ingest_policy: fail in city.yml; "
+                    "under quarantine the bad rows would be set aside)")
+    elif result.rows_rejected > max_share * result.rows_in:
+        verdict += (f"{result.rows_rejected} bad ({result.rows_rejected / result.rows_in:.1%}): the delivery would "
+                    f"be refused, more than quarantine_max_share {max_share:.1%} (city.yml)")
+    else:
+        verdict += f"{result.rows_rejected} bad: they would be quarantined (ingest_policy: quarantine in city.yml)"
     return verdict, [p for p in result.problems if p.line is not None]
 
 

@@ -39,6 +39,7 @@ from hypothesis import strategies as st
 
 from schemas.raw import code_lists
 from social_monitor import cli
+from social_monitor.bad_lines import recheck
 from social_monitor.deliveries import Manifest, read_manifest, reference_date_of, write_manifest
 from social_monitor.geography import load_geography
 from social_monitor.ingest import MAX_MESSAGE_CHARS, DeliveryError, LoadResult, load_delivery
@@ -352,6 +353,14 @@ def test_show_bad_lines_prints_the_bad_lines_and_their_problems_and_writes_nothi
     before = sorted(tmp_path.rglob("*"))
     assert cli.main(["show-bad-lines", str(manifest.data_path), "--allow-pipe"]) == 0
     printed = capsys.readouterr().out
+    # the verdict follows the city's policy (Dortmund: ingest_policy fail), not the recheck's quarantine
+    assert "sgb12_2018-12-31.csv: 2 of 3 rows are good, 1 bad: the delivery would be refused (ingest_policy: fail" \
+        in printed
+    assert "would be quarantined" not in printed
+    assert recheck(manifest, "quarantine", 0.5)[0].endswith("1 bad: they would be quarantined (ingest_policy: "
+                                                             "quarantine in city.yml)")
+    assert "1 bad (33.3%): the delivery would be refused, more than quarantine_max_share 10.0%" in recheck(
+        manifest, "quarantine", 0.1)[0]
     assert f"line 1 (header): {header}" in printed
     assert "line 3: PIIbad02;01.02.1950;001;HLU" in printed
     assert "Leistungsart: value fails isin(['HLU', 'GSI'])" in printed
