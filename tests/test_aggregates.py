@@ -332,3 +332,31 @@ def test_disclosure_declares_an_aggregates_relations_from_its_level_up_and_prote
     reasons = dict(zip(published["area_id"], published["suppression"], strict=True))
     assert reasons == {"B1": "small_count", "B2": "secondary", "S": None, "city": None}
     assert audit(published, hierarchy, catalogue, rule).passed
+
+
+def test_an_aggregate_delivery_loads_through_dagster_without_the_person_key_warning(tmp_path, monkeypatch):
+    """Counts per area carry no person key: under the development key the person-level sources warn that their
+    keys are pseudonymised with it; an aggregate delivery neither warns nor records a pseudonym key."""
+    import dagster as dg
+
+    from orchestration.assets.raw import raw_assets
+    from orchestration.resources import PipelineSettings, WarehouseResource
+    from social_monitor.pseudonyms import KEY_ENV, PseudonymKey
+
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    layout = LAYOUTS[DORTMUND]["schuleingang"]
+    rows = _good_rows(layout, layout.area_keys(GEOGRAPHY[DORTMUND], 2018), [4])
+    _write(tmp_path, layout, 2018, rows)
+    asset = next(a for a in raw_assets if a.key == dg.AssetKey(["raw", "schuleingang"]))
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        [asset], partition_key="2018", instance=instance,
+        resources={"warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
+                   "pipeline": PipelineSettings(landing_dir=str(tmp_path), published_path=str(tmp_path / "p.duckdb"),
+                                                config_path=str(DORTMUND / "city.yml"))})
+    [materialization] = result.asset_materializations_for_node(asset.op.name)
+    assert materialization.metadata["rows_accepted"].value == len(rows)
+    assert "pseudonym_key" not in materialization.metadata
+    messages = [record.user_message for record in instance.all_logs(result.run_id)]
+    assert any("schuleingang" in message for message in messages)  # the run's own log lines are read
+    assert not any(PseudonymKey.from_env({}).description in message for message in messages)

@@ -54,7 +54,7 @@ def build_raw_asset(source: Source) -> dg.AssetsDefinition:
             raise dg.Failure(description=f"{city / LAYOUT_FILE}: no layout of {source.name} any more; reload the "
                                          "Dagster definitions")
         pseudonym_key = PseudonymKey.from_env()
-        if pseudonym_key.is_development:
+        if pseudonym_key.is_development and not source.is_aggregate:  # counts per area carry no person key
             context.log.warning(f"Person keys are pseudonymised with the {pseudonym_key.description}.")
         results, not_delivered = [], []
         with warehouse.connect() as con:
@@ -93,10 +93,11 @@ def build_raw_asset(source: Source) -> dg.AssetsDefinition:
             "files": ", ".join(r.source_file for r in results),
             "dagster/row_count": sum(r.rows_accepted for r in results),
             "quarantine": dg.MetadataValue.md(_quarantine_table(results)),
-            "pseudonym_key": pseudonym_key.description,
         }
         if source.is_aggregate:
             metadata["cycles_not_delivered"] = ", ".join(not_delivered) or "none"
+        else:
+            metadata["pseudonym_key"] = pseudonym_key.description
         return dg.MaterializeResult(metadata=metadata)
 
     return _raw
@@ -124,9 +125,18 @@ AGGREGATE = [source.name for source in SOURCES_OF_CITY if source.is_aggregate]
 DELIVERIES_HEADER = "| source | file | rows in | accepted | rejected | loaded at |\n|---|---|---|---|---|---|\n"
 
 
-def _table_exists(con, table: str) -> bool:
-    return bool(con.execute("select count(*) from information_schema.tables where table_schema = 'raw' and "
-                            "table_name = ?", [table]).fetchone()[0])
+def _rows_of_cycles(con, table: str, columns: str, partition_keys, group_by: bool = False) -> list[tuple]:
+    """``columns`` of ``raw.<table>`` for the report cycles ``partition_keys`` (none while the table does not
+    exist yet), ordered by their first two columns; ``group_by`` aggregates by the non-aggregate columns."""
+    exists = con.execute("select count(*) from information_schema.tables where table_schema = 'raw' and "
+                         "table_name = ?", [table]).fetchone()[0]
+    if not exists:
+        return []
+    return con.execute(
+        f"select {columns} from raw.{table} where report_cycle in (select unnest(?::integer[])) "
+        f"{'group by all ' if group_by else ''}order by 1, 2",
+        [[int(key) for key in partition_keys]],
+    ).fetchall()
 
 
 # The delivery log every raw asset writes (dbt reads it as a source). It is partitioned like the raw assets and
@@ -150,11 +160,8 @@ def _table_exists(con, table: str) -> bool:
 )
 def delivery_log(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     with warehouse.connect() as con:
-        rows = con.execute(
-            "select report_cycle, source, source_file, rows_in, rows_accepted, rows_rejected, loaded_at "
-            "from raw.deliveries where report_cycle in (select unnest(?::integer[])) order by 1, 2",
-            [[int(key) for key in context.partition_keys]],
-        ).fetchall() if _table_exists(con, "deliveries") else []
+        rows = _rows_of_cycles(con, "deliveries", "report_cycle, source, source_file, rows_in, rows_accepted, "
+                               "rows_rejected, loaded_at", context.partition_keys)
     per_cycle = {key: [r for r in rows if str(r[0]) == key] for key in context.partition_keys}
     empty = [key for key, logged in per_cycle.items() if not logged]
     if empty:
@@ -196,11 +203,8 @@ def delivery_log(context: dg.AssetExecutionContext, warehouse: WarehouseResource
 )
 def aggregates_table(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     with warehouse.connect() as con:
-        rows = con.execute(
-            "select report_cycle, delivery, count(*) from raw.aggregates "
-            "where report_cycle in (select unnest(?::integer[])) group by all order by 1, 2",
-            [[int(key) for key in context.partition_keys]],
-        ).fetchall() if _table_exists(con, "aggregates") else []
+        rows = _rows_of_cycles(con, "aggregates", "report_cycle, delivery, count(*)", context.partition_keys,
+                               group_by=True)
     for key in context.partition_keys:
         counts = {r[1]: r[2] for r in rows if str(r[0]) == key}
         context.add_asset_metadata(partition_key=key, metadata={
