@@ -19,7 +19,7 @@ DESCRIPTION = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--published", type=Path, default=None,
                         help="published DuckDB file "
-                        "(default: $SOCIAL_MONITOR_PUBLISHED or data/published/marts.duckdb)")
+                        "(default: $SOCIAL_MONITOR_PUBLISHED or data/<city>/published/marts.duckdb)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from social_monitor.exports import export, has_cycle_column
     owners=["team:social-planning"],
     description=(
         "Per report cycle, the folder exports/<cycle>/ beside the published file (default "
-        "data/published/exports/): one Parquet file per published table (tables with a report cycle filtered to "
+        "data/<city>/published/exports/): one Parquet file per published table (tables with a report cycle filtered to "
         "it) and the Excel workbook Sozialmonitoring_<Stadt>_<cycle>.xlsx (sheet Hinweise, one sheet per table, "
         "German headers, cells under statistische Geheimhaltung marked 'gesperrt' on grey). Read from the "
         "published file opened read-only; each cycle's folder is swapped in by rename, never half-written. "

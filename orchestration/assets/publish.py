@@ -25,7 +25,7 @@ from social_monitor.settings import CityConfig
     owners=["team:social-planning"],
     metadata={"contract": "schemas/published.py", "readers": "BI tools and Excel, read-only"},
     description=(
-        "The published file (default data/published/marts.duckdb) with only aggregated tables: areas, "
+        "The published file (default data/<city>/published/marts.duckdb) with only aggregated tables: areas, "
         "indicators, area_indicators, action_areas, action_area_indicators, action_area_quartiere, "
         "classification_methods, area_classifications, area_classification_dimensions, "
         "area_classification_indicators and publication. Built beside the target, validated against "

@@ -8,10 +8,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from social_monitor.deliveries import SOURCES
 from social_monitor.sample_city.generator import DEFAULT_SEED, generate_cycle, report_cycles
 
 DESCRIPTION = (
-    "Write the raw extracts of the city's synthetic sample city (register, SGB II, SGB XII, AsylbLG) with a "
+    f"Write the raw extracts of the city's synthetic sample city (the person-level sources {', '.join(SOURCES)} "
+    "and the partner offices' aggregate deliveries the city's deliveries.yml declares) with a "
     "manifest each, one set per report cycle (reference date 31 December), from the city folder's sample "
     "input (sample/sample.yml) and geography, in the city's delivery layouts (deliveries.yml). Deterministic: "
     "the same seed and scale give byte-identical "

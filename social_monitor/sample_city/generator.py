@@ -1,6 +1,6 @@
 """Write the raw extracts of a city's sample city, base area by base area, in bounded memory.
 
-For each report cycle the generator writes, flat into one folder, the four deliveries of
+For each report cycle the generator writes, flat into one folder, the person-level deliveries of
 ``social_monitor.deliveries.SOURCES`` with a manifest each, in a city's delivery layouts
 (``config/<city>/deliveries.yml``: file names, format, encoding, separator, date format, headers and codes;
 by default those of the city folder). In the Dortmund sample's layouts:
