@@ -47,7 +47,7 @@ help:
 	@echo "make graph-screenshot  docs/dagster-graph.png of the asset graph (with make dev running)"
 	@echo "make exports      Parquet and Excel of the published marts per report cycle (data/<city>/published/exports/)"
 	@echo "make lint         ruff"
-	@echo "make clean        remove the city's data folder and Dagster home and dbt's target/"
+	@echo "make clean        remove the city's data folder (with dbt's target folder) and Dagster home"
 
 # The project's own files install everything: uv (pinned) in .tools, the locked environment in .venv.
 $(TOOLS)/bin/uv:
@@ -78,9 +78,10 @@ $(DAGSTER_INSTANCE): $(DAGSTER_HOME)/dagster.yaml | $(VENV)/.installed
 	$(DAGSTER) instance migrate >/dev/null
 	touch $@
 
-# dagster-dbt prepares dbt's manifest (dbt parse); it is never committed.
+# dagster-dbt prepares dbt's manifest (dbt parse, with the run's vars and profile, so runs parse only what
+# changed) when it is missing or stale; it is never committed.
 prepare: install
-	cd dbt_project && ../$(BIN)/dbt parse --quiet --profiles-dir .
+	$(BIN)/python -c "import orchestration.dbt_project"
 
 $(DATA)/landing/.sample-city: | $(VENV)/.installed
 	$(BIN)/social-monitor generate --out $(DATA)/landing --scale $(SCALE)

@@ -29,6 +29,10 @@ import yaml
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
+# Variables whose defaults follow the data folder (load_settings; DBT_TARGET_PATH: orchestration/dbt_project.py
+# sets it for the process). An environment made for another data folder (a test, the benchmark) drops them.
+FOLLOW_THE_DATA_DIR = ("SOCIAL_MONITOR_LANDING_DIR", "SOCIAL_MONITOR_WAREHOUSE", "SOCIAL_MONITOR_PUBLISHED",
+                       "DBT_TARGET_PATH")
 # the folder of the shipped city folders, and the city run when SOCIAL_MONITOR_CITY is not set
 CITIES_DIR = PROJECT_DIR / "config"
 DEFAULT_CITY = "dortmund"
@@ -184,6 +188,11 @@ class CityConfig:
         """The city's settings dbt reads as vars (``dbt build --vars``), read once from city.yml."""
         return {"migration_background": list(self.migration_background)}
 
+    def dbt_vars_json(self) -> str:
+        """``dbt_vars`` as the JSON text ``dbt --vars`` takes; the same text at parse time and at run time, so
+        dbt's partial parsing sees the same vars."""
+        return json.dumps(self.dbt_vars(), sort_keys=True)
+
     def methods(self) -> list:
         """The configured classification methods, loaded and checked (paths resolved beside the config)."""
         from social_monitor.classification.methods import load_method
@@ -222,7 +231,7 @@ def migration_background(path: Path, declared: object) -> tuple[str, ...]:
 def dbt_vars_json(settings: Settings | None = None) -> str:
     """The city's dbt vars as the JSON text ``dbt --vars`` takes (for a dbt call outside the pipeline)."""
     settings = load_settings() if settings is None else settings
-    return json.dumps(settings.config().dbt_vars(), sort_keys=True)
+    return settings.config().dbt_vars_json()
 
 
 def city_dir(name_or_path: str | os.PathLike) -> Path:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from social_monitor.settings import PROJECT_DIR
+from social_monitor.settings import FOLLOW_THE_DATA_DIR, PROJECT_DIR
 from tests.waiting import CEILING_SECONDS
 
 BIN = Path(sys.executable).parent
@@ -21,8 +21,8 @@ BUILD_MARTS = [*DAGSTER, "job", "execute", "-m", "orchestration.definitions", "-
 
 def environment(root: Path) -> dict[str, str]:
     env = {**os.environ, "SOCIAL_MONITOR_DATA_DIR": str(root / "data"), "DAGSTER_HOME": str(root / "dagster_home")}
-    env.pop("SOCIAL_MONITOR_WAREHOUSE", None)
-    env.pop("SOCIAL_MONITOR_PUBLISHED", None)
+    for variable in FOLLOW_THE_DATA_DIR:
+        env.pop(variable, None)
     (root / "dagster_home").mkdir(exist_ok=True)
     return env
 

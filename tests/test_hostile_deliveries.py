@@ -43,7 +43,7 @@ from social_monitor.bad_lines import recheck
 from social_monitor.deliveries import Manifest, read_manifest, reference_date_of, write_manifest
 from social_monitor.geography import load_geography
 from social_monitor.ingest import MAX_MESSAGE_CHARS, DeliveryError, LoadResult, load_delivery
-from social_monitor.settings import DEFAULT_CITY, PROJECT_DIR, city_dir, copy_city
+from social_monitor.settings import DEFAULT_CITY, FOLLOW_THE_DATA_DIR, PROJECT_DIR, city_dir, copy_city
 from tests.deliveries import LAYOUTS
 from tests.pipeline_env import BIN, DAGSTER
 
@@ -434,7 +434,7 @@ def test_hostile_deliveries_through_dagster_leave_nothing_personal_in_its_home_o
         (root / "dagster_home").mkdir()
         env = {**os.environ, "SOCIAL_MONITOR_DATA_DIR": str(root / "data"), "DAGSTER_HOME": str(root / "dagster_home"),
                "SOCIAL_MONITOR_CITY": str(root / "city")}
-        for variable in ("SOCIAL_MONITOR_WAREHOUSE", "SOCIAL_MONITOR_PUBLISHED", "SOCIAL_MONITOR_LANDING_DIR"):
+        for variable in FOLLOW_THE_DATA_DIR:
             env.pop(variable, None)
         done = subprocess.run([*DAGSTER, "asset", "materialize", "-m", "orchestration.definitions",
                                "--select", "group:raw", "--partition", str(CYCLE)],

@@ -5,7 +5,6 @@ One `dbt build` over every loaded report cycle; the one model that reads every p
 become asset checks.
 """
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -80,8 +79,8 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: D
                warehouse: WarehouseResource, pipeline: PipelineSettings):
     # ``warehouse``: dbt writes the warehouse, so a run of dbt alone holds the warehouse's run lock too.
     # The city's settings dbt reads (the migration background) come from city.yml, read once here.
-    dbt_vars = CityConfig.from_file(Path(pipeline.config_path)).dbt_vars()
-    invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars, sort_keys=True),
+    dbt_vars = CityConfig.from_file(Path(pipeline.config_path)).dbt_vars_json()
+    invocation = dbt.cli(["build", "--vars", dbt_vars,
                           *(["--full-refresh"] if config.full_refresh else [])], context=context,
                          raise_on_error=False)
     yield from invocation.stream()
