@@ -113,3 +113,33 @@ def test_the_same_work_script_refuses_a_bad_value_naming_file_line_and_column(tm
     assert done.returncode == 2, done.stderr
     assert "sgb12_2025-12-31.csv" in done.stderr and "line 4, column Leistungsart" in done.stderr
     assert "HLX" not in done.stderr and not (tmp_path / "out.parquet").exists()
+
+
+def test_the_same_work_script_reads_the_deliveries_as_the_citys_layouts_say():
+    # the standalone script writes the sample city's layouts out (no project imports); they must not drift
+    # from config/dortmund/deliveries.yml, which the pipeline reads
+    from benchmark.baselines import equal_work
+    from social_monitor.layouts import load_layouts
+    from social_monitor.settings import DEFAULT_CITY, city_dir
+
+    layouts = load_layouts(city_dir(DEFAULT_CITY))
+    persons = {name: layout for name, layout in layouts.items() if not layout.is_aggregate}
+    aggregates = {name: layout for name, layout in layouts.items() if layout.is_aggregate}
+    assert set(equal_work.PERSON_SOURCES) == set(persons)
+    for name, (pattern, encoding, columns) in equal_work.PERSON_SOURCES.items():
+        layout = persons[name]
+        assert pattern.replace("{date}", "{reference_date}") == layout.file_pattern, name
+        assert encoding == (None if layout.file_format == "parquet" else layout.encoding), name
+        assert layout.separator in (None, ";") and layout.date_format == equal_work.DATE_FORMAT, name
+        assert [(header, column) for header, column, _, _ in columns] == list(layout.file_columns.items()), name
+        assert {column: dict(kind) for _, column, kind, _ in columns if isinstance(kind, dict)} == \
+            {column: dict(codes) for column, codes in layout.codes.items()}, name
+    assert [delivery[0] for delivery in equal_work.AGGREGATES] == list(aggregates)
+    for name, pattern, encoding, level, headers, measures in equal_work.AGGREGATES:
+        layout = aggregates[name]
+        assert pattern.replace("{date}", "{reference_date}") == layout.file_pattern, name
+        assert encoding == (None if layout.file_format == "parquet" else layout.encoding), name
+        assert level == layout.level and list(headers) == list(layout.file_columns), name
+        assert {code: measure for code, (measure, _) in measures.items()} == dict(layout.codes["measure"]), name
+        assert {measure for measure, additive in measures.values() if not additive} == set(layout.non_additive)
+        assert not layout.gaps, name

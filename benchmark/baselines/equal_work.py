@@ -147,6 +147,20 @@ class DeliveryError(RuntimeError):
     pass
 
 
+SECONDS: dict[str, float] = {}  # where the time goes, by step (printed at the end)
+
+
+class timed:
+    def __init__(self, step: str):
+        self.step = step
+
+    def __enter__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __exit__(self, *_: object) -> None:
+        SECONDS[self.step] = SECONDS.get(self.step, 0.0) + time.perf_counter() - self.started
+
+
 def hmac_sql(secret: bytes, expression: str) -> str:
     """HMAC-SHA256 of a text expression in DuckDB, as 64 hex characters: sha256(opad || sha256(ipad || text))."""
     key = secret if len(secret) <= 64 else hashlib.sha256(secret).digest()
@@ -189,7 +203,8 @@ def text_relation(con: duckdb.DuckDBPyConnection, path: Path, encoding: str | No
                   tmp: Path) -> tuple[str, int]:
     """The delivered file with every column of the layout as text, under the layout's headers, in file order,
     and the rows its manifest announces."""
-    transcode, manifest_rows = check_file(path, encoding)
+    with timed("checksum"):
+        transcode, manifest_rows = check_file(path, encoding)
     if encoding is None:
         present = [row[0] for row in con.execute(f"describe select * from read_parquet({_literal(path)})").fetchall()]
         if present != headers:
@@ -272,16 +287,23 @@ def load_person_delivery(con: duckdb.DuckDBPyConnection, table: str, landing: Pa
     path = landing / pattern.format(date=f"{cycle}-12-31")
     text, announced = text_relation(con, path, encoding, [c[0] for c in columns], tmp)
     con.execute(f"set variable ref = date '{cycle}-12-31'")
-    con.execute(f"create or replace temp table _typed as {typed_select(columns, text)}")
+    with timed("read and parse"):
+        con.execute(f"create or replace temp table _typed as {typed_select(columns, text)}")
     first_line = 1 if encoding is None else 2
     rows = con.execute("select count(*) from _typed").fetchone()[0]
     if rows != announced or rows == 0:
         raise DeliveryError(f"{path.name}: {rows} data rows, its manifest announces {announced}")
-    check_rows(con, path.name, [(header, check) for header, _, _, check in columns], first_line, ["person_key"])
+    with timed("row checks and uniqueness"):
+        check_rows(con, path.name, [(header, check) for header, _, _, check in columns], first_line,
+                   ["person_key"])
     selected = ", ".join(hmac_sql(secret, column) + f" as {column}" if column in PSEUDONYMISED else column
                          for _, column, _, _ in columns)
-    con.execute(f"insert into raw.{table} select {_literal(path.name)}, rowid + {first_line}, {cycle}, "
-                f"date '{cycle}-12-31', {selected} from _typed")
+    # the line is stored with every row, so the insert need not keep the file's order (it may run in parallel)
+    con.execute("set preserve_insertion_order = false")
+    with timed("HMAC and insert"):
+        con.execute(f"insert into raw.{table} select {_literal(path.name)}, rowid + {first_line}, {cycle}, "
+                    f"date '{cycle}-12-31', {selected} from _typed")
+    con.execute("set preserve_insertion_order = true")  # the next delivery's rowid is its line again
     return rows
 
 
@@ -385,10 +407,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     con.execute("drop table _typed")
     loaded = time.perf_counter()
-    con.execute(SQL.read_text(encoding="utf-8"))
-    con.close()
+    with timed("indicators"):
+        con.execute(SQL.read_text(encoding="utf-8"))
+    with timed("close"):
+        con.close()
     print(f"equal_work: {rows} rows loaded into {warehouse} in {loaded - started:.2f} s, indicators -> {out} in "
-          f"{time.perf_counter() - loaded:.2f} s", file=sys.stderr)
+          f"{time.perf_counter() - loaded:.2f} s; by step: "
+          + ", ".join(f"{step} {seconds:.2f} s" for step, seconds in SECONDS.items()), file=sys.stderr)
     return 0
 
 
