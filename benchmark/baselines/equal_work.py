@@ -38,6 +38,8 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -150,15 +152,13 @@ class DeliveryError(RuntimeError):
 SECONDS: dict[str, float] = {}  # where the time goes, by step (printed at the end)
 
 
-class timed:
-    def __init__(self, step: str):
-        self.step = step
-
-    def __enter__(self) -> None:
-        self.started = time.perf_counter()
-
-    def __exit__(self, *_: object) -> None:
-        SECONDS[self.step] = SECONDS.get(self.step, 0.0) + time.perf_counter() - self.started
+@contextmanager
+def timed(step: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        SECONDS[step] = SECONDS.get(step, 0.0) + time.perf_counter() - started
 
 
 def hmac_sql(secret: bytes, expression: str) -> str:
