@@ -11,6 +11,8 @@ description and Excel sheet name (``Config``), every column a German header and 
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -56,6 +58,8 @@ _SUPPRESSED = _de("Gesperrt", "Wahr, wenn der Wert der statistischen Geheimhaltu
 _METHOD = _de("Verfahren", "Schlüssel des Klassifikationsverfahrens (siehe Tabelle classification_methods).")
 _DIMENSION = _de("Dimension", "Schlüssel der Dimension des Verfahrens, z. B. status (Status) oder dynamics "
                  "(Dynamik).")
+_DIMENSION_NAME = _de("Bezeichnung der Dimension", "Deutsche Bezeichnung der Dimension, wie das Verfahren sie "
+                      "nennt (name_de der Dimension in seiner Definition), z. B. Status-Index.")
 _REASONS = _de("Begründung", "Begründung in Worten; ersetzt durch einen Hinweis, wenn sie sich auf einen "
                "gesperrten Wert stützen würde (statistische Geheimhaltung).")
 
@@ -97,9 +101,12 @@ class Areas(_AreaKeyed):
 class AreaLevels(_Published):
     """Die Gebietsebenen, wie die Stadt sie nennt."""
 
-    area_level: str = pa.Field(unique=True, metadata=_de("Gebietsebene", "Kennung der Gebietsebene (city für die "
-                                                         "Gesamtstadt), wie sie in den anderen Tabellen steht."))
-    name_de: str = pa.Field(metadata=_de("Bezeichnung", "Name der Gebietsebene, z. B. Stadtbezirk."))
+    area_level: str = pa.Field(unique=True, metadata=_de(
+        "Kennung der Gebietsebene", "Kennung der Gebietsebene (city für die Gesamtstadt), wie sie in den anderen "
+        "Tabellen und im Gebietsschlüssel steht; in der Arbeitsmappe steht in den anderen Tabellenblättern der Name "
+        "(Spalte Gebietsebene)."))
+    name_de: str = pa.Field(metadata=_de("Gebietsebene", "Name der Gebietsebene, z. B. Stadtbezirk (für die "
+                                         "Gesamtstadt city.name_de in geography/levels.yml, z. B. Gesamtstadt)."))
     plural_de: str = pa.Field(metadata=_de("Bezeichnung (Mehrzahl)", "Name der Gebietsebene in der Mehrzahl, "
                                            "z. B. Stadtbezirke."))
     parent_level: str = pa.Field(nullable=True, metadata=_de(
@@ -445,6 +452,7 @@ class AreaClassificationDimensions(_Published):
     report_cycle: pl.Int32 = pa.Field(metadata=_CYCLE)
     area_id: str = pa.Field(metadata=_AREA)
     dimension_id: str = pa.Field(metadata=_DIMENSION)
+    dimension_name: str = pa.Field(metadata=_DIMENSION_NAME)
     indicator_count: pl.Int32 = pa.Field(ge=1, metadata=_de("Anzahl Indikatoren", "Anzahl der Indikatoren im "
                                                             "Index der Dimension."))
     raw_index: pl.Float64 = pa.Field(metadata=_de("Rohindex", "Index vor der erneuten Standardisierung: Summe oder "
@@ -615,21 +623,62 @@ class ViewColumn:
 
 WIDE_VIEW_PREFIX = "indikatoren_"
 LONG_VIEW = "indikatoren_lang"
+_ROUNDING = ("Anzahlen (Indikatoren mit Zähler ohne Nenner, z. B. Personen) sind ganze Zahlen, alle anderen Werte "
+             "auf die Nachkommastellen gerundet, die Bericht und Arbeitsmappe zeigen (Tabelle area_indicators: "
+             "ungerundet).")
 WIDE_VIEW_DESCRIPTION = (
     "Indikatoren der Gebietsebene {level_name} in einer breiten Tabelle: je Berichtsjahr und Gebiet eine Zeile mit "
     "dem Gebietsnamen, je Indikator eine Spalte (Spaltenname: Bezeichnung des Indikators). Gesperrte Werte "
     "(statistische Geheimhaltung) sind leer. Gebiete auf dem Gebietsstand ihres Berichtsjahres (wie "
-    "area_indicators).")
+    "area_indicators). " + _ROUNDING)
 LONG_VIEW_DESCRIPTION = (
     "Jeder Indikator für jedes Gebiet jeder Ebene und jedes Berichtsjahr (area_indicators) mit den Namen der "
     "Gebietsebene, des Gebiets und des Indikators. Gesperrte Zellen (statistische Geheimhaltung) bleiben als "
-    "Zeile erhalten, ihre Zahlen sind leer, der Grund steht in Geheimhaltung.")
-INDICATOR_COLUMN_DESCRIPTION = "{name} ({unit}): {description} Leer, wenn gesperrt (statistische Geheimhaltung)."
+    "Zeile erhalten, ihre Zahlen sind leer, der Grund steht in Geheimhaltung. Zähler und Nenner sind ganze "
+    "Zahlen; Wert und Wert Gesamtstadt auf die Nachkommastellen gerundet, die Bericht und Arbeitsmappe zeigen.")
+INDICATOR_COLUMN_DESCRIPTION = ("{name} ({unit}): {description} Leer, wenn gesperrt (statistische Geheimhaltung). "
+                                "{rounding}")
+
+
+def is_count(numerator_measure: str | None, denominator_measure: str | None, unit: str | None) -> bool:
+    """A count (Personen, Fälle, Wohnungen): an indicator with a numerator and no denominator, other than a
+    delivered index (unit "Index ..."). Its value is a whole number."""
+    return bool(numerator_measure) and not denominator_measure and not str(unit or "").startswith("Index")
+
+
+def value_decimals(numerator_measure: str | None, denominator_measure: str | None, unit: str | None) -> int:
+    """The decimals an indicator's value is shown with, declared once for the views, the workbook and the report:
+    none for a count and for an index (unit "Index ..."), one for every rate, share and change."""
+    return 0 if is_count(numerator_measure, denominator_measure, unit) or str(unit or "").startswith("Index") else 1
+
+
+def rounding_de(numerator_measure: str | None, denominator_measure: str | None, unit: str | None) -> str:
+    """How a view shows the indicator's values, in German (for the column comments)."""
+    if is_count(numerator_measure, denominator_measure, unit):
+        return "Ganze Zahl."
+    decimals = value_decimals(numerator_measure, denominator_measure, unit)
+    return "Gerundet auf ganze Zahlen." if decimals == 0 else f"Gerundet auf {decimals} Nachkommastelle(n)."
+
+
+def wide_view_name(area_level: str, level_name: str) -> str:
+    """The name of a level's wide view: ``indikatoren_<level id>``; for the built-in whole-city level (id
+    ``city``) its German name instead (``indikatoren_gesamtstadt``, from the geography's ``city.name_de``), in
+    lower case with umlauts spelt out, so no English id shows where people read."""
+    if area_level != CITY_ID:
+        return WIDE_VIEW_PREFIX + area_level
+    name = level_name.lower()
+    for umlaut, spelt in {"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"}.items():
+        name = name.replace(umlaut, spelt)
+    name = re.sub(r"[^0-9a-z]+", "_", unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode())
+    return WIDE_VIEW_PREFIX + (name.strip("_") or area_level)
+# the whole city's key and id (``city``, ``city:city``) are for programs; where people read them, the city's name
+_CITY_IN_VIEWS = (" Für die Gesamtstadt steht hier ihre Bezeichnung (Gebietsebene city in area_levels), in den "
+                  "Tabellen die Kennung city.")
 # the columns of each wide view before its indicator columns (source: a column of area_indicators or areas)
 WIDE_VIEW_COLUMNS = (
     ViewColumn("Berichtsjahr", "i.report_cycle", _CYCLE["description_de"]),
-    ViewColumn("Gebietsschlüssel", "i.area_key", _AREA_KEY["description_de"]),
-    ViewColumn("Gebietsnummer", "i.area_id", _AREA["description_de"]),
+    ViewColumn("Gebietsschlüssel", "i.area_key", _AREA_KEY["description_de"] + _CITY_IN_VIEWS),
+    ViewColumn("Gebietsnummer", "i.area_id", _AREA["description_de"] + _CITY_IN_VIEWS),
     ViewColumn("Gebietsname", "a.area_name", _AREA_NAME["description_de"]),
 )
 # the long view: i = area_indicators, a = areas, l = area_levels, d = indicators
@@ -649,10 +698,15 @@ LONG_VIEW_COLUMNS = (
                "Berichtsjahr (1 = höchster Wert), nur unter den veröffentlichten Werten; siehe area_indicators."),
     ViewColumn("Dezil", "i.value_decile", "Dezil des Werts unter denselben Gebieten (10 = höchste Werte); siehe "
                "area_indicators."),
-    ViewColumn("Geheimhaltung", "i.suppression", "Grund der Sperrung (statistische Geheimhaltung), leer wenn nicht "
-               "gesperrt: small_count ({small_count}), small_population ({small_population}), secondary "
-               "({secondary})."),
+    ViewColumn("Geheimhaltung", "i.suppression", "Grund der Sperrung (statistische Geheimhaltung) in Worten, leer "
+               "wenn nicht gesperrt: {small_count}, {small_population} oder Sekundärsperrung (in area_indicators "
+               "als Schlüssel small_count, small_population, secondary)."),
 )
+# the columns of the views that show a count: whole numbers (BIGINT); a value column is rounded
+# (``value_decimals``), a suppressed cell is empty in each
+VIEW_COUNT_SOURCES = ("i.numerator", "i.denominator")
+VIEW_VALUE_SOURCES = ("i.value", "i.city_value")
+VIEW_SUPPRESSED_SOURCES = ("i.value", "i.numerator", "i.denominator", "i.value_rank", "i.value_decile")
 
 
 def with_area_levels(contract: type[_Published], area_levels: Sequence[str]) -> pa.DataFrameSchema:

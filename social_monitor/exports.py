@@ -38,8 +38,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import xlsxwriter
 
-from schemas.published import DOCUMENTED_TABLES, LEVEL_COLUMNS, ColumnDoc, TableDoc, data_dictionary
-from social_monitor.disclosure import DisclosureRule
+from schemas.published import (
+    AREA_KEY_SEPARATOR,
+    DOCUMENTED_TABLES,
+    LEVEL_COLUMNS,
+    ColumnDoc,
+    TableDoc,
+    data_dictionary,
+    is_count,
+    value_decimals,
+)
+from social_monitor.disclosure import CITY_ID, DisclosureRule
 from social_monitor.labels import (
     ACTION_AREA_CHANGE_DE,
     CLASS_CHANGE_DE,
@@ -238,6 +247,10 @@ def _unit(indicator: str) -> Beside:
 _METHOD_NAME = Beside("method_name", "method_id", "methods", "name_de", (("method_id", "method_id"),),
                       "Bezeichnung des Verfahrens", "Deutsche Bezeichnung des Klassifikationsverfahrens (aus der "
                       "Tabelle classification_methods)." + _WORKBOOK_ONLY)
+_DIMENSION_NAME = Beside("dimension_name", "dimension_id", "dimensions", "dimension_name",
+                         (("method_id", "method_id"), ("dimension_id", "dimension_id")), "Bezeichnung der Dimension",
+                         "Deutsche Bezeichnung der Dimension (aus der Tabelle area_classification_dimensions)."
+                         + _WORKBOOK_ONLY)
 _ACTION_AREA_NAME = Beside("area_name", "area_id", "action_areas", "area_name",
                            (("report_cycle", "report_cycle"), ("area_id", "area_id")), "Gebietsname",
                            "Name des eingestuften Gebiets (aus der Tabelle action_areas)." + _WORKBOOK_ONLY)
@@ -260,7 +273,7 @@ BESIDE: dict[str, tuple[Beside, ...]] = {
     "action_area_quartiere": (_ACTION_AREA_NAME, _indicator_name("indicator_id"), _unit("indicator_id")),
     "area_classifications": (_METHOD_NAME,),
     "area_classification_dimensions": (_METHOD_NAME, _CLASSIFIED_AREA_NAME),
-    "area_classification_indicators": (_METHOD_NAME, _CLASSIFIED_AREA_NAME,
+    "area_classification_indicators": (_METHOD_NAME, _CLASSIFIED_AREA_NAME, _DIMENSION_NAME,
                                        _indicator_name("source_indicator_id", "source_indicator_name",
                                                        "Bezeichnung des Quellindikators"),
                                        _unit("source_indicator_id")),
@@ -281,6 +294,19 @@ _LABELLED = " In der Arbeitsmappe als deutsche Bezeichnung; die Parquet-Datei en
 # the columns of a table whose number format follows the row's indicator (a count, or a rate with its unit)
 VALUE_COLUMNS = ("value", "city_value")
 COUNT_FORMAT = "#,##0"
+
+
+def value_format(numerator_measure: str | None, denominator_measure: str | None, unit: str | None) -> str:
+    """The Excel number format of an indicator's value: a count as a whole number, anything else with the
+    declared decimals (``value_decimals``) and its unit; ``#,##0.00`` for a row without an indicator."""
+    if unit is None:
+        return "#,##0.00"
+    if is_count(numerator_measure, denominator_measure, unit):
+        return COUNT_FORMAT
+    decimals = value_decimals(numerator_measure, denominator_measure, unit)
+    return COUNT_FORMAT + ("." + "0" * decimals if decimals else "") + '" ' + unit.replace('"', "") + '"'
+
+
 POPULATION_SUPPRESSION = ColumnDoc(
     "population_suppression", "Geheimhaltung Einwohner",
     "Grund, warum die Einwohnerzahl leer ist (statistische Geheimhaltung der Einwohnerzahl des Gebiets auf der "
@@ -310,6 +336,8 @@ def _lookups(frames: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
         "indicators": frames["indicators"].select("indicator_id", "name_de", "unit", "numerator_measure",
                                                   "denominator_measure"),
         "methods": frames["classification_methods"].select("method_id", "name_de"),
+        "dimensions": frames["area_classification_dimensions"].select("method_id", "dimension_id",
+                                                                      "dimension_name").unique(),
         "action_areas": frames["action_areas"].select("report_cycle", "area_id", "area_name"),
         "classified_areas": frames["area_classifications"].select("method_id", "report_cycle", "area_id",
                                                                   "area_name"),
@@ -346,14 +374,10 @@ def workbook_sheet(table: str, frames: dict[str, pl.DataFrame], doc: TableDoc, r
         key = unit.on[0][0]
         kinds = _look_up(frame.select(key), lookups["indicators"], ((key, "indicator_id"),),
                          {"unit": "unit", "numerator_measure": "numerator", "denominator_measure": "denominator"})
-        # a count (a numerator without denominator, e.g. Personen) is a whole number; anything else a rate with
-        # its unit in the cell's format (the cell stays a number)
-        formats = kinds.select(pl.when(pl.col("numerator").is_not_null() & pl.col("denominator").is_null())
-                               .then(pl.lit(COUNT_FORMAT))
-                               .otherwise(pl.concat_str(pl.lit('#,##0.0" '), pl.col("unit").str.replace_all('"', ""),
-                                                        pl.lit('"')))
-                               .fill_null("#,##0.00"))
-        row_formats = {name: formats.to_series().to_list() for name in VALUE_COLUMNS if name in order}
+        # a count (e.g. Personen) is a whole number; anything else a number with its unit in the cell's format
+        # (the cell stays a number), both with the decimals the report shows (schemas.published.value_decimals)
+        formats = [value_format(*kind) for kind in kinds.select("numerator", "denominator", "unit").iter_rows()]
+        row_formats = {name: formats for name in VALUE_COLUMNS if name in order}
     labels = {column: {code: rule.describe_de(text) for code, text in mapping.items()}
               for (labelled_table, column), mapping in CODE_LABELS.items() if labelled_table == table}
     if table == "area_classifications":
@@ -361,17 +385,45 @@ def workbook_sheet(table: str, frames: dict[str, pl.DataFrame], doc: TableDoc, r
         order.insert(order.index("population") + 1, reason)
         columns[reason] = POPULATION_SUPPRESSION
         labels[reason] = {code: rule.describe_de(text) for code, text in SUPPRESSION_REASON_DE.items()}
+    frame, renamed = _city_named(frame, frames["area_levels"])
+    for column in renamed:
+        columns[column] = ColumnDoc(column, columns[column].header_de, columns[column].description_de + _CITY_NAMED)
     if table != "area_levels":
         level_names = dict(frames["area_levels"].select("area_level", "name_de").iter_rows())
         labels |= {column: level_names for column in LEVEL_COLUMNS if column in frame.columns}
     else:
         level_names = dict(frame.select("area_level", "name_de").iter_rows())
         labels |= {column: level_names for column in ("parent_level", "grouped_level")}
+        # the level ids stay beside their names, but for the whole city's (as everywhere in the workbook)
+        labels["area_level"] = {CITY_ID: level_names[CITY_ID]} if CITY_ID in level_names else {}
     for column, mapping in labels.items():
         frame = frame.with_columns(pl.col(column).replace_strict(mapping, default=pl.col(column)))
         if column in frames[table].columns:
             columns[column] = ColumnDoc(column, columns[column].header_de, columns[column].description_de + _LABELLED)
     return Sheet(frame.select(order), {name: columns[name] for name in order}, hidden, row_formats)
+
+
+_CITY_NAMED = (" In der Arbeitsmappe steht für die Gesamtstadt ihre Bezeichnung; die Parquet-Datei enthält die "
+               "Kennung city.")
+# (level column, id column) pairs naming an area; the whole city's id in them is shown by the city's name
+AREA_ID_COLUMNS = (("area_level", "area_id"), ("container_level", "container_id"))
+
+
+def _city_named(frame: pl.DataFrame, area_levels: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    """``frame`` with the whole city's id ``city`` (its level id, area id and ``city:city`` key) shown by the city
+    level's German name (area_levels.name_de, from the geography's ``city.name_de``, e.g. Gesamtstadt); the
+    Parquet files and the published tables keep the id. Level columns are labelled later, with every level.
+    Returns the frame and the columns changed."""
+    names = dict(area_levels.select("area_level", "name_de").iter_rows())
+    if CITY_ID not in names:
+        return frame, []
+    city = pl.lit(names[CITY_ID])
+    changes = [pl.when(pl.col(level) == CITY_ID).then(city).otherwise(pl.col(area)).alias(area)
+               for level, area in AREA_ID_COLUMNS if level in frame.columns and area in frame.columns]
+    if "area_key" in frame.columns:
+        key = CITY_ID + AREA_KEY_SEPARATOR + CITY_ID
+        changes.append(pl.when(pl.col("area_key") == key).then(city).otherwise(pl.col("area_key")).alias("area_key"))
+    return (frame.with_columns(changes) if changes else frame), [change.meta.output_name() for change in changes]
 
 
 def _population_suppression(frame: pl.DataFrame, frames: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame, str]:
@@ -446,8 +498,10 @@ def _notes_sheet(workbook, styles: _Styles, frames, dictionary, *, cycle, city_n
                           "(Gebietsklassifikation) oder „Gesperrt“ (wahr/falsch). Alle anderen leeren Zellen sind "
                           "nicht belegt."),
         ("Lesen und Weiterverarbeiten", "Die erste Zeile jedes Tabellenblatts enthält nur die Spaltenüberschriften "
-                                        "(ein Kommentar an jeder erklärt die Spalte), darunter eine Zeile je "
-                                        "Datensatz. Neben jeder Gebiets- und Indikatornummer steht ihr Name, "
+                                        "(ein Kommentar an jeder erklärt die Spalte und nennt zuletzt ihren "
+                                        "Namen in der Parquet-Datei), darunter eine Zeile je Datensatz. Neben "
+                                        "jeder Gebiets-, Dimensions- und Indikatornummer steht ihr Name, die "
+                                        "Gesamtstadt steht mit ihrer Bezeichnung statt der Kennung city, "
                                         "Schlüssel stehen als deutsche Bezeichnungen (z. B. „bleibt Aktionsraum“), "
                                         "Werte mit ihrer Einheit (Spalte „Einheit“; Anzahlen als ganze Zahlen). "
                                         "Jede Zahlenspalte enthält nur Zahlen, so dass Power Query, pandas und "
@@ -498,6 +552,14 @@ def suppressed_cells(table: str, frames: dict[str, pl.DataFrame]) -> dict[str, l
     return {column: masks[column].fill_null(False).to_list() for column in masks.columns}
 
 
+def header_comment(column: ColumnDoc) -> str:
+    """The comment on a header cell: the German explanation, then the column's technical name (the name in the
+    Parquet file and the published DuckDB file), unless the column is the workbook's own."""
+    if column.description_de.endswith(_WORKBOOK_ONLY):
+        return column.description_de
+    return f"{column.description_de} (Spalte {column.name} in Parquet und DuckDB)"
+
+
 def _table_sheet(workbook, styles: _Styles, name: str, sheet_data: Sheet) -> None:
     """One table sheet: the header row (German headers, a comment on each), then one row per record; numbers as
     numbers in their format, a suppressed cell empty on grey."""
@@ -506,7 +568,7 @@ def _table_sheet(workbook, styles: _Styles, name: str, sheet_data: Sheet) -> Non
     for col_index, name in enumerate(frame.columns):
         column = sheet_data.columns[name]
         sheet.write_string(0, col_index, column.header_de, styles.header)
-        sheet.write_comment(0, col_index, f"{name}: {column.description_de}", {"x_scale": 2, "y_scale": 1.5})
+        sheet.write_comment(0, col_index, header_comment(column), {"x_scale": 2, "y_scale": 1.5})
         dtype = frame.schema[name]
         cell_format = None
         if dtype == pl.Int32:

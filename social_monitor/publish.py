@@ -22,18 +22,25 @@ from schemas.published import (
     LONG_VIEW,
     LONG_VIEW_COLUMNS,
     PUBLISHED_TABLES,
+    VIEW_COUNT_SOURCES,
+    VIEW_SUPPRESSED_SOURCES,
+    VIEW_VALUE_SOURCES,
     WIDE_VIEW_COLUMNS,
     WIDE_VIEW_DESCRIPTION,
-    WIDE_VIEW_PREFIX,
     DisclosureAudit,
     data_dictionary,
+    is_count,
     primary_key,
+    rounding_de,
+    value_decimals,
+    wide_view_name,
     with_area_levels,
 )
 from schemas.published import INDICATOR_COLUMN_DESCRIPTION as INDICATOR_COLUMN
 from schemas.published import LONG_VIEW_DESCRIPTION as LONG_DESCRIPTION
 from social_monitor.catalogue import read_catalogue
 from social_monitor.disclosure import (
+    CITY_ID,
     Audit,
     Catalogue,
     DisclosureRule,
@@ -44,6 +51,7 @@ from social_monitor.disclosure import (
 )
 from social_monitor.disclosure import apply as disclosure_apply
 from social_monitor.disclosure import audit as disclosure_audit
+from social_monitor.labels import SUPPRESSION_REASON_DE
 from social_monitor.ranks import with_ranks
 
 SUPPRESSED_TEXT = "Werte unterdrückt (statistische Geheimhaltung)"
@@ -205,7 +213,7 @@ def publish(warehouse_path: Path, published_path: Path, *, city_name: str = "",
         # the file documents itself: primary keys, German comments (schemas/published.py), the views for people
         for table, contract in DOCUMENTED_TABLES.items():
             con.execute(f"alter table main.{table} add primary key ({', '.join(map(quoted, primary_key(contract)))})")
-        create_views(con)
+        create_views(con, disclosure)
         document(con, disclosure)
         con.execute("checkpoint")
     except BaseException:
@@ -238,36 +246,75 @@ def arrange(con: duckdb.DuckDBPyConnection, table: str, contract) -> None:
     con.execute(f"create or replace table main.{table} as select {select} from main.{table}")
 
 
-def create_views(con: duckdb.DuckDBPyConnection) -> None:
+def create_views(con: duckdb.DuckDBPyConnection, rule: DisclosureRule | None = None) -> None:
     """The views for people, with German column names: one wide view per level (one row per report cycle and area,
     one column per indicator, named by indicators.name_de) and the long view with the names joined in. A
-    suppressed cell is empty in both (its value is empty in area_indicators; the views also test suppression)."""
-    indicators = con.execute("select indicator_id, name_de from main.indicators order by sort_order, indicator_id"
-                             ).fetchall()
-    names = [column.name for column in WIDE_VIEW_COLUMNS] + [name for _indicator, name in indicators]
+    suppressed cell is empty in both (its value is empty in area_indicators; the views also test suppression).
+
+    Typed for people and BI tools: a count is a whole number (BIGINT), every other value rounded to the decimals
+    the report and the workbook show (``value_decimals``); the reason of a suppression in words (the labels of
+    social_monitor/labels.py, with the numbers of ``rule``); the whole city named by its level's German name
+    (area_levels.name_de of ``city``) instead of its id, in the view's name and in its key columns."""
+    rule = rule or DisclosureRule()
+    indicators = con.execute("select indicator_id, name_de, numerator_measure, denominator_measure, unit "
+                             "from main.indicators order by sort_order, indicator_id").fetchall()
+    names = [column.name for column in WIDE_VIEW_COLUMNS] + [row[1] for row in indicators]
     doubled = sorted({name for name in names if names.count(name) > 1})
     if doubled:
         raise ValueError(f"indicator_catalogue.csv, column name_de: names used twice or as a fixed column of the "
                          f"wide views: {', '.join(doubled)}")
-    fixed = ", ".join(f"{column.source} as {quoted(column.name)}" for column in WIDE_VIEW_COLUMNS)
-    pivot = ", ".join(f"max(i.value) filter (where i.indicator_id = {literal(indicator)} and i.suppression is null) "
-                      f"as {quoted(name)}" for indicator, name in indicators)
-    for (level,) in con.execute("select area_level from main.area_levels order by level_order").fetchall():
-        con.execute(f"""create view main.{quoted(WIDE_VIEW_PREFIX + level)} as
+    levels = con.execute("select area_level, name_de from main.area_levels order by level_order").fetchall()
+    views = [wide_view_name(level, name) for level, name in levels]
+    doubled = sorted({view for view in views if views.count(view) > 1} | ({LONG_VIEW} & set(views)))
+    if doubled:
+        raise ValueError(f"geography/levels.yml: levels whose views would have the same name: {', '.join(doubled)} "
+                         f"(the whole city's view is named after city.name_de)")
+    pivot = ", ".join(
+        _view_value(f"max(i.value) filter (where i.indicator_id = {literal(indicator)} and i.suppression is null)",
+                    numerator, denominator, unit) + f" as {quoted(name)}"
+        for indicator, name, numerator, denominator, unit in indicators)
+    for (level, level_name), view in zip(levels, views, strict=True):
+        city = {"i.area_key": literal(level_name), "i.area_id": literal(level_name)} if level == CITY_ID else {}
+        fixed = ", ".join(f"{city.get(column.source, column.source)} as {quoted(column.name)}"
+                          for column in WIDE_VIEW_COLUMNS)
+        con.execute(f"""create view main.{quoted(view)} as
             select {fixed}, {pivot}
             from main.area_indicators i left join main.areas a on a.area_level = i.area_level and a.area_id = i.area_id
             where i.area_level = {literal(level)}
             group by all order by 1, 3""")
-    columns = ", ".join(
-        f"case when i.suppression is null then {column.source} end as {quoted(column.name)}"
-        if column.source in ("i.value", "i.numerator", "i.denominator", "i.value_rank", "i.value_decile")
-        else f"{column.source} as {quoted(column.name)}" for column in LONG_VIEW_COLUMNS)
-    con.execute(f"""create view main.{LONG_VIEW} as select {columns}
+    rounded = {}  # decimals -> the indicators shown with them
+    for indicator, _name, numerator, denominator, unit in indicators:
+        rounded.setdefault(value_decimals(numerator, denominator, unit), []).append(literal(indicator))
+    reasons = " ".join(f"when {literal(code)} then {literal(rule.describe_de(label))}"
+                       for code, label in SUPPRESSION_REASON_DE.items())
+    columns = []
+    for column in LONG_VIEW_COLUMNS:
+        source = column.source
+        if source in VIEW_VALUE_SOURCES:
+            source = "case " + " ".join(f"when i.indicator_id in ({', '.join(ids)}) then round({source}, {decimals})"
+                                        for decimals, ids in sorted(rounded.items())) + " end"
+        elif source in VIEW_COUNT_SOURCES:
+            source = f"cast({source} as bigint)"
+        elif source in ("i.area_key", "i.area_id"):
+            source = f"case when i.area_level = {literal(CITY_ID)} then l.name_de else {source} end"
+        elif source == "i.suppression":
+            source = f"case i.suppression {reasons} else i.suppression end"
+        if column.source in VIEW_SUPPRESSED_SOURCES:
+            source = f"case when i.suppression is null then {source} end"
+        columns.append(f"{source} as {quoted(column.name)}")
+    con.execute(f"""create view main.{LONG_VIEW} as select {', '.join(columns)}
         from main.area_indicators i
         left join main.areas a on a.area_level = i.area_level and a.area_id = i.area_id
         left join main.area_levels l on l.area_level = i.area_level
         left join main.indicators d on d.indicator_id = i.indicator_id
         order by i.report_cycle, l.level_order, i.area_id, d.sort_order, i.indicator_id""")
+
+
+def _view_value(value: str, numerator: str | None, denominator: str | None, unit: str | None) -> str:
+    """An indicator's value as a view shows it: a count as a whole number, anything else rounded."""
+    if is_count(numerator, denominator, unit):
+        return f"cast({value} as bigint)"
+    return f"round({value}, {value_decimals(numerator, denominator, unit)})"
 
 
 def document(con: duckdb.DuckDBPyConnection, rule: DisclosureRule) -> None:
@@ -281,16 +328,17 @@ def document(con: duckdb.DuckDBPyConnection, rule: DisclosureRule) -> None:
         for column in table.columns:
             comment("column", f"main.{table.name}.{quoted(column.name)}", f"{column.header_de}: "
                     f"{column.description_de}")
-    indicators = con.execute("select name_de, unit, coalesce(description_de, '') from main.indicators").fetchall()
+    indicators = con.execute("select name_de, unit, coalesce(description_de, ''), numerator_measure, "
+                             "denominator_measure from main.indicators").fetchall()
     levels = con.execute("select area_level, name_de from main.area_levels").fetchall()
     for level, level_name in levels:
-        view = quoted(WIDE_VIEW_PREFIX + level)
+        view = quoted(wide_view_name(level, level_name))
         comment("view", f"main.{view}", WIDE_VIEW_DESCRIPTION.format(level_name=level_name))
         for column in WIDE_VIEW_COLUMNS:
             comment("column", f"main.{view}.{quoted(column.name)}", column.description_de)
-        for name, unit, description in indicators:
-            comment("column", f"main.{view}.{quoted(name)}",
-                    INDICATOR_COLUMN.format(name=name, unit=unit, description=description))
+        for name, unit, description, numerator, denominator in indicators:
+            comment("column", f"main.{view}.{quoted(name)}", INDICATOR_COLUMN.format(
+                name=name, unit=unit, description=description, rounding=rounding_de(numerator, denominator, unit)))
     comment("view", f"main.{LONG_VIEW}", LONG_DESCRIPTION)
     for column in LONG_VIEW_COLUMNS:
         comment("column", f"main.{LONG_VIEW}.{quoted(column.name)}", column.description_de)

@@ -202,6 +202,14 @@ class CityConfig:
             if isinstance(entry, str) and (entry.endswith((".yml", ".yaml")) or "/" in entry):
                 entry = self.config_dir / entry
             methods.append(load_method(entry))
+        # the published tables and the workbook name each dimension in German: declared once, in the method (its
+        # own name_de or the one of the method it extends)
+        unnamed = [f"method {method.id}, dimension {d.get('id')}" for method in methods
+                   for d in method.definition.get("dimensions", ())
+                   if isinstance(d, dict) and not str(d.get("name_de") or "").strip()]
+        if unnamed:
+            raise ValueError(f"{self.config_dir / CITY_FILE}: classification_methods: no German name (name_de, e.g. "
+                             f"name_de: Status-Index) for {'; '.join(unnamed)}")
         ids = [m.id for m in methods]
         if len(set(ids)) != len(ids):
             raise ValueError(f"classification_methods: method ids repeat: {', '.join(ids)}")

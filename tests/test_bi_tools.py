@@ -170,6 +170,21 @@ def _levels(conn) -> list[str]:
     return list(conn.execute(sa.text("select area_level from area_levels order by level_order")).scalars())
 
 
+def _wide_views(conn) -> dict[str, str]:
+    """level -> its wide view: indikatoren_<level id>, the whole city's by its German name (levels.yml)."""
+    return {level: "indikatoren_gesamtstadt" if level == "city" else WIDE_VIEW_PREFIX + level
+            for level in _levels(conn)}
+
+
+# how the views show an indicator's values, as the report shows them (an independent statement of the rule): a
+# count (a numerator without denominator: Personen, Fälle, Wohnungen) as a whole number, the index whole, every
+# rate, share and change with one decimal
+def _shown(numerator: str | None, denominator: str | None, unit: str) -> tuple[type, int]:
+    if numerator and not denominator and not unit.startswith("Index"):
+        return sa.BigInteger, 0
+    return sa.Float, 0 if unit.startswith("Index") else 1
+
+
 def test_superset_reflects_every_published_table_and_view(published):
     """What Superset calls on a new database and dataset: schemas, table and view names, the columns with types
     and comments, the primary key, foreign keys and indexes (the whole reflection of sa.Table), then a query."""
@@ -178,8 +193,9 @@ def test_superset_reflects_every_published_table_and_view(published):
         inspector = sa.inspect(conn)
         assert any(schema.endswith(".main") or schema == "main" for schema in inspector.get_schema_names())
         assert set(inspector.get_table_names()) == set(DOCUMENTED_TABLES)
-        views = {WIDE_VIEW_PREFIX + level for level in _levels(conn)} | {LONG_VIEW}
+        views = set(_wide_views(conn).values()) | {LONG_VIEW}
         assert set(inspector.get_view_names()) == views
+        assert "indikatoren_city" not in views and "indikatoren_gesamtstadt" in views
         for table, contract in DOCUMENTED_TABLES.items():
             schema = contract.to_schema()
             columns = inspector.get_columns(table)
@@ -200,11 +216,27 @@ def test_superset_reflects_every_published_table_and_view(published):
             reflected = sa.Table(table, sa.MetaData(), autoload_with=conn)
             rows = conn.execute(sa.select(reflected).limit(5)).all()
             assert len(rows) == min(5, conn.execute(sa.select(sa.func.count()).select_from(reflected)).scalar_one())
+        # the views are typed for people: counts whole (BIGINT, never DOUBLE), values rounded as the report shows
+        # them, suppressed cells empty
+        shown = {name: _shown(numerator, denominator, unit) for name, numerator, denominator, unit in conn.execute(
+            sa.text("select name_de, numerator_measure, denominator_measure, unit from indicators"))}
+        assert {kind for kind, _ in shown.values()} == {sa.BigInteger, sa.Float}
         for view in views:
             columns = inspector.get_columns(view)
             assert columns and all(column["name"] for column in columns)
+            types = {column["name"]: column["type"] for column in columns}
             reflected = sa.Table(view, sa.MetaData(), autoload_with=conn)
             assert conn.execute(sa.select(reflected).limit(5)).all(), view
+            if view == LONG_VIEW:
+                assert isinstance(types["Zähler"], sa.BigInteger) and isinstance(types["Nenner"], sa.BigInteger)
+                assert isinstance(types["Wert"], sa.Float) and isinstance(types["Rang"], sa.Integer)
+                continue
+            rows = conn.execute(sa.select(reflected)).all()
+            for name, (kind, decimals) in shown.items():
+                assert isinstance(types[name], kind), (view, name, types[name])
+                values = [row._mapping[name] for row in rows if row._mapping[name] is not None]
+                assert all(isinstance(value, int) for value in values) if kind is sa.BigInteger else \
+                    all(round(value, decimals) == value for value in values), (view, name)
     engine.dispose()
 
 
@@ -279,9 +311,14 @@ def test_the_views_for_people_show_every_published_value_and_no_suppressed_one(w
         levels = [row[0] for row in con.execute("select area_level from area_levels").fetchall()]
         indicators = con.execute("select indicator_id, name_de from indicators order by sort_order, indicator_id"
                                  ).fetchall()
+        decimals = {indicator: _shown(numerator, denominator, unit)[1] for indicator, numerator, denominator, unit in
+                    con.execute("select indicator_id, numerator_measure, denominator_measure, unit from indicators"
+                                ).fetchall()}
         fixed = [column.name for column in WIDE_VIEW_COLUMNS]
+        # the whole city is named by its level's German name where people read it (levels.yml: Gesamtstadt)
+        shown_id = "case when i.area_level = 'city' then 'Gesamtstadt' else i.area_id end"
         for level in levels:
-            view = WIDE_VIEW_PREFIX + level
+            view = "indikatoren_gesamtstadt" if level == "city" else WIDE_VIEW_PREFIX + level
             names = [row[0] for row in con.execute(f'describe "{view}"').fetchall()]
             assert names == fixed + [name for _, name in indicators]  # in the catalogue's order
             areas = con.execute(
@@ -292,31 +329,53 @@ def test_the_views_for_people_show_every_published_value_and_no_suppressed_one(w
             for indicator, name in indicators:
                 wrong = con.execute(f"""
                     select count(*) from area_indicators i
-                    join "{view}" v on v."Berichtsjahr" = i.report_cycle and v."Gebietsnummer" = i.area_id
+                    join "{view}" v on v."Berichtsjahr" = i.report_cycle and v."Gebietsnummer" = {shown_id}
                     where i.area_level = '{level}' and i.indicator_id = '{indicator}'
-                      and v."{name}" is distinct from (case when i.suppression is null then i.value end)
+                      and v."{name}" is distinct from (case when i.suppression is null
+                                                            then round(i.value, {decimals[indicator]}) end)
                     """).fetchone()[0]
                 assert wrong == 0, (view, name)
+        city = con.execute('select distinct "Gebietsnummer", "Gebietsschlüssel", "Gebietsname" '
+                           "from indikatoren_gesamtstadt").fetchall()
+        assert city == [("Gesamtstadt", "Gesamtstadt", "Gesamtstadt")]
         # a suppressed cell is empty in the views although the warehouse has its value (the private one)
         hidden = con.execute(f"""
             select count(*), count(v."Wert"), count(v."Zähler"), count(v."Nenner"), count(w.value)
             from {LONG_VIEW} v
             join warehouse.marts.area_indicators w
-              on w.report_cycle = v."Berichtsjahr" and w.area_level || ':' || w.area_id = v."Gebietsschlüssel"
-             and w.indicator_id = v."Indikatorschlüssel"
+              on w.report_cycle = v."Berichtsjahr" and w.indicator_id = v."Indikatorschlüssel"
+             and (case when w.area_level = 'city' then 'Gesamtstadt' else w.area_level || ':' || w.area_id end)
+                 = v."Gebietsschlüssel"
             where v."Geheimhaltung" is not null""").fetchone()
         assert hidden[0] > 0 and hidden[4] > 0, hidden  # suppressed cells whose private value exists
         assert hidden[1:4] == (0, 0, 0), hidden
+        # the reason in words, with the numbers of Dortmund's city.yml (publication: min_count 3, 100 residents)
+        reasons = {row[0]: row[1] for row in con.execute(
+            f'select "Geheimhaltung", count(*) from {LONG_VIEW} where "Geheimhaltung" is not null group by 1'
+            ).fetchall()}
+        assert set(reasons) <= {"Fallzahl von 1 bis 2", "Quote eines Gebiets mit weniger als 100 Einwohnern",
+                                "Sekundärsperrung"}, reasons
+        assert reasons.get("Fallzahl von 1 bis 2") and reasons.get("Sekundärsperrung"), reasons
+        assert sum(reasons.values()) == con.execute(
+            "select count(*) from area_indicators where suppression is not null").fetchone()[0]
         long = [row[0] for row in con.execute(f"describe {LONG_VIEW}").fetchall()]
         assert long == [column.name for column in LONG_VIEW_COLUMNS]
         assert con.execute(f"select count(*) from {LONG_VIEW}").fetchone() == \
             con.execute("select count(*) from area_indicators").fetchone()
         assert con.execute(f'select count(*) from {LONG_VIEW} where "Gebietsname" is null or "Indikator" is null '
                            'or "Gebietsebene" is null').fetchone()[0] == 0
-        # the city's 'Wert' in the long view equals area_indicators where published
-        assert con.execute(f"""select count(*) from {LONG_VIEW} v join area_indicators i
-            on i.report_cycle = v."Berichtsjahr" and i.area_key = v."Gebietsschlüssel"
-            and i.indicator_id = v."Indikatorschlüssel" where v."Wert" is distinct from i.value""").fetchone()[0] == 0
+        # 'Wert' in the long view is area_indicators' value where published, rounded as the report shows it
+        shown_key = "case when i.area_level = 'city' then 'Gesamtstadt' else i.area_key end"
+        rounded = "case " + " ".join(f"when i.indicator_id = '{indicator}' then round(i.value, {places})"
+                                     for indicator, places in decimals.items()) + " end"
+        compared = con.execute(f"""select count(*), count(*) filter (where v."Wert" is distinct from
+                                       (case when i.suppression is null then {rounded} end))
+            from {LONG_VIEW} v join area_indicators i
+            on i.report_cycle = v."Berichtsjahr" and {shown_key} = v."Gebietsschlüssel"
+            and i.indicator_id = v."Indikatorschlüssel" """).fetchone()
+        assert compared[0] == con.execute("select count(*) from area_indicators").fetchone()[0] and compared[1] == 0
+        assert con.execute(f"select count(*) from {LONG_VIEW} where \"Gebietsnummer\" = 'city' "
+                           "or \"Gebietsschlüssel\" like 'city:%'").fetchone()[0] == 0
 
 
 _names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=30)
@@ -337,12 +396,13 @@ def test_the_views_take_any_german_name_and_leave_suppressed_cells_empty(names, 
     con.execute("create table areas (area_level varchar, area_id varchar, area_name varchar)")
     con.execute("insert into areas values (?, '01', 'Gebiet')", [level])
     con.execute("create table indicators (indicator_id varchar, name_de varchar, sort_order integer, "
-                "topic_field varchar, unit varchar)")
+                "topic_field varchar, unit varchar, numerator_measure varchar, denominator_measure varchar)")
     con.execute("create table area_indicators (report_cycle integer, area_level varchar, area_id varchar, "
                 "area_key varchar, indicator_id varchar, value double, city_value double, numerator bigint, "
                 "denominator bigint, value_rank integer, value_decile integer, suppression varchar)")
     for position, (name, hidden) in enumerate(zip(names, suppressed, strict=True)):
-        con.execute("insert into indicators values (?, ?, ?, 'Wohnen', '%')", [f"i{position}", name, position])
+        con.execute("insert into indicators values (?, ?, ?, 'Wohnen', '%', 'n', 'd')",
+                    [f"i{position}", name, position])
         # a suppressed cell whose value slipped through would show in the views: the views must test suppression
         con.execute("insert into area_indicators values (2025, ?, '01', ?, ?, ?, 1.5, 7, 9, 1, 1, ?)",
                     [level, f"{level}:01", f"i{position}", 10.0 + position, "secondary" if hidden else None])

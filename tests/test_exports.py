@@ -34,7 +34,7 @@ from social_monitor import cli
 from social_monitor.exports import CODE_LABELS, SUPPRESSED_FILL, export, has_cycle_column, workbook_name, write_workbook
 from social_monitor.labels import CHANGE_DE, SUPPRESSION_DE
 from social_monitor.published_docs import SOURCES_PATH, render_sources
-from social_monitor.settings import DBT_PROJECT_DIR, dbt_vars_json
+from social_monitor.settings import CITIES_DIR, DBT_PROJECT_DIR, CityConfig, dbt_vars_json
 from tests.conftest import EXAMPLES_ENV
 from tests.waiting import CEILING_SECONDS
 
@@ -45,15 +45,15 @@ PUBLISHED_AT = dt.datetime(2026, 3, 1, 12, 30)
 
 def _rows() -> dict[str, list[tuple]]:
     """Rows of every published table for two cycles: city, two Sozialräume, one Unterbezirk."""
-    areas = [("city", "0", "Musterstadt", "published"), ("sozialraum", "S1", "Nordstadt", "published"),
+    areas = [("city", "city", "Gesamtstadt", "published"), ("sozialraum", "S1", "Nordstadt", "published"),
              ("sozialraum", "S2", "Südstadt", "assumed"), ("unterbezirk", "011", "Hafen", "published")]
     area_levels = [("city", "Gesamtstadt", "Gesamtstadt", None, None, False, 0),
                    ("sozialraum", "Sozialraum", "Sozialräume", None, "unterbezirk", False, 1),
                    ("unterbezirk", "Unterbezirk", "Unterbezirke", "city", None, True, 2)]
-    hierarchy = [("sozialraum", "S1", "city", "0", True, None, None),
-                 ("sozialraum", "S2", "city", "0", True, None, None),
+    hierarchy = [("sozialraum", "S1", "city", "city", True, None, None),
+                 ("sozialraum", "S2", "city", "city", True, None, None),
                  ("unterbezirk", "011", "sozialraum", "S1", True, None, None),
-                 ("unterbezirk", "011", "city", "0", True, None, None)]
+                 ("unterbezirk", "011", "city", "city", True, None, None)]
     indicators = [("residents", 10, "Einwohnerinnen und Einwohner", "Einwohner am 31.12.", "residents", None,
                    "Personen", 1, "neutral", "Demografie", None),
                   ("transfer_rate", 20, "Transferleistungsquote", "Empfänger je 100 Einwohner", "recipients",
@@ -61,7 +61,7 @@ def _rows() -> dict[str, list[tuple]]:
                    None)]
     cells, action, action_ind, quartiere, classes, dims, class_ind = [], [], [], [], [], [], []
     for cycle in CYCLES:
-        for level, area, residents, recipients in (("city", "0", 10_000, 1_500), ("sozialraum", "S1", 6_000, 1_200),
+        for level, area, residents, recipients in (("city", "city", 10_000, 1_500), ("sozialraum", "S1", 6_000, 1_200),
                                                    ("sozialraum", "S2", 4_000, 300), ("unterbezirk", "011", 900, 200)):
             hidden = cycle == 2025 and area == "S2"  # 2025: the residents of S2 secondary, a count (no denominator)
             cells.append((cycle, level, area, "residents", None if hidden else residents, None,
@@ -80,8 +80,8 @@ def _rows() -> dict[str, list[tuple]]:
             classes.append(("mss_style", cycle, area, name, None if hidden else 5000.0, True, None,
                             "1+" if worse else "3−", worse, "first_cycle" if cycle == 2018 else "kept", False,
                             None))
-            dims.append(("mss_style", cycle, area, "status", 1, 0.5, 0.7, 1 if worse else 3, "hoch", None, None,
-                         "no_previous", 0.2, False, None))
+            dims.append(("mss_style", cycle, area, "status", "Status-Index", 1, 0.5, 0.7, 1 if worse else 3, "hoch",
+                         None, None, "no_previous", 0.2, False, None))
             class_ind.append(("mss_style", cycle, area, "status", "transfer_rate", "transfer_rate",
                               None if hidden else 20.0, 15.0, 14.0, 3.0, None if hidden else 2.0, 1.0,
                               None if hidden else 2.0, hidden))
@@ -227,6 +227,12 @@ def test_every_published_cell_reads_back_as_published(published, tmp_path):
                     continue
                 got = [None if pd.isna(value) else value for value in sheet[column.header_de]]
                 want = expected[column.name].to_list()
+                # the whole city: its level id, area id and key are shown by its name (area_levels of the file)
+                level = {"area_id": "area_level", "area_key": "area_level", "container_id": "container_level",
+                         "area_level": "area_level"}.get(column.name)
+                if level in expected.columns:
+                    want = ["Gesamtstadt" if of == "city" else value
+                            for of, value in zip(expected[level].to_list(), want, strict=True)]
                 if expected.schema[column.name] == pl.Float64:
                     assert [v is None for v in got] == [v is None for v in want], (table, column.name)
                     assert [v for v in got if v is not None] == pytest.approx([v for v in want if v is not None]), \
@@ -250,7 +256,9 @@ def test_workbook_shows_names_german_labels_units_and_suppression_in_its_own_col
             nordstadt["Einheit"]) == ("Sozialraum", "Nordstadt", "Transferleistungsquote", "%")
     assert (nordstadt["Zähler"], nordstadt["Nenner"], nordstadt["Wert"], nordstadt["Rang"]) == (1200, 6000, 20.0, 1)
     assert pd.isna(nordstadt["Geheimhaltung"])
-    assert (rows["0", "residents"]["Gebietsebene"], rows["0", "residents"]["Einheit"]) == ("Gesamtstadt", "Personen")
+    city = rows["Gesamtstadt", "residents"]
+    assert (city["Gebietsebene"], city["Gebietsname"], city["Gebietsschlüssel"], city["Einheit"]) == (
+        "Gesamtstadt", "Gesamtstadt", "Gesamtstadt", "Personen")
     assert rows["011", "transfer_rate"]["Gebietsname"] == "Hafen"
     # suppressed: the numbers empty, the reason in words in its own column, the city value still there
     for key, reason in ((("S2", "transfer_rate"), "Fallzahl von 1 bis 2"),
@@ -270,8 +278,10 @@ def test_workbook_shows_names_german_labels_units_and_suppression_in_its_own_col
     assert column("Gebiete", "Herkunft des Namens") == ["veröffentlicht", "veröffentlicht", "angenommen",
                                                          "veröffentlicht"]
     assert column("Gebiete", "Gebietsebene") == ["Gesamtstadt", "Sozialraum", "Sozialraum", "Unterbezirk"]
-    # the level table keeps its keys; the levels it refers to by name
-    assert column("Gebietsebenen", "Gebietsebene") == ["city", "sozialraum", "unterbezirk"]
+    # the level table: each level's id beside its name (the name as the other sheets show it), the city by name
+    assert list(sheets["Gebietsebenen"].columns[:2]) == ["Kennung der Gebietsebene", "Gebietsebene"]
+    assert column("Gebietsebenen", "Kennung der Gebietsebene") == ["Gesamtstadt", "sozialraum", "unterbezirk"]
+    assert column("Gebietsebenen", "Gebietsebene") == ["Gesamtstadt", "Sozialraum", "Unterbezirk"]
     assert column("Gebietsebenen", "Zusammengefasste Ebene")[1] == "Unterbezirk"
     assert column("Gebietsebenen", "Übergeordnete Ebene")[2] == "Gesamtstadt"
     # no code of a contract's code list is left on a sheet (topic fields and target groups are German already)
@@ -298,7 +308,13 @@ def test_workbook_shows_names_german_labels_units_and_suppression_in_its_own_col
     assert classified["Einwohner"].tolist()[0] == 5000 and pd.isna(classified["Einwohner"].tolist()[1])
     assert pd.isna(classified["Geheimhaltung Einwohner"].tolist()[0])
     assert classified["Geheimhaltung Einwohner"].tolist()[1] == "Sekundärsperrung"
+    # a dimension's German name beside its key, on both sheets of the classification
+    dimensions = sheets["Klassifikation Dimensionen"]
+    at = list(dimensions.columns).index("Dimension")
+    assert dimensions.columns[at + 1] == "Bezeichnung der Dimension"
+    assert dimensions[["Dimension", "Bezeichnung der Dimension"]].values.tolist() == [["status", "Status-Index"]] * 2
     inputs = sheets["Klassifikation Indikatoren"]
+    assert inputs["Bezeichnung der Dimension"].tolist() == ["Status-Index"] * 2
     assert inputs[["Gebietsname", "Bezeichnung des Quellindikators", "Einheit"]].values.tolist() == [
         ["Nordstadt", "Transferleistungsquote", "%"], ["Südstadt", "Transferleistungsquote", "%"]]
     assert inputs["Gesperrt"].tolist() == [False, True] and pd.isna(inputs["Beitrag"].tolist()[1])
@@ -309,6 +325,58 @@ def test_workbook_shows_names_german_labels_units_and_suppression_in_its_own_col
     assert pd.read_excel(book, sheet_name="Aktionsräume Quartiere", dtype={"Quartier": str})["Quartier"].tolist() \
         == ["011"]
     assert 'dtype={"Gebietsnummer": str}' in " ".join(map(str, sheets["Hinweise"].fillna("").values.ravel()))
+
+
+def test_the_workbook_never_shows_the_city_by_its_id(published, tmp_path):
+    """The whole city is `city` (level, area id) and `city:city` (area key) in the tables for programs; every cell
+    of the workbook shows it by its German name instead."""
+    book = openpyxl.load_workbook(_workbook(published, tmp_path))
+    shown = [(sheet.title, cell.coordinate, cell.value) for sheet in book.worksheets for row in sheet.iter_rows()
+             for cell in row if isinstance(cell.value, str)]
+    assert not [cell for cell in shown if cell[2] == "city" or cell[2].startswith("city:")]
+    assert sum(value == "Gesamtstadt" for _sheet, _cell, value in shown) > 10
+
+
+def test_a_classification_dimension_without_a_german_name_is_refused(tmp_path):
+    """The published tables and the workbook name each dimension in German: a configured method whose dimension
+    has no name_de (neither its own nor from the method it extends) stops the pipeline, naming file, method and
+    dimension; the shipped cities name every dimension."""
+    for city in ("dortmund", "berlin"):
+        for method in CityConfig.from_file(CITIES_DIR / city / "city.yml").methods():
+            assert all(dimension.name_de != dimension.id for dimension in method.dimensions), (city, method.id)
+    raw = yaml.safe_load((CITIES_DIR / "dortmund" / "city.yml").read_text(encoding="utf-8"))
+    custom = next(m for m in raw["classification_methods"] if m.get("id") == "transfer_deviation")
+    del custom["dimensions"][0]["name_de"]
+    # a dimension of an extended method keeps the base's name; a new one without a name is refused as well
+    extended = next(m for m in raw["classification_methods"] if m.get("extends") == "berlin_mss")
+    extended["dimensions"].append({"id": "extra", "indicators": ["sgb2_rate"],
+                                   "classes": custom["dimensions"][0]["classes"]})
+    path = tmp_path / "city.yml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ValueError) as refused:
+        CityConfig.from_file(path).methods()
+    message = str(refused.value)
+    assert str(path) in message and "name_de" in message
+    assert "method mss_style, dimension extra" in message
+    assert "method transfer_deviation, dimension deviation" in message
+    assert "dimension status" not in message and "dimension dynamics" not in message
+
+
+def test_header_comments_explain_in_german_and_name_the_column_last(published, tmp_path):
+    book = openpyxl.load_workbook(_workbook(published, tmp_path))
+    dictionary = data_dictionary()
+    for table, doc in dictionary.items():
+        sheet = book[doc.sheet_de]
+        comments = {cell.value: cell.comment.text for cell in sheet[1]}
+        for column in doc.columns:
+            text = comments[column.header_de]
+            assert not text.startswith(column.name), (table, column.name, text)
+            assert text.endswith(f"(Spalte {column.name} in Parquet und DuckDB)"), (table, column.name, text)
+            assert text.startswith(column.description_de.split(" ")[0]), (table, column.name, text)
+    # a column only the workbook has names no Parquet column
+    names = {cell.value: cell.comment.text for cell in book["Indikatoren je Gebiet"][1]}
+    assert names["Einheit"].startswith("Einheit des Werts") and "Spalte" not in names["Einheit"]
+    assert names["Gebietsnummer"].startswith("Schlüssel des Gebiets")
 
 
 def test_workbook_formats_counts_whole_rates_with_unit_and_greys_suppressed_cells(published, tmp_path):
@@ -374,8 +442,10 @@ def test_any_name_and_unit_read_back_as_text_beside_typed_numbers(published, are
         area, indicator, unit)
     assert nordstadt["Wert"] == 20.0
     assert all(pd.api.types.is_numeric_dtype(cells[c]) for c in ("Zähler", "Nenner", "Wert", "Wert Gesamtstadt"))
-    # the unit in the cell's format, quoted (a quote in the unit left out): the cell stays the number 20
-    assert value_format == '#,##0.0" ' + unit.replace('"', "") + '"'
+    # the unit in the cell's format, quoted (a quote in the unit left out): the cell stays the number 20; one
+    # decimal as the report shows a rate, none for an index (a unit "Index ...")
+    decimals = "" if unit.startswith("Index") else ".0"
+    assert value_format == "#,##0" + decimals + '" ' + unit.replace('"', "") + '"'
 
 
 def test_parquet_files_carry_the_column_descriptions_in_their_metadata(published, tmp_path):

@@ -140,7 +140,7 @@ def classify_methods_in_warehouse(con: duckdb.DuckDBPyConnection, rule: ActionAr
     frames = {
         "classification_methods": method_rows,
         "area_classifications": pl.concat([r.areas for r in results], how="vertical"),
-        "area_classification_dimensions": pl.concat([r.dimensions for r in results], how="vertical"),
+        "area_classification_dimensions": pl.concat([_with_dimension_name(r) for r in results], how="vertical"),
         "area_classification_indicators": pl.concat([r.indicators for r in results], how="vertical"),
     }
     con.execute(f"create schema if not exists {SCHEMA}")
@@ -148,3 +148,14 @@ def classify_methods_in_warehouse(con: duckdb.DuckDBPyConnection, rule: ActionAr
         frame = frames[table]  # noqa: F841 - read by DuckDB's replacement scan
         con.execute(f"create or replace table {SCHEMA}.{table} as select * from frame")
     return results
+
+
+def _with_dimension_name(result: Classification) -> pl.DataFrame:
+    """A method's dimension rows with the dimension's German name (the method's ``name_de`` of the dimension)
+    beside its id, for the published table and the workbook."""
+    names = {dimension.id: dimension.name_de for dimension in result.method.dimensions}
+    frame = result.dimensions.with_columns(
+        pl.col("dimension_id").replace_strict(names, return_dtype=pl.Utf8).alias("dimension_name"))
+    columns = frame.columns[:-1]
+    at = columns.index("dimension_id") + 1
+    return frame.select(*columns[:at], "dimension_name", *columns[at:])
