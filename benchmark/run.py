@@ -47,8 +47,8 @@ from benchmark.baselines.compare import compare_area_indicators
 from benchmark.measure import GIB, Measurement, run_measured
 from benchmark.workloads import ALL_CYCLES, DEFAULT_RUN, NEW_CYCLE, WORKLOADS, Workload
 from social_monitor.deliveries import reference_date_of
-from social_monitor.layouts import load_layouts
-from social_monitor.settings import DEFAULT_CITY, city_dir, copy_city
+from social_monitor.layouts import delivered_sources, load_layouts
+from social_monitor.settings import DEFAULT_CITY, FOLLOW_THE_DATA_DIR, city_dir, copy_city
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -140,7 +140,7 @@ def pipeline_env(workdir: Path, landing: Path, cycles: Sequence[int]) -> dict[st
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {**os.environ, "SOCIAL_MONITOR_DATA_DIR": str(workdir / "data"), "SOCIAL_MONITOR_LANDING_DIR": str(landing),
            "SOCIAL_MONITOR_CITY": str(workdir / "city"), "DAGSTER_HOME": str(home)}
-    for variable in ("SOCIAL_MONITOR_WAREHOUSE", "SOCIAL_MONITOR_PUBLISHED"):
+    for variable in FOLLOW_THE_DATA_DIR:
         env.pop(variable, None)
     return env
 
@@ -162,7 +162,9 @@ def run_pipeline(env: dict[str, str], partitions: Sequence[int], log: Path) -> d
 
 
 # the step of each asset (a step of an asset check has the check's name after the asset's)
-ASSET_STEPS = {"raw__register": "ingest", "raw__sgb2": "ingest", "raw__sgb12": "ingest", "raw__asylblg": "ingest",
+# (every delivery's raw asset, person-level and aggregate, and the two tables they log into)
+ASSET_STEPS = {**{f"raw__{name}": "ingest" for name in
+                  [*(source.name for source in delivered_sources(city_dir(DEFAULT_CITY))), "deliveries", "aggregates"]},
                "dbt_models": "dbt", "classification__action_areas": "classification",
                "classification__area_classifications": "classification", "published__marts": "publish"}
 STEP = re.compile(r'STEP_SUCCESS - Finished execution of step "([^"]+)" in ([0-9hms.]+?)\.?$', re.MULTILINE)
