@@ -14,8 +14,6 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from social_monitor.exports import published_cycles
-
 
 class CyclesConfig(dg.Config):
     """Which report cycles to write; empty: every cycle of the published file. One cycle alone (the asset's
@@ -25,6 +23,8 @@ class CyclesConfig(dg.Config):
 
 
 def published_cycles_of(published: Path) -> list[int]:
+    from social_monitor.exports import published_cycles  # the exports module only when a step runs
+
     if not published.exists():
         raise dg.Failure(description=f"{published}: no published file (materialise published/marts first)")
     with duckdb.connect(str(published), read_only=True) as con:

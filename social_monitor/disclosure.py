@@ -51,8 +51,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
-from scipy.optimize import linprog
-from scipy.sparse import csr_matrix, hstack
+
+# scipy (about 0.8 s to import) is imported where a linear program is solved, not by the many importers of the
+# rule and the constants below (the Dagster code location, the report, the exports).
 
 REASONS = ("small_count", "small_population", "secondary")
 KEY = ["report_cycle", "area_level", "area_id", "indicator_id"]
@@ -428,6 +429,9 @@ def _intervals(hidden: set[Key], known: Mapping[Key, int], relations: Sequence[R
     for i, (unknown, _) in enumerate(reduced):
         rows_of[find(unknown[0][0])].append(i)
 
+    from scipy.optimize import linprog
+    from scipy.sparse import csr_matrix
+
     intervals: dict[Key, tuple[float, float]] = {}
     for root, members in components.items():
         index = {k: i for i, k in enumerate(members)}
@@ -550,6 +554,8 @@ class _Protector:
     DEPTHS = (2, 4, 8, None)  # None: every relation
 
     def __init__(self, values: Mapping[Key, int | None], relations: Sequence[Relation], free: frozenset[str]):
+        from scipy.sparse import csr_matrix
+
         self.keys = sorted(values)
         self.index = {k: i for i, k in enumerate(self.keys)}
         self.value = np.array([values[k] or 0 for k in self.keys], dtype=float)
@@ -597,6 +603,9 @@ class _Protector:
 
     def _solve(self, t_index: int, depth: int | None, width: float, published: np.ndarray, cost: np.ndarray,
                other_cycles: bool) -> np.ndarray | None:
+        from scipy.optimize import linprog
+        from scipy.sparse import hstack
+
         rows, used, interior = self._neighbourhood(t_index, depth)
         a = self.matrix[rows][:, used]
         value, free, pub = self.value[used], self.free[used], published[used]

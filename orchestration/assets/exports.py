@@ -7,8 +7,6 @@ import dagster as dg
 from orchestration.cycles import CyclesConfig, cycles_to_write, files_per_cycle, published_cycles_of
 from orchestration.partitions import SINGLE_RUN
 from orchestration.resources import PipelineSettings
-from schemas.published import DOCUMENTED_TABLES
-from social_monitor.exports import export, has_cycle_column
 
 
 @dg.asset(
@@ -29,6 +27,10 @@ from social_monitor.exports import export, has_cycle_column
     ),
 )
 def published_exports(context: dg.AssetExecutionContext, config: CyclesConfig, pipeline: PipelineSettings):
+    # imported when the step runs: the workbook writer and the contracts are not needed to load the definitions
+    from schemas.published import DOCUMENTED_TABLES
+    from social_monitor.exports import export, has_cycle_column
+
     published = Path(pipeline.published_path)
     cycles = cycles_to_write(config, published)
     results = export(published, exports_dir(published), cycles)

@@ -10,7 +10,6 @@ from orchestration.partitions import SINGLE_RUN
 from orchestration.resources import PipelineSettings, WarehouseResource, storage_failures
 from social_monitor.catalogue import read_catalogue
 from social_monitor.disclosure import REASONS, Catalogue, DisclosureRule
-from social_monitor.publish import publish
 from social_monitor.settings import CityConfig
 
 
@@ -34,6 +33,8 @@ from social_monitor.settings import CityConfig
 )
 def published_marts(context: dg.AssetExecutionContext, warehouse: WarehouseResource, pipeline: PipelineSettings):
     config = CityConfig.from_file(Path(pipeline.config_path))
+    from social_monitor.publish import publish  # imported when the step runs, not to load the definitions
+
     rule = DisclosureRule.from_config(config.publication)
     with storage_failures([pipeline.published_path]):
         counts = publish(Path(warehouse.path), Path(pipeline.published_path), city_name=config.city_name,
