@@ -1009,8 +1009,10 @@ def test_the_city_sets_the_residents_term_once_and_table_headers_hyphenate(publi
     headers = [th.text() for th in next(dom.iter("table", id="tabelle-gebiete")).iter("th")]
     long_words = [w for h in headers for w in re.findall(r"[\w\u00ad]+", h) if len(w.replace("\u00ad", "")) >= 12]
     assert long_words and all("\u00ad" in w for w in long_words), long_words
-    # the soft hyphens sit between syllables: removing them gives the catalogue's name back
-    assert {h.replace("\u00ad", "") for h in headers[1:]} <= set(published["names"].values())
+    # the soft hyphens sit between syllables: removing them gives the catalogue's name back (and a unit other
+    # than % in brackets after it)
+    assert {re.sub(r" \((je [^)]*)\)$", "", h.replace("\u00ad", "")) for h in headers[1:]} <= \
+        set(published["names"].values())
 
 
 def test_the_steckbrief_trend_is_a_chart_of_the_area_and_the_city(doms, published):
@@ -1114,6 +1116,14 @@ def test_the_difference_to_the_city_is_in_the_unit_of_its_indicator_and_compares
                      "higher_is_better": _number(own) < _number(city)}.get(direction, False)
             assert marked == worse, (cycle, indicator, own, city, direction)
     assert {"%", "je 1.000"} <= seen_units and equal > 0, (seen_units, equal)
+    # the table of all areas is "in %" where its header names no other unit
+    for dom in doms.values():
+        headers = {th.attrs["data-indicator"]: th.text().replace("\u00ad", "")
+                   for th in next(dom.iter("table", id="tabelle-gebiete")).iter("th") if "data-indicator" in th.attrs}
+        assert {meta[i][0] for i in headers} > {"%"}
+        for indicator, header in headers.items():
+            unit = meta[indicator][0]
+            assert (unit == "%" and "(" not in header) or unit in header, (indicator, header, unit)
 
 
 @given(shown=st.integers(-20_000, 20_000), decimals=st.sampled_from([0, 1, 2]),

@@ -378,13 +378,18 @@ class ReportBuilder:
     def indicator_row(self, cycle: int, level: str, area_id: str, indicator_id: str) -> dict:
         """A row of a Steckbrief's indicator tables: the area's value, the city value, rank and decile."""
         meta = self.catalogue[indicator_id]
-        # a rate's unit beside its name, unless the name says it ("Hilfen zur Erziehung je 1.000 ...")
-        unit_note = meta["unit"] if meta["denominator_measure"] and meta["unit"] not in meta["name_de"] else ""
-        return {"id": indicator_id, "name": meta["name_de"], "unit": meta["unit"], "unit_note": unit_note,
+        return {"id": indicator_id, "name": meta["name_de"], "unit": meta["unit"],
+                "unit_note": self.unit_note(indicator_id),
                 "target_group": meta.get("target_group") or "",
                 "note": self.missing_note(cycle, level, area_id, indicator_id),
                 **self.cell(cycle, level, area_id, indicator_id),
                 "city": self.cell(cycle, "city", "city", indicator_id)["text"]}
+
+    def unit_note(self, indicator_id: str) -> str:
+        """A rate's unit to print beside its name (%, je 100 Einwohnerinnen und Einwohner), unless the name says it
+        ("Hilfen zur Erziehung je 1.000 unter 21-Jährige"); empty for a count."""
+        meta = self.catalogue[indicator_id]
+        return meta["unit"] if meta["denominator_measure"] and meta["unit"] not in meta["name_de"] else ""
 
     def area_ids(self, cycle: int, level: str) -> list[str]:
         """The areas of ``level`` with values in ``cycle`` (those of the geography's version of that cycle)."""
@@ -561,9 +566,11 @@ class ReportBuilder:
             chart_transfer=city_time_series(self.p, KEY_INDICATORS, cycle, "Transferleistungen (Stadt)"),
             chart_population=city_time_series(self.p, ["share_age_0_17", "share_age_65_plus", "share_non_german"],
                                               cycle, "Bevölkerungsstruktur (Stadt)"),
-            city_series=[{"name": self.catalogue[i]["name_de"], "unit": self.catalogue[i]["unit"],
+            city_series=[{"name": self.catalogue[i]["name_de"], "unit_note": self.unit_note(i),
                           "cells": [self.cell(c, "city", "city", i) for c in cycles]} for i in self.catalogue],
-            table_headers=[(self.catalogue[i]["name_de"], self.catalogue[i]["unit"]) for i in self.rates],
+            # the table's rates are in % unless their header says otherwise
+            table_headers=[(i, self.catalogue[i]["name_de"], "" if self.catalogue[i]["unit"] == "%" else
+                            self.unit_note(i)) for i in self.rates],
             city_row=[self.cell(cycle, "city", "city", i) for i in self.rates], table_rows=table_rows,
             profiles=[self.profile(cycle, a, cycles) for a in profile_ids],
         )

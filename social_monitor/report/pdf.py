@@ -77,7 +77,7 @@ def pdfs_beside(htmls: list[Path], mode: str = "auto", on_pdf: Callable[[Path, f
     if mode not in PDF_MODES:
         raise ValueError(f"PDF mode {mode!r}: one of {', '.join(PDF_MODES)}")
     outcome = PdfOutcome()
-    browser = browser or (find_browser() if mode != "no" else None)
+    browser = None if mode == "no" else (browser or find_browser())
     if browser is None:
         if mode == "yes":
             raise RuntimeError(MISSING.replace("; the HTML reports are written", ""))
