@@ -23,9 +23,9 @@ def environment(root: Path) -> dict[str, str]:
     env = {**os.environ, "SOCIAL_MONITOR_DATA_DIR": str(root / "data"), "DAGSTER_HOME": str(root / "dagster_home")}
     env.pop("SOCIAL_MONITOR_WAREHOUSE", None)
     env.pop("SOCIAL_MONITOR_PUBLISHED", None)
+    (root / "dagster_home").mkdir(exist_ok=True)
     # no PDFs of the sample's reports (chromium takes 15-30 s per cycle): tests/test_report.py prints and checks them
     env.setdefault("SOCIAL_MONITOR_REPORT_PDF", "no")
-    (root / "dagster_home").mkdir(exist_ok=True)
     return env
 
 
