@@ -31,7 +31,7 @@ help:
 	@echo "make run          install, generate the sample city, materialise every asset for every cycle"
 	@echo "make test         install and run the whole test suite"
 	@echo "make cycle CYCLE=2025  (re)load one report cycle's deliveries, then rebuild marts, classification, publication"
-	@echo "make report-cycle CYCLE=2018  write one report cycle's report alone (Dagster run of report/bericht)"
+	@echo "make report-cycle CYCLE=2018  write one report cycle's report (HTML, and PDF where chromium is installed) alone"
 	@echo "make rebuild      rebuild every dbt table from scratch (after changing a model), classification, publication"
 	@echo "make rekey        full reload under a new SOCIAL_MONITOR_PSEUDONYM_KEY: empty the raw tables, reload every cycle"
 	@echo "make mss-compare SCALE=1  Berlin's MSS from the Berlin sample's person-level data against the published classes"
@@ -106,7 +106,8 @@ action-areas: install
 materialize: install prepare $(DAGSTER_INSTANCE)
 	$(DAGSTER) asset materialize $(MODULE) --select '*' --partition-range $(CYCLES)
 
-# One cycle's report alone (the other cycles' reports are left as they are), from the published file.
+# One cycle's report alone (the other cycles' reports are left as they are), from the published file: its HTML and,
+# where chromium is installed, its PDF (social_monitor/report/pdf.py; without chromium the older PDF is removed).
 report-cycle: install prepare $(DAGSTER_INSTANCE)
 	@test -n "$(CYCLE)" || { echo "usage: make report-cycle CYCLE=<published report cycle>"; exit 2; }
 	$(DAGSTER) asset materialize $(MODULE) --select report/bericht \
@@ -181,7 +182,8 @@ docs-serve: install
 		--vars "$$(../$(BIN)/python -c 'from social_monitor.settings import dbt_vars_json; print(dbt_vars_json())')" && \
 	../$(BIN)/dbt docs serve --target docs --profiles-dir . --target-path target/docs --host 127.0.0.1 --port 8080 --no-browser
 
-# The Bericht zur sozialen Lage per report cycle (data/<city>/published/report/bericht_<cycle>.html) from the published file
+# The Bericht zur sozialen Lage per report cycle (data/<city>/published/report/bericht_<cycle>.html, and its PDF where
+# chromium is installed) from the published file
 report: install
 	$(BIN)/social-monitor report --pdf auto
 

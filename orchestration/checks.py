@@ -278,7 +278,8 @@ def _written_after(path: Path, published: Path) -> bool:
     name="every_published_cycle_has_its_report",
     description="Per report cycle of the published file: report/bericht_<cycle>.html exists, is written after the "
     "published file (not left over from an earlier publication) and is the report of that cycle (its title names "
-    "the cycle). A cycle whose report is missing or older is named; rerun it alone with `cycles: [<cycle>]`.",
+    "the cycle); its PDF, where there is one, is not older than the HTML (a PDF of an earlier report). A cycle "
+    "whose report is missing or older is named; rerun it alone with `cycles: [<cycle>]`.",
 )
 def every_published_cycle_has_its_report(pipeline: PipelineSettings) -> dg.AssetCheckResult:
     published = Path(pipeline.published_path)
@@ -291,6 +292,8 @@ def every_published_cycle_has_its_report(pipeline: PipelineSettings) -> dg.Asset
             state = "older than the published file"
         elif not re.search(rf"<title>[^<]*{cycle}[^<]*</title>", path.read_text(encoding="utf-8")):
             state = "not the report of this cycle (title)"
+        elif path.with_suffix(".pdf").exists() and not _written_after(path.with_suffix(".pdf"), path):
+            state = f"{path.with_suffix('.pdf').name} older than the HTML"
         else:
             state = "ok"
         metadata[str(cycle)] = f"{path.name}: {state}"

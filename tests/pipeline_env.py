@@ -24,6 +24,8 @@ def environment(root: Path) -> dict[str, str]:
     for variable in FOLLOW_THE_DATA_DIR:
         env.pop(variable, None)
     (root / "dagster_home").mkdir(exist_ok=True)
+    # no PDFs of the sample's reports (chromium takes 15-30 s per cycle): tests/test_report.py prints and checks them
+    env.setdefault("SOCIAL_MONITOR_REPORT_PDF", "no")
     return env
 
 

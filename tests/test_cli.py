@@ -220,7 +220,7 @@ def test_report_reports_each_cycle_as_it_is_written(tmp_path, capsys, monkeypatc
 
     monkeypatch.setattr(report_generator, "generate_report", fake_report)
     published = tmp_path / "marts.duckdb"
-    assert cli.main(["report", "--published", str(published), "--out", str(tmp_path / "r")]) == 0
+    assert cli.main(["report", "--published", str(published), "--out", str(tmp_path / "r"), "--pdf", "no"]) == 0
     captured = capsys.readouterr()
     assert calls == [None]  # one call: the published file and the geometry are read once for every cycle
     err = captured.err.splitlines()
@@ -229,7 +229,7 @@ def test_report_reports_each_cycle_as_it_is_written(tmp_path, capsys, monkeypatc
     assert [Path(line.split()[0]).name for line in captured.out.splitlines()] == ["bericht_2018.html",
                                                                                   "bericht_2025.html"]
     assert cli.main(["report", "-q", "--published", str(published), "--out", str(tmp_path / "r"),
-                     "--cycle", "2025"]) == 0
+                     "--cycle", "2025", "--pdf", "no"]) == 0
     assert capsys.readouterr().err == "" and calls[-1] == [2025]
 
 

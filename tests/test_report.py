@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import random
 import re
 import shutil
@@ -530,6 +531,7 @@ def test_the_asset_writes_every_cycle_and_a_users_geometry_is_not_marked_synthet
     boundaries.write_text(json.dumps({"type": "FeatureCollection", "features": features}), encoding="utf-8")
     monkeypatch.setenv("SOCIAL_MONITOR_GEOMETRY", str(boundaries))
     monkeypatch.setenv("SOCIAL_MONITOR_GEOMETRY_CODE_PROPERTY", "UB")
+    monkeypatch.setenv("SOCIAL_MONITOR_REPORT_PDF", "no")  # the PDFs: test_the_asset_prints_the_pdf_...
     result = dg.materialize([report_bericht], resources={"pipeline": PipelineSettings(
         landing_dir=str(tmp_path), published_path=str(copy), config_path=str(load_settings({}).config_path))})
     assert result.success
@@ -1007,8 +1009,10 @@ def test_the_city_sets_the_residents_term_once_and_table_headers_hyphenate(publi
     headers = [th.text() for th in next(dom.iter("table", id="tabelle-gebiete")).iter("th")]
     long_words = [w for h in headers for w in re.findall(r"[\w\u00ad]+", h) if len(w.replace("\u00ad", "")) >= 12]
     assert long_words and all("\u00ad" in w for w in long_words), long_words
-    # the soft hyphens sit between syllables: removing them gives the catalogue's name back
-    assert {h.replace("\u00ad", "") for h in headers[1:]} <= set(published["names"].values())
+    # the soft hyphens sit between syllables: removing them gives the catalogue's name back (and a unit other
+    # than % in brackets after it)
+    assert {re.sub(r" \((je [^)]*)\)$", "", h.replace("\u00ad", "")) for h in headers[1:]} <= \
+        set(published["names"].values())
 
 
 def test_the_steckbrief_trend_is_a_chart_of_the_area_and_the_city(doms, published):
@@ -1048,6 +1052,17 @@ def test_the_report_command_prints_a_pdf_beside_the_html(published, tmp_path, ca
     if shutil.which("pdftotext"):
         text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
         assert "Impressum" in text and f"Bericht zur sozialen Lage {cycle}" in text
+        # no page ends with a heading (the print styles keep a heading with what follows it)
+        dom = Dom((out / f"bericht_{cycle}.html").read_text(encoding="utf-8")).root
+        def texts(*tags: str) -> set[str]:
+            return {" ".join(node.text().replace("\u00ad", "").split()) for tag in tags for node in dom.iter(tag)}
+
+        # a heading's text that is also a table cell's (a map's title is an indicator's name) tells nothing
+        headings = texts("h2", "h3", "h4") - texts("td", "th")
+        pages = [[line.strip() for line in page.splitlines() if line.strip()] for page in text.split("\f")]
+        endings = [page[-1] for page in pages if page]
+        assert len(endings) > 39 and not [line for line in endings if line in headings], \
+            [line for line in endings if line in headings]
     # without a chromium the command says so and writes the HTML only
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     other = tmp_path / "ohne"
@@ -1055,3 +1070,237 @@ def test_the_report_command_prints_a_pdf_beside_the_html(published, tmp_path, ca
                      "--pdf", "auto"]) == 0
     assert "no PDF: chromium is not installed" in capsys.readouterr().out
     assert [p.name for p in other.iterdir()] == [f"bericht_{cycle}.html"]
+
+
+# --- issue 13, the report's wording: units of differences, comparisons as printed, reasons, names, print ----------
+
+def _number(text: str) -> float:
+    """A number as the report prints it (thin space thousands, decimal comma, the minus sign) back to a float."""
+    return float(text.replace("\u2009", "").replace(".", "").replace(",", ".").replace("\u2212", "-")
+                 .replace("+", ""))
+
+
+def _indicator_rows(dom: Node):
+    for table in dom.iter("table", class_="indicators"):
+        for row in table.iter("tr"):
+            if "data-indicator" in row.attrs:
+                yield table, row, [td for td in row.children if td.tag == "td"]
+
+
+def test_the_difference_to_the_city_is_in_the_unit_of_its_indicator_and_compares_the_printed_values(doms, published):
+    with duckdb.connect(str(published["path"]), read_only=True) as con:
+        meta = {r[0]: r[1:] for r in con.execute("select indicator_id, unit, direction from indicators").fetchall()}
+    seen_units, equal = set(), 0
+    for cycle, dom in doms.items():
+        for table in dom.iter("table", class_="indicators"):
+            header = " ".join(th.text().replace("\u00ad", "") for th in next(table.iter("thead")).iter("th"))
+            assert "Prozentpunkte" not in header and "Differenz zur Stadt" in header
+        for _table, row, tds in _indicator_rows(dom):
+            indicator = row.attrs["data-indicator"]
+            unit, direction = meta[indicator]
+            own, city, difference = (td.text() for td in tds[1:4])
+            marked = "worse" in (tds[1].attrs.get("class") or "").split()
+            if not difference:
+                continue
+            if difference == "wie die Stadt":  # equal as printed: never marked worse
+                equal += 1
+                assert own == city and not marked, (cycle, indicator, own, city)
+                continue
+            number, _, shown_unit = difference.partition(" ")
+            # percentages differ by percentage points, anything else (je 1.000, je 100 ...) in its own unit
+            assert shown_unit == ("%-Punkte" if unit == "%" else unit), (indicator, difference, unit)
+            seen_units.add(unit)
+            # the difference of the printed values, not of the unrounded ones
+            assert own != city and abs(_number(number) - (_number(own) - _number(city))) < 1e-9, (own, city, number)
+            worse = {"higher_is_worse": _number(own) > _number(city),
+                     "higher_is_better": _number(own) < _number(city)}.get(direction, False)
+            assert marked == worse, (cycle, indicator, own, city, direction)
+    assert {"%", "je 1.000"} <= seen_units and equal > 0, (seen_units, equal)
+    # the table of all areas is "in %" where its header names no other unit
+    for dom in doms.values():
+        headers = {th.attrs["data-indicator"]: th.text().replace("\u00ad", "")
+                   for th in next(dom.iter("table", id="tabelle-gebiete")).iter("th") if "data-indicator" in th.attrs}
+        assert {meta[i][0] for i in headers} > {"%"}
+        for indicator, header in headers.items():
+            unit = meta[indicator][0]
+            assert (unit == "%" and "(" not in header) or unit in header, (indicator, header, unit)
+
+
+@given(shown=st.integers(-20_000, 20_000), decimals=st.sampled_from([0, 1, 2]),
+       offsets=st.tuples(*[st.sampled_from([-0.5, -0.49999, 0.0, 0.49999, 0.5, 0.50001]) for _ in range(2)]),
+       step=st.integers(-2, 2), direction=st.sampled_from(["higher_is_worse", "higher_is_better", "neutral"]))
+def test_comparisons_use_the_values_as_printed_near_the_rounding_border(shown, decimals, offsets, step, direction):
+    from social_monitor.report.maps import german_number
+    from social_monitor.report.wording import compare_as_shown
+
+    unit = 10.0 ** -decimals
+    value = (shown + offsets[0]) * unit  # around the border between two printed numbers
+    city = (shown + step + offsets[1]) * unit
+    relation, difference = compare_as_shown(value, city, decimals, direction)
+    printed_value, printed_city = german_number(value, decimals), german_number(city, decimals)
+    if printed_value == printed_city:
+        assert (relation, difference) == ("equal", 0.0), (printed_value, printed_city)
+        return
+    expected = _number(printed_value) - _number(printed_city)
+    assert abs(difference - expected) < unit / 1000, (printed_value, printed_city, difference)
+    higher = _number(printed_value) > _number(printed_city)
+    assert relation == {"higher_is_worse": "worse" if higher else "better",
+                        "higher_is_better": "better" if higher else "worse",
+                        "neutral": "higher" if higher else "lower"}[direction]
+
+
+def _genitive_of(base: str, phrase: str) -> bool:
+    """True when ``phrase`` is ``base`` in the genitive: "der" + the name as it is (a feminine or plural head:
+    "der SGB-II-Quote unter 15 Jahren"), or "des" + the name with one word taking -s/-es (a masculine or neuter
+    head: "des Arbeitslosenanteils", "des Anteils der Langzeitarbeitslosen")."""
+    article, _, rest = phrase.partition(" ")
+    if article == "der":
+        return rest == base
+    words, inflected = base.split(), rest.split()
+    if article != "des" or len(words) != len(inflected):
+        return False
+    changed = [(w, v) for w, v in zip(words, inflected, strict=True) if w != v]
+    return len(changed) == 1 and changed[0][1] in (changed[0][0] + "s", changed[0][0] + "es")
+
+
+def test_every_change_names_its_base_indicator_as_the_base_is_named():
+    rows = {r["indicator_id"]: r for r in _csv(CATALOGUE_CSV)}
+    changes = [r for r in rows.values() if r["change_of_indicator"]]
+    assert len(changes) >= 4
+    for row in changes:
+        base = rows[row["change_of_indicator"]]["name_de"]
+        name = row["name_de"]
+        assert name.startswith("Veränderung ") and _genitive_of(base, name.removeprefix("Veränderung ")), (name, base)
+    # the check itself tells a wrong name from a right one
+    assert not _genitive_of("Arbeitslosenanteil", "der Arbeitslosenquote")
+    assert _genitive_of("Arbeitslosenanteil", "des Arbeitslosenanteils")
+
+
+NUMBER = r"[+\u2212-]?[\d.]+,\d+"
+REASON_PART = re.compile(rf"(?P<name>[^;:|()]+?) (?P<value>{NUMBER}) % \(Stadt (?P<city>{NUMBER}) %"
+                         rf"(?:; (?P<deviation>{NUMBER}) %-Punkte(?:, Gewicht \d+)?)?\)")
+
+
+def test_every_reason_line_quotes_the_numbers_that_put_the_area_in_its_class(doms, published):
+    """The action areas' reasons name indicators worse than the city as printed; a transfer_deviation line names
+    the indicators on its class's side of the city value (a class-1 area, better than the city, never quotes a
+    value worse than the city), with value - city = the printed deviation."""
+    method = next(m for m in _raw_config()["classification_methods"] if m.get("id") == "transfer_deviation")
+    lines = {"action": 0, "better": 0, "worse": 0}
+    for cycle, dom in doms.items():
+        for td in next(dom.iter("section", id="aktionsraeume")).iter("td", class_="reasons"):
+            for part in td.text().split("; "):
+                if not part:
+                    continue
+                found = REASON_PART.fullmatch(part.strip())
+                assert found, (cycle, part)
+                assert _number(found["value"]) > _number(found["city"]), (cycle, part)  # the rule's indicators
+                lines["action"] += 1
+        for p in dom.iter("p", class_="method"):
+            head = next(p.iter("strong")).text()
+            if head != f"{method['name_de']}:":
+                continue
+            text = " ".join(p.text().replace(head, "", 1).split())  # the line after the method's name
+            index = re.search(rf"\(({NUMBER})\)", text)
+            if index is None:  # the reasons withheld where the publication suppressed a value: no number at all
+                assert not REASON_PART.search(text) and "unterdrückt" in text, text
+                continue
+            side = _number(index[1])
+            rest = text[index.end():]
+            parts = list(REASON_PART.finditer(rest.removeprefix(": ")))
+            assert "; ".join(found[0].strip() for found in parts) == rest.removeprefix(": ").strip(), text
+            if side != 0:
+                assert parts, text  # the numbers that triggered the class are quoted
+            for found in parts:
+                deviation = _number(found["value"]) - _number(found["city"])
+                assert abs(deviation - _number(found["deviation"])) < 1e-6, text
+                assert deviation * side > 0, text  # on the class's side of the city value
+                lines["better" if side < 0 else "worse"] += 1
+    assert lines["action"] and lines["better"] and lines["worse"], lines
+
+
+def test_a_class_one_area_with_one_worse_indicator_is_explained_by_its_better_ones():
+    from social_monitor.classification import classify, parse_method
+
+    method = parse_method(next(m for m in _raw_config()["classification_methods"] if m.get("id")
+                               == "transfer_deviation"))
+    # the area is far below the city on the transfer rate (weight 2) and the rate under 15, and a little above
+    # on the rate from 65: weighted mean (2 * -6 - 5 + 1) / 4 = -4, class 1 (below -2)
+    values = {"transfer_rate": (10.0, 16.0), "transfer_rate_age_0_14": (25.0, 30.0),
+              "transfer_rate_age_65_plus": (8.0, 7.0)}
+    rows = [{"report_cycle": 2025, "area_id": area, "indicator_id": i, "value": v + shift, "city_value": c}
+            for area, shift in (("A", 0.0), ("B", 12.0)) for i, (v, c) in values.items()]
+    names = {"transfer_rate": ("Transferleistungsquote", "%"), "transfer_rate_age_0_14": ("unter 15", "%"),
+             "transfer_rate_age_65_plus": ("ab 65", "%")}
+    result = classify(pl.DataFrame(rows, schema_overrides={"report_cycle": pl.Int32}), method,
+                      indicator_names=names)
+    reasons = dict(result.areas.select("area_id", "reasons").iter_rows())
+    assert reasons["A"].startswith("Abweichung vom Stadtwert günstiger als die Stadt (-4,00): ")
+    assert "Transferleistungsquote 10,0 % (Stadt 16,0 %; -6,0 %-Punkte, Gewicht 2)" in reasons["A"]
+    assert "unter 15 25,0 % (Stadt 30,0 %; -5,0 %-Punkte)" in reasons["A"]
+    assert "ab 65" not in reasons["A"]  # worse than the city: not a reason for a class better than the city
+    assert "ab 65 20,0 % (Stadt 7,0 %; +13,0 %-Punkte)" in reasons["B"]
+
+
+def test_print_styles_keep_headings_with_what_follows_and_figures_whole(reports):
+    style = re.search(r"<style>(.*?)</style>", reports[max(reports)].read_text(encoding="utf-8"), re.S)[1]
+    prints = "".join(re.findall(r"@media print \{(.*?)\n\}", style, re.S))
+    rules = {selector.strip(): body for selectors, body in re.findall(r"([^{}]+)\{([^{}]*)\}", prints)
+             for selector in selectors.split(",")}
+    for heading in ("h2", "h3", "h4"):
+        assert "break-after: avoid" in rules.get(heading, ""), heading
+    for block in ("figure", "table.data tr", ".quelle", "figcaption", ".legend"):
+        assert "break-inside: avoid" in rules.get(block, ""), block
+
+
+def _materialize_report(published: Path, cycle: int) -> dict:
+    result = dg.materialize([report_bericht], resources={"pipeline": PipelineSettings(
+        landing_dir=str(published.parent), published_path=str(published),
+        config_path=str(load_settings({}).config_path))},
+        run_config={"ops": {"report__bericht": {"config": {"cycles": [cycle]}}}})
+    assert result.success
+    return result.asset_materializations_for_node("report__bericht")[0].metadata
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None,
+                    reason="chromium is not installed (apt-get install chromium): no PDF printed")
+def test_the_asset_prints_the_pdf_or_removes_the_older_one_and_the_check_finds_a_stale_pdf(published, tmp_path,
+                                                                                           monkeypatch):
+    from orchestration.checks import every_published_cycle_has_its_report
+
+    copy = tmp_path / "published" / "marts.duckdb"
+    copy.parent.mkdir()
+    shutil.copy(published["path"], copy)
+    cycle = min(published["cycles"])
+    html, pdf = copy.parent / "report" / f"bericht_{cycle}.html", copy.parent / "report" / f"bericht_{cycle}.pdf"
+    pdf.parent.mkdir()
+    pdf.write_bytes(b"%PDF-1.4 an older report\n%%EOF\n")
+    os.utime(pdf, (1_000_000_000, 1_000_000_000))
+    monkeypatch.delenv("SOCIAL_MONITOR_REPORT_PDF", raising=False)
+    pipeline = PipelineSettings(landing_dir=str(tmp_path), published_path=str(copy),
+                                config_path=str(load_settings({}).config_path))
+
+    # with chromium (as `make run` and `make report-cycle` run it): the cycle's HTML and a new PDF after it
+    metadata = _materialize_report(copy, cycle)
+    assert metadata["pdf"].value == "printed 1 PDF(s)"
+    assert pdf.read_bytes().startswith(b"%PDF-") and b"an older report" not in pdf.read_bytes()
+    assert pdf.stat().st_mtime_ns >= html.stat().st_mtime_ns
+    assert metadata[f"pdf_bytes_bericht_{cycle}"].value == pdf.stat().st_size
+    assert every_published_cycle_has_its_report(pipeline=pipeline).metadata[str(cycle)].value == \
+        f"bericht_{cycle}.html: ok"
+
+    # a PDF older than its HTML fails the check, naming it
+    os.utime(pdf, (html.stat().st_mtime - 60, html.stat().st_mtime - 60))
+    check = every_published_cycle_has_its_report(pipeline=pipeline)
+    assert not check.passed and check.metadata[str(cycle)].value == \
+        f"bericht_{cycle}.html: bericht_{cycle}.pdf older than the HTML"
+    assert str(cycle) in check.metadata["cycles_to_rerun"].value
+
+    # without chromium: the HTML alone, the older PDF removed, and the metadata says so
+    monkeypatch.setenv("PATH", str(tmp_path / "no-chromium"))
+    metadata = _materialize_report(copy, cycle)
+    assert not pdf.exists() and html.exists()
+    assert metadata["pdf"].value.startswith("no PDF: chromium is not installed")
+    assert f"removed the PDF(s) older than their new HTML: bericht_{cycle}.pdf" in metadata["pdf"].value
+    assert every_published_cycle_has_its_report(pipeline=pipeline).metadata[str(cycle)].value == \
+        f"bericht_{cycle}.html: ok"

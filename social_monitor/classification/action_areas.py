@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from social_monitor.classification.engine import Classification, classify, format_number
+from social_monitor.classification.engine import Classification, classify, format_number, telling_digits
 from social_monitor.classification.methods import Method, parse_method
 
 METHOD_ID = "dortmund_action_areas"
@@ -193,11 +193,12 @@ def _reasons(details: pl.DataFrame, names: Mapping[str, str], units: Mapping[str
     """German text per area and cycle: the indicators worse than the city, with both values."""
     rows = []
     for (cycle, area), group in details.filter(pl.col("is_worse")).group_by("report_cycle", "area_id"):
-        parts = [
-            f"{names[r['indicator_id']]} {format_number(r['value'], units[r['indicator_id']])} "
-            f"(Stadt {format_number(r['city_value'], units[r['indicator_id']])})"
-            for r in group.sort("indicator_id").iter_rows(named=True)
-        ]
+        parts = []
+        for r in group.sort("indicator_id").iter_rows(named=True):
+            # printed with the decimals that tell the value from the city value (never "20,0 % (Stadt 20,0 %)")
+            unit, digits = units[r["indicator_id"]], telling_digits(r["value"], r["city_value"])
+            parts.append(f"{names[r['indicator_id']]} {format_number(r['value'], unit, digits)} "
+                         f"(Stadt {format_number(r['city_value'], unit, digits)})")
         rows.append({"report_cycle": cycle, "area_id": area, "reasons": "; ".join(parts)})
     schema = {"report_cycle": details.schema["report_cycle"], "area_id": pl.Utf8, "reasons": pl.Utf8}
     return pl.DataFrame(rows, schema=schema)

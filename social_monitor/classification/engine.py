@@ -507,6 +507,24 @@ def _flag(areas: pl.DataFrame, dimensions: pl.DataFrame, method: Method, cycles:
             .drop("previous_cycle", "was_flagged"))
 
 
+# The unit of a difference of two values (an area's and the city's, or a value and its previous cycle's) by the
+# values' unit: two percentages differ by percentage points; every other unit is the difference's own. Declared
+# once: the reasons here and the report (social_monitor/report/wording.py) read it.
+DIFFERENCE_UNIT_DE = {"%": "%-Punkte"}
+
+
+def difference_unit(unit: str) -> str:
+    """The unit of a difference of two values in ``unit``."""
+    return DIFFERENCE_UNIT_DE.get(unit, unit)
+
+
+def change_name_de(base_name: str) -> str:
+    """The German name of a change a method declares itself (``change_of``, without its own ``name_de``): the base
+    indicator's name as it is, then "(Veränderung)", which needs no genitive of the name ("SGB-II-Quote
+    (Veränderung)"; the catalogue names its own changes "Veränderung der SGB-II-Quote unter 15 Jahren")."""
+    return f"{base_name} (Veränderung)"
+
+
 def format_number(value: float | None, unit: str = "", digits: int = 1, signed: bool = False) -> str:
     """German number format: 1.234,5 %."""
     if value is None:
@@ -515,22 +533,45 @@ def format_number(value: float | None, unit: str = "", digits: int = 1, signed: 
     return f"{text} {unit}".strip()
 
 
+def telling_digits(value: float, other: float, digits: int = 1, most: int = 3) -> int:
+    """The decimals that print ``value`` and ``other`` apart: ``digits``, or more (up to ``most``) where they would
+    print alike although they differ, so that a reason never reads "20,0 % (Stadt 20,0 %)" for a value the rule
+    found worse than the city's."""
+    while digits < most and value != other and f"{value:.{digits}f}" == f"{other:.{digits}f}":
+        digits += 1
+    return digits
+
+
 def _reasons(dimensions: pl.DataFrame, indicators: pl.DataFrame, method: Method,
              indicator_names: Mapping[str, tuple[str, str]]) -> pl.DataFrame:
-    """German text per cycle and area: the class of each dimension and the indicators that put it there."""
+    """German text per cycle and area: the class of each dimension and the indicators that put it there, with the
+    numbers the method used. ``worse_than_city``: every indicator worse than the city (value and city value);
+    otherwise the index and the (up to three) indicators that moved it most towards its side of zero, i.e. the
+    class: a class below the city's names the indicators better than the city, never one worse than it. A
+    ``deviation_from_city`` indicator shows its deviation from the city value (and its weight); a ``z_score`` one its
+    z-score."""
     specs = {(d.id, i.id): i for d in method.dimensions for i in d.indicators}
     by_id = {d.id: d for d in method.dimensions}
     details: dict[tuple[int, str, str], list[dict]] = {}
-    for row in indicators.filter(pl.col("contribution") > 0).sort("contribution", descending=True).iter_rows(
-            named=True):
+    for row in indicators.filter(pl.col("contribution").is_not_null() & (pl.col("contribution") != 0)).sort(
+            "contribution", descending=True).iter_rows(named=True):
         details.setdefault((row["report_cycle"], row["area_id"], row["dimension_id"]), []).append(row)
 
     def name_unit(dimension_id: str, indicator_id: str) -> tuple[str, str]:
         spec = specs[(dimension_id, indicator_id)]
         fallback = indicator_names.get(spec.source, (spec.source, ""))
-        name = spec.name_de or (f"Veränderung {fallback[0]}" if spec.change_of else fallback[0])
-        unit = spec.unit or ("%-Punkte" if spec.change_of and fallback[1] == "%" else fallback[1])
+        name = spec.name_de or (change_name_de(fallback[0]) if spec.change_of else fallback[0])
+        unit = spec.unit or (difference_unit(fallback[1]) if spec.change_of else fallback[1])
         return name, unit
+
+    def value_and_city(r: dict, unit: str) -> tuple[str, str, str]:
+        """The value, the city value and their difference as printed (the difference of the printed values)."""
+        digits = telling_digits(r["value"], r["city_value"]) if r["city_value"] is not None else 1
+        if r["city_value"] is None:
+            return format_number(r["value"], unit, digits), "–", "–"
+        shown = round(float(f"{r['value']:.{digits}f}") - float(f"{r['city_value']:.{digits}f}"), digits)
+        return (format_number(r["value"], unit, digits), format_number(r["city_value"], unit, digits),
+                format_number(shown, difference_unit(unit), digits, signed=True))
 
     texts: dict[tuple[int, str], list[str]] = {}
     order = {d.id: position for position, d in enumerate(method.dimensions)}
@@ -541,18 +582,27 @@ def _reasons(dimensions: pl.DataFrame, indicators: pl.DataFrame, method: Method,
         rows = details.get((row["report_cycle"], row["area_id"], dimension.id), [])
         if dimension.standardisation == "worse_than_city":
             parts = []
-            for r in sorted(rows, key=lambda r: r["indicator_id"]):
+            for r in sorted((r for r in rows if r["contribution"] > 0), key=lambda r: r["indicator_id"]):
                 n, u = name_unit(dimension.id, r["indicator_id"])
-                parts.append(f"{n} {format_number(r['value'], u)} (Stadt {format_number(r['city_value'], u)})")
+                value, city, _ = value_and_city(r, u)
+                parts.append(f"{n} {value} (Stadt {city})")
             head = row["class_label"]
         else:
+            # the indicators on the index's side of zero, strongest first: those that put the area in its class
+            index = row["index_value"] or 0.0
+            side = (index > 0) - (index < 0)
+            strongest = sorted((r for r in rows if r["contribution"] * side > 0),
+                               key=lambda r: abs(r["contribution"]), reverse=True)
             parts = []
-            for r in rows[:3]:
+            for r in strongest[:3]:
                 n, u = name_unit(dimension.id, r["indicator_id"])
-                versus = (f"z {format_number(r['standardised'], digits=2, signed=True)}"
-                          if dimension.standardisation == "z_score"
-                          else f"Stadt {format_number(r['city_value'], u)}")
-                parts.append(f"{n} {format_number(r['value'], u)} ({versus})")
+                if dimension.standardisation == "z_score":
+                    parts.append(f"{n} {format_number(r['value'], u)} "
+                                 f"(z {format_number(r['standardised'], digits=2, signed=True)})")
+                    continue
+                value, city, deviation = value_and_city(r, u)
+                weight = f", Gewicht {format_number(r['weight'], digits=0)}" if r["weight"] != 1 else ""
+                parts.append(f"{n} {value} (Stadt {city}; {deviation}{weight})")
             head = (f"{dimension.name_de} {row['class_label']} "
                     f"({format_number(row['index_value'], digits=2, signed=True)})")
         texts.setdefault((row["report_cycle"], row["area_id"]), []).append(

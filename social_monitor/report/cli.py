@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
+from social_monitor.report.pdf import PDF_ENV, PDF_MODES
 from social_monitor.sample_city.geometry import BOUNDARIES_FILE, CODE_PROPERTY_ENV, GEOMETRY_ENV, default_geometry
 from social_monitor.settings import load_settings
 
@@ -32,9 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"property (attribute) holding the area code (default: ${CODE_PROPERTY_ENV} or area_id)")
     parser.add_argument("--cycle", type=int, action="append", default=None,
                         help="only this report cycle (repeatable; default: every cycle of the published file)")
-    parser.add_argument("--pdf", choices=["auto", "yes", "no"], default="no",
-                        help="a PDF beside each HTML, printed by headless chromium: auto (where chromium is installed, "
-                        "else a message; what `make report` uses), yes (chromium required), no (default)")
+    parser.add_argument("--pdf", choices=list(PDF_MODES), default=None,
+                        help="a PDF beside each HTML, printed by headless chromium (20-30 s per cycle): auto (where "
+                        "chromium is installed, else a message), yes (chromium required), no; default: "
+                        f"${PDF_ENV} or auto. A report whose PDF is not printed loses its older PDF")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,9 +47,10 @@ def run(args: argparse.Namespace) -> int:
 
     # imported here: matplotlib and the templates cost about a second, which every other command would pay
     from social_monitor.report.generator import generate_report
-    from social_monitor.report.pdf import MISSING, find_browser, print_pdf
+    from social_monitor.report.pdf import pdf_mode, pdfs_beside
 
     settings = load_settings()
+    mode = args.pdf or pdf_mode(os.environ)  # a wrong $SOCIAL_MONITOR_REPORT_PDF stops before any report is written
     published = args.published = Path(args.published or settings.published_path)  # resolved: errors name it
     out = args.out or published.parent / "report"
     geometry, code_property = default_geometry(settings.city_dir)
@@ -61,17 +65,12 @@ def run(args: argparse.Namespace) -> int:
                               cycles=args.cycle, on_cycle=on_cycle, city_dir=settings.city_dir)
     for path in written:
         print(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
-    if args.pdf == "no":
-        return 0
-    browser = find_browser()
-    if browser is None:
-        if args.pdf == "yes":
-            raise RuntimeError(MISSING.replace("; the HTML reports are written", ""))
-        print(MISSING)
-        return 0
-    for path in written:
-        started = time.perf_counter()
-        pdf = print_pdf(path, browser)
-        progress(args, f"PDF {pdf.name} in {time.perf_counter() - started:.1f} s")
+
+    def on_pdf(pdf: Path, seconds: float) -> None:
+        progress(args, f"PDF {pdf.name} in {seconds:.1f} s")
         print(f"{pdf} ({pdf.stat().st_size / 1e6:.1f} MB)")
+
+    outcome = pdfs_beside(written, mode, on_pdf=on_pdf)
+    if outcome.message:
+        print(outcome.message)
     return 0

@@ -30,6 +30,7 @@ import yaml
 
 from schemas.published import TOPICS
 from social_monitor.classification.action_areas import METHOD_ID as ACTION_AREA_METHOD
+from social_monitor.classification.engine import change_name_de, difference_unit  # declared once
 from social_monitor.disclosure import DisclosureRule
 from social_monitor.geography import Geography, Level, load_geography
 from social_monitor.labels import CHANGE_DE, SUPPRESSION_DE  # filled in with the rule: DisclosureRule.describe_de
@@ -44,7 +45,13 @@ from social_monitor.report.maps import (
     Symbols,
     german_number,
 )
-from social_monitor.report.wording import DIRECTION_DE, hyphenate_headers, residents_wording
+from social_monitor.report.wording import (
+    DIRECTION_DE,
+    EQUAL_DE,
+    compare_as_shown,
+    hyphenate_headers,
+    residents_wording,
+)
 from social_monitor.sample_city.geometry import AreaGeometry, default_geometry, load_geometry
 from social_monitor.settings import CITY_FILE, CityConfig, Publisher
 
@@ -169,9 +176,9 @@ class Published:
             )
 
 
-def _signed(value: float) -> str:
-    text = german_number(abs(value), 1)
-    return text if text == "0,0" else ("+" if value > 0 else "\u2212") + text
+def _signed(value: float, decimals: int = 1) -> str:
+    text = german_number(abs(value), decimals)
+    return ("+" if value > 0 else "\u2212") + text
 
 
 def _svg_chart(figure) -> str:
@@ -341,18 +348,18 @@ class ReportBuilder:
                     "title": self.p.rule.describe_de(SUPPRESSION_DE[row["suppression"]]),
                     "value": None, "worse": None, "rank": "", "decile": None}
         value, city = row["value"], row["city_value"]
-        worse = None
+        worse, difference = None, ""
         if value is not None and city is not None and meta["denominator_measure"]:
-            if meta["direction"] == "higher_is_worse":
-                worse = value > city
-            elif meta["direction"] == "higher_is_better":
-                worse = value < city
+            # compared as printed: a value that prints as the city value is "wie die Stadt", never worse
+            relation, shown = compare_as_shown(value, city, decimals, meta["direction"])
+            worse = relation == "worse" if meta["direction"] != "neutral" else None
+            difference = EQUAL_DE if relation == "equal" else \
+                f"{_signed(shown, decimals)} {difference_unit(meta['unit'])}"
         rank = row.get("value_rank")  # published with the file (social_monitor/ranks.py); none for the city
         return {"text": german_number(value, decimals) if value is not None else "–", "suppressed": False,
                 "title": "" if value is not None else "kein Wert", "value": value,
                 "worse": worse, "city": german_number(city, decimals) if city is not None else "–",
-                "difference": _signed(value - city) if value is not None and city is not None
-                and meta["denominator_measure"] else "",
+                "difference": difference,
                 "rank": f"{rank} von {row['ranked_areas']}" if rank is not None else "",
                 "decile": row.get("value_decile")}
 
@@ -372,10 +379,17 @@ class ReportBuilder:
         """A row of a Steckbrief's indicator tables: the area's value, the city value, rank and decile."""
         meta = self.catalogue[indicator_id]
         return {"id": indicator_id, "name": meta["name_de"], "unit": meta["unit"],
+                "unit_note": self.unit_note(indicator_id),
                 "target_group": meta.get("target_group") or "",
                 "note": self.missing_note(cycle, level, area_id, indicator_id),
                 **self.cell(cycle, level, area_id, indicator_id),
                 "city": self.cell(cycle, "city", "city", indicator_id)["text"]}
+
+    def unit_note(self, indicator_id: str) -> str:
+        """A rate's unit to print beside its name (%, je 100 Einwohnerinnen und Einwohner), unless the name says it
+        ("Hilfen zur Erziehung je 1.000 unter 21-Jährige"); empty for a count."""
+        meta = self.catalogue[indicator_id]
+        return meta["unit"] if meta["denominator_measure"] and meta["unit"] not in meta["name_de"] else ""
 
     def area_ids(self, cycle: int, level: str) -> list[str]:
         """The areas of ``level`` with values in ``cycle`` (those of the geography's version of that cycle)."""
@@ -552,9 +566,11 @@ class ReportBuilder:
             chart_transfer=city_time_series(self.p, KEY_INDICATORS, cycle, "Transferleistungen (Stadt)"),
             chart_population=city_time_series(self.p, ["share_age_0_17", "share_age_65_plus", "share_non_german"],
                                               cycle, "Bevölkerungsstruktur (Stadt)"),
-            city_series=[{"name": self.catalogue[i]["name_de"], "unit": self.catalogue[i]["unit"],
+            city_series=[{"name": self.catalogue[i]["name_de"], "unit_note": self.unit_note(i),
                           "cells": [self.cell(c, "city", "city", i) for c in cycles]} for i in self.catalogue],
-            table_headers=[(self.catalogue[i]["name_de"], self.catalogue[i]["unit"]) for i in self.rates],
+            # the table's rates are in % unless their header says otherwise
+            table_headers=[(i, self.catalogue[i]["name_de"], "" if self.catalogue[i]["unit"] == "%" else
+                            self.unit_note(i)) for i in self.rates],
             city_row=[self.cell(cycle, "city", "city", i) for i in self.rates], table_rows=table_rows,
             profiles=[self.profile(cycle, a, cycles) for a in profile_ids],
         )
@@ -572,7 +588,7 @@ class ReportBuilder:
             for entry in dimension.get("indicators") or []:
                 entry = {"id": entry} if isinstance(entry, str) else entry
                 name = entry.get("name_de") or self.catalogue.get(entry.get("change_of") or "", {}).get("name_de")
-                name = entry.get("name_de") or (f"Veränderung {name}" if entry.get("change_of") else None) or \
+                name = entry.get("name_de") or (change_name_de(name) if entry.get("change_of") and name else None) or \
                     self.catalogue.get(entry["id"], {}).get("name_de", entry["id"])
                 weight = entry.get("weight", 1)
                 indicators.append(name if weight == 1 else f"{name} (Gewicht {german_number(weight, 0)})")
@@ -622,7 +638,8 @@ def generate_report(published_path: Path, out_dir: Path, geometry_path: Path | N
     """Write ``bericht_<cycle>.html`` for every cycle of the published file (or ``cycles``) into ``out_dir``,
     with the levels and names of the city folder ``city_dir`` and the geometry ``geometry_path`` (default: the
     city folder's boundaries). The published file and the geometry are read once; ``on_cycle(path, done,
-    total)`` is called after each cycle's file is in place (progress)."""
+    total)`` is called after each cycle's file is in place (progress). A cycle's PDF written before (from the HTML
+    replaced now) is removed; :func:`social_monitor.report.pdf.pdfs_beside` prints the PDFs."""
     geography = load_geography(city_dir)
     config = CityConfig.from_file(Path(city_dir) / CITY_FILE)
     config.publisher_or_error()  # before the published file is read: a missing publisher block stops the report
@@ -642,6 +659,9 @@ def generate_report(published_path: Path, out_dir: Path, geometry_path: Path | N
         target = out_dir / report_file_name(cycle)
         partial = target.with_suffix(".html.tmp")
         partial.write_text(builder.render(cycle), encoding="utf-8")
+        # the cycle's PDF, printed from the HTML replaced now, would be older than its HTML: it goes, and
+        # social_monitor.report.pdf.pdfs_beside prints the new one where chromium is installed
+        target.with_suffix(".pdf").unlink(missing_ok=True)
         partial.replace(target)
         written.append(target)
         if on_cycle is not None:

@@ -60,3 +60,25 @@ def hyphenate_headers(page: str) -> str:
         return match.group(1) + text + match.group(3)
 
     return HEADER_CELL.sub(cell, page)
+
+
+# what the report prints when an area's value and the city value are equal as shown
+EQUAL_DE = "wie die Stadt"
+
+
+def as_shown(value: float, decimals: int) -> float:
+    """``value`` rounded as the report prints it (``maps.german_number`` formats with the same ``.{decimals}f``)."""
+    return float(f"{value:.{decimals}f}")
+
+
+def compare_as_shown(value: float, city: float, decimals: int, direction: str) -> tuple[str, float]:
+    """How an area's value compares with the city value as both are printed (rounded to ``decimals``), and the
+    difference of the printed values: ``equal`` when they print alike, else ``worse`` or ``better`` by the
+    indicator's ``direction`` (the catalogue's), or ``higher``/``lower`` for a neutral one."""
+    difference = round(as_shown(value, decimals) - as_shown(city, decimals), decimals)
+    if difference == 0:
+        return "equal", 0.0
+    if direction in ("higher_is_worse", "higher_is_better"):
+        worse = difference > 0 if direction == "higher_is_worse" else difference < 0
+        return ("worse" if worse else "better"), difference
+    return ("higher" if difference > 0 else "lower"), difference
