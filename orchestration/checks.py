@@ -11,13 +11,10 @@ from orchestration.assets.exports import exports_dir
 from orchestration.assets.report import report_path
 from orchestration.cycles import published_cycles_of
 from orchestration.resources import PipelineSettings, WarehouseResource
-from schemas.published import DOCUMENTED_TABLES
 from social_monitor.catalogue import read_catalogue
 from social_monitor.deliveries import Source
 from social_monitor.disclosure import Catalogue, DisclosureRule
-from social_monitor.exports import has_cycle_column, published_cycles, workbook_name
 from social_monitor.layouts import delivered_sources
-from social_monitor.publish import read_audit
 from social_monitor.settings import CityConfig, load_settings
 
 
@@ -66,6 +63,8 @@ def build_row_balance_check(source: Source) -> dg.AssetChecksDefinition:
     "column that could carry a person: no person key, birth date, address or household key.",
 )
 def only_aggregated_tables(pipeline: PipelineSettings) -> dg.AssetCheckResult:
+    from schemas.published import DOCUMENTED_TABLES  # the contracts when the check runs, not to load the code
+
     with duckdb.connect(str(Path(pipeline.published_path)), read_only=True) as con:
         # the tables; the views for people (social_monitor/publish.py) only select from them
         tables = {r[0] for r in con.execute("select table_name from information_schema.tables "
@@ -91,6 +90,8 @@ def only_aggregated_tables(pipeline: PipelineSettings) -> dg.AssetCheckResult:
 def no_suppressed_cell_recoverable(pipeline: PipelineSettings) -> dg.AssetCheckResult:
     config = CityConfig.from_file(Path(pipeline.config_path))
     rule = DisclosureRule.from_config(config.publication)
+    from social_monitor.publish import read_audit  # the publication's code when the check runs
+
     result = read_audit(Path(pipeline.published_path), Catalogue.from_rows(read_catalogue()), rule)
     metadata: dict[str, object] = {"protection_interval": rule.protection}
     for row in result.per_cycle():
@@ -173,6 +174,16 @@ def every_method_classifies_every_cycle(warehouse: WarehouseResource) -> dg.Asse
 # Each check's metadata has one entry per report cycle of city.yml (the key is the cycle), so the UI's check
 # history shows what each cycle has. The classification checks above are keyed by cycle too.
 
+def _per_cycle_result(states: dict[int, tuple[str, bool]], summary: str, *, passed: bool = True
+                      ) -> dg.AssetCheckResult:
+    """The result of a per-cycle check: one metadata entry per report cycle (its state), the failing cycles
+    listed under ``summary``; it passes when no cycle fails, ``passed`` holds and there is a cycle at all."""
+    metadata: dict[str, object] = {str(cycle): text for cycle, (text, _) in sorted(states.items())}
+    failing = [cycle for cycle, (_, ok) in sorted(states.items()) if not ok]
+    metadata[summary] = ", ".join(map(str, failing)) or "none"
+    return dg.AssetCheckResult(passed=passed and bool(states) and not failing, metadata=metadata)
+
+
 def _cycles(pipeline: PipelineSettings) -> list[int]:
     return list(CityConfig.from_file(Path(pipeline.config_path)).report_cycles)
 
@@ -198,19 +209,13 @@ def every_loaded_cycle_complete(warehouse: WarehouseResource, pipeline: Pipeline
     person_level = [s.name for s in delivered_sources(pipeline.city_folder()) if not s.is_aggregate]
     with warehouse.connect() as con:
         loaded = _loaded_sources(con)
-    metadata, incomplete = {}, []
+    states = {}
     for cycle in _cycles(pipeline):
         sources = loaded.get(cycle, set())
         missing = [s for s in person_level if s not in sources]
-        if not sources:
-            metadata[str(cycle)] = "not loaded"
-            continue
-        if missing:
-            incomplete.append(cycle)
-        metadata[str(cycle)] = (f"loaded: {len(sources)} deliveries; person-level missing: "
-                                f"{', '.join(missing) or 'none'}")
-    metadata["incomplete_cycles"] = ", ".join(map(str, incomplete)) or "none"
-    return dg.AssetCheckResult(passed=bool(loaded) and not incomplete, metadata=metadata)
+        states[cycle] = (f"loaded: {len(sources)} deliveries; person-level missing: {', '.join(missing) or 'none'}"
+                         if sources else "not loaded", not (sources and missing))
+    return _per_cycle_result(states, "incomplete_cycles", passed=bool(loaded))
 
 
 @dg.asset_check(
@@ -226,15 +231,13 @@ def every_loaded_cycle_built(warehouse: WarehouseResource, pipeline: PipelineSet
         built = {r[0]: r[1:] for r in con.execute(
             "select report_cycle, count(*), count(distinct (area_level, area_id)), count(distinct indicator_id) "
             "from marts.area_indicators group by 1").fetchall()}
-    metadata, broken = {}, []
-    for cycle in sorted(set(_cycles(pipeline)) | set(built)):
+    states = {}
+    for cycle in set(_cycles(pipeline)) | set(built):
         is_loaded = "register" in loaded.get(cycle, set())
-        if is_loaded != (cycle in built):
-            broken.append(cycle)
-        metadata[str(cycle)] = (f"{built[cycle][0]} values, {built[cycle][1]} areas, {built[cycle][2]} indicators"
-                                if cycle in built else "not built") + ("" if is_loaded else " (not loaded)")
-    metadata["broken_cycles"] = ", ".join(map(str, broken)) or "none"
-    return dg.AssetCheckResult(passed=bool(built) and not broken, metadata=metadata)
+        states[cycle] = ((f"{built[cycle][0]} values, {built[cycle][1]} areas, {built[cycle][2]} indicators"
+                          if cycle in built else "not built") + ("" if is_loaded else " (not loaded)"),
+                         is_loaded == (cycle in built))
+    return _per_cycle_result(states, "broken_cycles", passed=bool(built))
 
 
 def _published_per_cycle(published: Path) -> dict[int, tuple[int, int, int]]:
@@ -259,14 +262,11 @@ def every_built_cycle_published(warehouse: WarehouseResource, pipeline: Pipeline
     with warehouse.connect() as con:
         built = dict(con.execute("select report_cycle, count(*) from marts.area_indicators group by 1").fetchall())
     published = _published_per_cycle(Path(pipeline.published_path))
-    metadata, broken = {}, []
-    for cycle in sorted(set(_cycles(pipeline)) | set(built) | set(published)):
-        if cycle in built and (cycle not in published or published[cycle][0] != built[cycle]):
-            broken.append(cycle)
-        metadata[str(cycle)] = (f"{published[cycle][0]} values ({published[cycle][1]} suppressed), "
-                                f"{published[cycle][2]} action areas" if cycle in published else "not published")
-    metadata["broken_cycles"] = ", ".join(map(str, broken)) or "none"
-    return dg.AssetCheckResult(passed=bool(published) and not broken, metadata=metadata)
+    states = {cycle: (f"{published[cycle][0]} values ({published[cycle][1]} suppressed), {published[cycle][2]} "
+                      "action areas" if cycle in published else "not published",
+                      cycle not in built or (cycle in published and published[cycle][0] == built[cycle]))
+              for cycle in set(_cycles(pipeline)) | set(built) | set(published)}
+    return _per_cycle_result(states, "broken_cycles", passed=bool(published))
 
 
 def _written_after(path: Path, published: Path) -> bool:
@@ -283,7 +283,7 @@ def _written_after(path: Path, published: Path) -> bool:
 )
 def every_published_cycle_has_its_report(pipeline: PipelineSettings) -> dg.AssetCheckResult:
     published = Path(pipeline.published_path)
-    metadata, broken = {}, []
+    states = {}
     for cycle in published_cycles_of(published):
         path = report_path(published, cycle)
         if not path.exists():
@@ -296,11 +296,8 @@ def every_published_cycle_has_its_report(pipeline: PipelineSettings) -> dg.Asset
             state = f"{path.with_suffix('.pdf').name} older than the HTML"
         else:
             state = "ok"
-        metadata[str(cycle)] = f"{path.name}: {state}"
-        if state != "ok":
-            broken.append(cycle)
-    metadata["cycles_to_rerun"] = ", ".join(map(str, broken)) or "none"
-    return dg.AssetCheckResult(passed=bool(metadata) and not broken, metadata=metadata)
+        states[cycle] = (f"{path.name}: {state}", state == "ok")
+    return _per_cycle_result(states, "cycles_to_rerun")
 
 
 @dg.asset_check(
@@ -311,8 +308,11 @@ def every_published_cycle_has_its_report(pipeline: PipelineSettings) -> dg.Asset
     "the cycle's Excel workbook, written after the published file.",
 )
 def every_published_cycle_exported(pipeline: PipelineSettings) -> dg.AssetCheckResult:
+    from schemas.published import DOCUMENTED_TABLES  # the contracts and the exports' code when the check runs
+    from social_monitor.exports import has_cycle_column, published_cycles, workbook_name
+
     published = Path(pipeline.published_path)
-    metadata, broken = {}, []
+    states = {}
     with duckdb.connect(str(published), read_only=True) as con:
         city_name = con.execute("select any_value(city_name) from publication").fetchone()[0] or ""
         for cycle in published_cycles(con):
@@ -328,11 +328,9 @@ def every_published_cycle_exported(pipeline: PipelineSettings) -> dg.AssetCheckR
                     problems.append(f"{parquet.name} rows differ")
             if not _written_after(folder / workbook_name(city_name, cycle), published):
                 problems.append(f"{workbook_name(city_name, cycle)} missing or old")
-            metadata[str(cycle)] = "; ".join(problems) or f"ok: {len(DOCUMENTED_TABLES)} tables and the workbook"
-            if problems:
-                broken.append(cycle)
-    metadata["cycles_to_rerun"] = ", ".join(map(str, broken)) or "none"
-    return dg.AssetCheckResult(passed=bool(metadata) and not broken, metadata=metadata)
+            states[cycle] = ("; ".join(problems) or f"ok: {len(DOCUMENTED_TABLES)} tables and the workbook",
+                             not problems)
+    return _per_cycle_result(states, "cycles_to_rerun")
 
 
 checks = [build_row_balance_check(source) for source in delivered_sources(load_settings().city_dir)] + [

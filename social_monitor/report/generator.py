@@ -28,7 +28,7 @@ import matplotlib
 import polars as pl
 import yaml
 
-from schemas.published import TOPICS
+from schemas.published import TOPICS, is_count, value_decimals
 from social_monitor.classification.action_areas import METHOD_ID as ACTION_AREA_METHOD
 from social_monitor.classification.engine import change_name_de, difference_unit  # declared once
 from social_monitor.disclosure import DisclosureRule
@@ -314,14 +314,14 @@ class ReportBuilder:
             self.all_values.setdefault((r[0], r[1]), []).append(r[2])
 
     def is_count(self, indicator_id: str) -> bool:
-        """A count (persons, cases, dwellings): a numerator without a denominator (a change has no numerator of
-        its own), and not the delivered index (unit "Index ..."); mapped as circles."""
+        """A count (persons, cases, dwellings), mapped as circles (schemas.published.is_count)."""
         meta = self.catalogue[indicator_id]
-        return bool(meta["numerator_measure"]) and not meta["denominator_measure"] and \
-            not str(meta["unit"]).startswith("Index")
+        return is_count(meta["numerator_measure"], meta["denominator_measure"], meta["unit"])
 
     def decimals(self, indicator_id: str) -> int:
-        return 0 if self.is_count(indicator_id) or self.catalogue[indicator_id]["unit"].startswith("Index") else 1
+        """As the views and the workbook show it (schemas.published.value_decimals)."""
+        meta = self.catalogue[indicator_id]
+        return value_decimals(meta["numerator_measure"], meta["denominator_measure"], meta["unit"])
 
     @functools.cache  # noqa: B019 (one builder per report run)
     def classes(self, level: str, indicator_id: str) -> Classes:
