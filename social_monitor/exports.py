@@ -17,7 +17,7 @@ ones asked for), the folder ``<out>/<cycle>/`` with
 A cycle's folder is written as a hidden temporary folder beside it and renamed into place (the previous
 export moved aside first and deleted after): a reader sees the previous complete export or the new one,
 never half of one. The default ``out`` is ``exports/`` beside the published file
-(``data/published/exports/``).
+(``data/<city>/published/exports/``).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from social_monitor.settings import DBT_PROJECT_DIR, load_settings
 SOURCES_PATH = DBT_PROJECT_DIR / "models" / "published" / "_published__sources.yml"
 DESCRIPTION = "Write the dbt sources YAML that documents the published file (German) from schemas/published.py."
 SOURCE_DESCRIPTION = (
-    "Die veröffentlichte Datei des Sozialmonitorings (Standard: data/published/marts.duckdb): nur "
+    "Die veröffentlichte Datei des Sozialmonitorings (Standard: data/<Stadt>/published/marts.duckdb): nur "
     "zusammengefasste Tabellen, keine Einzeldaten, für BI-Werkzeuge und Excel (nur lesend öffnen). Sie wird "
     "nicht von dbt gebaut, sondern nach den Modellen und der Klassifikation veröffentlicht "
     "(social_monitor/publish.py), gegen die Verträge in schemas/published.py geprüft und atomar ausgetauscht. "

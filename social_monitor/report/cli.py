@@ -24,7 +24,7 @@ DESCRIPTION = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--published", type=Path, default=None,
                         help="published DuckDB file "
-                        "(default: $SOCIAL_MONITOR_PUBLISHED or data/published/marts.duckdb)")
+                        "(default: $SOCIAL_MONITOR_PUBLISHED or data/<city>/published/marts.duckdb)")
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: report/ beside the published file)")
     parser.add_argument("--geometry", type=Path, default=None,
