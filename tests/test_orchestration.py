@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -233,3 +234,31 @@ def test_the_runs_dbt_build_parses_only_what_changed(city):
     text = log.read_text(encoding="utf-8")
     assert "Partial parsing enabled" in text
     assert "Unable to do partial parsing" not in text
+
+
+def test_the_dbt_resource_answers_its_version_question_without_importing_dbt():
+    """dagster-dbt asks `<dbt_executable> --version` once per run (to tell dbt Core from dbt Fusion); `dbt --version`
+    imports dbt and asks PyPI for the latest release, seconds of every run (issue 14). The resource's executable
+    answers with the installed dbt-core's version (dbt's own declaration, dbt.version) and never imports dbt."""
+    from dbt.version import __version__ as dbt_version
+
+    executable = defs.resources["dbt"].dbt_executable
+    answer = subprocess.run([executable, "--version"], capture_output=True, text=True, check=True).stdout
+    assert f"installed: {dbt_version}" in answer
+    probe = ("import sys; sys.argv = ['social-monitor-dbt', '--version']; import orchestration.dbt_cli as cli\n"
+             "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+             "print(sorted(name for name in sys.modules if name == 'dbt' or name.startswith('dbt.')))")
+    imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                              cwd=PROJECT_DIR).stdout.splitlines()[-1]
+    assert imported == "[]"
+
+
+def test_the_runs_dbt_build_runs_through_the_resources_executable(city):
+    """The run's `dbt build` is dbt's own command line, started through the resource's executable (whose `--version`
+    costs no dbt import), and it built the marts."""
+    instance = instance_of(city)
+    run_id = instance.get_latest_materialization_event(dg.AssetKey(["marts", "area_indicators"])).run_id
+    commands = [entry.user_message for entry in instance.all_logs(run_id)
+                if entry.step_key == "dbt_models" and entry.user_message.startswith("Running dbt command:")]
+    assert len(commands) == 1
+    assert commands[0].startswith(f"Running dbt command: `{defs.resources['dbt'].dbt_executable} build --vars ")
