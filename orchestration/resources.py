@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -87,5 +88,8 @@ def build_resources() -> dict[str, object]:
             config_path=str(settings.config_path),
             city_dir=str(settings.city_dir),
         ),
-        "dbt": DbtCliResource(project_dir=dbt_project, profiles_dir=str(dbt_project.project_dir)),
+        # dbt's own command line, except that dagster-dbt's `--version` question per run costs no dbt import and no
+        # PyPI request (orchestration/dbt_cli.py); installed beside this interpreter by the project's scripts
+        "dbt": DbtCliResource(project_dir=dbt_project, profiles_dir=str(dbt_project.project_dir),
+                              dbt_executable=str(Path(sys.executable).parent / "social-monitor-dbt")),
     }

@@ -233,3 +233,30 @@ def test_the_runs_dbt_build_parses_only_what_changed(city):
     text = log.read_text(encoding="utf-8")
     assert "Partial parsing enabled" in text
     assert "Unable to do partial parsing" not in text
+
+
+def test_the_dbt_resource_answers_its_version_question_without_importing_dbt():
+    """dagster-dbt asks `<dbt_executable> --version` once per run (to tell dbt Core from dbt Fusion); `dbt --version`
+    imports dbt and asks PyPI for the latest release, seconds of every run (issue 14). The resource's executable
+    answers with the installed dbt-core's version (dbt's own declaration, dbt.version) and never imports dbt."""
+    from dbt.version import __version__ as dbt_version
+
+    executable = defs.resources["dbt"].dbt_executable
+    # Python lists every module it imports on stderr (PYTHONPROFILEIMPORTTIME); `dbt --version` would list dbt's
+    done = subprocess.run([executable, "--version"], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
+    assert f"installed: {dbt_version}" in done.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "importlib.metadata" in imported  # the listing works
+    assert not {name for name in imported if name == "dbt" or name.startswith("dbt.")}
+
+
+def test_the_runs_dbt_build_runs_through_the_resources_executable(city):
+    """The run's `dbt build` is dbt's own command line, started through the resource's executable (whose `--version`
+    costs no dbt import), and it built the marts."""
+    instance = instance_of(city)
+    run_id = instance.get_latest_materialization_event(dg.AssetKey(["marts", "area_indicators"])).run_id
+    commands = [entry.user_message for entry in instance.all_logs(run_id)
+                if entry.step_key == "dbt_models" and entry.user_message.startswith("Running dbt command:")]
+    assert len(commands) == 1
+    assert commands[0].startswith(f"Running dbt command: `{defs.resources['dbt'].dbt_executable} build --vars ")
