@@ -96,7 +96,10 @@ def test_a_delivery_of_several_batches_is_reported_as_one_batch(tmp_path, monkey
     def counting_schema(contract, area_keys=None):
         schema = one_batch(contract, area_keys)
 
-        class Counting:
+        class Counting:  # the schema (its columns and checks compile to SQL), counting the batches validated
+            def __getattr__(self, name):
+                return getattr(schema, name)
+
             def validate(self, frame, **options):
                 batches.append(frame.height)
                 return schema.validate(frame, **options)
@@ -227,3 +230,28 @@ def test_parquet_rows_are_numbered_from_one(tmp_path, con):
     result = load_delivery(con, find_manifest(tmp_path, source, CYCLE), policy="quarantine")
     assert [(p.line, p.column) for p in result.problems] == [(4, "Alter")]
     assert con.execute("select source_line from raw.sgb2 order by 1").fetchall() == [(1,), (2,), (3,), (5,)]
+
+
+def test_a_clean_delivery_is_checked_in_sql_alone_and_a_bad_row_brings_pandera_in(tmp_path, monkeypatch):
+    """A clean delivery passes the contract's row checks with one SQL count (``contract_sql``), without a
+    Pandera pass; one bad row anywhere (here a birth after the reference date, a check across columns) sends
+    the delivery through Pandera, which names it."""
+    validated = []
+    pandera_problems = ingest._pandera_problems
+    monkeypatch.setattr(ingest, "_pandera_problems",
+                        lambda *args: validated.append(args[3].data_path.name) or pandera_problems(*args))
+    rows = [person(f"k{i:05d}", "01.02.1980", "001", moved="01.01.2000") for i in range(ROWS)]
+    outcomes = []
+    for case, born in (("clean", "01.02.1980"), ("bad", "01.01.2019")):
+        rows[1234]["Geburtsdatum"] = born
+        write_delivery(tmp_path / case, "register", CYCLE, rows)
+        with duckdb.connect(str(tmp_path / f"{case}.duckdb")) as connection:
+            result = load_delivery(connection, find_manifest(tmp_path / case, LAYOUTS["register"], CYCLE),
+                                   policy="quarantine")
+        outcomes.append((len(validated), result.rows_accepted, [(p.line, p.column, p.check) for p in result.problems]))
+    assert outcomes == [
+        (0, ROWS, []),
+        (1, ROWS - 1, [(1236, "Zuzugsdatum", "move_in_date must lie between birth_date and the reference date"),
+                       (1236, "Geburtsdatum", "birth_date must lie on or before the reference date and at most "
+                                              "120 years before")]),
+    ]
