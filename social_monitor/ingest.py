@@ -899,12 +899,18 @@ def _contract_problems(
 
 def _failing_rows(con: duckdb.DuckDBPyConnection, contract: type[RawDelivery], typed: str, manifest: Manifest,
                   area_keys: tuple[str, ...]) -> int | None:
-    """How many typed rows fail a row check of the contract, in one SQL pass; None if a check has no SQL form."""
+    """How many typed rows fail a row check of the contract, in one SQL pass; None if a check has no SQL form
+    or DuckDB could not evaluate one (then Pandera decides; a lack of memory or disk is the machine's: raised)."""
     passes = contract_sql(_batch_schema(contract, area_keys))
     if passes is None:
         return None
-    return con.execute(f"select count(*) from (select {_row_select(contract, manifest)} from {typed}) "
-                       f"where not ({passes})").fetchone()[0]
+    try:
+        return con.execute(f"select count(*) from (select {_row_select(contract, manifest)} from {typed}) "
+                           f"where not ({passes})").fetchone()[0]
+    except duckdb.Error as exc:
+        if isinstance(exc, duckdb.OutOfMemoryException) or "No space left on device" in str(exc):
+            raise
+        return None
 
 
 def contract_sql(schema: pa.DataFrameSchema) -> str | None:

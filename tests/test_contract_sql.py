@@ -113,3 +113,17 @@ def test_the_sql_conditions_fail_exactly_the_rows_pandera_reports_check_by_check
     event(f"checks across columns: {'none' if not across else 'every' if len(across) == frame.height else 'some'} "
           "of the rows fail")
     assert failures == pandera_failures(schema, frame)
+
+
+def test_a_check_without_an_sql_form_leaves_the_verdict_to_pandera():
+    """A check the compilation does not know (a custom check without a declared SQL form, a regular expression
+    whose classes RE2 and polars read differently) makes the whole condition None: the loader then asks Pandera."""
+    schema = _batch_schema(CONTRACTS["register"], AREA_KEYS)
+    assert contract_sql(schema) is not None
+    custom = schema.add_columns({"note": pa.Column(pl.String, pa.Check(lambda data: data.lazyframe.select(
+        pl.col(data.key).str.len_chars() > 0), name="custom"))})
+    assert contract_sql(custom) is None
+    word = schema.add_columns({"note": pa.Column(pl.String, pa.Check.str_matches(r"^\w+$"))})
+    assert contract_sql(word) is None
+    digits = schema.add_columns({"note": pa.Column(pl.String, pa.Check.str_matches(r"[0-9]\d"))})
+    assert "regexp_matches(\"note\", '^[0-9]\\p{Nd}')" in contract_sql(digits)
