@@ -33,6 +33,21 @@ LEGAL_BASES = ["SGB II", "SGB III"]  # Rechtskreis of a registered unemployed pe
 UNEMPLOYED_AGES = (15, 67)  # registered unemployed: from 15 to the statutory retirement age
 MAX_AGE = 120
 
+# The SQL form (DuckDB) of each of the contracts' checks across columns, by the check's name: the loader checks a
+# whole delivery with one SQL count of failing rows and runs Pandera only if a row fails (social_monitor.ingest).
+# Declared with ``sql_form`` on the check itself, next to its polars form; tests/test_contract_sql.py checks that
+# both forms agree on generated rows. A NULL (like polars' null) passes, as Pandera's ``ignore_na`` makes it.
+SQL_FORMS: dict[str, str] = {}
+
+
+def sql_form(sql: str):
+    """Declare the SQL form of the dataframe check it decorates (put it below ``@pa.dataframe_check``)."""
+    def declare(check):
+        if SQL_FORMS.setdefault(check.__name__, sql) != sql:
+            raise ValueError(f"two SQL forms for the check {check.__name__}")
+        return check
+    return declare
+
 
 def column(*, personal: bool = False, pseudonymise: bool = False, codes: list[str] | None = None, **checks) -> object:
     """A contract column, delivered under the header the city's layout gives it.
@@ -72,6 +87,7 @@ class RawDelivery(pa.DataFrameModel):
         coerce = False
 
     @pa.dataframe_check(error="reference_date must be 31 December of the report cycle")
+    @sql_form("year(reference_date) = report_cycle and month(reference_date) = 12 and day(reference_date) = 31")
     def reference_date_is_end_of_cycle(cls, data: pa.PolarsData) -> pl.LazyFrame:
         ref = pl.col("reference_date")
         return data.lazyframe.select(
@@ -83,6 +99,7 @@ class _BornBeforeReference(RawDelivery):
     """Sources with a date of birth: born on or before the reference date and at most 120 years old."""
 
     @pa.dataframe_check(error="birth_date must lie on or before the reference date and at most 120 years before")
+    @sql_form(f"birth_date <= reference_date and birth_date > reference_date - to_years({MAX_AGE + 1})")
     def birth_date_plausible(cls, data: pa.PolarsData) -> pl.LazyFrame:
         birth, ref = pl.col("birth_date"), pl.col("reference_date")
         return data.lazyframe.select(
@@ -112,6 +129,7 @@ class RegisterPersons(_BornBeforeReference):
         unique = ["person_key"]
 
     @pa.dataframe_check(error="move_in_date must lie between birth_date and the reference date")
+    @sql_form("move_in_date is null or (move_in_date >= birth_date and move_in_date <= reference_date)")
     def move_in_after_birth(cls, data: pa.PolarsData) -> pl.LazyFrame:
         move_in = pl.col("move_in_date")
         return data.lazyframe.select(
@@ -176,6 +194,8 @@ class UnemployedPersons(RawDelivery):
 
     @pa.dataframe_check(error="unemployed_since must lie on or before the reference date and at most age - 14 "
                               "years before it")
+    @sql_form("unemployed_since <= reference_date and unemployed_since >= reference_date "
+              "- to_years(case when cast(age as integer) - 14 < 0 then 0 else cast(age as integer) - 14 end)")
     def unemployed_since_plausible(cls, data: pa.PolarsData) -> pl.LazyFrame:
         since, ref = pl.col("unemployed_since"), pl.col("reference_date")
         earliest = ref.dt.offset_by(pl.format("-{}y", (pl.col("age").cast(pl.Int32) - 14).clip(lower_bound=0)))

@@ -12,6 +12,8 @@ loader (``load_delivery``) loads each into a real DuckDB file, and the test asse
 - the outcome is accepted, quarantined (rows in = accepted + rejected, in the result and in
   ``raw.deliveries``; ``raw.<source>`` holds the accepted rows) or refused with a ``DeliveryError`` whose
   message starts with the file name and is capped; any other exception fails the test;
+- the loader's one SQL count of the rows failing a check of the contract (``contract_sql``) is 0 exactly when
+  Pandera finds no problem in the same typed rows (a clean delivery is then never shown to Pandera);
 - no marked value (nor any fragment ``PII``) and no birth or move-in date appears in the message, in a
   problem, in ``raw.rejected_rows`` or in any VARCHAR column of the warehouse outside the raw person tables.
 
@@ -28,6 +30,8 @@ import os
 import re
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -37,6 +41,7 @@ from dagster import DagsterEventType, DagsterInstance
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+import social_monitor.ingest as ingest
 from schemas.raw import code_lists
 from social_monitor import cli
 from social_monitor.bad_lines import recheck
@@ -104,12 +109,14 @@ def valid_row(draw, source: str) -> dict[str, object]:
 
 
 def personal_texts(rows: list[dict[str, object]]) -> set[str]:
-    """The dates in the rows, as delivered and in ISO form (the markers are found by ``MARK``)."""
+    """The dates in the rows, as delivered and in ISO form (the markers are found by ``MARK``), except the
+    reference date: a move-in or the start of unemployment on that day is a date every message may name (it is
+    in the file's name)."""
     found = set()
     for row in rows:
         for header in ("Geburtsdatum", "Zuzugsdatum", "Arbeitslos_seit"):
             value = row.get(header)
-            if value:
+            if value and value != reference_date_of(CYCLE).strftime("%d.%m.%Y"):
                 found.add(str(value))
                 found.add(dt.datetime.strptime(str(value), "%d.%m.%Y").date().isoformat())
     return found
@@ -290,10 +297,33 @@ def outside_person_tables(con: duckdb.DuckDBPyConnection) -> str:
     return "\n".join(texts)
 
 
+@contextmanager
+def sql_verdict_checked_against_pandera() -> Iterator[None]:
+    """While a delivery loads, the loader's SQL verdict on the typed rows (the count of rows failing a row check
+    of the contract) is compared with Pandera's (every problem it finds, none left out as reported before)."""
+    contract_problems = ingest._contract_problems
+
+    def both(con, layout, typed, manifest, already_reported, area_keys):
+        failing = ingest._failing_rows(con, layout.contract, typed, manifest, area_keys)
+        try:
+            found = [str(p) for p in ingest._pandera_problems(con, layout, typed, manifest, set(), area_keys)]
+        except DeliveryError as error:  # an internal error of Pandera or polars is a problem found, too
+            found = [str(error)]
+        assert failing is not None and (failing == 0) == (not found), (failing, found[:3])
+        event("SQL verdict: clean" if failing == 0 else "SQL verdict: rows fail")
+        return contract_problems(con, layout, typed, manifest, already_reported, area_keys)
+
+    ingest._contract_problems = both
+    try:
+        yield
+    finally:
+        ingest._contract_problems = contract_problems
+
+
 def load_and_check(case: tuple, policy: str, share: float) -> str:
     """Load a generated delivery into a fresh warehouse and assert the outcome; returns the outcome."""
     source, content, announced, encoding, delimiter, personal = case
-    with tempfile.TemporaryDirectory(prefix="hostile-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="hostile-") as tmp, sql_verdict_checked_against_pandera():
         manifest = deliver(Path(tmp) / "landing", source, content, announced, encoding, delimiter)
         name, table = manifest.data_path.name, LAYOUTS[source].table
         with duckdb.connect(str(Path(tmp) / "warehouse.duckdb")) as con:
