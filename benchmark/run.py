@@ -138,11 +138,9 @@ def pipeline_env(workdir: Path, landing: Path, cycles: Sequence[int]) -> dict[st
     home = workdir / "dagster_home"
     home.mkdir(exist_ok=True)
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {**os.environ, "SOCIAL_MONITOR_DATA_DIR": str(workdir / "data"), "SOCIAL_MONITOR_LANDING_DIR": str(landing),
-           "SOCIAL_MONITOR_CITY": str(workdir / "city"), "DAGSTER_HOME": str(home)}
-    for variable in FOLLOW_THE_DATA_DIR:
-        env.pop(variable, None)
-    return env
+    env = {name: value for name, value in os.environ.items() if name not in FOLLOW_THE_DATA_DIR}
+    return {**env, "SOCIAL_MONITOR_DATA_DIR": str(workdir / "data"), "SOCIAL_MONITOR_LANDING_DIR": str(landing),
+            "SOCIAL_MONITOR_CITY": str(workdir / "city"), "DAGSTER_HOME": str(home)}
 
 
 # What the baselines compute and the pipeline is measured on: every asset up to the published file. The German
