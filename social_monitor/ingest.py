@@ -19,8 +19,7 @@ The path of a delivery:
    batches of ``ROWS_PER_BATCH`` (streamed as Arrow record batches, so memory does not grow with the
    delivery), for the detailed report: failures are mapped back to file lines and columns.
 5. Person and household keys are replaced by keyed-hash pseudonyms (HMAC-SHA256), and the accepted rows
-   replace the delivery's report cycle in ``raw.<source>`` in one transaction (its coded columns, those with
-   a closed code list in the contract, are ENUMs of their codes), and the
+   replace the delivery's report cycle in ``raw.<source>`` in one transaction, and the
    delivery is recorded in ``raw.deliveries``; rejected rows go to ``raw.rejected_rows`` with the reason.
 
 Whether a problem refuses the whole delivery or quarantines the rows is the ``policy``: ``"fail"``
@@ -72,7 +71,6 @@ from schemas.raw import (
     check_column,
     check_texts,
     code_lists,
-    coded_columns,
     pseudonymised_columns,
     value_ranges,
     with_area_keys,
@@ -194,17 +192,10 @@ class LoadResult:
 
 def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(RAW_DDL)
-    tables = {source.table: source.contract for source in SOURCES.values()}
+    for source in SOURCES.values():
+        con.execute(f"create table if not exists raw.{source.table} ({_table_columns_sql(source.contract)})")
     # every aggregate delivery of the city (counts per area of partner offices), by its id in column delivery
-    tables[AGGREGATE_TABLE] = AggregateCounts
-    for table, contract in tables.items():
-        con.execute(f"create table if not exists raw.{table} ({_table_columns_sql(contract)})")
-        # a coded column of a table made before it was an ENUM, or with another code list: retyped
-        stored = dict(con.execute("select column_name, data_type from information_schema.columns "
-                                  "where table_schema = 'raw' and table_name = ?", [table]).fetchall())
-        for column, codes in coded_columns(contract).items():
-            if column in stored and stored[column] != _enum_type(codes):
-                con.execute(f"alter table raw.{table} alter column {column} type {_enum_type(codes)}")
+    con.execute(f"create table if not exists raw.{AGGREGATE_TABLE} ({_table_columns_sql(AggregateCounts)})")
 
 
 def load_delivery(
@@ -1179,17 +1170,8 @@ def _refusal_message(name: str, problems: list[Problem], bad_rows: int, rows_in:
 
 
 def _table_columns_sql(contract: type[RawDelivery]) -> str:
-    """The stored columns: a coded column (a closed code list, ``column(codes=...)``) as an ENUM of its codes,
-    one byte a value instead of a string (issue 14: a quarter of the register's load time), the rest by type."""
     schema = contract.to_schema()
-    coded = coded_columns(contract)
-    return ", ".join(f"{name} {_enum_type(coded[name]) if name in coded else _duckdb_type(col.dtype)}"
-                     for name, col in schema.columns.items())
-
-
-def _enum_type(codes: list[str]) -> str:
-    """An anonymous DuckDB ENUM of the codes, written as DuckDB shows it in information_schema."""
-    return "ENUM(" + ", ".join(_sql_str(code) for code in codes) + ")"
+    return ", ".join(f"{name} {_duckdb_type(col.dtype)}" for name, col in schema.columns.items())
 
 
 def _duckdb_type(dtype: object) -> str:

@@ -13,7 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 
 import social_monitor.ingest as ingest
-from schemas.raw import BIRTH_COUNTRY_GROUPS, LEGAL_BASES, NATIONALITY_GROUPS, RESIDENCE_TYPES, SEX_CODES, SGB12_KINDS
 from social_monitor.deliveries import find_manifest, reference_date_of, write_manifest
 from social_monitor.ingest import DeliveryError, load_delivery
 from tests.deliveries import LAYOUTS, person, write_delivery
@@ -256,27 +255,3 @@ def test_a_clean_delivery_is_checked_in_sql_alone_and_a_bad_row_brings_pandera_i
                        (1236, "Geburtsdatum", "birth_date must lie on or before the reference date and at most "
                                               "120 years before")]),
     ]
-
-
-def test_coded_columns_are_stored_as_enums_of_the_contracts_codes_and_an_older_table_is_retyped(tmp_path, con):
-    """The columns with a closed code list are ENUMs of exactly the contract's codes; a warehouse whose raw table
-    was made with text columns gets them retyped, its rows kept."""
-    con.execute("create schema raw")
-    con.execute("create table raw.asylblg (source_file varchar, source_line bigint, report_cycle integer, "
-                "reference_date date, person_key varchar, birth_date date, sex varchar, unterbezirk_id varchar)")
-    con.execute("insert into raw.asylblg values ('f', 2, 2017, date '2017-12-31', 'p', date '1990-01-01', 'w', '001')")
-    write_delivery(tmp_path, "register", CYCLE, GOOD)
-    load_delivery(con, find_manifest(tmp_path, LAYOUTS["register"], CYCLE))
-    types = dict(con.execute("select table_name || '.' || column_name, data_type from information_schema.columns "
-                             "where table_schema = 'raw' and data_type like 'ENUM%'").fetchall())
-    as_enum = {name: "ENUM(" + ", ".join(f"'{code}'" for code in codes) + ")" for name, codes in {
-        "sex": SEX_CODES, "nationality_group": NATIONALITY_GROUPS, "second_nationality_group": NATIONALITY_GROUPS,
-        "residence_type": RESIDENCE_TYPES, "birth_country": BIRTH_COUNTRY_GROUPS, "benefit_kind": SGB12_KINDS,
-        "legal_basis": LEGAL_BASES}.items()}
-    assert types == {f"{table}.{column}": as_enum[column] for table, column in [
-        ("register", "sex"), ("register", "nationality_group"), ("register", "residence_type"),
-        ("register", "second_nationality_group"), ("register", "birth_country"), ("sgb12", "benefit_kind"),
-        ("asylblg", "sex"), ("unemployment", "legal_basis"), ("unemployment", "sex")]}
-    assert con.execute("select sex, sex = 'w' from raw.asylblg").fetchall() == [("w", True)]
-    assert con.execute("select sex, nationality_group from raw.register order by source_line").fetchall() == [
-        ("w", "deutsch"), ("w", "EU")]
