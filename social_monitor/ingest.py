@@ -926,7 +926,10 @@ def contract_conditions(schema: pa.DataFrameSchema) -> list[tuple[str | None, in
         if not col.nullable:
             conditions.append((name, None, f"{column} is not null"))
         for number, check in enumerate(col.checks):
-            condition = _column_check_sql(check, column)
+            try:
+                condition = _column_check_sql(check, column)
+            except (TypeError, KeyError):  # a value or statistic without an SQL form: Pandera decides
+                return None
             if condition is None or not check.ignore_na or check.element_wise or check.groupby is not None:
                 return None
             conditions.append((name, number, f"({condition}) is not false"))

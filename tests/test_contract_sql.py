@@ -125,5 +125,7 @@ def test_a_check_without_an_sql_form_leaves_the_verdict_to_pandera():
     assert contract_sql(custom) is None
     word = schema.add_columns({"note": pa.Column(pl.String, pa.Check.str_matches(r"^\w+$"))})
     assert contract_sql(word) is None
+    dated = schema.add_columns({"seen": pa.Column(pl.Date, pa.Check.ge(dt.date(2000, 1, 1)))})
+    assert contract_sql(dated) is None  # a value without an SQL literal (a date): Pandera decides, no crash
     digits = schema.add_columns({"note": pa.Column(pl.String, pa.Check.str_matches(r"[0-9]\d"))})
     assert "regexp_matches(\"note\", '^[0-9]\\p{Nd}')" in contract_sql(digits)
