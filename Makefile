@@ -83,13 +83,17 @@ $(DAGSTER_INSTANCE): $(DAGSTER_HOME)/dagster.yaml | $(VENV)/.installed
 prepare: install
 	$(BIN)/python -c "import orchestration.dbt_project"
 
-$(DATA)/landing/.sample-city: | $(VENV)/.installed
+# The marker names the scale: `make run SCALE=1` after `make run SCALE=0.1` generates the city again at scale 1
+# (the same file names: every delivery is overwritten, and the next run reloads the changed ones).
+SAMPLE_MARKER := $(DATA)/landing/.sample-city-scale-$(SCALE)
+$(SAMPLE_MARKER): | $(VENV)/.installed
+	rm -f $(DATA)/landing/.sample-city*
 	$(BIN)/social-monitor generate --out $(DATA)/landing --scale $(SCALE)
 	touch $@
 
 sample: install
-	rm -f $(DATA)/landing/.sample-city
-	$(MAKE) $(DATA)/landing/.sample-city
+	rm -f $(SAMPLE_MARKER)
+	$(MAKE) $(SAMPLE_MARKER)
 
 CYCLES = $(shell $(BIN)/python -c "from social_monitor.settings import load_settings; c = load_settings().config().report_cycles; print(f'{c[0]}...{c[-1]}')")
 
@@ -132,7 +136,7 @@ rekey: install prepare $(DAGSTER_INSTANCE)
 	$(BIN)/social-monitor rekey --yes
 	$(DAGSTER) asset materialize $(MODULE) --select '*' --partition-range $(CYCLES)
 
-run: install $(DATA)/landing/.sample-city
+run: install $(SAMPLE_MARKER)
 	$(MAKE) --no-print-directory materialize 2>&1 | grep -E 'RUN_SUCCESS|RUN_FAILURE|STEP_FAILURE|ASSET_CHECK_EVALUATION.*failed|Error' ; test $${PIPESTATUS[0]} -eq 0
 	$(BIN)/social-monitor action-areas
 
@@ -153,7 +157,7 @@ mss-compare: install
 	$(MAKE) --no-print-directory mss-compare-run CITY=berlin SOCIAL_MONITOR_DATA_DIR=$(CURDIR)/data/$(MSS_RUN) \
 		DAGSTER_HOME=$(CURDIR)/.dagster_home/$(MSS_RUN)
 
-mss-compare-run: prepare $(DAGSTER_INSTANCE) $(DATA)/landing/.sample-city
+mss-compare-run: prepare $(DAGSTER_INSTANCE) $(SAMPLE_MARKER)
 	@start=$$(date +%s); \
 	cycles=$$($(BIN)/python -c "from social_monitor.settings import load_settings; c = load_settings().config().report_cycles; print(f'{c[0]}...{c[-1]}')"); \
 	$(DAGSTER) asset materialize $(MODULE) --select 'group:raw' --partition-range $$cycles 2>&1 \

@@ -32,10 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         f"(default: ${GEOMETRY_ENV} or the city folder's geography/{BOUNDARIES_FILE})")
     parser.add_argument("--area-code-property", default=None,
                         help=f"property (attribute) holding the area code (default: ${CODE_PROPERTY_ENV} or area_id)")
-    parser.add_argument("--cycle", type=int, action="append", default=None,
-                        help="only this report cycle (repeatable; default: every cycle of the published file)")
+    parser.add_argument("--cycles", "--cycle", dest="cycle", type=int, nargs="+", action="extend", default=None,
+                        metavar="YEAR", help="only these report cycles (as export --cycles; --cycle 2018 --cycle 2025 "
+                        "too; default: every cycle of the published file)")
     parser.add_argument("--pdf", choices=list(PDF_MODES), default=None,
-                        help="a PDF beside each HTML, printed by headless chromium (20-30 s per cycle): auto (where "
+                        help="a PDF beside each HTML, printed by headless chromium (about 10-30 s per cycle): "
+                        "auto (where "
                         "chromium is installed, else a message), yes (chromium required), no; default: "
                         f"${PDF_ENV} or auto. A report whose PDF is not printed loses its older PDF")
 
