@@ -338,7 +338,8 @@ def document(con: duckdb.DuckDBPyConnection, rule: DisclosureRule) -> None:
             comment("column", f"main.{view}.{quoted(column.name)}", column.description_de)
         for name, unit, description, numerator, denominator in indicators:
             comment("column", f"main.{view}.{quoted(name)}", INDICATOR_COLUMN.format(
-                name=name, unit=unit, description=description, rounding=rounding_de(numerator, denominator, unit)))
+                name=name, unit=unit, description=_sentence(description),
+                rounding=rounding_de(numerator, denominator, unit)))
     comment("view", f"main.{LONG_VIEW}", LONG_DESCRIPTION)
     for column in LONG_VIEW_COLUMNS:
         comment("column", f"main.{LONG_VIEW}.{quoted(column.name)}", column.description_de)
@@ -552,3 +553,9 @@ def read_action_areas(published_path: Path) -> list[tuple]:
             "select report_cycle, area_id, area_name, change_since_previous, reasons from action_areas "
             "where is_action_area order by report_cycle, area_id"
         ).fetchall()
+
+
+def _sentence(text: str | None) -> str:
+    """A catalogue definition as a sentence: with its full stop, so the comment's next sentence does not run on."""
+    text = (text or "").strip()
+    return text if not text or text.endswith((".", "!", "?", ":")) else f"{text}."
