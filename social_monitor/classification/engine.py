@@ -533,6 +533,12 @@ def format_number(value: float | None, unit: str = "", digits: int = 1, signed: 
     return f"{text} {unit}".strip()
 
 
+def shown_difference(value: float, other: float, digits: int) -> float:
+    """The difference of ``value`` and ``other`` as printed with ``digits`` decimals (each rounded as
+    ``format_number`` prints it, then subtracted): the difference a reader computes from the printed numbers."""
+    return round(float(f"{value:.{digits}f}") - float(f"{other:.{digits}f}"), digits)
+
+
 def telling_digits(value: float, other: float, digits: int = 1, most: int = 3) -> int:
     """The decimals that print ``value`` and ``other`` apart: ``digits``, or more (up to ``most``) where they would
     print alike although they differ, so that a reason never reads "20,0 % (Stadt 20,0 %)" for a value the rule
@@ -569,7 +575,7 @@ def _reasons(dimensions: pl.DataFrame, indicators: pl.DataFrame, method: Method,
         digits = telling_digits(r["value"], r["city_value"]) if r["city_value"] is not None else 1
         if r["city_value"] is None:
             return format_number(r["value"], unit, digits), "–", "–"
-        shown = round(float(f"{r['value']:.{digits}f}") - float(f"{r['city_value']:.{digits}f}"), digits)
+        shown = shown_difference(r["value"], r["city_value"], digits)
         return (format_number(r["value"], unit, digits), format_number(r["city_value"], unit, digits),
                 format_number(shown, difference_unit(unit), digits, signed=True))
 

@@ -12,6 +12,8 @@ import re
 
 import pyphen
 
+from social_monitor.classification.engine import shown_difference
+
 # the catalogue's words for a direction (column ``direction``), as the methods chapter prints them
 DIRECTION_DE = {"higher_is_worse": "höherer Wert ungünstiger", "higher_is_better": "höherer Wert günstiger",
                 "neutral": "ohne Wertung"}
@@ -66,16 +68,11 @@ def hyphenate_headers(page: str) -> str:
 EQUAL_DE = "wie die Stadt"
 
 
-def as_shown(value: float, decimals: int) -> float:
-    """``value`` rounded as the report prints it (``maps.german_number`` formats with the same ``.{decimals}f``)."""
-    return float(f"{value:.{decimals}f}")
-
-
 def compare_as_shown(value: float, city: float, decimals: int, direction: str) -> tuple[str, float]:
     """How an area's value compares with the city value as both are printed (rounded to ``decimals``), and the
     difference of the printed values: ``equal`` when they print alike, else ``worse`` or ``better`` by the
     indicator's ``direction`` (the catalogue's), or ``higher``/``lower`` for a neutral one."""
-    difference = round(as_shown(value, decimals) - as_shown(city, decimals), decimals)
+    difference = shown_difference(value, city, decimals)
     if difference == 0:
         return "equal", 0.0
     if direction in ("higher_is_worse", "higher_is_better"):
