@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -25,7 +26,9 @@ TARGET = Path(os.environ.setdefault("DBT_TARGET_PATH", str(SETTINGS.data_dir / "
 # run's `dbt build` parses only what changed (dagster-dbt copies target/partial_parse.msgpack into each run's
 # target folder); with other vars or another profile dbt re-parses the whole project on every run.
 PARSE_ARGS = ["parse", "--quiet", "--vars", dbt_vars_json(SETTINGS)]
-PROFILE_ENV = ("SOCIAL_MONITOR_WAREHOUSE", "SOCIAL_MONITOR_PUBLISHED", "SOCIAL_MONITOR_DUCKDB_MEMORY_LIMIT")
+# the variables profiles.yml reads (``env_var('…')``), read from the profile itself rather than listed again
+PROFILE_ENV = tuple(sorted(set(re.findall(r"env_var\(\s*['\"]([A-Za-z0-9_]+)['\"]",
+                                          (DBT_PROJECT_DIR / "profiles.yml").read_text(encoding="utf-8")))))
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target_path=TARGET,
                          prepare_project_cli_args=PARSE_ARGS)
 
