@@ -660,17 +660,24 @@ def rounding_de(numerator_measure: str | None, denominator_measure: str | None, 
     return "Gerundet auf ganze Zahlen." if decimals == 0 else f"Gerundet auf {decimals} Nachkommastelle(n)."
 
 
+def ascii_words(text: str) -> str:
+    """``text`` in ASCII letters and digits for a name programs read (a view, a file): umlauts spelt out (ä → ae,
+    ß → ss), other accents dropped, every other run of characters one underscore, none at either end."""
+    for umlaut, spelt in {"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "ß": "ss"}.items():
+        text = text.replace(umlaut, spelt)
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
+
+
 def wide_view_name(area_level: str, level_name: str) -> str:
     """The name of a level's wide view: ``indikatoren_<level id>``; for the built-in whole-city level (id
     ``city``) its German name instead (``indikatoren_gesamtstadt``, from the geography's ``city.name_de``), in
     lower case with umlauts spelt out, so no English id shows where people read."""
     if area_level != CITY_ID:
         return WIDE_VIEW_PREFIX + area_level
-    name = level_name.lower()
-    for umlaut, spelt in {"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"}.items():
-        name = name.replace(umlaut, spelt)
-    name = re.sub(r"[^0-9a-z]+", "_", unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode())
-    return WIDE_VIEW_PREFIX + (name.strip("_") or area_level)
+    return WIDE_VIEW_PREFIX + (ascii_words(level_name.lower()) or area_level)
+
+
 # the whole city's key and id (``city``, ``city:city``) are for programs; where people read them, the city's name
 _CITY_IN_VIEWS = (" Für die Gesamtstadt steht hier ihre Bezeichnung (Gebietsebene city in area_levels), in den "
                   "Tabellen die Kennung city.")

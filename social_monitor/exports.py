@@ -27,7 +27,6 @@ import datetime as dt
 import os
 import re
 import shutil
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +43,7 @@ from schemas.published import (
     LEVEL_COLUMNS,
     ColumnDoc,
     TableDoc,
+    ascii_words,
     data_dictionary,
     is_count,
     value_decimals,
@@ -99,11 +99,7 @@ def published_cycles(con: duckdb.DuckDBPyConnection) -> list[int]:
 
 def workbook_name(city_name: str, cycle: int) -> str:
     """``Sozialmonitoring_<Stadt>_<cycle>.xlsx``; the city as ASCII letters and digits (umlauts spelt out)."""
-    city = city_name.split("(")[0]
-    for umlaut, spelt in {"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "ß": "ss"}.items():
-        city = city.replace(umlaut, spelt)
-    city = unicodedata.normalize("NFKD", city).encode("ascii", "ignore").decode()
-    city = re.sub(r"[^A-Za-z0-9]+", "_", city).strip("_")
+    city = ascii_words(city_name.split("(")[0])
     return f"Sozialmonitoring_{city}_{cycle}.xlsx" if city else f"Sozialmonitoring_{cycle}.xlsx"
 
 
