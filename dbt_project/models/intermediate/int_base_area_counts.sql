@@ -38,6 +38,11 @@ with successors as (
     select * from {{ ref('int_base_area_successors') }}
 ),
 
+-- the base areas split between several successors: only their persons need a placement number
+split_base_areas as (
+    select base_area_id from successors group by base_area_id having count(*) > 1
+),
+
 -- the first report cycle of the current geography version: a cycle from it on whose previous cycle lies
 -- before it compares across the reform
 version as (
@@ -81,29 +86,40 @@ cycles as (
 ),
 
 -- each person with its base area's successor on the current version (null for a base area without one,
--- which the own-version counts keep and assert_harmonised_levels_add_up_to_the_own_city reports)
-persons as (
+-- which the own-version counts keep and assert_harmonised_levels_add_up_to_the_own_city reports). Not
+-- materialized: each count below streams the persons from the table (at W3, 18 M rows, holding them once
+-- for all counts made the model spill and took it from 18 to 38 s under the memory limit).
+persons as not materialized (
     select persons.*, successors.current_base_area_id
-    from {{ ref('stg_register__persons') }} as persons
+    from (
+        select *, {{ placement_number_where_split('person_key', 'base_area_id') }} as placement_number
+        from {{ ref('stg_register__persons') }}
+        where is_main_residence and report_cycle in (select report_cycle from cycles)
+    ) as persons
     left join successors
         on {{ placed_in_successor('persons') }}
-    where persons.is_main_residence and persons.report_cycle in (select report_cycle from cycles)
 ),
 
-transfer_recipients as (
+transfer_recipients as not materialized (
     select recipients.*, successors.current_base_area_id
-    from {{ ref('int_transfer_recipients') }} as recipients
+    from (
+        select *, {{ placement_number_where_split('person_key', 'base_area_id') }} as placement_number
+        from {{ ref('int_transfer_recipients') }}
+        where report_cycle in (select report_cycle from cycles)
+    ) as recipients
     left join successors
         on {{ placed_in_successor('recipients') }}
-    where recipients.report_cycle in (select report_cycle from cycles)
 ),
 
-unemployed_persons as (
+unemployed_persons as not materialized (
     select unemployed.*, successors.current_base_area_id
-    from {{ ref('stg_unemployment__persons') }} as unemployed
+    from (
+        select *, {{ placement_number_where_split('person_key', 'base_area_id') }} as placement_number
+        from {{ ref('stg_unemployment__persons') }}
+        where report_cycle in (select report_cycle from cycles)
+    ) as unemployed
     left join successors
         on {{ placed_in_successor('unemployed') }}
-    where unemployed.report_cycle in (select report_cycle from cycles)
 ),
 
 residents as (
@@ -126,36 +142,71 @@ residents as (
     group by report_cycle, base_area_id, current_base_area_id
 ),
 
--- each household of main residents once, in the row of its oldest member (ties: the smaller person key): the
--- smallest (minus age, person key, areas) of its members. min over a struct compares field by field and, unlike
--- first(... order by ...) or arg_min, aggregates millions of households within the memory limit (it spills)
+-- each household of main residents once, in the row of its oldest member (ties: the smaller person key). Nearly
+-- every household lives in one area: its members' areas, with its adults and children, come from one pass of
+-- fixed-size sums (min and max of short area keys)
 household_members as (
     select
         report_cycle,
         household_key,
-        min(struct_pack(
-            minus_age := -age_years,
-            person_key := person_key,
-            base_area_id := base_area_id,
-            current_base_area_id := current_base_area_id
-        )) as oldest_member,
+        min(base_area_id) as base_area_id,
+        max(base_area_id) as last_base_area_id,
+        min(current_base_area_id) as current_base_area_id,
+        max(current_base_area_id) as last_current_base_area_id,
+        count(current_base_area_id) as members_placed,
+        count(*) as members,
         count(*) filter (where age_years >= 18) as adults,
         count(*) filter (where age_years < 18) as children
     from persons
     group by report_cycle, household_key
 ),
 
+-- the households whose members live in more than one area (or are placed in more than one successor)
+spread_households as (
+    select report_cycle, household_key
+    from household_members
+    where base_area_id <> last_base_area_id
+        or current_base_area_id <> last_current_base_area_id
+        or members_placed not in (0, members)
+),
+
+-- their oldest member: the smallest (minus age, person key, areas) of its members. min over a struct compares
+-- field by field and, unlike first(... order by ...) or arg_min, aggregates millions of households within the
+-- memory limit (it spills); only the spread households pay for it (at W3 it took the households from 11 to 6 s)
+spread_oldest_members as (
+    select
+        persons.report_cycle,
+        persons.household_key,
+        min(struct_pack(
+            minus_age := -persons.age_years,
+            person_key := persons.person_key,
+            base_area_id := persons.base_area_id,
+            current_base_area_id := persons.current_base_area_id
+        )) as oldest_member
+    from persons
+    semi join spread_households
+        on persons.report_cycle = spread_households.report_cycle
+        and persons.household_key = spread_households.household_key
+    group by persons.report_cycle, persons.household_key
+),
+
 households as (
     select
-        report_cycle,
-        oldest_member.base_area_id,
-        oldest_member.current_base_area_id,
+        household_members.report_cycle,
+        case when spread.household_key is null then household_members.base_area_id
+            else spread.oldest_member.base_area_id end as base_area_id,
+        case when spread.household_key is null then household_members.current_base_area_id
+            else spread.oldest_member.current_base_area_id end as current_base_area_id,
         count(*) as households,
-        count(*) filter (where children > 0) as households_with_children,
+        count(*) filter (where household_members.children > 0) as households_with_children,
         -- exactly one adult (18 or older) and at least one child under 18
-        count(*) filter (where children > 0 and adults = 1) as households_single_parent
+        count(*) filter (where household_members.children > 0 and household_members.adults = 1)
+            as households_single_parent
     from household_members
-    group by report_cycle, oldest_member.base_area_id, oldest_member.current_base_area_id
+    left join spread_oldest_members as spread
+        on household_members.report_cycle = spread.report_cycle
+        and household_members.household_key = spread.household_key
+    group by all
 ),
 
 -- each counted cycle with its previous cycle (the first cycle has none: its moves are null) and whether the
@@ -185,11 +236,14 @@ previous_persons as (
             else previous.base_area_id end as base_area_id,
         successors.current_base_area_id
     from pairs
-    inner join {{ ref('stg_register__persons') }} as previous
+    inner join (
+        select *, {{ placement_number_where_split('person_key', 'base_area_id') }} as placement_number
+        from {{ ref('stg_register__persons') }}
+        where is_main_residence
+    ) as previous
         on previous.report_cycle = pairs.previous_report_cycle
     left join successors
         on {{ placed_in_successor('previous') }}
-    where previous.is_main_residence
 ),
 
 -- the base areas of the later cycle that are the same area as a previous resident's: its base area, or
