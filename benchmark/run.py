@@ -8,7 +8,8 @@ as its own process tree, measured alike (wall time, peak RSS of the whole tree, 
    needs, no orchestration, no validation (context: the least work that gives its numbers);
 2. ``equal_work``: DuckDB alone doing the pipeline's work (benchmark/baselines/equal_work.py and .sql): every
    column of every delivery parsed into types, the contracts' row checks, key uniqueness, the same HMAC
-   pseudonyms, the typed rows written to a DuckDB file, then every indicator: the honest limit;
+   pseudonyms, the typed rows written to a DuckDB file, then every indicator, within the pipeline's DuckDB
+   memory limit (``SOCIAL_MONITOR_DUCKDB_MEMORY_LIMIT``, default 2GB): the honest limit;
 3. ``pandas``: the script an analyst would write in pandas (benchmark/baselines/pandas_script.py), under a
    memory ceiling: where it does not fit, the report says where it stopped;
 4. ``pipeline``: the pipeline as a user runs it after installation (one Dagster run: ingest with Pandera,
@@ -47,6 +48,7 @@ from benchmark.baselines.compare import compare_area_indicators
 from benchmark.measure import GIB, Measurement, run_measured
 from benchmark.workloads import ALL_CYCLES, DEFAULT_RUN, NEW_CYCLE, WORKLOADS, Workload
 from social_monitor.deliveries import reference_date_of
+from social_monitor.ingest import duckdb_memory_limit
 from social_monitor.layouts import delivered_sources, load_layouts
 from social_monitor.settings import DEFAULT_CITY, FOLLOW_THE_DATA_DIR, city_dir, copy_city
 
@@ -127,6 +129,8 @@ def run_baseline(kind: str, landing: Path, cycles: Sequence[int], out: Path, log
     if kind == "pandas":
         return run_measured(command, log=log, memory_ceiling_bytes=PANDAS_CEILING_GIB * GIB,
                             time_limit_seconds=PANDAS_TIME_LIMIT)
+    if kind == "equal_work":  # within the pipeline's DuckDB memory limit: both spill where one does
+        command += ["--memory-limit", duckdb_memory_limit()]
     return run_measured(command, log=log)
 
 
@@ -475,7 +479,8 @@ def render(report: dict[str, object], json_name: str = "benchmark.json") -> str:
         "(benchmark/baselines/equal_work.py and equal_work.sql, only duckdb): every column of every delivery "
         "(person-level and aggregate) read and parsed into types, the manifest's rows and checksum, the contracts' "
         "row checks, key uniqueness, person and household keys replaced by the same HMAC-SHA256 pseudonyms, the "
-        "typed rows written to a DuckDB file, then every indicator of the catalogue: the honest limit, and the "
+        "typed rows written to a DuckDB file, then every indicator of the catalogue, within the pipeline's DuckDB "
+        f"memory limit ({duckdb_memory_limit()}, `SOCIAL_MONITOR_DUCKDB_MEMORY_LIMIT`): the honest limit, and the "
         "ratio the targets are set against.",
         "- **DuckDB, two columns** (context): one hand-written SQL script (benchmark/baselines/hand_written.sql) "
         "from the raw files to the indicator mart, reading only the columns it needs, no validation, nothing kept.",

@@ -335,12 +335,17 @@ def _insertion_order_not_kept(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute(f"set preserve_insertion_order = {'true' if before else 'false'}")
 
 
+def duckdb_memory_limit() -> str:
+    """The memory limit DuckDB works within, in loads and in dbt: ``SOCIAL_MONITOR_DUCKDB_MEMORY_LIMIT`` or 2GB."""
+    return os.environ.get(MEMORY_LIMIT_ENV, "").strip() or DEFAULT_MEMORY_LIMIT
+
+
 @contextmanager
 def _memory_limit(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """DuckDB's memory limit for the load (``SOCIAL_MONITOR_DUCKDB_MEMORY_LIMIT``, default 2GB): beyond it
     DuckDB spills to its temp directory instead of growing. A lower limit set on the connection is kept;
     the connection's setting is restored afterwards (it holds for the whole database)."""
-    wanted = os.environ.get(MEMORY_LIMIT_ENV, "").strip() or DEFAULT_MEMORY_LIMIT
+    wanted = duckdb_memory_limit()
     before = con.execute("select current_setting('memory_limit')").fetchone()[0]
     wanted_bytes, before_bytes = _size_in_bytes(wanted), _size_in_bytes(before)
     if wanted_bytes is not None and before_bytes is not None and wanted_bytes >= before_bytes:
