@@ -4,7 +4,9 @@ and then its outputs are checked."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
+import subprocess
 from pathlib import Path
 
 import duckdb
@@ -14,8 +16,10 @@ from dagster import DagsterEventType, DagsterInstance
 from social_monitor.catalogue import read_catalogue
 from social_monitor.disclosure import Catalogue, DisclosureRule
 from social_monitor.publish import read_audit
+from social_monitor.settings import dbt_vars_json, load_settings
 from tests.deliveries import AGGREGATE_LAYOUTS, ALL_LAYOUTS
-from tests.pipeline_env import build
+from tests.pipeline_env import BIN, build
+from tests.waiting import CEILING_SECONDS
 
 AKTIONSRAEUME_2007 = {
     "Bodelschwingh/Westerfilde", "Dorstfelder Brücke", "Eving/Kemminghausen", "Eving/Lindenhorst", "Hörde",
@@ -26,6 +30,28 @@ AKTIONSRAEUME_2007 = {
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     return build(tmp_path_factory.mktemp("pipeline"))
+
+
+def test_dbt_unit_tests_pass(run, tmp_path):
+    """The models' unit tests, which the pipeline's dbt step leaves out (--exclude-resource-type unit_test),
+    pass against the built warehouse; the pipeline's own dbt build ran every data test but no unit test."""
+    manifest = json.loads(next((run["root"] / "data" / "dbt_target").glob("*/manifest.json")).read_text())
+    declared = set(manifest["unit_tests"])
+    assert ("unit_test.social_monitor.int_base_area_counts."
+            "households_in_a_split_base_area_count_once_in_their_oldest_members_successor") in declared
+    step = json.loads(next((run["root"] / "data" / "dbt_target").glob("dbt_models-*/run_results.json")).read_text())
+    ran_in_pipeline = {r["unique_id"] for r in step["results"]}
+    assert not ran_in_pipeline & declared
+    assert any(unique_id.startswith("test.") for unique_id in ran_in_pipeline)
+
+    env = {**run["env"], "SOCIAL_MONITOR_WAREHOUSE": str(run["warehouse"]), "DBT_TARGET_PATH": str(tmp_path)}
+    done = subprocess.run([str(BIN / "dbt"), "test", "--select", "test_type:unit", "--profiles-dir", ".",
+                           "--vars", dbt_vars_json(load_settings(env))], cwd=Path(__file__).parent.parent /
+                          "dbt_project", env=env, capture_output=True, text=True, timeout=CEILING_SECONDS)
+    assert done.returncode == 0, done.stdout[-4000:]
+    results = json.loads((tmp_path / "run_results.json").read_text())["results"]
+    assert {r["unique_id"] for r in results} == declared
+    assert {r["status"] for r in results} == {"pass"}
 
 
 def _instance(run) -> DagsterInstance:
