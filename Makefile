@@ -54,8 +54,12 @@ $(TOOLS)/bin/uv:
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
 
-$(VENV)/.installed: pyproject.toml uv.lock | $(TOOLS)/bin/uv
-	$(TOOLS)/bin/uv sync --frozen --extra dev --python $(PYTHON)
+# --compile-bytecode: the installed packages' bytecode is written once, here. Python otherwise compiles them
+# again in every process wherever it may not write it (PYTHONDONTWRITEBYTECODE, a read-only environment): on
+# the benchmark's machine that was 4 s of every Dagster start and 2 s of every dbt start (docs/benchmark-notes.md).
+# The Makefile is a prerequisite because this recipe is the installation: a changed recipe installs again.
+$(VENV)/.installed: pyproject.toml uv.lock Makefile | $(TOOLS)/bin/uv
+	$(TOOLS)/bin/uv sync --frozen --extra dev --python $(PYTHON) --compile-bytecode
 	touch $@
 
 install: $(VENV)/.installed
