@@ -61,7 +61,7 @@ catalogue as (
 
 -- main residents with their age at the reference date (completed years) and the city's migration background
 -- (config/dortmund/city.yml: non-German, a second nationality other than German, born abroad)
-residents as (
+residents as not materialized (
     select
         report_cycle, person_key, household_key, unterbezirk_id, move_in_date,
         coalesce(move_in_date = birth_date, false) as moved_in_at_birth,
@@ -93,20 +93,33 @@ resident_counts as (
     group by all
 ),
 
--- each household once, in its oldest member's Unterbezirk (ties: the smaller pseudonymised person key)
+-- each household once, in its oldest member's Unterbezirk (ties: the smaller pseudonymised person key): for a
+-- household in one Unterbezirk that is its members' (min = max), only the others compare their members
+household_members as (
+    select report_cycle, household_key,
+           min(unterbezirk_id) as unterbezirk_id, max(unterbezirk_id) as last_unterbezirk_id,
+           count(*) filter (where age_years >= 18) as adults, count(*) filter (where age_years < 18) as children
+    from residents
+    group by all
+),
+
+spread_oldest as (
+    select report_cycle, household_key,
+           min({'minus_age': -age_years, 'person_key': person_key, 'unterbezirk_id': unterbezirk_id}) as oldest
+    from residents
+    semi join (select report_cycle, household_key from household_members
+               where unterbezirk_id <> last_unterbezirk_id) using (report_cycle, household_key)
+    group by all
+),
+
 household_counts as (
     select
-        report_cycle, oldest.unterbezirk_id,
+        h.report_cycle, coalesce(s.oldest.unterbezirk_id, h.unterbezirk_id) as unterbezirk_id,
         count(*) as households,
         count(*) filter (where children > 0) as households_with_children,
         count(*) filter (where children > 0 and adults = 1) as households_single_parent
-    from (
-        select report_cycle, household_key,
-               min({'minus_age': -age_years, 'person_key': person_key, 'unterbezirk_id': unterbezirk_id}) as oldest,
-               count(*) filter (where age_years >= 18) as adults, count(*) filter (where age_years < 18) as children
-        from residents
-        group by all
-    )
+    from household_members as h
+    left join spread_oldest as s using (report_cycle, household_key)
     group by all
 ),
 
