@@ -53,8 +53,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-# scipy (about 0.8 s to import) and highspy are imported where a linear program is solved, not by the many importers of the
-# rule and the constants below (the Dagster code location, the report, the exports).
+# scipy (about 0.8 s to import) and highspy are imported where a linear program is solved, not by the many
+# importers of the rule and the constants below (the Dagster code location, the report, the exports).
 
 REASONS = ("small_count", "small_population", "secondary")
 KEY = ["report_cycle", "area_level", "area_id", "indicator_id"]
