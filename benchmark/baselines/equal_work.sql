@@ -60,8 +60,10 @@ catalogue as (
 ),
 
 -- main residents with their age at the reference date (completed years) and the city's migration background
--- (config/dortmund/city.yml: non-German, a second nationality other than German, born abroad)
-residents as not materialized (
+-- (config/dortmund/city.yml: non-German, a second nationality other than German, born abroad). Materialized
+-- (DuckDB's default for a CTE read several times): `as not materialized`, which int_base_area_counts uses,
+-- ran out of memory under the 2GB limit at W3 in this script's one query
+residents as (
     select
         report_cycle, person_key, household_key, unterbezirk_id, move_in_date,
         coalesce(move_in_date = birth_date, false) as moved_in_at_birth,
