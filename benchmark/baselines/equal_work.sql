@@ -10,6 +10,149 @@
 -- The sample city's geography has no reform (no area retires), so every cycle is counted on its own version by
 -- area key, which equals the pipeline's restatement on the current version.
 
+-- The person-level counts are statements of their own, each within the memory limit (DuckDB holds one large
+-- aggregate at a time); the persons are a view, read again by each count rather than held once for all: in
+-- one query with them materialized, the script spilled more than 30 GB at W4 under the 2GB limit; in one query
+-- with them streamed, it ran out of memory at W3.
+create temp view cycles as
+    select report_cycle, make_date(report_cycle, 12, 31) as reference_date,
+           lag(report_cycle) over (order by report_cycle) as previous_cycle
+    from (select distinct report_cycle from raw.register);
+
+-- main residents with their age at the reference date (completed years) and the city's migration background
+-- (config/dortmund/city.yml: non-German, a second nationality other than German, born abroad)
+create temp view residents as
+    select
+        report_cycle, person_key, household_key, unterbezirk_id, move_in_date,
+        coalesce(move_in_date = birth_date, false) as moved_in_at_birth,
+        year(reference_date) - year(birth_date)
+            - case when month(reference_date) * 100 + day(reference_date)
+                        < month(birth_date) * 100 + day(birth_date) then 1 else 0 end as age_years,
+        nationality_group <> 'deutsch' as is_non_german,
+        nationality_group <> 'deutsch' or coalesce(second_nationality_group <> 'deutsch', false)
+            or birth_country = 'Ausland' as has_migration_background
+    from raw.register
+    where residence_type = 'H';
+
+create temp table resident_counts as
+    select
+        report_cycle, unterbezirk_id,
+        count(*) as residents,
+        count(*) filter (where age_years < 15) as residents_age_0_14,
+        count(*) filter (where age_years between 15 and 64) as residents_age_15_64,
+        count(*) filter (where age_years between 15 and 24) as residents_age_15_24,
+        count(*) filter (where age_years >= 65) as residents_age_65_plus,
+        count(*) filter (where age_years < 18) as residents_age_0_17,
+        count(*) filter (where age_years < 21) as residents_age_0_20,
+        count(*) filter (where age_years between 18 and 64) as residents_age_18_64,
+        count(*) filter (where age_years < 65) as residents_below_sgb2_age_bound,  -- dbt var sgb2_age_bound
+        count(*) filter (where is_non_german) as residents_non_german,
+        count(*) filter (where has_migration_background) as residents_migration_background
+    from residents
+    group by all;
+
+-- each household once, in its oldest member's Unterbezirk (ties: the smaller pseudonymised person key): for a
+-- household in one Unterbezirk that is its members' (min = max), only the others compare their members
+create temp table household_counts as
+with household_members as (
+    select report_cycle, household_key,
+           min(unterbezirk_id) as unterbezirk_id, max(unterbezirk_id) as last_unterbezirk_id,
+           count(*) filter (where age_years >= 18) as adults, count(*) filter (where age_years < 18) as children
+    from residents
+    group by all
+),
+spread_oldest as (
+    select report_cycle, household_key,
+           min({'minus_age': -age_years, 'person_key': person_key, 'unterbezirk_id': unterbezirk_id}) as oldest
+    from residents
+    semi join (select report_cycle, household_key from household_members
+               where unterbezirk_id <> last_unterbezirk_id) using (report_cycle, household_key)
+    group by all
+)
+    select
+        h.report_cycle, coalesce(s.oldest.unterbezirk_id, h.unterbezirk_id) as unterbezirk_id,
+        count(*) as households,
+        count(*) filter (where children > 0) as households_with_children,
+        count(*) filter (where children > 0 and adults = 1) as households_single_parent
+    from household_members as h
+    left join spread_oldest as s using (report_cycle, household_key)
+    group by all;
+
+-- moves since the previous cycle loaded (none for the first): matched by pseudonymised person key and area
+create temp table moves_out as
+    select c.report_cycle, e.unterbezirk_id, count(*) as moves_out
+    from residents as e
+    join cycles as c on c.previous_cycle = e.report_cycle
+    where not exists (select 1 from residents as r where r.report_cycle = c.report_cycle
+                      and r.person_key = e.person_key and r.unterbezirk_id = e.unterbezirk_id)
+    group by all;
+
+-- (an anti join against the previous cycles' residents only: a correlated not exists over every resident ran
+-- out of memory at W3)
+create temp table moves_in as
+    select r.report_cycle, r.unterbezirk_id, count(*) as moves_in
+    from residents as r
+    join cycles as c on c.report_cycle = r.report_cycle and c.previous_cycle is not null
+    anti join (select report_cycle, person_key, unterbezirk_id from residents
+               where report_cycle in (select previous_cycle from cycles)) as e
+        on e.report_cycle = c.previous_cycle and e.person_key = r.person_key and e.unterbezirk_id = r.unterbezirk_id
+    where r.move_in_date > make_date(c.previous_cycle, 12, 31) and not r.moved_in_at_birth
+    group by all;
+
+-- transfer recipients, each person once per cycle: SGB II before SGB XII before AsylbLG
+create temp table recipients as
+    select report_cycle, person_key, unterbezirk_id, age_years, scheme
+    from (
+        select report_cycle, person_key, unterbezirk_id, cast(age as integer) as age_years, 'sgb2' as scheme,
+               1 as priority
+        from raw.sgb2
+        union all
+        select report_cycle, person_key, unterbezirk_id,
+               year(reference_date) - year(birth_date)
+                   - case when month(reference_date) * 100 + day(reference_date)
+                               < month(birth_date) * 100 + day(birth_date) then 1 else 0 end,
+               case benefit_kind when 'HLU' then 'sgb12_hlu' else 'sgb12_gsi' end, 2
+        from raw.sgb12
+        union all
+        select report_cycle, person_key, unterbezirk_id,
+               year(reference_date) - year(birth_date)
+                   - case when month(reference_date) * 100 + day(reference_date)
+                               < month(birth_date) * 100 + day(birth_date) then 1 else 0 end,
+               'asylblg', 3
+        from raw.asylblg
+    )
+    qualify row_number() over (partition by report_cycle, person_key order by priority) = 1;
+
+create temp table recipient_counts as
+    select
+        r.report_cycle, r.unterbezirk_id,
+        count(*) as recipients_transfer,
+        count(*) filter (where age_years < 15) as recipients_transfer_age_0_14,
+        count(*) filter (where age_years >= 65) as recipients_transfer_age_65_plus,
+        count(*) filter (where scheme = 'sgb2') as recipients_sgb2,
+        count(*) filter (where scheme = 'sgb12_hlu') as recipients_sgb12_hlu,
+        count(*) filter (where scheme = 'sgb12_gsi') as recipients_sgb12_gsi,
+        count(*) filter (where scheme = 'asylblg') as recipients_asylblg,
+        count(*) filter (where scheme = 'sgb2' and age_years < 15) as recipients_sgb2_age_0_14,
+        count(*) filter (where scheme = 'sgb12_gsi' and age_years >= 65) as recipients_sgb12_gsi_age_65_plus,
+        -- SGB II or SGB XII, not in the cycle's unemployment extract (MSS S3)
+        count(*) filter (where scheme <> 'asylblg' and u.person_key is null) as recipients_transfer_not_unemployed
+    from recipients as r
+    left join (select distinct report_cycle, person_key from raw.unemployment) as u
+        on u.report_cycle = r.report_cycle and u.person_key = r.person_key
+    group by all;
+
+create temp table unemployed_counts as
+    select
+        report_cycle, unterbezirk_id,
+        count(*) as unemployed,
+        count(*) filter (where unemployed_since <= reference_date - interval 1 year) as unemployed_long_term,
+        count(*) filter (where age between 15 and 24) as unemployed_age_15_24,
+        count(*) filter (where legal_basis = 'SGB II') as unemployed_sgb2,
+        count(*) filter (where legal_basis = 'SGB III') as unemployed_sgb3
+    from raw.unemployment
+    group by all;
+
 copy (
 with
 -- Unterbezirk -> statistischer Bezirk -> Stadtbezirk, and Unterbezirk -> Sozialraum
@@ -41,12 +184,6 @@ containers as (
         ('stadtbezirk', 'city'), ('sozialraum', 'city'))
 ),
 
-cycles as (
-    select report_cycle, make_date(report_cycle, 12, 31) as reference_date,
-           lag(report_cycle) over (order by report_cycle) as previous_cycle
-    from (select distinct report_cycle from raw.register)
-),
-
 catalogue as (
     select indicator_id, numerator_measure, denominator_measure, scale, change_of_indicator
     from read_csv(getvariable('seeds') || '/catalogue/indicator_catalogue.csv', header = true, auto_detect = false,
@@ -57,149 +194,6 @@ catalogue as (
                              'direction': 'VARCHAR', 'topic_field': 'VARCHAR', 'target_group': 'VARCHAR',
                              'numerator_sum_of': 'VARCHAR', 'denominator_sum_of': 'VARCHAR',
                              'change_of': 'VARCHAR', 'change_of_indicator': 'VARCHAR'})
-),
-
--- main residents with their age at the reference date (completed years) and the city's migration background
--- (config/dortmund/city.yml: non-German, a second nationality other than German, born abroad). Materialized
--- (DuckDB's default for a CTE read several times): `as not materialized`, which int_base_area_counts uses,
--- ran out of memory under the 2GB limit at W3 in this script's one query
-residents as (
-    select
-        report_cycle, person_key, household_key, unterbezirk_id, move_in_date,
-        coalesce(move_in_date = birth_date, false) as moved_in_at_birth,
-        year(reference_date) - year(birth_date)
-            - case when month(reference_date) * 100 + day(reference_date)
-                        < month(birth_date) * 100 + day(birth_date) then 1 else 0 end as age_years,
-        nationality_group <> 'deutsch' as is_non_german,
-        nationality_group <> 'deutsch' or coalesce(second_nationality_group <> 'deutsch', false)
-            or birth_country = 'Ausland' as has_migration_background
-    from raw.register
-    where residence_type = 'H'
-),
-
-resident_counts as (
-    select
-        report_cycle, unterbezirk_id,
-        count(*) as residents,
-        count(*) filter (where age_years < 15) as residents_age_0_14,
-        count(*) filter (where age_years between 15 and 64) as residents_age_15_64,
-        count(*) filter (where age_years between 15 and 24) as residents_age_15_24,
-        count(*) filter (where age_years >= 65) as residents_age_65_plus,
-        count(*) filter (where age_years < 18) as residents_age_0_17,
-        count(*) filter (where age_years < 21) as residents_age_0_20,
-        count(*) filter (where age_years between 18 and 64) as residents_age_18_64,
-        count(*) filter (where age_years < 65) as residents_below_sgb2_age_bound,  -- dbt var sgb2_age_bound
-        count(*) filter (where is_non_german) as residents_non_german,
-        count(*) filter (where has_migration_background) as residents_migration_background
-    from residents
-    group by all
-),
-
--- each household once, in its oldest member's Unterbezirk (ties: the smaller pseudonymised person key): for a
--- household in one Unterbezirk that is its members' (min = max), only the others compare their members
-household_members as (
-    select report_cycle, household_key,
-           min(unterbezirk_id) as unterbezirk_id, max(unterbezirk_id) as last_unterbezirk_id,
-           count(*) filter (where age_years >= 18) as adults, count(*) filter (where age_years < 18) as children
-    from residents
-    group by all
-),
-
-spread_oldest as (
-    select report_cycle, household_key,
-           min({'minus_age': -age_years, 'person_key': person_key, 'unterbezirk_id': unterbezirk_id}) as oldest
-    from residents
-    semi join (select report_cycle, household_key from household_members
-               where unterbezirk_id <> last_unterbezirk_id) using (report_cycle, household_key)
-    group by all
-),
-
-household_counts as (
-    select
-        h.report_cycle, coalesce(s.oldest.unterbezirk_id, h.unterbezirk_id) as unterbezirk_id,
-        count(*) as households,
-        count(*) filter (where children > 0) as households_with_children,
-        count(*) filter (where children > 0 and adults = 1) as households_single_parent
-    from household_members as h
-    left join spread_oldest as s using (report_cycle, household_key)
-    group by all
-),
-
--- moves since the previous cycle loaded (none for the first): matched by pseudonymised person key and area
-moves_out as (
-    select c.report_cycle, e.unterbezirk_id, count(*) as moves_out
-    from residents as e
-    join cycles as c on c.previous_cycle = e.report_cycle
-    where not exists (select 1 from residents as r where r.report_cycle = c.report_cycle
-                      and r.person_key = e.person_key and r.unterbezirk_id = e.unterbezirk_id)
-    group by all
-),
-
-moves_in as (
-    select r.report_cycle, r.unterbezirk_id, count(*) as moves_in
-    from residents as r
-    join cycles as c on c.report_cycle = r.report_cycle
-    where r.move_in_date > make_date(c.previous_cycle, 12, 31) and not r.moved_in_at_birth
-        and not exists (select 1 from residents as e where e.report_cycle = c.previous_cycle
-                        and e.person_key = r.person_key and e.unterbezirk_id = r.unterbezirk_id)
-    group by all
-),
-
--- transfer recipients, each person once per cycle: SGB II before SGB XII before AsylbLG
-recipients as (
-    select report_cycle, person_key, unterbezirk_id, age_years, scheme
-    from (
-        select report_cycle, person_key, unterbezirk_id, cast(age as integer) as age_years, 'sgb2' as scheme,
-               1 as priority
-        from raw.sgb2
-        union all
-        select report_cycle, person_key, unterbezirk_id,
-               year(reference_date) - year(birth_date)
-                   - case when month(reference_date) * 100 + day(reference_date)
-                               < month(birth_date) * 100 + day(birth_date) then 1 else 0 end,
-               case benefit_kind when 'HLU' then 'sgb12_hlu' else 'sgb12_gsi' end, 2
-        from raw.sgb12
-        union all
-        select report_cycle, person_key, unterbezirk_id,
-               year(reference_date) - year(birth_date)
-                   - case when month(reference_date) * 100 + day(reference_date)
-                               < month(birth_date) * 100 + day(birth_date) then 1 else 0 end,
-               'asylblg', 3
-        from raw.asylblg
-    )
-    qualify row_number() over (partition by report_cycle, person_key order by priority) = 1
-),
-
-recipient_counts as (
-    select
-        r.report_cycle, r.unterbezirk_id,
-        count(*) as recipients_transfer,
-        count(*) filter (where age_years < 15) as recipients_transfer_age_0_14,
-        count(*) filter (where age_years >= 65) as recipients_transfer_age_65_plus,
-        count(*) filter (where scheme = 'sgb2') as recipients_sgb2,
-        count(*) filter (where scheme = 'sgb12_hlu') as recipients_sgb12_hlu,
-        count(*) filter (where scheme = 'sgb12_gsi') as recipients_sgb12_gsi,
-        count(*) filter (where scheme = 'asylblg') as recipients_asylblg,
-        count(*) filter (where scheme = 'sgb2' and age_years < 15) as recipients_sgb2_age_0_14,
-        count(*) filter (where scheme = 'sgb12_gsi' and age_years >= 65) as recipients_sgb12_gsi_age_65_plus,
-        -- SGB II or SGB XII, not in the cycle's unemployment extract (MSS S3)
-        count(*) filter (where scheme <> 'asylblg' and u.person_key is null) as recipients_transfer_not_unemployed
-    from recipients as r
-    left join (select distinct report_cycle, person_key from raw.unemployment) as u
-        on u.report_cycle = r.report_cycle and u.person_key = r.person_key
-    group by all
-),
-
-unemployed_counts as (
-    select
-        report_cycle, unterbezirk_id,
-        count(*) as unemployed,
-        count(*) filter (where unemployed_since <= reference_date - interval 1 year) as unemployed_long_term,
-        count(*) filter (where age between 15 and 24) as unemployed_age_15_24,
-        count(*) filter (where legal_basis = 'SGB II') as unemployed_sgb2,
-        count(*) filter (where legal_basis = 'SGB III') as unemployed_sgb3
-    from raw.unemployment
-    group by all
 ),
 
 -- every count of every Unterbezirk of the geography (zero where nobody is counted; the moves null without a
