@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import duckdb
@@ -16,10 +15,9 @@ from dagster import DagsterEventType, DagsterInstance
 from social_monitor.catalogue import read_catalogue
 from social_monitor.disclosure import Catalogue, DisclosureRule
 from social_monitor.publish import read_audit
-from social_monitor.settings import dbt_vars_json, load_settings
+from social_monitor.settings import DBT_PROJECT_DIR, dbt_vars_json, load_settings
 from tests.deliveries import AGGREGATE_LAYOUTS, ALL_LAYOUTS
-from tests.pipeline_env import BIN, build
-from tests.waiting import CEILING_SECONDS
+from tests.pipeline_env import BIN, build, sh
 
 AKTIONSRAEUME_2007 = {
     "Bodelschwingh/Westerfilde", "Dorstfelder Brücke", "Eving/Kemminghausen", "Eving/Lindenhorst", "Hörde",
@@ -45,10 +43,8 @@ def test_dbt_unit_tests_pass(run, tmp_path):
     assert any(unique_id.startswith("test.") for unique_id in ran_in_pipeline)
 
     env = {**run["env"], "SOCIAL_MONITOR_WAREHOUSE": str(run["warehouse"]), "DBT_TARGET_PATH": str(tmp_path)}
-    done = subprocess.run([str(BIN / "dbt"), "test", "--select", "test_type:unit", "--profiles-dir", ".",
-                           "--vars", dbt_vars_json(load_settings(env))], cwd=Path(__file__).parent.parent /
-                          "dbt_project", env=env, capture_output=True, text=True, timeout=CEILING_SECONDS)
-    assert done.returncode == 0, done.stdout[-4000:]
+    sh(env, str(BIN / "dbt"), "test", "--select", "test_type:unit", "--project-dir", str(DBT_PROJECT_DIR),
+       "--profiles-dir", str(DBT_PROJECT_DIR), "--vars", dbt_vars_json(load_settings(env)))
     results = json.loads((tmp_path / "run_results.json").read_text())["results"]
     assert {r["unique_id"] for r in results} == declared
     assert {r["status"] for r in results} == {"pass"}
