@@ -90,36 +90,16 @@ cycles as (
 -- materialized: each count below streams the persons from the table (at W3, 18 M rows, holding them once
 -- for all counts spilled under the memory limit: 38 s against 18 s streamed).
 persons as not materialized (
-    select persons.*, successors.current_base_area_id
-    from (
-        select *, {{ placement_number_where_split('person_key', 'base_area_id') }} as placement_number
-        from {{ ref('stg_register__persons') }}
-        where is_main_residence and report_cycle in (select report_cycle from cycles)
-    ) as persons
-    left join successors
-        on {{ placed_in_successor('persons') }}
+    {{ placed_on_current_version(ref('stg_register__persons'),
+        "is_main_residence and report_cycle in (select report_cycle from cycles)") }}
 ),
 
 transfer_recipients as not materialized (
-    select recipients.*, successors.current_base_area_id
-    from (
-        select *, {{ placement_number_where_split('person_key', 'base_area_id') }} as placement_number
-        from {{ ref('int_transfer_recipients') }}
-        where report_cycle in (select report_cycle from cycles)
-    ) as recipients
-    left join successors
-        on {{ placed_in_successor('recipients') }}
+    {{ placed_on_current_version(ref('int_transfer_recipients'), "report_cycle in (select report_cycle from cycles)") }}
 ),
 
 unemployed_persons as not materialized (
-    select unemployed.*, successors.current_base_area_id
-    from (
-        select *, {{ placement_number_where_split('person_key', 'base_area_id') }} as placement_number
-        from {{ ref('stg_unemployment__persons') }}
-        where report_cycle in (select report_cycle from cycles)
-    ) as unemployed
-    left join successors
-        on {{ placed_in_successor('unemployed') }}
+    {{ placed_on_current_version(ref('stg_unemployment__persons'), "report_cycle in (select report_cycle from cycles)") }}
 ),
 
 residents as (
@@ -232,18 +212,12 @@ previous_persons as (
         pairs.crosses_reform,
         previous.person_key,
         previous.base_area_id as previous_base_area_id,
-        case when pairs.crosses_reform then coalesce(successors.current_base_area_id, previous.base_area_id)
+        case when pairs.crosses_reform then coalesce(previous.current_base_area_id, previous.base_area_id)
             else previous.base_area_id end as base_area_id,
-        successors.current_base_area_id
+        previous.current_base_area_id
     from pairs
-    inner join (
-        select *, {{ placement_number_where_split('person_key', 'base_area_id') }} as placement_number
-        from {{ ref('stg_register__persons') }}
-        where is_main_residence
-    ) as previous
+    inner join ({{ placed_on_current_version(ref('stg_register__persons'), 'is_main_residence') }}) as previous
         on previous.report_cycle = pairs.previous_report_cycle
-    left join successors
-        on {{ placed_in_successor('previous') }}
 ),
 
 -- the base areas of the later cycle that are the same area as a previous resident's: its base area, or
