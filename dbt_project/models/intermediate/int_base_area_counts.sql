@@ -123,36 +123,44 @@ residents as (
 ),
 
 -- each household of main residents once, in the row of its oldest member (ties: the smaller person key). Nearly
--- every household lives in one area: its members' areas, with its adults and children, come from one pass of
--- fixed-size sums (min and max of short area keys)
+-- every household lives in one area: one pass of fixed-size sums over its members (min and max of short area
+-- keys) gives its area, its adults and children, and whether it is spread over several areas (or placed in
+-- several successors); only a spread household keeps its key
 household_members as (
     select
         report_cycle,
-        household_key,
         min(base_area_id) as base_area_id,
-        max(base_area_id) as last_base_area_id,
         min(current_base_area_id) as current_base_area_id,
-        max(current_base_area_id) as last_current_base_area_id,
-        count(current_base_area_id) as members_placed,
-        count(*) as members,
         count(*) filter (where age_years >= 18) as adults,
-        count(*) filter (where age_years < 18) as children
+        count(*) filter (where age_years < 18) as children,
+        case when min(base_area_id) <> max(base_area_id)
+                or min(current_base_area_id) <> max(current_base_area_id)
+                or count(current_base_area_id) not in (0, count(*))
+            then household_key end as spread_household_key
     from persons
     group by report_cycle, household_key
 ),
 
--- the households whose members live in more than one area (or are placed in more than one successor)
-spread_households as (
-    select report_cycle, household_key
+-- the households counted per area, each spread household in a row of its own: a few rows per area, so that
+-- the two readers below share a small result and not one row per household (materializing 10 M households'
+-- 64-character keys took a third of the households' time at W3)
+household_counts as (
+    select
+        report_cycle,
+        base_area_id,
+        current_base_area_id,
+        spread_household_key,
+        count(*) as households,
+        count(*) filter (where children > 0) as households_with_children,
+        -- exactly one adult (18 or older) and at least one child under 18
+        count(*) filter (where children > 0 and adults = 1) as households_single_parent
     from household_members
-    where base_area_id <> last_base_area_id
-        or current_base_area_id <> last_current_base_area_id
-        or members_placed not in (0, members)
+    group by all
 ),
 
--- their oldest member: the smallest (minus age, person key, areas) of its members. min over a struct compares
--- field by field and, unlike first(... order by ...) or arg_min, aggregates millions of households within the
--- memory limit (it spills); only the spread households pay for it (at W3 it took the households from 11 to 6 s)
+-- a spread household's oldest member: the smallest (minus age, person key, areas) of its members. min over a
+-- struct compares field by field and, unlike first(... order by ...) or arg_min, aggregates millions of
+-- households within the memory limit (it spills)
 spread_oldest_members as (
     select
         persons.report_cycle,
@@ -164,28 +172,26 @@ spread_oldest_members as (
             current_base_area_id := persons.current_base_area_id
         )) as oldest_member
     from persons
-    semi join spread_households
-        on persons.report_cycle = spread_households.report_cycle
-        and persons.household_key = spread_households.household_key
+    semi join household_counts as spread
+        on persons.report_cycle = spread.report_cycle
+        and persons.household_key = spread.spread_household_key
     group by persons.report_cycle, persons.household_key
 ),
 
 households as (
     select
-        household_members.report_cycle,
-        case when spread.household_key is null then household_members.base_area_id
+        household_counts.report_cycle,
+        case when spread.household_key is null then household_counts.base_area_id
             else spread.oldest_member.base_area_id end as base_area_id,
-        case when spread.household_key is null then household_members.current_base_area_id
+        case when spread.household_key is null then household_counts.current_base_area_id
             else spread.oldest_member.current_base_area_id end as current_base_area_id,
-        count(*) as households,
-        count(*) filter (where household_members.children > 0) as households_with_children,
-        -- exactly one adult (18 or older) and at least one child under 18
-        count(*) filter (where household_members.children > 0 and household_members.adults = 1)
-            as households_single_parent
-    from household_members
+        cast(sum(household_counts.households) as bigint) as households,
+        cast(sum(household_counts.households_with_children) as bigint) as households_with_children,
+        cast(sum(household_counts.households_single_parent) as bigint) as households_single_parent
+    from household_counts
     left join spread_oldest_members as spread
-        on household_members.report_cycle = spread.report_cycle
-        and household_members.household_key = spread.household_key
+        on household_counts.report_cycle = spread.report_cycle
+        and household_counts.spread_household_key = spread.household_key
     group by all
 ),
 
