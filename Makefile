@@ -36,7 +36,7 @@ help:
 	@echo "make rekey        full reload under a new SOCIAL_MONITOR_PSEUDONYM_KEY: empty the raw tables, reload every cycle"
 	@echo "make mss-compare SCALE=1  Berlin's MSS from the Berlin sample's person-level data against the published classes"
 	@echo "                  (own data folder data/berlin-mss-<SCALE>; writes docs/berlin-mss-agreement.md)"
-	@echo "make benchmark    the pipeline against a hand-written DuckDB script and pandas (W1-W4, nightly; about 25 minutes)"
+	@echo "make benchmark    the pipeline against DuckDB doing the same work, a two-column script and pandas (W1-W4, nightly; about 30 minutes, ~40 GB of disk)"
 	@echo "make dev          open the Dagster UI (dagster dev) on http://127.0.0.1:3000"
 	@echo "make sample       (re)generate the sample city's deliveries into data/<city>/landing"
 	@echo "make action-areas print the action areas per report cycle from the published file"
