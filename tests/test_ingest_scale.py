@@ -215,6 +215,39 @@ def test_a_lower_limit_of_the_connection_is_kept(tmp_path, con, monkeypatch):
     assert _limit_during_load(con, tmp_path, monkeypatch) == "95.3 MiB"
 
 
+# --- the scratch table's compression -------------------------------------------------------------------
+
+
+def _compression_setting(con) -> str:
+    return con.execute("select current_setting('disabled_compression_methods')").fetchone()[0]
+
+
+@pytest.mark.parametrize("before", ["", "chimp"], ids=["default", "set by the caller"])
+@pytest.mark.parametrize("delivery", ["clean", "unreadable"])
+def test_text_compression_is_off_only_while_the_scratch_table_is_written(tmp_path, con, before, delivery):
+    """The scratch table of the typed rows is written without dictionary and FSST compression (issue 14); the
+    setting holds for the whole database, so it is the caller's again after the load, whether the file was
+    read or not, and the warehouse's own table is compressed as usual."""
+    if before:
+        con.execute(f"set disabled_compression_methods = '{before}'")
+    expected = _compression_setting(con)
+    rows = [person(f"k{i:06d}", "01.02.1980", "001") for i in range(3000)]
+    write_delivery(tmp_path, "register", CYCLE, rows, text=_register_text(*rows) if delivery == "clean"
+                   else _register_text(*rows).replace("k000100;", '"k000100;', 1))  # a quote never closed
+    manifest = find_manifest(tmp_path, LAYOUTS["register"], CYCLE)
+    if delivery == "clean":
+        assert load_delivery(con, manifest).rows_accepted == 3000
+        con.execute("checkpoint")  # the rows as stored, not as held since the insert
+        stored = {row[0] for row in con.execute(
+            "select compression from pragma_storage_info('raw.register') where column_name = 'street_key'"
+        ).fetchall()}
+        assert stored & {"Dictionary", "FSST", "Constant"}, stored  # the warehouse compresses its text
+    else:
+        with pytest.raises(DeliveryError):
+            load_delivery(con, manifest)
+    assert _compression_setting(con) == expected
+
+
 def test_parquet_rows_are_numbered_from_one(tmp_path, con):
     """Rows are numbered by their place in the stored table (no numbering while reading, which would keep
     DuckDB to one thread); in a Parquet file the first row is row 1."""
