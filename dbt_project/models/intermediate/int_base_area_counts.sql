@@ -142,8 +142,8 @@ household_members as (
 ),
 
 -- the households counted per area, each spread household in a row of its own: a few rows per area, so that
--- the two readers below share a small result and not one row per household (materializing 10 M households'
--- 64-character keys took a third of the households' time at W3)
+-- the two readers below share a small result and not one row per household (DuckDB materializes what two
+-- readers share: with the 10 M households' 64-character keys the households took 6.4 s at W3, now 5.4 s)
 household_counts as (
     select
         report_cycle,
