@@ -35,12 +35,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import re
 import sys
 from collections import defaultdict
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
+
+from social_monitor.settings import shared_candidates
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 MSS_RELATIVE = Path("validation") / "berlin-mss" / "mss_berlin_2013_2021.csv"
@@ -72,9 +73,7 @@ def report_cycle(edition: int) -> int:
 
 def shared_dir(given: str | None) -> Path:
     candidates = [Path(given)] if given else []
-    if os.environ.get("SOCIAL_MONITOR_SHARED_DIR"):
-        candidates.append(Path(os.environ["SOCIAL_MONITOR_SHARED_DIR"]))
-    candidates += [PROJECT_DIR.parent / "shared", Path("/work/shared")]
+    candidates += shared_candidates()
     for candidate in candidates:
         if (candidate / MSS_RELATIVE).is_file() and (candidate / BERLIN_MD_RELATIVE).is_file():
             return candidate

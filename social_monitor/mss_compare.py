@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +38,7 @@ import polars as pl
 from social_monitor.classification.engine import Classification, classify
 from social_monitor.classification.methods import Method
 from social_monitor.classification.warehouse import indicator_table, restated_values
-from social_monitor.settings import PROJECT_DIR, load_settings
+from social_monitor.settings import PROJECT_DIR, load_settings, shared_candidates
 
 DESCRIPTION = ("Compare the berlin_mss classification of a Berlin run's warehouse with Berlin's published MSS "
                "classes (2013-2021) and write the agreement table (docs/berlin-mss-agreement.md).")
@@ -68,9 +67,7 @@ EXPLAINED = (ROUNDING, ZERO_DENOMINATOR)
 def shared_mss(given: Path | None = None) -> Path:
     """The MSS table: ``given``, else $SOCIAL_MONITOR_SHARED_DIR, ../shared beside the project, /work/shared."""
     candidates = [Path(given)] if given else []
-    if os.environ.get("SOCIAL_MONITOR_SHARED_DIR"):
-        candidates.append(Path(os.environ["SOCIAL_MONITOR_SHARED_DIR"]) / MSS_RELATIVE)
-    candidates += [PROJECT_DIR.parent / "shared" / MSS_RELATIVE, Path("/work/shared") / MSS_RELATIVE]
+    candidates += [shared / MSS_RELATIVE for shared in shared_candidates()]
     for candidate in candidates:
         if candidate.is_file():
             return candidate

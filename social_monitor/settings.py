@@ -12,6 +12,9 @@ moved by an environment variable:
 - ``SOCIAL_MONITOR_PUBLISHED``: the published file BI tools read (default ``<data>/published/marts.duckdb``)
 - ``SOCIAL_MONITOR_DUCKDB_MEMORY_LIMIT``: what DuckDB may hold in memory while loading a delivery and in dbt
   before it spills to disk (default ``2GB``)
+- ``SOCIAL_MONITOR_SHARED_DIR``: the shared folder of published reference facts and validation data that the
+  tests, the MSS comparison and the Berlin sample's builder read (default ``../shared`` beside the project,
+  then this machine's ``/work/shared``; :func:`shared_candidates`)
 - ``SOCIAL_MONITOR_RUN_LOCK_WAIT_SECONDS``: how long a run waits for another run that holds the warehouse
   (social_monitor/storage.py) before it gives up with a message naming that run (default 3600; 0 refuses
   at once)
@@ -29,6 +32,15 @@ import yaml
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
+SHARED_DIR_ENV = "SOCIAL_MONITOR_SHARED_DIR"
+
+
+def shared_candidates(env: Mapping[str, str] | None = None) -> list[Path]:
+    """Where the shared folder may be, in order: ``$SOCIAL_MONITOR_SHARED_DIR``, ``../shared`` beside the project,
+    this machine's ``/work/shared`` (for a clone elsewhere). Callers take the first that holds what they read."""
+    env = os.environ if env is None else env
+    given = [Path(env[SHARED_DIR_ENV])] if env.get(SHARED_DIR_ENV) else []
+    return [*given, PROJECT_DIR.parent / "shared", Path("/work/shared")]
 # Variables whose defaults follow the data folder (load_settings; DBT_TARGET_PATH: orchestration/dbt_project.py
 # sets it for the process). An environment made for another data folder (a test, the benchmark) drops them.
 FOLLOW_THE_DATA_DIR = ("SOCIAL_MONITOR_LANDING_DIR", "SOCIAL_MONITOR_WAREHOUSE", "SOCIAL_MONITOR_PUBLISHED",

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import os
 import re
 import subprocess
 import sys
@@ -30,13 +29,11 @@ from social_monitor.geography import (
     load_conversion,
     load_geography,
 )
-from social_monitor.settings import PROJECT_DIR, city_dir, load_settings
+from social_monitor.settings import PROJECT_DIR, city_dir, load_settings, shared_candidates
 
 BERLIN = city_dir("berlin")
 CALIBRATION = BERLIN / "sample" / "calibration.csv"
-# ../shared beside the project, or $SOCIAL_MONITOR_SHARED_DIR, or this machine's /work/shared
-SHARED_CANDIDATES = ([Path(os.environ["SOCIAL_MONITOR_SHARED_DIR"])] if os.environ.get("SOCIAL_MONITOR_SHARED_DIR")
-                     else []) + [Path(__file__).resolve().parents[2] / "shared", Path("/work/shared")]
+SHARED_CANDIDATES = shared_candidates()
 SHARED = next((path for path in SHARED_CANDIDATES if (path / "reference" / "berlin.md").is_file()), None)
 needs_shared = pytest.mark.skipif(SHARED is None, reason="THE BERLIN ORACLE DID NOT RUN: no shared/reference/"
                                   f"berlin.md in {', '.join(map(str, SHARED_CANDIDATES))}")

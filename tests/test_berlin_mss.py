@@ -7,7 +7,6 @@ must match the published ones (2013-2019) to 1e-4.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,11 +14,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from social_monitor.settings import shared_candidates
+
 RELATIVE = Path("validation") / "berlin-mss" / "mss_berlin_2013_2021.csv"
-# ../shared beside the project (DEVELOPERS.md), or $SOCIAL_MONITOR_SHARED_DIR, or this machine's /work/shared
-CANDIDATES = [Path(os.environ["SOCIAL_MONITOR_SHARED_DIR"]) / RELATIVE] if os.environ.get(
-    "SOCIAL_MONITOR_SHARED_DIR") else []
-CANDIDATES += [Path(__file__).resolve().parents[2] / "shared" / RELATIVE, Path("/work/shared") / RELATIVE]
+CANDIDATES = [shared / RELATIVE for shared in shared_candidates()]
 MSS = next((path for path in CANDIDATES if path.exists()), CANDIDATES[0])
 CLI = Path(sys.executable).with_name("social-monitor")
 COLUMNS = ["--area-column", "plr_id", "--cycle-column", "edition", "--population-column", "residents",

@@ -13,15 +13,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from social_monitor.geography import GeographyError, geography_dir, load_geography
-from social_monitor.settings import DEFAULT_CITY, city_dir
+from social_monitor.settings import DEFAULT_CITY, city_dir, shared_candidates
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "reference"
+DORTMUND_MD = next((shared / "reference" / "dortmund.md" for shared in shared_candidates()
+                    if (shared / "reference" / "dortmund.md").is_file()), None)
 DORTMUND = city_dir(DEFAULT_CITY)
 
 
 def published_counts() -> dict[str, int]:
     """The numbers of areas per level as published (shared/reference/dortmund.md), by the plural name."""
-    text = (SHARED / "dortmund.md").read_text(encoding="utf-8")
+    text = DORTMUND_MD.read_text(encoding="utf-8")
     found = {}
     for plural in ("Stadtbezirke", "statistische Bezirke", "Unterbezirke", "Sozialräume"):
         match = re.search(rf"(\d+) (?:statistische )?{plural}", text)
@@ -30,6 +31,8 @@ def published_counts() -> dict[str, int]:
     return found
 
 
+@pytest.mark.skipif(DORTMUND_MD is None, reason="THE DORTMUND ORACLE DID NOT RUN: no reference/dortmund.md in "
+                    f"{', '.join(map(str, shared_candidates()))}; set SOCIAL_MONITOR_SHARED_DIR")
 def test_the_dortmund_sample_has_the_published_number_of_areas_per_level():
     geography = load_geography(DORTMUND)
     counts = Counter(area.level for area in geography.areas)
