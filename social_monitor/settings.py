@@ -41,6 +41,8 @@ def shared_candidates(env: Mapping[str, str] | None = None) -> list[Path]:
     env = os.environ if env is None else env
     given = [Path(env[SHARED_DIR_ENV])] if env.get(SHARED_DIR_ENV) else []
     return [*given, PROJECT_DIR.parent / "shared", Path("/work/shared")]
+
+
 # Variables whose defaults follow the data folder (load_settings; DBT_TARGET_PATH: orchestration/dbt_project.py
 # sets it for the process). An environment made for another data folder (a test, the benchmark) drops them.
 FOLLOW_THE_DATA_DIR = ("SOCIAL_MONITOR_LANDING_DIR", "SOCIAL_MONITOR_WAREHOUSE", "SOCIAL_MONITOR_PUBLISHED",
