@@ -27,15 +27,10 @@ unterbezirke as (
 ),
 
 catalogue as (
-    select indicator_id, numerator_measure, denominator_measure, scale
-    from read_csv(getvariable('seeds') || '/catalogue/indicator_catalogue.csv', header = true, auto_detect = false,
-                  quote = '"', escape = '"',
-                  columns = {'indicator_id': 'VARCHAR', 'sort_order': 'INTEGER', 'name_de': 'VARCHAR',
-                             'description_de': 'VARCHAR', 'numerator_measure': 'VARCHAR',
-                             'denominator_measure': 'VARCHAR', 'unit': 'VARCHAR', 'scale': 'INTEGER',
-                             'direction': 'VARCHAR', 'topic_field': 'VARCHAR', 'target_group': 'VARCHAR',
-                             'numerator_sum_of': 'VARCHAR', 'denominator_sum_of': 'VARCHAR',
-                             'change_of': 'VARCHAR', 'change_of_indicator': 'VARCHAR'})
+    -- by the header, every column as text: the catalogue's columns are declared in the catalogue alone
+    select indicator_id, numerator_measure, denominator_measure, cast(scale as integer) as scale
+    from read_csv(getvariable('seeds') || '/catalogue/indicator_catalogue.csv', header = true, delim = ',',
+                  quote = '"', escape = '"', all_varchar = true)
 ),
 
 cycles as (
