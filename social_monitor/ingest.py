@@ -52,7 +52,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -324,33 +324,31 @@ def load_delivery(
 
 
 @contextmanager
-def _insertion_order_not_kept(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+def _setting_for_statement(con: duckdb.DuckDBPyConnection, name: str, value: bool | str) -> Iterator[None]:
+    """DuckDB's setting ``name`` at ``value`` for the statements inside, then as it was, also after an error. A
+    setting holds for the whole database: only for a statement during which nothing else writes."""
+    before = con.execute(f"select current_setting({_sql_str(name)})").fetchone()[0]
+    con.execute(f"set {name} = {_sql_literal(value)}")
+    try:
+        yield
+    finally:
+        con.execute(f"reset {name}")
+        if con.execute(f"select current_setting({_sql_str(name)})").fetchone()[0] != before:
+            con.execute(f"set {name} = {_sql_literal(before)}")
+
+
+def _insertion_order_not_kept(con: duckdb.DuckDBPyConnection) -> AbstractContextManager[None]:
     """An insert whose row order does not matter: DuckDB then fills whole row groups in parallel. Kept in
     order, the insert left partly filled row groups that the next checkpoints rewrote (measured at W3, issue 14:
     about 30 s of a 135 s run). Only for this statement: the scratch table's rowid is the file's line order."""
-    before = con.execute("select current_setting('preserve_insertion_order')").fetchone()[0]
-    con.execute("set preserve_insertion_order = false")
-    try:
-        yield
-    finally:
-        con.execute(f"set preserve_insertion_order = {'true' if before else 'false'}")
+    return _setting_for_statement(con, "preserve_insertion_order", False)
 
 
-@contextmanager
-def _strings_not_compressed(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+def _strings_not_compressed(con: duckdb.DuckDBPyConnection) -> AbstractContextManager[None]:
     """Writes that store text without dictionary or FSST compression: for the scratch table of one load, which
     lives for minutes and is read once more. Analysing every text column for those two took about a quarter of
-    writing it (W3's register: 23.2 s compressed, 17.7 s without them, 6.3 s to parse alone; issue 14). The
-    setting holds for the whole database, so only for this statement; nothing else writes meanwhile."""
-    before = con.execute("select current_setting('disabled_compression_methods')").fetchone()[0]
-    con.execute("set disabled_compression_methods = 'dictionary,fsst'")
-    try:
-        yield
-    finally:
-        if before:
-            con.execute(f"set disabled_compression_methods = {_sql_str(before)}")
-        else:
-            con.execute("reset disabled_compression_methods")
+    writing it (W3's register: 23.2 s compressed, 17.7 s without them, 6.3 s to parse alone; issue 14)."""
+    return _setting_for_statement(con, "disabled_compression_methods", "dictionary,fsst")
 
 
 def duckdb_memory_limit() -> str:
